@@ -1,0 +1,100 @@
+"""Command line: one verb per pipeline stage, each only parsing arguments and calling that stage.
+
+Stage modules are imported inside each verb, so ``serve`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from listing_search.schema import DataFormatError
+from listing_search.settings import Settings, get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+log = logging.getLogger("listing_search")
+
+ArtifactsOpt = Annotated[Path, typer.Option("--artifacts", "--out", help="Artifacts folder.")]
+DataOpt = Annotated[str, typer.Option("--data", help="Dataset folder or s3://bucket/prefix.")]
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+        force=True,
+    )
+
+
+def _settings(artifacts: Path | None = None, **sections: dict) -> Settings:
+    base = get_settings()
+    updates: dict = {}
+    if artifacts is not None:
+        updates["artifacts_dir"] = artifacts
+    for name, values in sections.items():
+        clean = {k: v for k, v in values.items() if v is not None}
+        if clean:
+            updates[name] = getattr(base, name).model_copy(update=clean)
+    settings = base.model_copy(update=updates)
+    _setup_logging(settings)
+    return settings
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def prepare(
+    data: DataOpt = "../shared/data/fb_marketplace",
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    image_size: Annotated[Optional[int], typer.Option(help="Side of the square photos.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Processes; 0 = one per core.")] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even if up to date.")] = False,
+) -> None:
+    """Clean the tables, encode categories, standardise photos, and write the report."""
+    from listing_search.data.prepare import prepare as run_prepare
+
+    settings = _settings(artifacts, data={"image_size": image_size, "workers": workers})
+    try:
+        report = run_prepare(settings, data, artifacts, force=force, progress=True)
+    except (DataFormatError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    console.print_json(json.dumps(report.summary()))
+
+
+@app.command()
+def run(
+    data: DataOpt = "../shared/data/fb_marketplace",
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    serve: Annotated[bool, typer.Option(help="Serve the API once everything is built.")] = True,
+) -> None:
+    """Every stage on the dataset (skipping those up to date), then serve."""
+    from listing_search.data.prepare import prepare as run_prepare
+
+    settings = _settings(artifacts)
+    try:
+        run_prepare(settings, data, artifacts, progress=True)
+    except (DataFormatError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

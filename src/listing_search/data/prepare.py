@@ -1,0 +1,158 @@
+"""The data stage: raw marketplace dump -> checked tables, category codec, standard photos, report.
+
+Reader (local folder or S3 mirror) -> table cleaning -> photo standardisation (parallel) -> writer.
+Every dropped row or photo is counted by reason in ``prepare_report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from listing_search import schema as S
+from listing_search.data import images as img
+from listing_search.data.source import resolve_source
+from listing_search.data.tables import (
+    CategoryCodec,
+    Dropped,
+    clean_images,
+    clean_products,
+    read_csv_strict,
+    split_by_listing,
+)
+from listing_search.pipeline import atomic_write_text, fingerprint, is_up_to_date, write_stamp
+from listing_search.settings import Settings
+
+log = logging.getLogger(__name__)
+STAGE = "prepare"
+
+
+@dataclass
+class PrepareReport:
+    source: str
+    products_rows_read: int = 0
+    image_rows_read: int = 0
+    listings_kept: int = 0
+    listings_without_photos: int = 0
+    photo_rows_kept: int = 0
+    categories: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    dropped_examples: dict[str, list[str]] = field(default_factory=dict)
+    photos: dict[str, int] = field(default_factory=dict)
+    image_files_without_row: int = 0
+    seconds: float = 0.0
+    up_to_date: bool = False
+
+    def summary(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "dropped_examples"}
+
+
+def prepare(
+    settings: Settings, src: str, artifacts: Path, force: bool = False, progress: bool = False
+) -> PrepareReport:
+    """Run the data stage from ``src`` (folder or ``s3://``) into ``artifacts``."""
+    t0 = time.perf_counter()
+    artifacts = Path(artifacts)
+    local = resolve_source(src, artifacts / S.SOURCE_CACHE_DIR, settings.data.s3_endpoint_url)
+    inputs = [local / S.PRODUCTS_CSV, local / S.IMAGES_CSV, local / S.IMAGES_DIR]
+    fp = fingerprint(inputs, settings.section_json("data"))
+    outputs = [artifacts / n for n in (S.LISTINGS_CSV, S.TRAINING_CSV, S.CATEGORIES_JSON, S.PREPARE_REPORT)]
+    if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
+        log.info("prepare: up to date in %s", artifacts)
+        report = PrepareReport(**json.loads((artifacts / S.PREPARE_REPORT).read_text()))
+        report.up_to_date = True
+        return report
+
+    report = PrepareReport(source=str(src))
+    dropped = Dropped()
+    listings, photos, codec = _clean_tables(local, settings, report, dropped)
+    photos = _standardise_photos(local, artifacts, photos, settings, report, dropped, progress)
+    with_photos = set(photos[S.LISTING_ID])
+    report.listings_without_photos = int((~listings[S.LISTING_ID].isin(with_photos)).sum())
+    training = photos.merge(listings, on=S.LISTING_ID, how="inner", validate="many_to_one")
+    report.photo_rows_kept = len(training)
+    report.dropped = dict(dropped.counts)
+    report.dropped_examples = dropped.examples
+    report.seconds = round(time.perf_counter() - t0, 2)
+
+    _write_outputs(artifacts, listings, training[list(S.TRAINING_COLUMNS)], codec, report, settings)
+    write_stamp(artifacts, STAGE, fp)
+    log.info("prepare: %s", report.summary())
+    return report
+
+
+def _clean_tables(
+    local: Path, settings: Settings, report: PrepareReport, dropped: Dropped
+) -> tuple[pd.DataFrame, pd.DataFrame, CategoryCodec]:
+    raw_products = read_csv_strict(local / S.PRODUCTS_CSV, S.PRODUCTS_CSV, S.PRODUCTS_COLUMNS)
+    raw_images = read_csv_strict(local / S.IMAGES_CSV, S.IMAGES_CSV, S.IMAGES_COLUMNS)
+    report.products_rows_read, report.image_rows_read = len(raw_products), len(raw_images)
+
+    listings = clean_products(raw_products, dropped)
+    codec = CategoryCodec.fit(listings[S.ROOT_CATEGORY])
+    listings[S.LABEL] = listings[S.ROOT_CATEGORY].map(codec.encode).astype(int)
+    listings[S.SPLIT] = split_by_listing(listings, settings.data.val_fraction, settings.data.seed)
+    listings = listings[list(S.LISTING_COLUMNS)]
+    report.listings_kept, report.categories = len(listings), len(codec)
+
+    photos = clean_images(raw_images, set(listings[S.LISTING_ID]), dropped)
+    return listings, photos, codec
+
+
+def _standardise_photos(
+    local: Path,
+    artifacts: Path,
+    photos: pd.DataFrame,
+    settings: Settings,
+    report: PrepareReport,
+    dropped: Dropped,
+    progress: bool,
+) -> pd.DataFrame:
+    d = settings.data
+    src_dir, dest_dir = local / S.IMAGES_DIR, artifacts / S.CLEAN_IMAGES_DIR
+    jobs = [
+        img.PhotoJob(src_dir / f"{i}.jpg", dest_dir / f"{i}.jpg", d.image_size, d.max_image_pixels,
+                     d.jpeg_quality, tuple(d.letterbox_rgb))
+        for i in photos[S.IMAGE_ID]
+    ]
+    statuses = pd.Series(img.run_jobs(jobs, d.workers, progress), index=photos.index)
+    report.photos = {k: int(v) for k, v in statuses.value_counts().items()}
+    bad = ~statuses.isin([img.OK, img.SKIPPED])
+    for reason, group in photos[bad].groupby(statuses[bad]):
+        dropped.add(f"photo_{reason}", group[S.IMAGE_ID].tolist())
+
+    on_disk = {p.stem for p in src_dir.glob("*.jpg")} if src_dir.is_dir() else set()
+    report.image_files_without_row = len(on_disk - set(photos[S.IMAGE_ID]))
+    return photos[~bad].reset_index(drop=True)
+
+
+def _write_outputs(
+    artifacts: Path,
+    listings: pd.DataFrame,
+    training: pd.DataFrame,
+    codec: CategoryCodec,
+    report: PrepareReport,
+    settings: Settings,
+) -> None:
+    atomic_write_text(artifacts / S.LISTINGS_CSV, listings.to_csv(index=False))
+    atomic_write_text(artifacts / S.TRAINING_CSV, training.to_csv(index=False))
+    atomic_write_text(artifacts / S.CATEGORIES_JSON, json.dumps(codec.to_json(), indent=2))
+    atomic_write_text(artifacts / S.PREPARE_REPORT, json.dumps(asdict(report), indent=2))
+    atomic_write_text(artifacts / "prepare_settings.json", settings.section_json("data"))
+
+
+def load_listings(artifacts: Path) -> pd.DataFrame:
+    """The cleaned listings table, as written by :func:`prepare` (ids as text, price as float)."""
+    return pd.read_csv(Path(artifacts) / S.LISTINGS_CSV, dtype={S.LISTING_ID: str}, keep_default_na=False,
+                       na_values={S.PRICE: [""]})
+
+
+def load_training(artifacts: Path) -> pd.DataFrame:
+    """One row per usable photo, joined with its listing."""
+    return pd.read_csv(Path(artifacts) / S.TRAINING_CSV, dtype={S.IMAGE_ID: str, S.LISTING_ID: str},
+                       keep_default_na=False, na_values={S.PRICE: [""]})

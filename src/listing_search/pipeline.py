@@ -1,0 +1,93 @@
+"""Up-to-date checks for stages: a stamp file per stage records what its outputs were built from.
+
+A stage is up to date when its stamp exists, every output exists, and the fingerprint of its
+inputs and settings matches the stamp. ``make run`` re-runs only stages that are not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from listing_search.schema import STAMPS_DIR
+
+
+def fingerprint(inputs: list[Path], settings_json: str) -> str:
+    """Hash of the inputs' names, sizes and modification times plus the stage's settings."""
+    h = hashlib.sha256(settings_json.encode())
+    for path in sorted(inputs):
+        if path.is_dir():
+            h.update(f"{path}:dir:{path.stat().st_mtime_ns}".encode())
+        elif path.exists():
+            st = path.stat()
+            h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode())
+        else:
+            h.update(f"{path}:missing".encode())
+    return h.hexdigest()
+
+
+def is_up_to_date(artifacts: Path, stage: str, outputs: list[Path], fp: str) -> bool:
+    stamp = artifacts / STAMPS_DIR / f"{stage}.json"
+    if not stamp.exists() or not all(p.exists() for p in outputs):
+        return False
+    try:
+        return json.loads(stamp.read_text()).get("fingerprint") == fp
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def write_stamp(artifacts: Path, stage: str, fp: str, extra: dict[str, Any] | None = None) -> None:
+    atomic_write_text(
+        artifacts / STAMPS_DIR / f"{stage}.json", json.dumps({"fingerprint": fp, **(extra or {})})
+    )
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_path(path: Path) -> "_AtomicPath":
+    """Context manager giving a temporary path that replaces ``path`` only if the block succeeds.
+
+    For writers that want a file name (FAISS, SQLite backups, ONNX export, torch.save).
+    """
+    return _AtomicPath(path)
+
+
+class _AtomicPath:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(fd)
+        self.tmp = Path(tmp)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self.tmp is not None
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)

@@ -1,0 +1,92 @@
+"""Table formats and artifact names: the contract between stages.
+
+Every stage reads and writes these names and nothing else, so a newcomer can find any file of an
+artifacts folder here. Table problems raise :class:`DataFormatError` naming the row and the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+# --- input dataset (local folder or s3://bucket/prefix) -------------------------------------
+PRODUCTS_CSV = "Products.csv"
+IMAGES_CSV = "Images.csv"
+IMAGES_DIR = "images"
+
+PRODUCTS_COLUMNS = ("id", "product_name", "category", "product_description", "price", "location")
+IMAGES_COLUMNS = ("id", "product_id")
+
+# --- cleaned tables -------------------------------------------------------------------------
+IMAGE_ID = "image_id"
+LISTING_ID = "listing_id"
+LABEL = "label"
+ROOT_CATEGORY = "root_category"
+CATEGORY_PATH = "category_path"
+TITLE = "title"
+DESCRIPTION = "description"
+PRICE = "price"
+LOCATION = "location"
+SPLIT = "split"  # "train" or "val": by listing id, stratified by root category
+
+LISTING_COLUMNS = (
+    LISTING_ID, TITLE, DESCRIPTION, PRICE, LOCATION, CATEGORY_PATH, ROOT_CATEGORY, LABEL, SPLIT,
+)
+TRAINING_COLUMNS = (
+    IMAGE_ID, LISTING_ID, LABEL, ROOT_CATEGORY, CATEGORY_PATH, TITLE, DESCRIPTION, PRICE, LOCATION, SPLIT,
+)
+
+# --- artifacts (all relative to the artifacts folder) ---------------------------------------
+CATEGORIES_JSON = "categories.json"
+LISTINGS_CSV = "listings.csv"
+TRAINING_CSV = "training_data.csv"
+CLEAN_IMAGES_DIR = "images"
+PREPARE_REPORT = "prepare_report.json"
+STAMPS_DIR = ".stamps"
+SOURCE_CACHE_DIR = "source_cache"
+
+MODEL_DIR = "model"
+MODEL_CHECKPOINT = "model/model.pt"
+MODEL_CARD = "model/model_card.json"  # backbone, preprocessing, categories, metrics
+EXTRACTOR_ONNX = "model/extractor.onnx"
+CLASSIFIER_ONNX = "model/classifier.onnx"
+IMAGE_EMBEDDINGS_JSON = "image_embeddings.json"
+IMAGE_EMBEDDINGS_NPY = "image_embeddings.npy"
+IMAGE_EMBEDDING_IDS = "image_embedding_ids.json"
+
+TEXT_DIR = "text"
+TEXT_EMBEDDINGS_NPY = "text/listing_text_embeddings.npy"
+TEXT_EMBEDDING_IDS = "text/listing_text_ids.json"
+
+INDEX_DIR = "index"
+CATALOG_DB = "catalog.sqlite"
+RANKER_JSON = "ranker.json"
+
+
+class DataFormatError(ValueError):
+    """A table is not of the expected shape; the message names the row and the problem."""
+
+    def __init__(self, table: str, problem: str, row: int | None = None) -> None:
+        where = f"{table}" if row is None else f"{table}, row {row}"
+        super().__init__(f"{where}: {problem}")
+        self.table, self.problem, self.row = table, problem, row
+
+
+def check_columns(df: pd.DataFrame, required: Iterable[str], table: str) -> None:
+    """Raise if any required column is missing."""
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DataFormatError(table, f"missing columns {missing}; found {list(df.columns)}")
+
+
+def check_unique(df: pd.DataFrame, column: str, table: str) -> None:
+    """Raise naming the first row whose ``column`` is empty or repeats an earlier one."""
+    values = df[column]
+    empty = values.isna() | (values.astype(str).str.strip() == "")
+    if empty.any():
+        raise DataFormatError(table, f"empty {column!r}", row=int(empty.to_numpy().argmax()))
+    dup = values.duplicated()
+    if dup.any():
+        row = int(dup.to_numpy().argmax())
+        raise DataFormatError(table, f"duplicate {column} {values.iloc[row]!r}", row=row)

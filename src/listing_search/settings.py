@@ -1,0 +1,98 @@
+"""One settings object for every stage, read from the environment (prefix ``LISTING_SEARCH_``).
+
+Nested sections are set with a double underscore, e.g. ``LISTING_SEARCH_DATA__IMAGE_SIZE=256``
+or ``LISTING_SEARCH_SERVE__API_KEY=secret``. The resolved settings are saved beside the artifacts
+each stage writes, so every artifact can be reproduced from what sits next to it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DataSettings(BaseModel):
+    image_size: int = Field(512, ge=32, le=4096, description="Side of the square standardised photos.")
+    workers: int = Field(0, ge=0, description="Processes for photo cleaning; 0 means one per core.")
+    letterbox_rgb: tuple[int, int, int] = (0, 0, 0)
+    jpeg_quality: int = Field(90, ge=30, le=100)
+    max_image_pixels: int = Field(
+        64_000_000, description="Photos claiming more pixels are refused as decompression bombs."
+    )
+    s3_endpoint_url: str | None = Field(None, description="For S3-compatible servers (MinIO, moto).")
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of listings held out.")
+    seed: int = 42
+
+
+class VisionSettings(BaseModel):
+    backbone: str = "efficientnet_lite0"
+    resnet50_weights: Path | None = Field(
+        None, description="Local torchvision ResNet50 ImageNet weights, used when they cannot be downloaded."
+    )
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr_head: float = 1e-3
+    lr_backbone: float = 1e-4
+    weight_decay: float = 1e-4
+    patience: int = Field(5, ge=1)
+    train_last_blocks: int = Field(1, ge=0, description="How many final backbone blocks are fine-tuned.")
+    augment_copies: int = Field(2, ge=0, description="Augmented views cached per training photo.")
+    subset: int | None = Field(None, ge=1, description="Use only this many photos (quick runs, tests).")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 42
+    embed_layer: Literal["logits1000", "pooled"] = "logits1000"
+    embed_batch_size: int = Field(64, ge=1)
+    sweep: list[dict] = Field(default_factory=list, description="Extra configurations to train and compare.")
+
+
+class TextSettings(BaseModel):
+    max_length: int = Field(128, ge=8, le=512)
+    batch_size: int = Field(64, ge=1)
+
+
+class IndexSettings(BaseModel):
+    memory_budget_mb: int = Field(1536, ge=16)
+    exact_max: int = Field(200_000, ge=1, description="Catalogues up to this size get an exact index.")
+    recall_sample: int = Field(200, ge=1)
+
+
+class RankSettings(BaseModel):
+    candidates: int = Field(200, ge=10, description="Candidates fetched from each index before re-ranking.")
+
+
+class ServeSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_key: str = Field("change-me", description="Required by the write endpoints (X-API-Key header).")
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_k: int = Field(100, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LISTING_SEARCH_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: str = "../shared/data/fb_marketplace"
+    artifacts_dir: Path = Path("artifacts")
+    log_level: str = "INFO"
+
+    data: DataSettings = DataSettings()
+    vision: VisionSettings = VisionSettings()
+    text: TextSettings = TextSettings()
+    index: IndexSettings = IndexSettings()
+    rank: RankSettings = RankSettings()
+    serve: ServeSettings = ServeSettings()
+
+    def section_json(self, section: str) -> str:
+        """The resolved settings of one stage, as saved beside that stage's artifacts."""
+        return json.dumps(getattr(self, section).model_dump(mode="json"), indent=2, sort_keys=True)
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI flags) on top."""
+    return Settings(**overrides)
