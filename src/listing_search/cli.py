@@ -74,6 +74,24 @@ def prepare(
 
 
 @app.command()
+def holdout(
+    data: Annotated[Path, typer.Option(help="Dataset folder to split.")] = Path("../shared/data/fb_marketplace"),
+    out: Annotated[Path, typer.Option(help="Writes OUT/catalog and OUT/test.")] = Path("heldout"),
+    fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.15,
+    seed: int = 7,
+) -> None:
+    """Split a dataset by listing into a catalogue and a never-seen test set for `evaluate`."""
+    from listing_search.data.holdout import make_holdout
+
+    _settings()
+    try:
+        counts = make_holdout(data, out, fraction, seed)
+    except (DataFormatError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    console.print_json(json.dumps(counts))
+
+
+@app.command()
 def run(
     data: DataOpt = "../shared/data/fb_marketplace",
     artifacts: ArtifactsOpt = Path("artifacts"),
