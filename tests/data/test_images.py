@@ -1,0 +1,99 @@
+"""Each kind of bad or awkward photo that real uploads contain, made with Pillow."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from listing_search.data import images as img
+from tests.factories import jpeg_bytes, photo
+
+SIZE = 64
+MAX_PIXELS = 10_000_000
+
+
+def _std(data: bytes) -> Image.Image:
+    out = img.standardise(data, SIZE, MAX_PIXELS)
+    assert out.mode == "RGB" and out.size == (SIZE, SIZE)
+    return out
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_wide_photo_is_letterboxed_with_black_bars() -> None:
+    out = np.asarray(_std(jpeg_bytes(photo((250, 250, 250), size=(200, 100)))))
+    assert out[:10].max() < 10 and out[-10:].max() < 10  # bars top and bottom
+    assert out[SIZE // 2].mean() > 200  # the photo in the middle
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "L", "CMYK", "P", "I;16"])
+def test_every_mode_becomes_rgb(mode: str) -> None:
+    base = photo((120, 60, 200), size=(50, 40))
+    if mode == "I;16":
+        converted = Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 200).convert("I;16")
+    else:
+        converted = base.convert(mode)
+    data = _png(converted) if mode in ("RGBA", "LA", "P", "I;16") else jpeg_bytes(converted)
+    _std(data)
+
+
+def test_transparency_is_composited_on_white() -> None:
+    rgba = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    out = np.asarray(_std(_png(rgba)))
+    assert out[SIZE // 2, SIZE // 2].min() > 240
+
+
+def test_png_data_behind_jpg_name(tmp_path: Path) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_png(photo((10, 200, 10))))
+    out = img.standardise(path, SIZE, MAX_PIXELS)
+    assert out.size == (SIZE, SIZE)
+
+
+def test_exif_rotation_is_applied() -> None:
+    tall = photo((200, 200, 200), size=(40, 80))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display: the photo is really wide
+    out = np.asarray(_std(jpeg_bytes(tall, exif=exif.tobytes())))
+    assert out[:5].max() < 10, "a wide photo gets bars top and bottom"
+    assert out[SIZE // 2, :5].mean() > 150
+
+
+def test_truncated_jpeg_is_rejected() -> None:
+    data = jpeg_bytes(photo((1, 2, 3), size=(300, 300)))
+    with pytest.raises(img.ImageRejected) as err:
+        img.standardise(data[: len(data) // 2], SIZE, MAX_PIXELS)
+    assert err.value.reason == img.CORRUPT
+
+
+def test_not_an_image_is_rejected() -> None:
+    with pytest.raises(img.ImageRejected) as err:
+        img.standardise(b"definitely not a photo", SIZE, MAX_PIXELS)
+    assert err.value.reason == img.UNREADABLE
+
+
+def test_decompression_bomb_is_rejected_before_decoding() -> None:
+    data = _png(Image.new("L", (4000, 3000)))  # compresses tiny, decodes to 12 MP
+    with pytest.raises(img.ImageRejected) as err:
+        img.standardise(data, SIZE, max_pixels=1_000_000)
+    assert err.value.reason == img.TOO_LARGE
+
+
+def test_jobs_report_each_reason_and_skip_done_work(tmp_path: Path) -> None:
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.mkdir()
+    (src / "good.jpg").write_bytes(jpeg_bytes(photo((9, 9, 9))))
+    (src / "bad.jpg").write_bytes(b"nope")
+    jobs = [img.PhotoJob(src / f"{n}.jpg", dest / f"{n}.jpg", SIZE, MAX_PIXELS, 90, (0, 0, 0))
+            for n in ("good", "bad", "missing")]
+    assert img.run_jobs(jobs, workers=1) == [img.OK, img.UNREADABLE, img.MISSING]
+    assert sorted(p.name for p in dest.iterdir()) == ["good.jpg"], "no temp or partial files remain"
+    assert img.run_jobs(jobs, workers=1)[0] == img.SKIPPED

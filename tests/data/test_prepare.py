@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from listing_search import schema as S
+from listing_search.cli import app
+from listing_search.data.prepare import load_listings, load_training, prepare
+from listing_search.settings import Settings
+
+SMALL = Settings().model_copy(update={"data": Settings().data.model_copy(update={"image_size": 48, "workers": 1})})
+
+
+def _break_some_photos(dataset: Path) -> None:
+    (dataset / "images" / "img-000-0.jpg").write_bytes(b"not a jpeg")
+    data = (dataset / "images" / "img-001-0.jpg").read_bytes()
+    (dataset / "images" / "img-001-0.jpg").write_bytes(data[: len(data) // 3])
+    (dataset / "images" / "img-002-1.jpg").unlink()
+    (dataset / "images" / "orphan.jpg").write_bytes(data)
+    with open(dataset / "Images.csv", "a", newline="") as f:
+        f.write("99,img-ghost,listing-unknown,link,ref,2022\r\n")
+
+
+def test_prepare_counts_everything_it_drops(tiny_dataset: Path, tmp_path: Path) -> None:
+    _break_some_photos(tiny_dataset)
+    art = tmp_path / "art"
+    report = prepare(SMALL, str(tiny_dataset), art)
+
+    assert report.products_rows_read == 12 and report.image_rows_read == 25
+    assert report.dropped == {
+        "image_row_unknown_listing": 1,
+        "photo_not_an_image": 1,
+        "photo_corrupt_or_truncated": 1,
+        "photo_file_missing": 1,
+    }
+    assert report.photo_rows_kept == 24 - 3
+    assert report.image_files_without_row == 1
+    assert report.image_rows_read == report.photo_rows_kept + sum(report.dropped.values())
+    saved = json.loads((art / S.PREPARE_REPORT).read_text())
+    assert saved["dropped_examples"]["photo_not_an_image"] == ["img-000-0"]
+
+
+def test_prepare_writes_the_contract(tiny_dataset: Path, tmp_path: Path) -> None:
+    art = tmp_path / "art"
+    prepare(SMALL, str(tiny_dataset), art)
+    training = load_training(art)
+    listings = load_listings(art)
+    assert list(training.columns) == list(S.TRAINING_COLUMNS)
+    assert list(listings.columns) == list(S.LISTING_COLUMNS)
+    assert len(training) == 24 and len(listings) == 12
+    assert training.groupby(S.LISTING_ID)[S.SPLIT].nunique().max() == 1, "a listing sits on one side"
+    assert set(listings[S.SPLIT]) == {"train", "val"}
+    assert listings[S.TITLE].iloc[0] == "Item 0"
+    assert listings[S.PRICE].iloc[1] == 1250.0
+    cats = json.loads((art / S.CATEGORIES_JSON).read_text())
+    assert len(cats["categories"]) == 3
+    assert (training[S.LABEL] == training[S.ROOT_CATEGORY].map(cats["encoder"])).all()
+    from PIL import Image
+
+    for image_id in training[S.IMAGE_ID]:
+        with Image.open(art / S.CLEAN_IMAGES_DIR / f"{image_id}.jpg") as im:
+            assert im.size == (48, 48) and im.mode == "RGB"
+
+
+def test_prepare_skips_when_up_to_date_and_redoes_on_new_size(tiny_dataset: Path, tmp_path: Path) -> None:
+    art = tmp_path / "art"
+    first = prepare(SMALL, str(tiny_dataset), art)
+    assert first.photos == {"ok": 24}
+    assert prepare(SMALL, str(tiny_dataset), art).up_to_date
+    again = prepare(SMALL, str(tiny_dataset), art, force=True)
+    assert again.photos == {"skipped": 24}
+    bigger = SMALL.model_copy(update={"data": SMALL.data.model_copy(update={"image_size": 40})})
+    assert prepare(bigger, str(tiny_dataset), art).photos == {"ok": 24}
+
+
+def test_listing_without_photos_stays_searchable(tiny_dataset: Path, tmp_path: Path) -> None:
+    images = pd.read_csv(tiny_dataset / "Images.csv", lineterminator="\n", dtype=str)
+    keep = images[images["product_id"] != "listing-005"]
+    keep.to_csv(tiny_dataset / "Images.csv", index=False, lineterminator="\r\n")
+    report = prepare(SMALL, str(tiny_dataset), tmp_path / "art")
+    assert report.listings_without_photos == 1
+    assert "listing-005" in set(load_listings(tmp_path / "art")[S.LISTING_ID])
+
+
+def test_cli_malformed_table_exits_2_with_the_row(tiny_dataset: Path, tmp_path: Path) -> None:
+    with open(tiny_dataset / "Products.csv", "a") as f:
+        f.write("12,listing-000,dup,Home & Garden / X,d,£1,L\n")
+    result = CliRunner().invoke(app, ["prepare", "--data", str(tiny_dataset), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2
+    assert "row 12: duplicate id 'listing-000'" in result.output.replace("\n", "")
+
+
+def test_cli_missing_folder_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["prepare", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2
+    assert "not found" in result.output

@@ -1,0 +1,52 @@
+"""Builders of tiny datasets and photos for tests: seeded, offline, the real data's shape and traps."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOTS = ("Home & Garden", "Computers & Software", "Sports, Leisure & Travel")
+HEADER = ",id,product_name,category,product_description,price,location\n"
+
+
+def photo(colour: tuple[int, int, int], size: tuple[int, int] = (64, 48), seed: int = 0) -> Image.Image:
+    """A photo of one dominant colour with a little seeded noise."""
+    rng = np.random.default_rng(seed)
+    arr = np.clip(np.array(colour, np.int16) + rng.integers(-20, 20, (size[1], size[0], 3)), 0, 255)
+    return Image.fromarray(arr.astype(np.uint8), "RGB")
+
+
+def jpeg_bytes(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", **kw)
+    return buf.getvalue()
+
+
+def _row(i: int, listing_id: str, root: str, description: str, price: str) -> str:
+    name = f'"Item {i} | in Leeds, West Yorkshire | Gumtree"'
+    return f'{i},{listing_id},{name},"{root} / Sub {i % 2} / Leaf",{description},{price},"Leeds, West Yorkshire"\n'
+
+
+def make_dataset(root: Path, n_listings: int = 12, photos_per_listing: int = 2, seed: int = 0) -> Path:
+    """Write Products.csv (with bare \\r in unquoted descriptions), Images.csv (CRLF), images/."""
+    root.mkdir(parents=True)
+    (root / "images").mkdir()
+    products, images = [HEADER], [",id,product_id,bucket_link,image_ref,create_time\r\n"]
+    k = 0
+    for i in range(n_listings):
+        listing_id = f"listing-{i:03d}"
+        cat = ROOTS[i % len(ROOTS)]
+        # The real file's trap: a bare carriage return inside an unquoted description.
+        products.append(_row(i, listing_id, cat, f"Line one\rline two of {i}", f"\"£{i},250.00\""))
+        for j in range(photos_per_listing):
+            image_id = f"img-{i:03d}-{j}"
+            images.append(f"{k},{image_id},{listing_id},link,ref,2022-02-26\r\n")
+            colour = [(200, 30, 30), (30, 200, 30), (30, 30, 200)][i % 3]
+            photo(colour, seed=seed + k).save(root / "images" / f"{image_id}.jpg", quality=90)
+            k += 1
+    (root / "Products.csv").write_text("".join(products), newline="")
+    (root / "Images.csv").write_text("".join(images), newline="")
+    return root
