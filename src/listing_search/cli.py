@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 
@@ -36,15 +37,17 @@ def _setup_logging(settings: Settings) -> None:
 
 
 def _settings(artifacts: Path | None = None, **sections: dict) -> Settings:
+    """Environment settings with CLI flags on top, validated (bad values exit 2 with the reason)."""
     base = get_settings()
-    updates: dict = {}
+    merged = base.model_dump()
     if artifacts is not None:
-        updates["artifacts_dir"] = artifacts
+        merged["artifacts_dir"] = artifacts
     for name, values in sections.items():
-        clean = {k: v for k, v in values.items() if v is not None}
-        if clean:
-            updates[name] = getattr(base, name).model_copy(update=clean)
-    settings = base.model_copy(update=updates)
+        merged[name].update({k: v for k, v in values.items() if v is not None})
+    try:
+        settings = Settings(**merged)
+    except ValidationError as exc:
+        _fail(f"invalid settings: {exc}")
     _setup_logging(settings)
     return settings
 
@@ -60,12 +63,15 @@ def prepare(
     artifacts: ArtifactsOpt = Path("artifacts"),
     image_size: Annotated[Optional[int], typer.Option(help="Side of the square photos.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Processes; 0 = one per core.")] = None,
+    runner: Annotated[Optional[str], typer.Option(help="local (default) or dask.")] = None,
+    dask_address: Annotated[Optional[str], typer.Option(help="tcp://scheduler:8786; none starts one.")] = None,
     force: Annotated[bool, typer.Option(help="Rebuild even if up to date.")] = False,
 ) -> None:
     """Clean the tables, encode categories, standardise photos, and write the report."""
     from listing_search.data.prepare import prepare as run_prepare
 
-    settings = _settings(artifacts, data={"image_size": image_size, "workers": workers})
+    settings = _settings(artifacts, data={"image_size": image_size, "workers": workers, "runner": runner,
+                                          "dask_address": dask_address})
     try:
         report = run_prepare(settings, data, artifacts, force=force, progress=True)
     except (DataFormatError, FileNotFoundError) as exc:

@@ -24,6 +24,12 @@ class DataSettings(BaseModel):
         64_000_000, description="Photos claiming more pixels are refused as decompression bombs."
     )
     s3_endpoint_url: str | None = Field(None, description="For S3-compatible servers (MinIO, moto).")
+    runner: Literal["local", "dask"] = Field(
+        "local", description="Where batch work runs: local processes, or a Dask cluster."
+    )
+    dask_address: str | None = Field(
+        None, description="tcp://scheduler:8786 of a running Dask cluster; None starts a local one."
+    )
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of listings held out.")
     seed: int = 42
 

@@ -94,6 +94,6 @@ def test_jobs_report_each_reason_and_skip_done_work(tmp_path: Path) -> None:
     (src / "bad.jpg").write_bytes(b"nope")
     jobs = [img.PhotoJob(src / f"{n}.jpg", dest / f"{n}.jpg", SIZE, MAX_PIXELS, 90, (0, 0, 0))
             for n in ("good", "bad", "missing")]
-    assert img.run_jobs(jobs, workers=1) == [img.OK, img.UNREADABLE, img.MISSING]
+    assert img.run_jobs(jobs) == [img.OK, img.UNREADABLE, img.MISSING]
     assert sorted(p.name for p in dest.iterdir()) == ["good.jpg"], "no temp or partial files remain"
-    assert img.run_jobs(jobs, workers=1)[0] == img.SKIPPED
+    assert img.run_jobs(jobs)[0] == img.SKIPPED

@@ -98,3 +98,11 @@ def test_cli_missing_folder_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["prepare", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "a")])
     assert result.exit_code == 2
     assert "not found" in result.output
+
+
+def test_cli_invalid_setting_exits_2(tiny_dataset: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["prepare", "--data", str(tiny_dataset), "--out", str(tmp_path / "a"), "--runner", "spark"]
+    )
+    assert result.exit_code == 2
+    assert "invalid settings" in result.output and "'local' or 'dask'" in result.output

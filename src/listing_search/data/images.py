@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import warnings
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from listing_search.pipeline import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from listing_search.distributed.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -140,26 +142,10 @@ def _is_done(dest: Path, size: int) -> bool:
         return False
 
 
-def run_jobs(jobs: list[PhotoJob], workers: int = 0, progress: bool = False) -> list[str]:
-    """Statuses in job order, computed in parallel across processes, with an optional progress bar."""
-    from tqdm.auto import tqdm
+def run_jobs(jobs: list[PhotoJob], runner: "Runner | None" = None, progress: bool = False) -> list[str]:
+    """Statuses in job order, computed by ``runner`` (local processes by default)."""
+    from listing_search.distributed.runner import LocalRunner
 
-    workers = workers or os.cpu_count() or 1
-    bar = tqdm(total=len(jobs), desc="photos", unit="img", disable=not progress)
-    statuses: list[str] = []
-    try:
-        if workers == 1 or len(jobs) < 32:
-            for job in jobs:
-                statuses.append(run_job(job))
-                bar.update()
-        else:
-            chunk = max(1, min(64, len(jobs) // (workers * 8)))
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for status in pool.map(run_job, jobs, chunksize=chunk):
-                    statuses.append(status)
-                    bar.update()
-    finally:
-        bar.close()
-    counts = Counter(statuses)
-    log.info("photos: %s", dict(counts))
+    statuses = (runner or LocalRunner()).map(run_job, jobs, progress)
+    log.info("photos: %s", dict(Counter(statuses)))
     return statuses

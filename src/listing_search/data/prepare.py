@@ -17,6 +17,7 @@ import pandas as pd
 from listing_search import schema as S
 from listing_search.data import images as img
 from listing_search.data.source import resolve_source
+from listing_search.distributed.runner import get_runner
 from listing_search.data.tables import (
     CategoryCodec,
     Dropped,
@@ -120,7 +121,8 @@ def _standardise_photos(
                      d.jpeg_quality, tuple(d.letterbox_rgb))
         for i in photos[S.IMAGE_ID]
     ]
-    statuses = pd.Series(img.run_jobs(jobs, d.workers, progress), index=photos.index)
+    runner = get_runner(d.runner, d.workers, d.dask_address)
+    statuses = pd.Series(img.run_jobs(jobs, runner, progress), index=photos.index)
     report.photos = {k: int(v) for k, v in statuses.value_counts().items()}
     bad = ~statuses.isin([img.OK, img.SKIPPED])
     for reason, group in photos[bad].groupby(statuses[bad]):
