@@ -45,7 +45,12 @@ class VisionSettings(BaseModel):
     lr_backbone: float = 1e-4
     weight_decay: float = 1e-4
     patience: int = Field(5, ge=1)
-    train_last_blocks: int = Field(1, ge=0, description="How many final backbone blocks are fine-tuned.")
+    train_last_blocks: int = Field(
+        1, ge=0, description="How many final backbone stages are fine-tuned (the final 1x1 conv counts as one)."
+    )
+    input_size: int | None = Field(None, ge=32, le=1024, description="Model input side; None = the backbone's.")
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0, description="On the pooled features, before the 1000-way layer.")
     augment_copies: int = Field(2, ge=0, description="Augmented views cached per training photo.")
     subset: int | None = Field(None, ge=1, description="Use only this many photos (quick runs, tests).")
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -1,0 +1,178 @@
+"""Activation cache: run the frozen stages once per photo view, so training touches only the tail.
+
+On a 2-core CPU the frozen part of the network is most of the cost; ONNX Runtime runs it about ten
+times faster than eager PyTorch, so the prefix is exported to a temporary ONNX graph and run there
+(on a GPU, PyTorch runs it directly). Each training photo gets its plain view (exactly the serving
+preprocessing) plus ``augment_copies`` augmented views; validation photos get the plain view only.
+The cache is stored under ``ART/model/cache/<key>`` and reused while its key (data, backbone,
+resolution, cut, views, seed) is unchanged, so sweeps and re-runs skip this step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageEnhance
+from tqdm import tqdm
+
+from listing_search import schema as S
+from listing_search.data.images import open_image, to_rgb
+from listing_search.vision.model import ListingClassifier, Prefix
+from listing_search.vision.preprocess import PreprocessConfig, load_image, normalise
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = "model/cache"
+_BATCH = 64
+
+
+@dataclass
+class ActivationCache:
+    """Cached inputs of the trained tail. ``train_photo`` maps each training view to its photo row."""
+
+    train_x: np.ndarray  # (views, C, H, W) float16
+    train_y: np.ndarray  # (views,) int64
+    train_photo: np.ndarray  # (views,) int64
+    val_x: np.ndarray
+    val_y: np.ndarray
+    key: str
+
+
+def cache_key(photos: pd.DataFrame, backbone: str, cfg: PreprocessConfig, cut: int, copies: int,
+              seed: int) -> str:
+    h = hashlib.sha256(json.dumps([backbone, cfg.to_json(), cut, copies, seed]).encode())
+    h.update(pd.util.hash_pandas_object(photos[[S.IMAGE_ID, S.LABEL, S.SPLIT]], index=False).values.tobytes())
+    return h.hexdigest()[:16]
+
+
+def augment(img: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:
+    """Random resized crop (35-100% of the area), horizontal flip, brightness/contrast/colour jitter."""
+    w, h = img.size
+    area = w * h * rng.uniform(0.35, 1.0)
+    ratio = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+    cw, ch = min(w, int(round(np.sqrt(area * ratio)))), min(h, int(round(np.sqrt(area / ratio))))
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    out = img.resize((size, size), Image.Resampling.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))
+    if rng.random() < 0.5:
+        out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+        out = enhancer(out).enhance(float(rng.uniform(0.7, 1.3)))
+    return out
+
+
+def photo_views(path: Path, cfg: PreprocessConfig, copies: int, seed: int) -> np.ndarray:
+    """(1 + copies, 3, S, S): the plain serving view, then seeded augmented views."""
+    plain = load_image(path, cfg)
+    if copies == 0:
+        return plain[None]
+    rng = np.random.default_rng(seed)
+    img = to_rgb(open_image(path, 64_000_000))
+    views = [plain] + [normalise(augment(img, cfg.input_size, rng), cfg) for _ in range(copies)]
+    return np.stack(views)
+
+
+def _prefix_runner(model: ListingClassifier, cut: int, size: int, device: torch.device,
+                   workdir: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """A function running the frozen stages on a batch: ONNX Runtime on CPU, PyTorch on a GPU."""
+    prefix = Prefix(model, cut).eval()
+    if cut == 0:
+        return lambda x: x
+    if device.type != "cpu":
+        prefix = prefix.to(device)
+
+        def run_torch(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return prefix(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+        return run_torch
+
+    import onnxruntime as ort
+
+    from listing_search.vision.export import export_onnx
+
+    path = workdir / "prefix.onnx"
+    export_onnx(prefix, path, size, ["image"], ["acts"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"image": x})[0]
+
+
+def _batches(paths: list[Path], copies: list[int], cfg: PreprocessConfig, seed: int,
+             threads: int) -> Iterator[np.ndarray]:
+    """Decoded, augmented views in photo order, in batches of about ``_BATCH`` views."""
+    def load(i: int) -> np.ndarray:
+        return photo_views(paths[i], cfg, copies[i], seed * 1_000_003 + i)
+
+    with ThreadPoolExecutor(threads) as pool:
+        for start in range(0, len(paths), _BATCH):
+            idx = range(start, min(start + _BATCH, len(paths)))
+            yield np.concatenate(list(pool.map(load, idx)))
+
+
+def _compute(paths: list[Path], copies: list[int], run: Callable[[np.ndarray], np.ndarray],
+             cfg: PreprocessConfig, seed: int, progress: bool, desc: str) -> np.ndarray:
+    total = int(sum(1 + c for c in copies))
+    out: np.ndarray | None = None
+    pos = 0
+    with tqdm(total=total, disable=not progress, desc=desc, unit="view") as bar:
+        for batch in _batches(paths, copies, cfg, seed, threads=2):
+            acts = run(batch)
+            if out is None:
+                out = np.empty((total, *acts.shape[1:]), np.float16)
+            out[pos:pos + len(acts)] = acts
+            pos += len(acts)
+            bar.update(len(acts))
+    assert out is not None and pos == total
+    return out
+
+
+def build_cache(model: ListingClassifier, cut: int, photos: pd.DataFrame, images_dir: Path,
+                cfg: PreprocessConfig, copies: int, seed: int, device: torch.device, cache_root: Path,
+                backbone: str, progress: bool = False) -> ActivationCache:
+    """Load the cache for these photos and settings, computing it first when it does not exist."""
+    key = cache_key(photos, backbone, cfg, cut, copies, seed)
+    folder = cache_root / key
+    if (folder / "meta.json").is_file():
+        log.info("activation cache %s: reusing", key)
+        return _load(folder, key)
+    train = photos[photos[S.SPLIT] == "train"]
+    val = photos[photos[S.SPLIT] == "val"]
+    with tempfile.TemporaryDirectory() as tmp:
+        run = _prefix_runner(model, cut, cfg.input_size, device, Path(tmp))
+        paths = [images_dir / f"{i}.jpg" for i in train[S.IMAGE_ID]]
+        train_x = _compute(paths, [copies] * len(paths), run, cfg, seed, progress, "cache train")
+        paths = [images_dir / f"{i}.jpg" for i in val[S.IMAGE_ID]]
+        val_x = _compute(paths, [0] * len(paths), run, cfg, seed, progress, "cache val")
+    cache = ActivationCache(
+        train_x=train_x,
+        train_y=np.repeat(train[S.LABEL].to_numpy(np.int64), 1 + copies),
+        train_photo=np.repeat(np.arange(len(train)), 1 + copies),
+        val_x=val_x,
+        val_y=val[S.LABEL].to_numpy(np.int64),
+        key=key,
+    )
+    _save(folder, cache)
+    return cache
+
+
+def _save(folder: Path, cache: ActivationCache) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("train_x", "train_y", "train_photo", "val_x", "val_y"):
+        np.save(folder / f"{name}.npy", getattr(cache, name))
+    (folder / "meta.json").write_text(json.dumps({"key": cache.key, "train_views": len(cache.train_x)}))
+
+
+def _load(folder: Path, key: str) -> ActivationCache:
+    arrays = {n: np.load(folder / f"{n}.npy") for n in ("train_x", "train_y", "train_photo", "val_x", "val_y")}
+    return ActivationCache(key=key, **arrays)

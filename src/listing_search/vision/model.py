@@ -1,0 +1,104 @@
+"""The listing classifier: an ImageNet backbone, its 1000-way layer kept, then ReLU and a category layer.
+
+Keeping the 1000-way layer (as the original project did) gives a 1000-d embedding that already
+separates everyday objects; the category layer on top is what the fine-tuning teaches.
+The network is split at ``cut``: stages before it are frozen (their activations are cached once),
+stages from it on, the 1000-way layer and the head are trained.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from listing_search.vision.backbones import Backbone
+
+EmbedLayer = Literal["logits1000", "pooled"]
+
+
+class ListingClassifier(nn.Module):
+    def __init__(self, backbone: Backbone, n_categories: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(backbone.num_classes, n_categories))
+        self.dropout = dropout
+
+    @property
+    def n_categories(self) -> int:
+        return self.head[1].out_features
+
+    def cut_index(self, train_last_blocks: int) -> int:
+        """Index of the first trained stage: the last ``train_last_blocks`` stages are fine-tuned."""
+        n = len(self.backbone.stages)
+        return max(0, n - max(0, train_last_blocks))
+
+    def tail(self, acts: torch.Tensor, cut: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """From the activations entering stage ``cut``: (pooled, 1000-way, category logits)."""
+        pooled = self.backbone.features(acts, start=cut)
+        dropped = F.dropout(pooled, self.dropout, self.training) if self.dropout else pooled
+        imagenet = self.backbone.fc(dropped)
+        return pooled, imagenet, self.head(imagenet)
+
+    def prefix(self, x: torch.Tensor, cut: int) -> torch.Tensor:
+        for stage in self.backbone.stages[:cut]:
+            x = stage(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tail(x, 0)[2]
+
+
+def freeze_prefix(model: ListingClassifier, cut: int) -> None:
+    """Stop gradients into stages before ``cut`` and keep their batch-norm statistics fixed."""
+    for i, stage in enumerate(model.backbone.stages):
+        frozen = i < cut
+        for p in stage.parameters():
+            p.requires_grad_(not frozen)
+        if frozen:
+            stage.eval()
+
+
+def param_groups(
+    model: ListingClassifier, cut: int, lr_backbone: float, lr_head: float, weight_decay: float
+) -> list[dict]:
+    """Separate learning rates: the pretrained tail moves slowly, the new head fast."""
+    tail = [p for s in model.backbone.stages[cut:] for p in s.parameters()]
+    tail += list(model.backbone.fc.parameters())
+    return [
+        {"params": tail, "lr": lr_backbone, "weight_decay": weight_decay, "name": "backbone_tail"},
+        {"params": list(model.head.parameters()), "lr": lr_head, "weight_decay": weight_decay,
+         "name": "head"},
+    ]
+
+
+class Prefix(nn.Module):
+    """The frozen stages alone, exported to ONNX to compute the activation cache fast on CPU."""
+
+    def __init__(self, model: ListingClassifier, cut: int) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(model.backbone.stages[:cut])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+
+class VisionGraph(nn.Module):
+    """What is served: one photo batch -> (embedding, category logits) in a single pass."""
+
+    def __init__(self, model: ListingClassifier, embed_layer: EmbedLayer) -> None:
+        super().__init__()
+        self.model = model
+        self.embed_layer = embed_layer
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled, imagenet, logits = self.model.tail(image, 0)
+        return (pooled if self.embed_layer == "pooled" else imagenet), logits
+
+
+def embedding_dim(model: ListingClassifier, embed_layer: EmbedLayer) -> int:
+    return model.backbone.pooled_dim if embed_layer == "pooled" else model.backbone.num_classes

@@ -1,0 +1,313 @@
+"""The vision training stage: fine-tune the backbone's tail and the category head on cached activations.
+
+Reader (training_data.csv, photos) -> activation cache of the frozen stages -> tail training with
+separate learning rates, cosine schedule, label smoothing, early stopping on the ``val`` split
+(split by listing in the data stage) -> best checkpoint, model card, settings, TensorBoard, plots.
+A sweep trains several configurations on the same cache and keeps the best by validation accuracy.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional as F
+
+from listing_search import schema as S
+from listing_search.data.prepare import load_training
+from listing_search.data.tables import CategoryCodec
+from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, write_stamp
+from listing_search.settings import Settings, VisionSettings
+from listing_search.vision import plots
+from listing_search.vision.backbones import create_backbone
+from listing_search.vision.cache import CACHE_DIR, ActivationCache, build_cache
+from listing_search.vision.model import ListingClassifier, embedding_dim, freeze_prefix, param_groups
+
+log = logging.getLogger(__name__)
+STAGE = "train"
+VISION_SETTINGS_JSON = "model/vision_settings.json"
+TB_DIR = "model/tb"
+# Only what acts after the cache may vary within one sweep: everything else would need a new cache.
+SWEEPABLE = {"epochs", "batch_size", "lr_head", "lr_backbone", "weight_decay", "patience",
+             "label_smoothing", "dropout", "seed"}
+
+
+@dataclass
+class FitResult:
+    name: str
+    overrides: dict
+    history: list[dict]
+    best_epoch: int
+    best_val_accuracy: float
+    best_val_loss: float
+    state: dict = field(repr=False)
+    val_pred: np.ndarray = field(repr=False)
+
+
+@dataclass
+class TrainReport:
+    backbone: str
+    device: str
+    train_photos: int
+    val_photos: int
+    cached_views: int
+    best: dict
+    sweep: list[dict]
+    cache_seconds: float = 0.0
+    seconds: float = 0.0
+    up_to_date: bool = False
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but no CUDA GPU is visible")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def select_photos(photos: pd.DataFrame, subset: int | None, seed: int) -> pd.DataFrame:
+    """All photos, or a seeded sample of ``subset`` keeping the train/val proportions (and both sides)."""
+    if subset is None or subset >= len(photos):
+        return photos.reset_index(drop=True)
+    parts = []
+    for _, group in photos.groupby(S.SPLIT, sort=True):
+        n = max(1, round(subset * len(group) / len(photos)))
+        parts.append(group.sample(n=min(n, len(group)), random_state=seed))
+    return pd.concat(parts).reset_index(drop=True)
+
+
+def build_model(vs: VisionSettings, n_categories: int, pretrained: bool = True) -> ListingClassifier:
+    backbone = create_backbone(vs.backbone, vs.input_size, vs.resnet50_weights, pretrained=pretrained)
+    return ListingClassifier(backbone, n_categories, vs.dropout)
+
+
+def train(settings: Settings, artifacts: Path, force: bool = False, progress: bool = False) -> TrainReport:
+    """Train (or skip, when up to date) and write ART/model/model.pt, model_card.json and figures."""
+    t0 = time.perf_counter()
+    artifacts = Path(artifacts)
+    vs = settings.vision
+    inputs = [artifacts / S.TRAINING_CSV, artifacts / S.CATEGORIES_JSON]
+    fp = fingerprint(inputs, settings.section_json("vision"))
+    outputs = [artifacts / S.MODEL_CHECKPOINT, artifacts / S.MODEL_CARD]
+    if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
+        log.info("train: up to date in %s", artifacts)
+        report = TrainReport(**json.loads((artifacts / S.STAMPS_DIR / f"{STAGE}.json").read_text())["report"])
+        report.up_to_date = True
+        return report
+
+    _check_sweep(vs.sweep)
+    seed_everything(vs.seed)
+    device = resolve_device(vs.device)
+    codec = CategoryCodec.load(artifacts / S.CATEGORIES_JSON)
+    photos = select_photos(load_training(artifacts), vs.subset, vs.seed)
+    model = build_model(vs, len(codec))
+    cut = model.cut_index(vs.train_last_blocks)
+    cfg = model.backbone.preprocess
+
+    t_cache = time.perf_counter()
+    cache = build_cache(model, cut, photos, artifacts / S.CLEAN_IMAGES_DIR, cfg, vs.augment_copies, vs.seed,
+                        device, artifacts / CACHE_DIR, vs.backbone, progress)
+    cache_seconds = time.perf_counter() - t_cache
+    log.info("train: cache of %d train views, %d val photos in %.0fs", len(cache.train_x), len(cache.val_x),
+             cache_seconds)
+
+    results = _run_sweep(model, cache, cut, vs, device, artifacts, progress)
+    best = max(results, key=lambda r: (r.best_val_accuracy, -r.best_val_loss))
+    best_vs = vs.model_copy(update=best.overrides)
+    model.load_state_dict(best.state)
+    _write_model(artifacts, model, best_vs, codec, cut, best, results)
+    _write_figures(artifacts, best, results, cache, codec)
+
+    report = TrainReport(
+        backbone=vs.backbone, device=str(device), train_photos=int((photos[S.SPLIT] == "train").sum()),
+        val_photos=int((photos[S.SPLIT] == "val").sum()), cached_views=len(cache.train_x),
+        best=_summary(best), sweep=[_summary(r) for r in results],
+        cache_seconds=round(cache_seconds, 1), seconds=round(time.perf_counter() - t0, 1),
+    )
+    write_stamp(artifacts, STAGE, fp, {"report": asdict(report)})
+    log.info("train: best %s", report.best)
+    return report
+
+
+def _check_sweep(sweep: list[dict]) -> None:
+    for i, overrides in enumerate(sweep):
+        bad = set(overrides) - SWEEPABLE
+        if bad:
+            raise ValueError(f"sweep entry {i} sets {sorted(bad)}: only {sorted(SWEEPABLE)} can vary "
+                             "within a sweep (the others change the activation cache)")
+
+
+def _run_sweep(model: ListingClassifier, cache: ActivationCache, cut: int, vs: VisionSettings,
+               device: torch.device, artifacts: Path, progress: bool) -> list[FitResult]:
+    """The base configuration, then each sweep entry, every one from the same pretrained start."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    start = copy.deepcopy(model.state_dict())
+    results = []
+    for i, overrides in enumerate([{}, *vs.sweep]):
+        name = "base" if i == 0 else f"sweep{i}:" + ",".join(f"{k}={v}" for k, v in overrides.items())
+        run_vs = vs.model_copy(update=overrides)
+        model.load_state_dict(start)
+        model.dropout = run_vs.dropout
+        writer = SummaryWriter(str(artifacts / TB_DIR / ("base" if i == 0 else f"sweep{i}")))
+        try:
+            result = fit(model, cache, cut, run_vs, device, writer, name, progress)
+            result.overrides = dict(overrides)
+            results.append(result)
+        finally:
+            writer.close()
+    return results
+
+
+def fit(model: ListingClassifier, cache: ActivationCache, cut: int, vs: VisionSettings, device: torch.device,
+        writer=None, name: str = "base", progress: bool = False) -> FitResult:
+    """Train the tail on the cache; keep the state of the epoch with the best validation accuracy."""
+    seed_everything(vs.seed)
+    rng = np.random.default_rng(vs.seed)
+    model.to(device)
+    freeze_prefix(model, cut)
+    optimizer = torch.optim.AdamW(param_groups(model, cut, vs.lr_backbone, vs.lr_head, vs.weight_decay))
+    n_photos = int(cache.train_photo.max()) + 1 if len(cache.train_photo) else 0
+    steps = vs.epochs * math.ceil(n_photos / vs.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps, warmup=min(100, steps // 10)))
+    views_per_photo = len(cache.train_x) // max(n_photos, 1)
+    history: list[dict] = []
+    best = (-1.0, math.inf, 0, copy.deepcopy(model.state_dict()), np.zeros(0, np.int64))
+    for epoch in range(1, vs.epochs + 1):
+        order = rng.permutation(n_photos) * views_per_photo + rng.integers(0, views_per_photo, n_photos)
+        train_loss, train_acc = _train_epoch(model, cache, cut, order, vs, optimizer, scheduler, device)
+        val_loss, val_acc, val_pred = evaluate_cache(model, cache.val_x, cache.val_y, cut, vs.batch_size * 4,
+                                                     device)
+        row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss,
+               "val_accuracy": val_acc, "lr_head": optimizer.param_groups[1]["lr"]}
+        history.append(row)
+        _log_epoch(writer, name, row, progress)
+        if (val_acc, -val_loss) > (best[0], -best[1]):
+            best = (val_acc, val_loss, epoch, copy.deepcopy(model.state_dict()), val_pred)
+        elif epoch - best[2] >= vs.patience:
+            log.info("%s: early stop at epoch %d (best %d)", name, epoch, best[2])
+            break
+    model.cpu()
+    state = {k: v.cpu() for k, v in best[3].items()}
+    return FitResult(name, {}, history, best[2], best[0], best[1], state, best[4])
+
+
+def _warmup_cosine(total: int, warmup: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return factor
+
+
+def _train_epoch(model: ListingClassifier, cache: ActivationCache, cut: int, order: np.ndarray,
+                 vs: VisionSettings, optimizer, scheduler, device: torch.device) -> tuple[float, float]:
+    model.train()
+    freeze_prefix(model, cut)
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(order), vs.batch_size):
+        idx = np.sort(order[start:start + vs.batch_size])
+        x = torch.from_numpy(cache.train_x[idx]).to(device).float()
+        y = torch.from_numpy(cache.train_y[idx]).to(device)
+        logits = model.tail(x, cut)[2]
+        loss = F.cross_entropy(logits, y, label_smoothing=vs.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += float(loss) * len(idx)
+        correct += int((logits.argmax(1) == y).sum())
+    return total_loss / max(len(order), 1), correct / max(len(order), 1)
+
+
+def evaluate_cache(model: ListingClassifier, x: np.ndarray, y: np.ndarray, cut: int, batch: int,
+                   device: torch.device) -> tuple[float, float, np.ndarray]:
+    """Validation loss (no smoothing), accuracy and predictions from cached activations."""
+    model.eval()
+    preds, loss = [], 0.0
+    with torch.inference_mode():
+        for start in range(0, len(x), batch):
+            xb = torch.from_numpy(x[start:start + batch]).to(device).float()
+            yb = torch.from_numpy(y[start:start + batch]).to(device)
+            logits = model.tail(xb, cut)[2]
+            loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+            preds.append(logits.argmax(1).cpu().numpy())
+    pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+    n = max(len(x), 1)
+    return loss / n, float((pred == y).mean()) if len(y) else 0.0, pred
+
+
+def _log_epoch(writer, name: str, row: dict, progress: bool) -> None:
+    if writer is not None:
+        for key in ("train_loss", "val_loss"):
+            writer.add_scalar(f"loss/{key}", row[key], row["epoch"])
+        for key in ("train_accuracy", "val_accuracy"):
+            writer.add_scalar(f"accuracy/{key}", row[key], row["epoch"])
+        writer.add_scalar("lr/head", row["lr_head"], row["epoch"])
+    log.log(logging.INFO if progress else logging.DEBUG,
+            "%s epoch %d: train loss %.3f acc %.3f | val loss %.3f acc %.3f", name, row["epoch"],
+            row["train_loss"], row["train_accuracy"], row["val_loss"], row["val_accuracy"])
+
+
+def _summary(result: FitResult) -> dict:
+    return {"name": result.name, "overrides": result.overrides, "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history), "val_image_accuracy": round(result.best_val_accuracy, 4),
+            "val_loss": round(result.best_val_loss, 4)}
+
+
+def _write_model(artifacts: Path, model: ListingClassifier, vs: VisionSettings, codec: CategoryCodec, cut: int,
+                 best: FitResult, results: list[FitResult]) -> None:
+    """Checkpoint (weights + everything needed to rebuild), model card, resolved settings."""
+    cfg = model.backbone.preprocess
+    checkpoint = {
+        "state_dict": model.state_dict(), "backbone": vs.backbone, "input_size": cfg.input_size,
+        "categories": list(codec.categories), "preprocess": cfg.to_json(), "cut": cut,
+        "vision_settings": vs.model_dump(mode="json"),
+    }
+    with atomic_path(artifacts / S.MODEL_CHECKPOINT) as tmp:
+        torch.save(checkpoint, tmp)
+    card = {
+        "backbone": vs.backbone, "preprocess": cfg.to_json(), "categories": list(codec.categories),
+        "embed_layer": vs.embed_layer, "embedding_dim": embedding_dim(model, vs.embed_layer),
+        "embedding_normalised": False, "onnx": S.VISION_ONNX, "onnx_inputs": ["image"],
+        "onnx_outputs": ["embedding", "logits"], "trained_stages": len(model.backbone.stages) - cut,
+        "val": _summary(best), "sweep": [_summary(r) for r in results],
+    }
+    atomic_write_text(artifacts / S.MODEL_CARD, json.dumps(card, indent=2))
+    atomic_write_text(artifacts / VISION_SETTINGS_JSON, json.dumps(vs.model_dump(mode="json"), indent=2,
+                                                                   sort_keys=True))
+
+
+def _write_figures(artifacts: Path, best: FitResult, results: list[FitResult], cache: ActivationCache,
+                   codec: CategoryCodec) -> None:
+    folder = artifacts / S.MODEL_DIR
+    plots.plot_curves(best.history, folder / "curves.png", best.name)
+    plots.plot_confusion(cache.val_y, best.val_pred, list(codec.categories), folder / "confusion.png")
+    if len(results) > 1:
+        plots.plot_sweep({r.name: r.history for r in results}, folder / "sweep.png")
+
+
+def load_model(artifacts: Path) -> tuple[ListingClassifier, dict]:
+    """The trained classifier (no pretrained weights needed) and its checkpoint metadata."""
+    checkpoint = torch.load(Path(artifacts) / S.MODEL_CHECKPOINT, map_location="cpu", weights_only=False)
+    vs = VisionSettings(**checkpoint["vision_settings"])
+    model = build_model(vs, len(checkpoint["categories"]), pretrained=False)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), checkpoint
