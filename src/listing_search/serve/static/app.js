@@ -1,0 +1,422 @@
+/* Listing search page: vanilla JS over the JSON API of the same server. No build step. */
+"use strict";
+
+const API = "v1"; // relative, so the page also works behind a path prefix
+const PAGE_K = 24;
+const ROW_K = 12;
+const HISTORY_KEY = "listing-search.history";
+const HISTORY_MAX = 50;
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  form: $("search-form"), q: $("q"), button: $("search-button"),
+  photo: $("photo"), dropzone: $("dropzone"), preview: $("photo-preview"),
+  previewImg: $("photo-preview-img"), photoName: $("photo-name"), photoClear: $("photo-clear"),
+  category: $("category"), priceMin: $("price-min"), priceMax: $("price-max"), location: $("location"),
+  status: $("status"), error: $("error"),
+  results: $("results"), resultsList: $("results-list"), resultsSummary: $("results-summary"),
+  forYou: $("for-you"), forYouList: $("for-you-list"),
+  dialog: $("listing-dialog"), dialogClose: $("dialog-close"),
+  title: $("listing-title"), price: $("listing-price"), location2: $("listing-location"),
+  category2: $("listing-category"), photos: $("listing-photos"), description: $("listing-description"),
+  listingError: $("listing-error"), similarList: $("similar-list"), similarStatus: $("similar-status"),
+  cardTemplate: $("card-template"),
+};
+
+let chosenPhoto = null; // the File searched with, from the picker, a drop or a paste
+let searchSeq = 0; // answers to older searches are ignored
+let openSeq = 0;
+
+/* ---------- API ---------- */
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+/** The reason a failed answer gives: FastAPI's {detail}, a list of validation errors, or {error|reason|message}. */
+function reasonOf(body, status) {
+  if (body && typeof body === "object") {
+    const d = body.detail ?? body.reason ?? body.error ?? body.message;
+    if (typeof d === "string") return d;
+    if (Array.isArray(d) && d.length) {
+      return d.map((e) => (typeof e === "string" ? e : [fieldOf(e), e.msg].filter(Boolean).join(": "))).join("; ");
+    }
+    if (d && typeof d === "object") return d.reason ?? d.message ?? JSON.stringify(d);
+  }
+  return `The server answered ${status}.`;
+}
+
+function fieldOf(err) {
+  return Array.isArray(err.loc) ? err.loc.filter((p) => p !== "body" && p !== "query").join(".") : "";
+}
+
+async function api(path, options = {}) {
+  let resp;
+  try {
+    resp = await fetch(`${API}/${path}`, { headers: { Accept: "application/json" }, ...options });
+  } catch (e) {
+    throw new ApiError(0, "Could not reach the server. Check your connection and try again.");
+  }
+  let body = null;
+  try { body = await resp.json(); } catch (e) { /* not JSON */ }
+  if (!resp.ok) throw new ApiError(resp.status, reasonOf(body, resp.status));
+  return body;
+}
+
+/* ---------- listings as the API returns them ---------- */
+
+/** One listing in the shape the page uses, whatever the exact field names of the API. */
+function normalise(raw) {
+  const id = raw.id ?? raw.listing_id;
+  return {
+    id: String(id),
+    title: raw.title ?? raw.product_name ?? "Untitled",
+    price: raw.price,
+    location: raw.location ?? "",
+    category: raw.category ?? raw.root_category ?? "",
+    categoryPath: raw.category_path ?? "",
+    description: raw.description ?? "",
+    score: raw.score,
+    photos: photosOf(raw),
+  };
+}
+
+function photosOf(raw) {
+  const urlFor = (imageId) => `${API}/images/${encodeURIComponent(imageId)}`;
+  if (Array.isArray(raw.photos)) {
+    return raw.photos.map((p) => (typeof p === "string" ? { id: p, url: urlFor(p) }
+      : { id: p.image_id ?? p.id, url: p.url ?? urlFor(p.image_id ?? p.id) }));
+  }
+  const ids = raw.photo_ids ?? raw.image_ids ?? [];
+  const urls = raw.photo_urls ?? raw.image_urls ?? [];
+  return ids.map((pid, i) => ({ id: pid, url: urls[i] ?? urlFor(pid) }));
+}
+
+function resultsOf(body) {
+  const items = Array.isArray(body) ? body : (body?.results ?? body?.items ?? body?.listings ?? []);
+  return items.map(normalise);
+}
+
+const priceFormat = new Intl.NumberFormat("en-GB", { style: "currency", currency: "GBP", maximumFractionDigits: 2 });
+function formatPrice(p) {
+  if (p === null || p === undefined || p === "" || Number.isNaN(Number(p))) return "Price not given";
+  const n = Number(p);
+  return n === 0 ? "Free" : priceFormat.format(n).replace(/\.00$/, "");
+}
+
+/** A photo URL from the API is absolute ("/v1/images/x") or relative; make it work under a prefix too. */
+function photoUrl(url) {
+  return url.startsWith("/") ? url.slice(1) : url;
+}
+
+/* ---------- cards ---------- */
+
+function card(listing) {
+  const node = els.cardTemplate.content.firstElementChild.cloneNode(true);
+  const art = node.querySelector("article");
+  art.dataset.listingId = listing.id;
+  const img = node.querySelector("img");
+  if (listing.photos.length) {
+    img.src = photoUrl(listing.photos[0].url);
+  } else {
+    img.remove();
+  }
+  node.querySelector(".title").textContent = listing.title;
+  node.querySelector(".price").textContent = formatPrice(listing.price);
+  node.querySelector(".location").textContent = listing.location;
+  node.querySelector(".category").textContent = listing.category;
+  const score = node.querySelector(".score");
+  if (typeof listing.score === "number") {
+    score.textContent = `match ${listing.score.toFixed(2)}`;
+    score.title = "Relevance score";
+  } else {
+    score.remove();
+  }
+  art.setAttribute("aria-label", `${listing.title}, ${formatPrice(listing.price)}, ${listing.location}`);
+  return node;
+}
+
+function fill(list, listings) {
+  list.replaceChildren(...listings.map(card));
+}
+
+/** One handler for every card list: click or Enter/Space opens the listing. */
+function wireCardList(list) {
+  const openFrom = (target) => {
+    const art = target.closest("article[data-listing-id]");
+    if (art) openListing(art.dataset.listingId);
+  };
+  list.addEventListener("click", (e) => openFrom(e.target));
+  list.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") {
+      if (e.target.matches("article[data-listing-id]")) {
+        e.preventDefault();
+        openFrom(e.target);
+      }
+    }
+  });
+}
+
+/* ---------- status and errors ---------- */
+
+function setStatus(text, loading = false) {
+  els.status.textContent = text;
+  els.status.classList.toggle("loading", loading);
+}
+
+function showError(message) {
+  els.error.textContent = message;
+  els.error.hidden = !message;
+}
+
+/* ---------- the photo picker: choose, drop, paste ---------- */
+
+function setPhoto(file) {
+  if (els.previewImg.src.startsWith("blob:")) URL.revokeObjectURL(els.previewImg.src);
+  chosenPhoto = file;
+  els.preview.hidden = !file;
+  els.dropzone.dataset.state = file ? "chosen" : "empty";
+  if (file) {
+    els.previewImg.src = URL.createObjectURL(file);
+    els.photoName.textContent = file.name || "Pasted photo";
+  } else {
+    els.previewImg.removeAttribute("src");
+    els.photo.value = "";
+  }
+}
+
+function firstImage(files) {
+  return Array.from(files || []).find((f) => f.type.startsWith("image/") || f.type === "") ?? null;
+}
+
+function wirePhotoPicker() {
+  els.photo.addEventListener("change", () => {
+    const file = els.photo.files[0] ?? null;
+    setPhoto(file);
+    if (file) search();
+  });
+  els.photoClear.addEventListener("click", () => { setPhoto(null); els.photo.focus(); });
+  for (const type of ["dragenter", "dragover"]) {
+    els.dropzone.addEventListener(type, (e) => { e.preventDefault(); els.dropzone.dataset.state = "over"; });
+  }
+  els.dropzone.addEventListener("dragleave", () => { els.dropzone.dataset.state = chosenPhoto ? "chosen" : "empty"; });
+  els.dropzone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    const file = firstImage(e.dataTransfer?.files);
+    els.dropzone.dataset.state = chosenPhoto ? "chosen" : "empty";
+    if (file) { setPhoto(file); search(); }
+  });
+  document.addEventListener("paste", (e) => {
+    const file = firstImage(e.clipboardData?.files);
+    if (file) { e.preventDefault(); setPhoto(file); search(); }
+  });
+}
+
+/* ---------- search ---------- */
+
+function searchForm() {
+  const fd = new FormData();
+  const text = els.q.value.trim();
+  if (text) fd.append("text", text);
+  if (chosenPhoto) fd.append("image", chosenPhoto, chosenPhoto.name || "photo");
+  fd.append("k", String(PAGE_K));
+  if (els.category.value) fd.append("category", els.category.value);
+  if (els.priceMin.value !== "") fd.append("price_min", els.priceMin.value);
+  if (els.priceMax.value !== "") fd.append("price_max", els.priceMax.value);
+  if (els.location.value.trim()) fd.append("location", els.location.value.trim());
+  return fd;
+}
+
+function hasQuery() {
+  return Boolean(els.q.value.trim() || chosenPhoto);
+}
+
+async function search() {
+  showError("");
+  if (!hasQuery()) {
+    setStatus("");
+    els.resultsSummary.textContent = "Type what you are looking for, or add a photo.";
+    return;
+  }
+  const seq = ++searchSeq;
+  setStatus("Searching…", true);
+  els.results.setAttribute("aria-busy", "true");
+  els.button.disabled = true;
+  saveStateToUrl();
+  try {
+    const body = await api("search", { method: "POST", body: searchForm() });
+    if (seq !== searchSeq) return;
+    const listings = resultsOf(body);
+    fill(els.resultsList, listings);
+    els.resultsSummary.textContent = listings.length
+      ? `${listings.length} listing${listings.length === 1 ? "" : "s"}, best match first.`
+      : "No listings match. Try fewer words or wider filters.";
+    setStatus("");
+  } catch (e) {
+    if (seq !== searchSeq) return;
+    setStatus("");
+    showError(e.message);
+  } finally {
+    if (seq === searchSeq) {
+      els.results.setAttribute("aria-busy", "false");
+      els.button.disabled = false;
+    }
+  }
+}
+
+/* The text query and filters live in the address, so a search can be bookmarked or shared. */
+const URL_FIELDS = { q: "q", category: "category", price_min: "priceMin", price_max: "priceMax", location: "location" };
+
+function saveStateToUrl() {
+  const params = new URLSearchParams();
+  for (const [key, el] of Object.entries(URL_FIELDS)) {
+    const v = els[el].value.trim();
+    if (v) params.set(key, v);
+  }
+  const qs = params.toString();
+  history.replaceState(null, "", qs ? `?${qs}` : location.pathname);
+}
+
+function loadStateFromUrl() {
+  const params = new URLSearchParams(location.search);
+  for (const [key, el] of Object.entries(URL_FIELDS)) {
+    if (params.has(key)) els[el].value = params.get(key);
+  }
+}
+
+/* ---------- categories ---------- */
+
+async function loadCategories() {
+  try {
+    const body = await api("categories");
+    const names = Array.isArray(body) ? body : (body?.categories ?? []);
+    const wanted = new URLSearchParams(location.search).get("category") ?? els.category.value;
+    for (const c of names) {
+      const name = typeof c === "string" ? c : (c.name ?? c.root_category);
+      const opt = new Option(name, name);
+      els.category.add(opt);
+    }
+    if (wanted) els.category.value = wanted;
+  } catch (e) {
+    // Without the list the filter still works as "All categories"; searching is unaffected.
+    console.warn("categories unavailable:", e.message);
+  }
+}
+
+/* ---------- one listing, its photos, and more like it ---------- */
+
+async function openListing(id) {
+  const seq = ++openSeq;
+  els.title.textContent = "Loading…";
+  for (const el of [els.price, els.location2, els.category2, els.description]) el.textContent = "";
+  els.photos.replaceChildren();
+  els.similarList.replaceChildren();
+  els.similarStatus.textContent = "";
+  els.listingError.hidden = true;
+  if (!els.dialog.open) els.dialog.showModal();
+  els.dialogClose.focus();
+  const [detail, similar] = await Promise.allSettled([
+    api(`listings/${encodeURIComponent(id)}`),
+    api(`listings/${encodeURIComponent(id)}/similar?k=${ROW_K}`),
+  ]);
+  if (seq !== openSeq) return;
+  if (detail.status === "fulfilled") {
+    showDetail(normalise(detail.value));
+    remember(id);
+  } else {
+    els.title.textContent = "Listing unavailable";
+    els.listingError.textContent = detail.reason.message;
+    els.listingError.hidden = false;
+  }
+  if (similar.status === "fulfilled") {
+    const listings = resultsOf(similar.value).filter((l) => l.id !== String(id));
+    fill(els.similarList, listings);
+    els.similarStatus.textContent = listings.length ? "" : "Nothing similar found.";
+  } else {
+    els.similarStatus.textContent = `Could not load similar listings: ${similar.reason.message}`;
+  }
+}
+
+function showDetail(listing) {
+  els.dialog.dataset.listingId = listing.id;
+  els.title.textContent = listing.title;
+  els.price.textContent = formatPrice(listing.price);
+  els.location2.textContent = listing.location;
+  els.category2.textContent = listing.categoryPath || listing.category;
+  els.description.textContent = listing.description;
+  els.photos.replaceChildren(...listing.photos.map((p, i) => {
+    const li = document.createElement("li");
+    const img = document.createElement("img");
+    img.src = photoUrl(p.url);
+    img.alt = `${listing.title}, photo ${i + 1} of ${listing.photos.length}`;
+    img.loading = "lazy";
+    li.append(img);
+    return li;
+  }));
+}
+
+function wireDialog() {
+  els.dialogClose.addEventListener("click", () => els.dialog.close());
+  // A click on the backdrop (outside the dialog's box) closes it; Esc closes it natively.
+  els.dialog.addEventListener("click", (e) => { if (e.target === els.dialog) els.dialog.close(); });
+  els.dialog.addEventListener("close", () => {
+    openSeq++;
+    delete els.dialog.dataset.listingId;
+    loadForYou();
+  });
+}
+
+/* ---------- history and "for you" ---------- */
+
+function readHistory() {
+  try {
+    const h = JSON.parse(localStorage.getItem(HISTORY_KEY) ?? "[]");
+    return Array.isArray(h) ? h : [];
+  } catch (e) {
+    return [];
+  }
+}
+
+function remember(listingId) {
+  const event = { listing_id: String(listingId), event: "view", timestamp: new Date().toISOString() };
+  const h = [...readHistory(), event].slice(-HISTORY_MAX);
+  try { localStorage.setItem(HISTORY_KEY, JSON.stringify(h)); } catch (e) { /* storage full or off */ }
+}
+
+/** The "for you" row shows only when there is history and the recommend endpoint answers. */
+async function loadForYou() {
+  const history = readHistory();
+  if (!history.length) { els.forYou.hidden = true; return; }
+  try {
+    const body = await api("recommend", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ history, k: ROW_K }),
+    });
+    const listings = resultsOf(body);
+    fill(els.forYouList, listings);
+    els.forYou.hidden = listings.length === 0;
+  } catch (e) {
+    els.forYou.hidden = true;
+  }
+}
+
+/* ---------- start ---------- */
+
+function init() {
+  wireCardList(els.resultsList);
+  wireCardList(els.similarList);
+  wireCardList(els.forYouList);
+  wirePhotoPicker();
+  wireDialog();
+  els.form.addEventListener("submit", (e) => { e.preventDefault(); search(); });
+  els.category.addEventListener("change", () => { if (hasQuery()) search(); });
+  loadStateFromUrl();
+  document.body.dataset.ready = "false";
+  Promise.allSettled([loadCategories(), loadForYou()]).then(() => {
+    document.body.dataset.ready = "true";
+    if (hasQuery()) search();
+  });
+}
+
+init();
