@@ -115,6 +115,7 @@ function card(listing) {
   const node = els.cardTemplate.content.firstElementChild.cloneNode(true);
   const art = node.querySelector("article");
   art.dataset.listingId = listing.id;
+  if (listing.price !== null && listing.price !== undefined) art.dataset.price = String(listing.price);
   const img = node.querySelector("img");
   if (listing.photos.length) {
     img.src = photoUrl(listing.photos[0].url);
@@ -195,6 +196,9 @@ function wirePhotoPicker() {
     setPhoto(file);
     if (file) search();
   });
+  // A file the browser cannot show (not a photo) keeps its name but loses the broken thumbnail.
+  els.previewImg.addEventListener("error", () => { els.previewImg.hidden = true; });
+  els.previewImg.addEventListener("load", () => { els.previewImg.hidden = false; });
   els.photoClear.addEventListener("click", () => { setPhoto(null); els.photo.focus(); });
   for (const type of ["dragenter", "dragover"]) {
     els.dropzone.addEventListener(type, (e) => { e.preventDefault(); els.dropzone.dataset.state = "over"; });
