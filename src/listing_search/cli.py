@@ -98,6 +98,61 @@ def holdout(
 
 
 @app.command()
+def train(
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    backbone: Annotated[Optional[str], typer.Option(help="Registered backbone, e.g. efficientnet_lite0.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Most epochs (early stopping may end sooner).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    subset: Annotated[Optional[int], typer.Option(help="Use only this many photos (quick runs).")] = None,
+    force: Annotated[bool, typer.Option(help="Retrain even if up to date.")] = False,
+) -> None:
+    """Fine-tune the vision model's tail and category head; write ART/model/ (checkpoint, card, plots)."""
+    from listing_search.vision.backbones import BackboneError
+    from listing_search.vision.train import train as run_train
+
+    settings = _settings(artifacts, vision={"backbone": backbone, "epochs": epochs, "device": device,
+                                            "subset": subset})
+    try:
+        report = run_train(settings, artifacts, force=force, progress=True)
+    except (BackboneError, FileNotFoundError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    console.print_json(json.dumps(report.__dict__))
+
+
+@app.command()
+def embed(
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    force: Annotated[bool, typer.Option(help="Re-embed even if up to date.")] = False,
+) -> None:
+    """Export ART/model/vision.onnx (checked against PyTorch) and embed every catalogue photo."""
+    from listing_search.vision.embed import embed as run_embed
+
+    settings = _settings(artifacts)
+    try:
+        report = run_embed(settings, artifacts, force=force, progress=True)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    console.print_json(json.dumps(report.__dict__))
+
+
+@app.command()
+def evaluate(
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    data: Annotated[Path, typer.Option("--data", help="Raw dataset folder of never-seen listings.")] = Path(
+        "heldout/test"),
+) -> None:
+    """Accuracy and retrieval metrics on never-seen listings; prints one JSON object on stdout."""
+    from listing_search.evaluate import evaluate as run_evaluate
+
+    settings = _settings(artifacts)
+    try:
+        result = run_evaluate(settings, artifacts, data)
+    except (DataFormatError, FileNotFoundError, KeyError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(result))
+
+
+@app.command()
 def run(
     data: DataOpt = "../shared/data/fb_marketplace",
     artifacts: ArtifactsOpt = Path("artifacts"),
@@ -110,6 +165,14 @@ def run(
     try:
         run_prepare(settings, data, artifacts, progress=True)
     except (DataFormatError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    from listing_search.vision.embed import embed as run_embed
+    from listing_search.vision.train import train as run_train
+
+    try:
+        run_train(settings, artifacts, progress=True)
+        run_embed(settings, artifacts, progress=True)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
 
 

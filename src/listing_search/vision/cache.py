@@ -159,7 +159,7 @@ def build_cache(model: ListingClassifier, cut: int, photos: pd.DataFrame, images
         train_y=np.repeat(train[S.LABEL].to_numpy(np.int64), 1 + copies),
         train_photo=np.repeat(np.arange(len(train)), 1 + copies),
         val_x=val_x,
-        val_y=val[S.LABEL].to_numpy(np.int64),
+        val_y=np.array(val[S.LABEL], np.int64),
         key=key,
     )
     _save(folder, cache)

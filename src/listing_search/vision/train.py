@@ -232,7 +232,7 @@ def _train_epoch(model: ListingClassifier, cache: ActivationCache, cut: int, ord
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total_loss += float(loss) * len(idx)
+        total_loss += loss.item() * len(idx)
         correct += int((logits.argmax(1) == y).sum())
     return total_loss / max(len(order), 1), correct / max(len(order), 1)
 

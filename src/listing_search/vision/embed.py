@@ -1,0 +1,144 @@
+"""The embedding stage: export the trained network as ONE ONNX graph and embed every catalogue photo with it.
+
+The graph maps a photo batch to (embedding, category logits); embedding here runs that very graph
+in ONNX Runtime, the serving runtime, so catalogue and query embeddings come from the same code.
+The export is checked against PyTorch (max abs difference below 1e-3) before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from listing_search import schema as S
+from listing_search.data.prepare import load_training
+from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, write_stamp
+from listing_search.settings import Settings
+from listing_search.vision.export import PARITY_TOLERANCE, export_onnx, onnx_session, parity
+from listing_search.vision.model import VisionGraph, embedding_dim
+from listing_search.vision.preprocess import PreprocessConfig, load_image
+from listing_search.vision.train import load_model
+
+log = logging.getLogger(__name__)
+STAGE = "embed"
+
+
+@dataclass
+class EmbedReport:
+    images: int
+    embedding_dim: int
+    embed_layer: str
+    onnx_max_abs_diff: float
+    failed: int = 0
+    seconds: float = 0.0
+    up_to_date: bool = False
+
+
+def embed(settings: Settings, artifacts: Path, force: bool = False, progress: bool = False) -> EmbedReport:
+    """Write ART/model/vision.onnx and the image embeddings (JSON, .npy + ids), or skip when up to date."""
+    t0 = time.perf_counter()
+    artifacts = Path(artifacts)
+    vs = settings.vision
+    inputs = [artifacts / S.MODEL_CHECKPOINT, artifacts / S.TRAINING_CSV]
+    fp = fingerprint(inputs, json.dumps({"embed_layer": vs.embed_layer}))
+    outputs = [artifacts / n for n in (S.VISION_ONNX, S.IMAGE_EMBEDDINGS_NPY, S.IMAGE_EMBEDDING_IDS,
+                                       S.IMAGE_EMBEDDINGS_JSON)]
+    if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
+        log.info("embed: up to date in %s", artifacts)
+        report = EmbedReport(**json.loads((artifacts / S.STAMPS_DIR / f"{STAGE}.json").read_text())["report"])
+        report.up_to_date = True
+        return report
+    if not (artifacts / S.MODEL_CHECKPOINT).is_file():
+        raise FileNotFoundError(f"{artifacts / S.MODEL_CHECKPOINT} not found: run `listing-search train` first")
+
+    model, checkpoint = load_model(artifacts)
+    cfg = PreprocessConfig.from_json(checkpoint["preprocess"])
+    image_ids = load_training(artifacts)[S.IMAGE_ID].tolist()
+    diff = export_vision_onnx(model, vs.embed_layer, artifacts, cfg, image_ids[:4])
+    vectors, ok_ids = embed_photos(artifacts / S.VISION_ONNX, artifacts / S.CLEAN_IMAGES_DIR, image_ids, cfg,
+                                   vs.embed_batch_size, progress)
+    _write_embeddings(artifacts, vectors, ok_ids)
+    _update_card(artifacts, vs.embed_layer, embedding_dim(model, vs.embed_layer), diff)
+
+    report = EmbedReport(images=len(ok_ids), embedding_dim=int(vectors.shape[1]), embed_layer=vs.embed_layer,
+                         onnx_max_abs_diff=diff, failed=len(image_ids) - len(ok_ids),
+                         seconds=round(time.perf_counter() - t0, 1))
+    write_stamp(artifacts, STAGE, fp, {"report": asdict(report)})
+    log.info("embed: %s", asdict(report))
+    return report
+
+
+def export_vision_onnx(model, embed_layer: str, artifacts: Path, cfg: PreprocessConfig,
+                       sample_ids: list[str]) -> float:
+    """Export the single serving graph and check it on real photos; raises when ONNX disagrees."""
+    graph = VisionGraph(model, embed_layer).eval()
+    path = artifacts / S.VISION_ONNX
+    export_onnx(graph, path, cfg.input_size, ["image"], ["embedding", "logits"])
+    batch = np.stack([load_image(artifacts / S.CLEAN_IMAGES_DIR / f"{i}.jpg", cfg) for i in sample_ids]) \
+        if sample_ids else np.zeros((2, 3, cfg.input_size, cfg.input_size), np.float32)
+    diff = parity(graph, path, batch)
+    if diff >= PARITY_TOLERANCE:
+        path.unlink(missing_ok=True)
+        raise RuntimeError(f"ONNX export disagrees with PyTorch: max abs diff {diff:.2e}")
+    log.info("embed: %s written, ONNX vs PyTorch max abs diff %.1e", path, diff)
+    return diff
+
+
+def _load_batches(folder: Path, ids: list[str], cfg: PreprocessConfig,
+                  batch: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    """(ids, arrays) batches, decoding on a thread; photos that fail to load are left out and logged."""
+    def load(image_id: str) -> np.ndarray | None:
+        try:
+            return load_image(folder / f"{image_id}.jpg", cfg)
+        except (OSError, ValueError) as exc:
+            log.warning("embed: photo %s skipped: %s", image_id, exc)
+            return None
+
+    with ThreadPoolExecutor(2) as pool:
+        for start in range(0, len(ids), batch):
+            chunk = ids[start:start + batch]
+            arrays = list(pool.map(load, chunk))
+            kept = [(i, a) for i, a in zip(chunk, arrays) if a is not None]
+            if kept:
+                yield [i for i, _ in kept], np.stack([a for _, a in kept])
+
+
+def embed_photos(onnx_path: Path, folder: Path, ids: list[str], cfg: PreprocessConfig, batch: int,
+                 progress: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Embeddings (float32, one row per photo that loaded) and the ids they belong to."""
+    session = onnx_session(onnx_path)
+    rows, kept = [], []
+    with tqdm(total=len(ids), disable=not progress, desc="embed", unit="photo") as bar:
+        for chunk_ids, arrays in _load_batches(folder, ids, cfg, batch):
+            rows.append(session.run(["embedding"], {"image": arrays})[0])
+            kept.extend(chunk_ids)
+            bar.update(len(arrays))
+    dim = session.get_outputs()[0].shape[1]
+    vectors = np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
+    return vectors, kept
+
+
+def _write_embeddings(artifacts: Path, vectors: np.ndarray, ids: list[str]) -> None:
+    with atomic_path(artifacts / S.IMAGE_EMBEDDINGS_NPY) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, vectors)
+    atomic_write_text(artifacts / S.IMAGE_EMBEDDING_IDS, json.dumps(ids))
+    as_json = {i: [round(float(v), 6) for v in row] for i, row in zip(ids, vectors)}
+    atomic_write_text(artifacts / S.IMAGE_EMBEDDINGS_JSON, json.dumps(as_json))
+
+
+def _update_card(artifacts: Path, embed_layer: str, dim: int, diff: float) -> None:
+    """The card describes the graph actually exported (the embed layer may differ from training's)."""
+    path = artifacts / S.MODEL_CARD
+    card = json.loads(path.read_text())
+    card.update({"embed_layer": embed_layer, "embedding_dim": dim, "onnx": S.VISION_ONNX,
+                 "onnx_max_abs_diff": diff})
+    atomic_write_text(path, json.dumps(card, indent=2))

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from listing_search import schema as S
+from listing_search.data.prepare import load_training
+from listing_search.vision.train import STAGE, VISION_SETTINGS_JSON, load_model, select_photos, train
+from tests.vision.fixtures import tiny_settings, trained_artifacts  # noqa: F401  (fixture)
+
+
+def test_split_never_puts_one_listing_on_both_sides(trained_artifacts: Path) -> None:
+    photos = load_training(trained_artifacts)
+    sides = photos.groupby(S.LISTING_ID)[S.SPLIT].nunique()
+    assert (sides == 1).all()
+    assert set(photos[S.SPLIT]) == {"train", "val"}
+    sample = select_photos(photos, 10, seed=1)
+    assert set(sample[S.SPLIT]) == {"train", "val"} and len(sample) == 10
+
+
+def test_train_writes_checkpoint_card_settings_and_figures(trained_artifacts: Path) -> None:
+    model_dir = trained_artifacts / S.MODEL_DIR
+    for name in ("model.pt", "model_card.json", "vision_settings.json", "curves.png", "confusion.png"):
+        assert (model_dir / name).is_file(), name
+    assert any((model_dir / "tb" / "base").iterdir())
+    card = json.loads((trained_artifacts / S.MODEL_CARD).read_text())
+    assert card["backbone"] == "efficientnet_lite0"
+    assert card["preprocess"]["input_size"] == 64
+    assert card["categories"] == json.loads((trained_artifacts / S.CATEGORIES_JSON).read_text())["categories"]
+    assert card["embed_layer"] == "logits1000" and card["embedding_dim"] == 1000
+    assert card["onnx"] == S.VISION_ONNX and 0.0 <= card["val"]["val_image_accuracy"] <= 1.0
+    saved = json.loads((trained_artifacts / VISION_SETTINGS_JSON).read_text())
+    assert saved["input_size"] == 64 and saved["epochs"] == 2
+
+
+def test_checkpoint_rebuilds_without_pretrained_weights(trained_artifacts: Path) -> None:
+    model, checkpoint = load_model(trained_artifacts)
+    assert checkpoint["categories"] == json.loads((trained_artifacts / S.MODEL_CARD).read_text())["categories"]
+    with torch.inference_mode():
+        assert model(torch.zeros(1, 3, 64, 64)).shape == (1, len(checkpoint["categories"]))
+
+
+def test_train_skips_when_up_to_date(trained_artifacts: Path) -> None:
+    before = (trained_artifacts / S.MODEL_CHECKPOINT).stat().st_mtime_ns
+    report = train(tiny_settings(), trained_artifacts)
+    assert report.up_to_date
+    assert (trained_artifacts / S.MODEL_CHECKPOINT).stat().st_mtime_ns == before
+    assert (trained_artifacts / S.STAMPS_DIR / f"{STAGE}.json").is_file()
+
+
+def test_sweep_trains_each_config_on_one_cache_and_plots_them(trained_artifacts: Path, tmp_path: Path) -> None:
+    art = tmp_path / "art"
+    art.mkdir()
+    for name in (S.TRAINING_CSV, S.CATEGORIES_JSON):
+        (art / name).write_bytes((trained_artifacts / name).read_bytes())
+    (art / S.CLEAN_IMAGES_DIR).symlink_to(trained_artifacts / S.CLEAN_IMAGES_DIR)
+    settings = tiny_settings(epochs=1, sweep=[{"lr_head": 1e-2}, {"batch_size": 4}])
+    report = train(settings, art)
+    assert [r["name"] for r in report.sweep][0] == "base" and len(report.sweep) == 3
+    assert (art / S.MODEL_DIR / "sweep.png").is_file()
+    assert len(list((art / "model" / "cache").iterdir())) == 1
+
+
+def test_sweep_refuses_settings_that_change_the_cache(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="augment_copies"):
+        from listing_search.vision.train import _check_sweep
+
+        _check_sweep([{"augment_copies": 3}])
+
+
+def test_training_csv_sides_match_listings(trained_artifacts: Path) -> None:
+    listings = pd.read_csv(trained_artifacts / S.LISTINGS_CSV, dtype={S.LISTING_ID: str})
+    photos = load_training(trained_artifacts)
+    side = listings.set_index(S.LISTING_ID)[S.SPLIT]
+    assert (photos[S.SPLIT].to_numpy() == side.reindex(photos[S.LISTING_ID]).to_numpy()).all()
