@@ -59,6 +59,9 @@ TEXT_EMBEDDINGS_NPY = "text/listing_text_embeddings.npy"
 TEXT_EMBEDDING_IDS = "text/listing_text_ids.json"
 
 INDEX_DIR = "index"
+IMAGE_INDEX = "index/image.faiss"  # + index/image.infos.json (type, size, recall@10, ...)
+TEXT_INDEX = "index/text.faiss"  # listing text vectors, ids = listings.key in the catalogue
+INDEX_SETTINGS = "index/index_settings.json"
 CATALOG_DB = "catalog.sqlite"
 RANKER_JSON = "ranker.json"
 

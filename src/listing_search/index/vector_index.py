@@ -1,0 +1,317 @@
+"""A cosine-similarity vector index over FAISS with int64 ids, persisted atomically after each change.
+
+Vectors are L2-normalised on the way in, so inner product = cosine similarity and scores are in
+[-1, 1]. The same class serves photo embeddings and (later) listing text embeddings.
+
+Files, for ``name`` in a folder: ``<name>.faiss`` (the FAISS index), ``<name>.infos.json`` (type,
+size, dimension, build time, recall@10 against exact search, search parameters) and, for types that
+cannot delete (HNSW), ``<name>.tombstones.json``: removed ids stay in the graph, are excluded from
+every search with an ``IDSelectorNot``, and the graph is rebuilt from the live vectors (compaction)
+once tombstones pass ``COMPACT_RATIO`` of it. Flat and IVF indexes delete for real.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from listing_search.index.select import FLAT, HNSW, IVF_PQ, IndexChoice, choose_index
+from listing_search.pipeline import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+COMPACT_RATIO = 0.2
+SUBSET_EXACT_MAX = 20_000  # filtered searches over at most this many ids are done exactly
+RECALL_TARGET = 0.95
+RECALL_K = 10
+
+
+@dataclass
+class SearchResult:
+    """Per query: ``ids[i]`` ranked by ``scores[i]`` (cosine similarity), padding removed."""
+
+    scores: list[np.ndarray]
+    ids: list[np.ndarray]
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """float32, C-contiguous, unit rows (zero rows stay zero)."""
+    x = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32).copy()
+    faiss.normalize_L2(x)
+    return x
+
+
+class VectorIndex:
+    """Build / load / add / remove / search; the owner serialises writes (see ``SearchEngine``)."""
+
+    def __init__(self, index: faiss.Index, kind: str, infos: dict, tombstones: set[int] | None = None) -> None:
+        self.index, self.kind, self.infos = index, kind, infos
+        self.tombstones: set[int] = tombstones or set()
+        self.path: Path | None = None
+        self._apply_params(infos.get("search_params", {}))
+
+    # ----------------------------------------------------------------- build / persist
+    @classmethod
+    def build(
+        cls, vectors: np.ndarray, ids: np.ndarray, memory_budget_mb: int = 1536, exact_max: int = 200_000,
+        recall_sample: int = 200, kind: str | None = None, seed: int = 0,
+    ) -> "VectorIndex":
+        """Choose the type, train if needed, add, tune search parameters and measure recall@10."""
+        t0 = time.perf_counter()
+        x, ids = normalise(vectors), np.asarray(ids, dtype=np.int64)
+        if len(x) != len(ids) or len(np.unique(ids)) != len(ids):
+            raise ValueError("ids must be unique and one per vector")
+        choice = choose_index(len(x), x.shape[1], memory_budget_mb, exact_max, kind)
+        index = _new_index(choice, x.shape[1], x, seed)
+        index.add_with_ids(x, ids)
+        infos = {
+            "kind": choice.kind, "factory": choice.factory, "dimension": int(x.shape[1]),
+            "size": int(len(x)), "metric": "cosine (inner product of unit vectors)",
+            "choice": choice.to_json(), "memory_budget_mb": memory_budget_mb, "exact_max": exact_max,
+        }
+        self = cls(index, choice.kind, infos)
+        self._tune(x, ids, recall_sample, seed)
+        self.infos["build_seconds"] = round(time.perf_counter() - t0, 3)
+        self.infos["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        log.info("index %s: %d x %d, recall@10 %.3f", choice.factory, len(x), x.shape[1], self.infos["recall_at_10"])
+        return self
+
+    @classmethod
+    def load(cls, path: Path) -> "VectorIndex":
+        """Read ``<name>.faiss`` with its infos and tombstones."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no index at {path}")
+        infos = json.loads(infos_path(path).read_text())
+        tomb = tombstones_path(path)
+        dead = set(json.loads(tomb.read_text())) if tomb.is_file() else set()
+        self = cls(faiss.read_index(str(path)), infos["kind"], infos, dead)
+        self.path = path
+        return self
+
+    def save(self, path: Path | None = None) -> None:
+        """Index, then tombstones, then infos; each replaced atomically."""
+        path = Path(path or self.path)
+        with atomic_path(path) as tmp:
+            faiss.write_index(self.index, str(tmp))
+        self._save_sidecars(path)
+        self.path = path
+
+    def _save_sidecars(self, path: Path) -> None:
+        if self.kind == HNSW:
+            atomic_write_text(tombstones_path(path), json.dumps(sorted(self.tombstones)))
+        self.infos["size"] = self.size
+        self.infos["tombstones"] = len(self.tombstones)
+        atomic_write_text(infos_path(path), json.dumps(self.infos, indent=2, sort_keys=True))
+
+    # ----------------------------------------------------------------- live changes
+    @property
+    def size(self) -> int:
+        """Live vectors (tombstoned ones excluded)."""
+        return int(self.index.ntotal) - len(self.tombstones)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray, persist: bool = True) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        self.index.add_with_ids(normalise(vectors), ids)
+        if persist and self.path is not None:
+            self.save()
+
+    def remove(self, ids: np.ndarray, persist: bool = True) -> int:
+        """Delete (or tombstone, for HNSW) ``ids``; returns how many were present."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.kind == HNSW:
+            removed, rewritten = self._tombstone(ids)
+        else:
+            removed, rewritten = int(self.index.remove_ids(ids)), True
+        if persist and removed and self.path is not None:
+            if rewritten:
+                self.save()
+            else:
+                self._save_sidecars(self.path)  # the graph itself did not change
+        return removed
+
+    def _tombstone(self, ids: np.ndarray) -> tuple[int, bool]:
+        """Mark ids dead; compact when too many are. Returns (count, whether the graph was rebuilt)."""
+        hit = {int(i) for i in ids} & set(self.all_ids().tolist())
+        self.tombstones |= hit
+        if len(self.tombstones) > COMPACT_RATIO * self.index.ntotal:
+            self.compact(persist=False)
+            return len(hit), True
+        return len(hit), False
+
+    def compact(self, persist: bool = True) -> None:
+        """Rebuild an HNSW graph from its live vectors, dropping tombstones."""
+        live = self.all_ids()
+        x = self.reconstruct(live)
+        choice = IndexChoice(HNSW, self.infos["factory"], 0, "compaction")
+        index = _new_index(choice, self.dim, x, 0)
+        index.add_with_ids(x, live)
+        self.index, self.tombstones = index, set()
+        self._apply_params(self.infos.get("search_params", {}))
+        log.info("index compacted to %d vectors", len(live))
+        if persist and self.path is not None:
+            self.save()
+
+    def all_ids(self) -> np.ndarray:
+        """Every live id (order unspecified)."""
+        if isinstance(self.index, faiss.IndexIDMap2) or isinstance(self.index, faiss.IndexIDMap):
+            ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        else:
+            ids = _ivf_ids(faiss.extract_index_ivf(self.index))
+        if self.tombstones:
+            ids = ids[~np.isin(ids, np.fromiter(self.tombstones, np.int64))]
+        return ids
+
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        """Stored (unit) vectors of ``ids``; approximate for IVF-PQ."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        for row, i in enumerate(ids):
+            out[row] = self.index.reconstruct(int(i))
+        return out
+
+    # ----------------------------------------------------------------- search
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> SearchResult:
+        """Top ``k`` by cosine, optionally only among ``allowed`` ids (exact for small subsets)."""
+        q = normalise(queries)
+        if allowed is not None:
+            allowed = np.asarray(allowed, dtype=np.int64)
+            if self.tombstones:
+                allowed = allowed[~np.isin(allowed, np.fromiter(self.tombstones, np.int64))]
+            if len(allowed) == 0 or k <= 0:
+                return SearchResult([np.empty(0, np.float32)] * len(q), [np.empty(0, np.int64)] * len(q))
+            if self.kind != FLAT and len(allowed) <= SUBSET_EXACT_MAX:
+                return self._search_subset(q, k, allowed)
+        k = int(min(k, self.size if allowed is None else len(allowed)))
+        if k <= 0:
+            return SearchResult([np.empty(0, np.float32)] * len(q), [np.empty(0, np.int64)] * len(q))
+        params, _keep = self._params(allowed)
+        scores, ids = self.index.search(q, k, params=params)
+        keep = ids >= 0
+        return SearchResult([s[m] for s, m in zip(scores, keep)], [i[m] for i, m in zip(ids, keep)])
+
+    def _search_subset(self, q: np.ndarray, k: int, allowed: np.ndarray) -> SearchResult:
+        x = self.reconstruct(allowed)
+        sims = q @ x.T
+        k = min(k, len(allowed))
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(sims, top, 1).argsort(axis=1)[:, ::-1]
+        top = np.take_along_axis(top, order, 1)
+        return SearchResult(
+            [sims[r, top[r]] for r in range(len(q))], [allowed[top[r]] for r in range(len(q))]
+        )
+
+    def _params(self, allowed: np.ndarray | None) -> tuple[faiss.SearchParameters | None, list]:
+        """Search parameters with a selector; the list keeps selector objects alive during search."""
+        keep: list = []
+        sel = None
+        if allowed is not None:
+            sel = faiss.IDSelectorBatch(allowed)
+            keep.append(sel)
+        if self.tombstones:
+            dead = faiss.IDSelectorBatch(np.fromiter(self.tombstones, np.int64))
+            not_dead = faiss.IDSelectorNot(dead)
+            keep += [dead, not_dead]
+            sel = not_dead if sel is None else faiss.IDSelectorAnd(sel, not_dead)
+            keep.append(sel)
+        sp = self.infos.get("search_params", {})
+        if self.kind == HNSW:
+            params = faiss.SearchParametersHNSW(efSearch=int(sp.get("efSearch", 64)))
+        elif self.kind == IVF_PQ:
+            params = faiss.SearchParametersIVF(nprobe=int(sp.get("nprobe", 8)))
+        elif sel is None:
+            return None, keep
+        else:
+            params = faiss.SearchParameters()
+        if sel is not None:
+            params.sel = sel
+        keep.append(params)
+        return params, keep
+
+    def _apply_params(self, sp: dict) -> None:
+        self.infos["search_params"] = dict(sp)
+
+    # ----------------------------------------------------------------- tuning / recall
+    def _tune(self, x: np.ndarray, ids: np.ndarray, sample: int, seed: int) -> None:
+        """Smallest efSearch / nprobe reaching ``RECALL_TARGET``; records recall@10 in the infos."""
+        rng = np.random.default_rng(seed)
+        q = x[rng.choice(len(x), size=min(sample, len(x)), replace=False)]
+        truth = exact_top_k(x, ids, q, RECALL_K)
+        if self.kind == HNSW:
+            grid = [("efSearch", v) for v in (16, 32, 64, 128, 256, 512)]
+        elif self.kind == IVF_PQ:
+            nlist = self.infos["choice"]["nlist"]
+            grid = [("nprobe", v) for v in (1, 2, 4, 8, 16, 32, 64, 128, 256) if v <= nlist] or [("nprobe", 1)]
+        else:
+            grid = []
+        recall = 0.0
+        for name, value in grid:
+            self._apply_params({name: value})
+            recall = recall_at(self.search(q, RECALL_K).ids, truth)
+            if recall >= RECALL_TARGET:
+                break
+        if not grid:
+            recall = recall_at(self.search(q, RECALL_K).ids, truth)
+        self.infos["recall_at_10"] = round(float(recall), 4)
+        self.infos["recall_sample"] = int(len(q))
+
+
+def exact_top_k(x: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int, chunk: int = 65_536) -> list[np.ndarray]:
+    """Brute-force reference: ids of the ``k`` most similar rows of unit ``x`` for each query."""
+    best_s = np.full((len(q), 0), -np.inf, np.float32)
+    best_i = np.empty((len(q), 0), np.int64)
+    for start in range(0, len(x), chunk):
+        sims = q @ x[start : start + chunk].T
+        s = np.concatenate([best_s, sims], 1)
+        i = np.concatenate([best_i, np.broadcast_to(ids[start : start + chunk], sims.shape)], 1)
+        top = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        best_s, best_i = np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1)
+    return list(best_i)
+
+
+def recall_at(found: list[np.ndarray], truth: list[np.ndarray]) -> float:
+    """Share of the true neighbours found, averaged over queries."""
+    hits = [len(set(f.tolist()) & set(t.tolist())) / max(len(t), 1) for f, t in zip(found, truth)]
+    return float(np.mean(hits)) if hits else 1.0
+
+
+def infos_path(path: Path) -> Path:
+    return Path(path).with_suffix(".infos.json")
+
+
+def tombstones_path(path: Path) -> Path:
+    return Path(path).with_suffix(".tombstones.json")
+
+
+def _new_index(choice: IndexChoice, dim: int, train: np.ndarray, seed: int) -> faiss.Index:
+    """An empty index with int64 ids; IVF is trained on ``train`` and keeps a hashtable id map."""
+    if choice.kind == FLAT:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if choice.kind == HNSW:
+        return faiss.IndexIDMap2(faiss.index_factory(dim, choice.factory, faiss.METRIC_INNER_PRODUCT))
+    index = faiss.index_factory(dim, choice.factory, faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.extract_index_ivf(index)
+    ivf.cp.seed = seed
+    index.train(train)
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+    return index
+
+
+def _ivf_ids(ivf: faiss.IndexIVF) -> np.ndarray:
+    invlists = ivf.invlists
+    parts = []
+    for lst in range(ivf.nlist):
+        n = invlists.list_size(lst)
+        if n:
+            parts.append(faiss.rev_swig_ptr(invlists.get_ids(lst), n).copy())
+    return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)

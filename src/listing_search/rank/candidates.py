@@ -1,0 +1,95 @@
+"""Search requests, candidates and the default fusion of per-channel scores.
+
+Retrieval gives each candidate listing one score per channel ("image", "text"); a ``Rescorer``
+turns those into the final order. The default is a weighted mean of the channels the query used;
+a learned re-ranker or personalisation replaces it by passing ``rescorer=`` to ``SearchEngine``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from listing_search.index.catalog import Filters, Listing
+
+IMAGE, TEXT = "image", "text"
+DEFAULT_WEIGHTS = {IMAGE: 0.5, TEXT: 0.5}
+
+
+@dataclass
+class SearchQuery:
+    """One search: a photo and/or words, how many listings, and structured filters."""
+
+    image: bytes | None = None
+    text: str | None = None
+    k: int = 10
+    filters: Filters = field(default_factory=Filters)
+    exclude_listing_keys: frozenset[int] = frozenset()
+    user_id: str | None = None  # for personalisation; unused by the default rescorer
+
+    def channels(self) -> list[str]:
+        return [c for c, v in ((IMAGE, self.image), (TEXT, self.text)) if v]
+
+
+@dataclass
+class Candidate:
+    """A listing found by retrieval: per-channel cosine scores and the photos that matched."""
+
+    listing_key: int
+    scores: dict[str, float] = field(default_factory=dict)
+    matched_vector_ids: list[int] = field(default_factory=list)
+    score: float = 0.0
+
+
+@dataclass
+class ListingHit:
+    """A ranked result: the listing record, its final score and how it was reached."""
+
+    listing: Listing
+    score: float
+    scores: dict[str, float]
+    matched_image_ids: list[str]
+
+
+class Rescorer(Protocol):
+    """Sets ``Candidate.score`` for every candidate and returns them best first."""
+
+    def __call__(self, query: SearchQuery, candidates: list[Candidate]) -> list[Candidate]: ...
+
+
+class TextQueryEncoder(Protocol):
+    """What the engine needs from a text model (``listing_search.text.encoder.TextEncoder`` fits)."""
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+def weighted_mean(query: SearchQuery, candidates: list[Candidate],
+                  weights: dict[str, float] = DEFAULT_WEIGHTS) -> list[Candidate]:
+    """Default rescorer: weighted mean of the query's channels (a missing channel scores 0)."""
+    channels = query.channels() or [IMAGE]
+    total = sum(weights.get(c, 1.0) for c in channels) or 1.0
+    for cand in candidates:
+        cand.score = sum(weights.get(c, 1.0) * cand.scores.get(c, 0.0) for c in channels) / total
+    return sorted(candidates, key=lambda c: (-c.score, c.listing_key))
+
+
+def group_by_listing(scores: list[np.ndarray], ids: list[np.ndarray], listing_of: dict[int, int],
+                     exclude: frozenset[int] = frozenset()) -> dict[int, Candidate]:
+    """Photo hits of one or more query vectors -> one candidate per listing (its best photo's score).
+
+    Vector ids missing from ``listing_of`` (deleted photos not yet compacted away) are dropped.
+    """
+    best: dict[int, Candidate] = {}
+    pairs = sorted(
+        ((float(s), int(v)) for row_s, row_i in zip(scores, ids) for s, v in zip(row_s, row_i)),
+        key=lambda p: -p[0])
+    for score, vid in pairs:
+        key = listing_of.get(vid)
+        if key is None or key in exclude:
+            continue
+        cand = best.setdefault(key, Candidate(key, {IMAGE: score}))
+        if vid not in cand.matched_vector_ids:
+            cand.matched_vector_ids.append(vid)
+    return best
