@@ -153,10 +153,45 @@ def evaluate(
 
 
 @app.command()
+def index(
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    kind: Annotated[Optional[str], typer.Option(help="Force flat, hnsw or ivfpq (default: by size/budget).")] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even if up to date (drops listings added via the API).")] = False,
+) -> None:
+    """Build the image index (FAISS, type by size and memory budget) and the catalogue (SQLite)."""
+    from listing_search.index.build import build_index
+
+    settings = _settings(artifacts)
+    try:
+        infos = build_index(settings, artifacts, force=force, kind=kind)
+    except (DataFormatError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    console.print_json(json.dumps(infos))
+
+
+@app.command()
+def serve(
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    host: Annotated[Optional[str], typer.Option(help="Bind address (default settings.serve.host).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default settings.serve.port).")] = None,
+) -> None:
+    """Serve the API (ONNX Runtime model, index and catalogue loaded once); never imports torch."""
+    from listing_search.serve.server import check_artifacts, serve as run_serve
+
+    settings = _settings(artifacts, serve={"host": host, "port": port})
+    missing = check_artifacts(artifacts)
+    if missing:
+        _fail(f"cannot serve {artifacts}: missing {missing} (run `listing-search index` after embed)")
+    run_serve(settings)
+
+
+@app.command()
 def run(
     data: DataOpt = "../shared/data/fb_marketplace",
     artifacts: ArtifactsOpt = Path("artifacts"),
     serve: Annotated[bool, typer.Option(help="Serve the API once everything is built.")] = True,
+    host: Annotated[Optional[str], typer.Option(help="Bind address for serving.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port for serving.")] = None,
 ) -> None:
     """Every stage on the dataset (skipping those up to date), then serve."""
     from listing_search.data.prepare import prepare as run_prepare
@@ -174,6 +209,22 @@ def run(
         run_embed(settings, artifacts, progress=True)
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
+    _index_then_serve(settings, artifacts, serve, host, port)
+
+
+def _index_then_serve(settings: Settings, artifacts: Path, serve: bool, host: str | None,
+                      port: int | None) -> None:
+    """The last stages of `run`: the index (skipped when up to date), then the API if asked."""
+    from listing_search.index.build import build_index
+
+    try:
+        build_index(settings, artifacts)
+    except (DataFormatError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    if serve:
+        from listing_search.serve.server import serve as run_serve
+
+        run_serve(settings, host, port)
 
 
 def main() -> None:

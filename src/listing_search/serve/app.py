@@ -1,0 +1,87 @@
+"""The FastAPI app factory: model, indexes and catalogue loaded once at start-up into one engine.
+
+``create_app(settings)`` is what uvicorn runs (``listing-search serve``); tests pass a ready engine.
+Nothing here imports torch: the vision model runs in ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from listing_search.rank.engine import SearchEngine
+from listing_search.serve import errors
+from listing_search.serve.limits import FORM_SLACK, BodyLimitMiddleware
+from listing_search.serve.metrics import Metrics, MetricsMiddleware
+from listing_search.serve.metrics import router as metrics_router
+from listing_search.serve.routes import health, images, listings, predict, search
+from listing_search.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Find second-hand listings from a photo, words, or both.
+
+* `POST /v1/search` — photo (multipart `image`) and/or `text`, `k`, filters → ranked listings.
+* `GET /v1/listings/{id}`, `GET /v1/listings/{id}/similar`, `GET /v1/images/{image_id}`.
+* `POST /v1/listings`, `DELETE /v1/listings/{id}` — need the `X-API-Key` header.
+* `POST /predict/feature_embedding`, `POST /predict/similar_images` — the original model API.
+
+Errors are JSON: `{"detail": "<reason>"}` with a 4xx status.
+"""
+
+
+def create_app(settings: Settings | None = None, engine: SearchEngine | None = None) -> FastAPI:
+    """The API; loads the engine from ``settings.artifacts_dir`` at start-up unless one is given."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.engine is None:
+            await run_in_threadpool(_load, app, settings)
+        yield
+
+    app = FastAPI(title="listing-search", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings, app.state.engine, app.state.load_error = settings, engine, None
+    app.state.metrics = Metrics()
+    errors.install(app)
+    for module in (predict, search, listings, images, health):
+        app.include_router(module.router)
+    app.include_router(metrics_router)
+    _include_web(app)
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit(settings))
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+def _load(app: FastAPI, settings: Settings) -> None:
+    """Load once; on failure serve 503s with the reason instead of dying (the health check shows it)."""
+    try:
+        app.state.engine = SearchEngine.load(settings)
+        log.info("search engine loaded: %s", app.state.engine.health())
+    except Exception as exc:  # any broken artifact: report it, keep the process up
+        app.state.load_error = f"{type(exc).__name__}: {exc}"
+        log.error("could not load the search engine from %s: %s", settings.artifacts_dir, exc)
+
+
+def body_limit(settings: Settings):
+    """Per-path request body cap: one photo, or up to MAX_PHOTOS for a new listing."""
+    one = settings.serve.max_upload_bytes + FORM_SLACK
+    many = settings.serve.max_upload_bytes * listings.MAX_PHOTOS + FORM_SLACK
+
+    def limit_for(path: str) -> int:
+        return many if path.rstrip("/") == "/v1/listings" else one
+
+    return limit_for
+
+
+def _include_web(app: FastAPI) -> None:
+    """The static search page at ``/`` when its module is present."""
+    try:
+        from listing_search.serve import web
+    except ImportError:
+        return
+    app.include_router(web.router)

@@ -1,0 +1,64 @@
+"""Request dependencies: the loaded engine, settings, API key, bounded upload reading, k checks."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security, UploadFile
+from fastapi.security import APIKeyHeader
+
+from listing_search.rank.engine import SearchEngine
+from listing_search.settings import Settings
+
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="Needed to add or delete listings (settings.serve.api_key).")
+READ_CHUNK = 1 << 20
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> SearchEngine:
+    """The engine loaded at start-up; 503 with the reason while it is missing."""
+    engine = getattr(request.app.state, "engine", None)
+    if engine is None:
+        reason = getattr(request.app.state, "load_error", None) or "not loaded yet"
+        raise HTTPException(503, f"search engine unavailable: {reason}")
+    return engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[SearchEngine, Depends(get_engine)]
+
+
+def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(API_KEY_HEADER)] = None) -> None:
+    """401 without a key, 403 with a wrong one (compared in constant time)."""
+    if not key:
+        raise HTTPException(401, "missing X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"})
+    if not secrets.compare_digest(key.encode(), settings.serve.api_key.encode()):
+        raise HTTPException(403, "invalid API key")
+
+
+def read_upload(upload: UploadFile, settings: Settings, field: str = "image") -> bytes:
+    """The uploaded bytes, refused when empty or over ``max_upload_bytes`` (never read past it)."""
+    limit = settings.serve.max_upload_bytes
+    chunks, size = [], 0
+    while True:
+        chunk = upload.file.read(min(READ_CHUNK, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"{field}: upload too large: the limit is {limit} bytes")
+    if size == 0:
+        raise HTTPException(400, f"{field}: empty upload")
+    return b"".join(chunks)
+
+
+def check_k(k: int, settings: Settings) -> int:
+    if not 1 <= k <= settings.serve.max_k:
+        raise HTTPException(422, f"k must be between 1 and {settings.serve.max_k}, got {k}")
+    return k

@@ -1,0 +1,54 @@
+"""Domain errors -> 4xx JSON answers with the reason, so bad input never becomes a 500."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from listing_search.data.images import CORRUPT, MISSING, TOO_LARGE, UNREADABLE, ImageRejected
+from listing_search.rank.engine import TextSearchUnavailable, UnknownCategory
+
+log = logging.getLogger(__name__)
+
+IMAGE_STATUS = {UNREADABLE: 415, CORRUPT: 422, TOO_LARGE: 413, MISSING: 400}
+ERROR_RESPONSES: dict[int | str, dict] = {
+    400: {"description": "Bad input (empty upload, text search unavailable)"},
+    413: {"description": "Upload or image dimensions too large"},
+    415: {"description": "Not an image"},
+    422: {"description": "Invalid field, corrupt or truncated image, unknown category, k out of range"},
+    503: {"description": "Model, index or catalogue not loaded"},
+}
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ImageRejected, _image_rejected)
+    app.add_exception_handler(UnknownCategory, _unknown_category)
+    app.add_exception_handler(TextSearchUnavailable, _text_unavailable)
+    app.add_exception_handler(RequestValidationError, _validation)
+
+
+async def _image_rejected(request: Request, exc: ImageRejected) -> JSONResponse:
+    return JSONResponse({"detail": f"image rejected: {exc}", "reason": exc.reason},
+                        status_code=IMAGE_STATUS.get(exc.reason, 422))
+
+
+async def _unknown_category(request: Request, exc: UnknownCategory) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+async def _text_unavailable(request: Request, exc: TextSearchUnavailable) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=400)
+
+
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """One readable sentence in ``detail`` (``field: problem; ...``) plus FastAPI's list in ``errors``."""
+    errors = exc.errors()
+    parts = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form"))
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid")))
+    safe = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
+    return JSONResponse({"detail": "; ".join(parts) or "invalid request", "errors": safe}, status_code=422)

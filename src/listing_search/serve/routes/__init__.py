@@ -1,0 +1,1 @@
+"""One router per resource: predict (original API + category), search, listings, images, health."""

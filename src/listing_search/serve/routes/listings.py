@@ -1,0 +1,65 @@
+"""Listings: read one, similar ones, add (with photos) and delete; writes need the API key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, UploadFile, status
+
+from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload, require_api_key
+from listing_search.serve.errors import ERROR_RESPONSES
+from listing_search.serve.schemas import DeletedOut, ListingOut, SearchHitOut, SimilarOut
+
+router = APIRouter(prefix="/v1/listings", tags=["listings"], responses=ERROR_RESPONSES)
+MAX_PHOTOS = 10
+ListingId = Annotated[str, Path(min_length=1, max_length=128, description="Listing id.")]
+AUTH_RESPONSES: dict[int | str, dict] = {401: {"description": "Missing X-API-Key"},
+                                         403: {"description": "Wrong X-API-Key"}}
+
+
+@router.get("/{listing_id}", response_model=ListingOut, summary="One listing", responses={404: {}})
+def get_listing(engine: EngineDep, listing_id: ListingId) -> ListingOut:
+    listing = engine.get_listing(listing_id)
+    if listing is None:
+        raise HTTPException(404, f"unknown listing {listing_id!r}")
+    return ListingOut.of(listing)
+
+
+@router.get("/{listing_id}/similar", response_model=SimilarOut, summary="Listings that look alike",
+            responses={404: {}})
+def similar_listings(engine: EngineDep, settings: SettingsDep, listing_id: ListingId,
+                     k: Annotated[int, Query(description="How many listings (1..max_k).")] = 10) -> SimilarOut:
+    hits = engine.similar_listings(listing_id, check_k(k, settings))
+    if hits is None:
+        raise HTTPException(404, f"unknown listing {listing_id!r}")
+    return SimilarOut(listing_id=listing_id, results=[SearchHitOut.of_hit(h) for h in hits])
+
+
+@router.post("", response_model=ListingOut, status_code=status.HTTP_201_CREATED, summary="Add a listing",
+             dependencies=[Depends(require_api_key)], responses=AUTH_RESPONSES)
+def add_listing(
+    engine: EngineDep,
+    settings: SettingsDep,
+    title: Annotated[str, Form(min_length=1, max_length=300, examples=["Pine bed frame"])],
+    category: Annotated[str, Form(description="Root category.", examples=["Home & Garden"])],
+    photos: Annotated[list[UploadFile], File(description=f"1..{MAX_PHOTOS} photos.")],
+    description: Annotated[str, Form(max_length=20_000)] = "",
+    price: Annotated[float | None, Form(ge=0, examples=[40.0])] = None,
+    location: Annotated[str, Form(max_length=200, examples=["Leeds, West Yorkshire"])] = "",
+    category_path: Annotated[str | None, Form(max_length=500)] = None,
+) -> ListingOut:
+    """Photos are checked, standardised and embedded; the index and catalogue are updated and saved."""
+    if not 1 <= len(photos) <= MAX_PHOTOS:
+        raise HTTPException(422, f"photos: give 1 to {MAX_PHOTOS} photos, got {len(photos)}")
+    data = [read_upload(p, settings, f"photos[{i}]") for i, p in enumerate(photos)]
+    fields = {"title": title.strip(), "description": description, "price": price, "location": location,
+              "root_category": category, "category_path": category_path}
+    return ListingOut.of(engine.add_listing(fields, data))
+
+
+@router.delete("/{listing_id}", response_model=DeletedOut, summary="Delete a listing",
+               dependencies=[Depends(require_api_key)], responses={**AUTH_RESPONSES, 404: {}})
+def delete_listing(engine: EngineDep, listing_id: ListingId) -> DeletedOut:
+    if not engine.remove_listing(listing_id):
+        raise HTTPException(404, f"unknown listing {listing_id!r}")
+    return DeletedOut(deleted=listing_id)

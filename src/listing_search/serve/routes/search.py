@@ -1,0 +1,45 @@
+"""``POST /v1/search``: a photo and/or words -> ranked listings, filtered, one result per listing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+
+from listing_search.index.catalog import Filters
+from listing_search.rank.candidates import SearchQuery
+from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload
+from listing_search.serve.errors import ERROR_RESPONSES
+from listing_search.serve.schemas import SearchHitOut, SearchOut
+
+router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
+
+
+@router.post("/search", response_model=SearchOut, summary="Search listings by photo and/or text")
+def search(
+    engine: EngineDep,
+    settings: SettingsDep,
+    image: Annotated[UploadFile | None, File(description="A photo of what you look for.")] = None,
+    text: Annotated[str | None, Form(max_length=1000, description="Words (needs the text model).",
+                                     examples=["pine bed frame"])] = None,
+    k: Annotated[int, Form(description="How many listings (1..max_k).")] = 10,
+    category: Annotated[str | None, Form(description="Root category.", examples=["Home & Garden"])] = None,
+    price_min: Annotated[float | None, Form(ge=0, examples=[5])] = None,
+    price_max: Annotated[float | None, Form(ge=0, examples=[100])] = None,
+    location: Annotated[str | None, Form(max_length=200, description="Substring of the location.",
+                                         examples=["Leeds"])] = None,
+) -> SearchOut:
+    """Listings ranked by similarity. Filters restrict the candidates before ranking, so a rare
+    category still yields ``k`` listings when it has that many."""
+    check_k(k, settings)
+    text = (text or "").strip() or None
+    if image is None and text is None:
+        raise HTTPException(422, "give an image, a text query, or both")
+    if price_min is not None and price_max is not None and price_min > price_max:
+        raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
+    filters = Filters(category or None, price_min, price_max, (location or "").strip() or None)
+    data = read_upload(image, settings) if image is not None else None
+    hits = engine.search(SearchQuery(image=data, text=text, k=k, filters=filters))
+    applied = {n: v for n, v in (("category", filters.root_category), ("price_min", price_min),
+                                 ("price_max", price_max), ("location", filters.location)) if v is not None}
+    return SearchOut(results=[SearchHitOut.of_hit(h) for h in hits], k=k, filters=applied)

@@ -1,0 +1,99 @@
+"""Public response shapes of the API, separate from the engine's internal records."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from listing_search.index.catalog import Listing
+from listing_search.rank.candidates import ListingHit
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="Why the request was refused.", examples=["k must be between 1 and 100"])
+
+
+class PhotoOut(BaseModel):
+    image_id: str
+    url: str = Field(description="GET this to fetch the photo (image/jpeg).", examples=["/v1/images/3f2a..."])
+
+
+class ListingOut(BaseModel):
+    id: str = Field(examples=["243809c0-9cfc-4486-ad12-3b7a16605ba9"])
+    title: str = Field(examples=["Mirror wall art"])
+    description: str = ""
+    price: float | None = Field(None, examples=[5.0])
+    location: str = Field("", examples=["Wokingham, Berkshire"])
+    category: str = Field("", description="Root category.", examples=["Home & Garden"])
+    category_path: str = Field("", examples=["Home & Garden / Dining, Living Room Furniture / Mirrors"])
+    photos: list[PhotoOut] = []
+
+    @classmethod
+    def of(cls, listing: Listing) -> "ListingOut":
+        return cls(id=listing.listing_id, title=listing.title, description=listing.description,
+                   price=listing.price, location=listing.location, category=listing.root_category,
+                   category_path=listing.category_path, photos=[photo_out(i) for i in listing.image_ids])
+
+
+class SearchHitOut(ListingOut):
+    score: float = Field(description="Final relevance score (cosine similarity based; higher is better).")
+    scores: dict[str, float] = Field(default_factory=dict, description="Per-channel scores: image, text.")
+    matched_photos: list[PhotoOut] = Field(default_factory=list, description="Photos that matched, best first.")
+
+    @classmethod
+    def of_hit(cls, hit: ListingHit) -> "SearchHitOut":
+        base = ListingOut.of(hit.listing).model_dump()
+        return cls(**base, score=round(hit.score, 6), scores={k: round(v, 6) for k, v in hit.scores.items()},
+                   matched_photos=[photo_out(i) for i in hit.matched_image_ids])
+
+
+class SearchOut(BaseModel):
+    results: list[SearchHitOut]
+    k: int
+    filters: dict[str, str | float] = Field(default_factory=dict, description="Filters that were applied.")
+
+
+class SimilarOut(BaseModel):
+    listing_id: str
+    results: list[SearchHitOut]
+
+
+class FeaturesOut(BaseModel):
+    features: list[float] = Field(description="The model's embedding of the photo (as in the original API).")
+
+
+class SimilarImagesOut(BaseModel):
+    similar_index: list[int] = Field(description="Vector ids of the nearest catalogue photos (original API).")
+    image_ids: list[str]
+    listing_ids: list[str]
+    distances: list[float] = Field(description="Cosine distance, 1 - cosine similarity; smaller is closer.")
+
+
+class CategoryScore(BaseModel):
+    category: str
+    probability: float
+
+
+class CategoryOut(BaseModel):
+    categories: list[CategoryScore]
+
+
+class CategoriesOut(BaseModel):
+    categories: list[str]
+
+
+class DeletedOut(BaseModel):
+    deleted: str = Field(description="Id of the deleted listing.")
+
+
+class HealthOut(BaseModel):
+    status: str = Field(examples=["ok"])
+    model: bool
+    index: int = Field(description="Vectors in the image index.")
+    index_type: str | None = None
+    listings: int
+    photos: int
+    text: bool = Field(description="Whether text search is available.")
+
+
+def photo_out(image_id: str) -> PhotoOut:
+    return PhotoOut(image_id=image_id, url=f"/v1/images/{image_id}")

@@ -1,0 +1,28 @@
+"""Run the API with uvicorn (the ``serve`` verb)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from listing_search import schema as S
+from listing_search.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def check_artifacts(artifacts: Path) -> list[str]:
+    """Files serving needs that are missing (empty when ready to serve)."""
+    needed = [S.CATALOG_DB, S.IMAGE_INDEX, S.VISION_ONNX, S.MODEL_CARD, S.CATEGORIES_JSON]
+    return [n for n in needed if not (Path(artifacts) / n).is_file()]
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Blocking: serve ``settings.artifacts_dir`` on ``host:port`` (defaults from settings)."""
+    import uvicorn
+
+    from listing_search.serve.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(app, host=host or settings.serve.host, port=port or settings.serve.port,
+                log_level=settings.log_level.lower(), timeout_keep_alive=5, proxy_headers=True)
