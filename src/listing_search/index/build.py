@@ -28,6 +28,11 @@ def index_inputs(artifacts: Path) -> list[Path]:
     return [artifacts / n for n in (S.IMAGE_EMBEDDINGS_NPY, S.IMAGE_EMBEDDING_IDS, S.LISTINGS_CSV, S.TRAINING_CSV)]
 
 
+def text_inputs(artifacts: Path) -> list[Path]:
+    """Listing text embeddings (optional: the text index is built when they exist)."""
+    return [artifacts / S.TEXT_EMBEDDINGS_NPY, artifacts / S.TEXT_EMBEDDING_IDS]
+
+
 def index_outputs(artifacts: Path) -> list[Path]:
     return [artifacts / S.CATALOG_DB, artifacts / S.IMAGE_INDEX, infos_path(artifacts / S.IMAGE_INDEX)]
 
@@ -38,7 +43,7 @@ def build_index(settings: Settings, artifacts: Path, force: bool = False, kind: 
     for p in index_inputs(artifacts):
         if not p.exists():
             raise FileNotFoundError(f"index needs {p} (run the prepare and embed stages first)")
-    fp = fingerprint(index_inputs(artifacts), settings.section_json("index") + str(kind))
+    fp = fingerprint(index_inputs(artifacts) + text_inputs(artifacts), settings.section_json("index") + str(kind))
     if not force and is_up_to_date(artifacts, STAGE, index_outputs(artifacts), fp):
         log.info("index: up to date in %s", artifacts)
         return {**json.loads(infos_path(artifacts / S.IMAGE_INDEX).read_text()), "up_to_date": True}
@@ -51,6 +56,7 @@ def build_index(settings: Settings, artifacts: Path, force: bool = False, kind: 
     counts = build_catalog(artifacts / S.CATALOG_DB, listings, photos)
     index.infos["catalog"] = counts
     index.save(artifacts / S.IMAGE_INDEX)
+    build_text_index(settings, artifacts)
     atomic_write_text(artifacts / S.INDEX_SETTINGS, settings.section_json("index"))
     write_stamp(artifacts, STAGE, fp, {"seconds": round(time.perf_counter() - t0, 2)})
     log.info("index: %s, catalogue %s, in %.1fs", index.infos["factory"], counts, time.perf_counter() - t0)
@@ -74,3 +80,25 @@ def load_inputs(artifacts: Path) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame
     if photos.attrs["missing"]:
         log.warning("index: %d catalogue photos have no embedding", photos.attrs["missing"])
     return np.asarray(vectors[photos["vector_id"].to_numpy()], dtype=np.float32), photos, listings
+
+
+def build_text_index(settings: Settings, artifacts: Path) -> dict | None:
+    """``index/text.faiss`` over listing text vectors, ids = catalogue listing keys; None without them."""
+    npy, ids_json = text_inputs(artifacts)
+    if not (npy.is_file() and ids_json.is_file()):
+        (artifacts / S.TEXT_INDEX).unlink(missing_ok=True)  # a stale text index must not outlive its data
+        return None
+    import sqlite3
+
+    vectors = np.load(npy, mmap_mode="r")
+    listing_ids = json.loads(ids_json.read_text())
+    with sqlite3.connect(artifacts / S.CATALOG_DB) as con:
+        key_of = dict(con.execute("SELECT listing_id, key FROM listings").fetchall())
+    rows = [r for r, lid in enumerate(listing_ids) if lid in key_of]
+    keys = np.array([key_of[listing_ids[r]] for r in rows], np.int64)
+    cfg = settings.index
+    index = VectorIndex.build(np.asarray(vectors[rows], np.float32), keys, cfg.memory_budget_mb, cfg.exact_max,
+                              cfg.recall_sample)
+    index.save(artifacts / S.TEXT_INDEX)
+    log.info("text index: %s over %d listings", index.infos["factory"], len(keys))
+    return index.infos

@@ -187,7 +187,7 @@ class Catalog:
         cols = [c for c in LISTING_FIELDS if c != "key"]
         cur = con.execute(
             f"INSERT INTO listings ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            [listing.get(c) for c in cols])
+            [_default(c, listing.get(c)) for c in cols])
         key = int(cur.lastrowid)
         vector_ids = [
             int(con.execute("INSERT INTO photos (image_id, listing_key) VALUES (?, ?)", (i, key)).lastrowid)
@@ -273,6 +273,11 @@ def _insert_tables(con: sqlite3.Connection, listings: pd.DataFrame, photos: pd.D
         "INSERT INTO photos (vector_id, image_id, listing_key) VALUES (?, ?, ?)",
         [(int(v), i, keys[lid]) for v, i, lid in zip(photos["vector_id"], photos[S.IMAGE_ID], photos[S.LISTING_ID])])
     con.execute("COMMIT")
+
+
+def _default(column: str, value: object) -> object:
+    """Text columns are NOT NULL: a missing one is stored empty."""
+    return "" if value is None and column not in ("price", "label") else value
 
 
 def _s(v: object) -> str:

@@ -71,7 +71,8 @@ def choose_index(n: int, dim: int, memory_budget_mb: int, exact_max: int, kind: 
         return IndexChoice(FLAT, "Flat", flat_bytes(n, dim), reason)
     if kind == HNSW:
         return IndexChoice(HNSW, f"HNSW{HNSW_M},Flat", hnsw_bytes(n, dim), reason)
-    nlist, m, nbits = ivf_nlist(n), pq_m_for(n, dim, budget), pq_nbits(n)
+    nlist = ivf_nlist(n)
+    m, nbits = pq_m_for(n, dim, budget - nlist * dim * 4), pq_nbits(n)  # centroids count against the budget
     factory = f"IVF{nlist},PQ{m}x{nbits}"
     return IndexChoice(IVF_PQ, factory, n * (m + _ID_BYTES) + nlist * dim * 4, reason, nlist, m)
 

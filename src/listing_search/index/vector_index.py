@@ -245,8 +245,10 @@ class VectorIndex:
     def _tune(self, x: np.ndarray, ids: np.ndarray, sample: int, seed: int) -> None:
         """Smallest efSearch / nprobe reaching ``RECALL_TARGET``; records recall@10 in the infos."""
         rng = np.random.default_rng(seed)
-        q = x[rng.choice(len(x), size=min(sample, len(x)), replace=False)]
-        truth = exact_top_k(x, ids, q, RECALL_K)
+        rows = rng.choice(len(x), size=min(sample, len(x)), replace=False)
+        q, own = x[rows], ids[rows]
+        # Leave-one-out: a query's own vector is not one of its neighbours (it would flatter recall).
+        truth = _without(exact_top_k(x, ids, q, RECALL_K + 1), own, RECALL_K)
         if self.kind == HNSW:
             grid = [("efSearch", v) for v in (16, 32, 64, 128, 256, 512)]
         elif self.kind == IVF_PQ:
@@ -257,11 +259,11 @@ class VectorIndex:
         recall = 0.0
         for name, value in grid:
             self._apply_params({name: value})
-            recall = recall_at(self.search(q, RECALL_K).ids, truth)
+            recall = recall_at(_without(self.search(q, RECALL_K + 1).ids, own, RECALL_K), truth)
             if recall >= RECALL_TARGET:
                 break
         if not grid:
-            recall = recall_at(self.search(q, RECALL_K).ids, truth)
+            recall = recall_at(_without(self.search(q, RECALL_K + 1).ids, own, RECALL_K), truth)
         self.infos["recall_at_10"] = round(float(recall), 4)
         self.infos["recall_sample"] = int(len(q))
 
@@ -283,6 +285,11 @@ def recall_at(found: list[np.ndarray], truth: list[np.ndarray]) -> float:
     """Share of the true neighbours found, averaged over queries."""
     hits = [len(set(f.tolist()) & set(t.tolist())) / max(len(t), 1) for f, t in zip(found, truth)]
     return float(np.mean(hits)) if hits else 1.0
+
+
+def _without(found: list[np.ndarray], own: np.ndarray, k: int) -> list[np.ndarray]:
+    """Each row without its query's own id, cut to ``k``."""
+    return [row[row != o][:k] for row, o in zip(found, own)]
 
 
 def infos_path(path: Path) -> Path:

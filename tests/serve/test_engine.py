@@ -1,0 +1,85 @@
+"""SearchEngine: widening for rare filters and many-photo listings, and the text / rescorer plug points."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from listing_search import schema as S
+from listing_search.index.build import build_index
+from listing_search.index.catalog import Filters
+from listing_search.index.vector_index import VectorIndex
+from listing_search.rank.candidates import IMAGE, TEXT, SearchQuery
+from listing_search.rank.engine import SearchEngine, TextSearchUnavailable
+from tests.index.tiny_artifacts import RARE
+from tests.serve.conftest import photo_bytes, serve_settings
+
+
+class WordsEncoder:
+    """A stand-in text model: one dimension per listing number mentioned ("item 7")."""
+
+    dim = 32
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().replace(".", " ").split():
+                if word.isdigit():
+                    out[row, int(word) % self.dim] = 1.0
+            out[row, -1] += 0.01
+        return out
+
+
+@pytest.fixture
+def engine(built_artifacts: Path) -> SearchEngine:
+    return SearchEngine.load(serve_settings(built_artifacts))
+
+
+def test_many_photo_listing_does_not_crowd_out_k(engine: SearchEngine, built_artifacts: Path) -> None:
+    # listing-000 has 27 near-identical photos; the first pool (max(k*4, candidates=10)) is mostly them.
+    hits = engine.search(SearchQuery(image=photo_bytes(built_artifacts, "img-000-0"), k=8))
+    assert len({h.listing.listing_id for h in hits}) == 8 and hits[0].listing.listing_id == "listing-000"
+
+
+def test_rare_filter_returns_every_match(engine: SearchEngine, built_artifacts: Path) -> None:
+    hits = engine.search(SearchQuery(image=photo_bytes(built_artifacts), k=10, filters=Filters(root_category=RARE)))
+    assert len(hits) == 3 and {h.listing.root_category for h in hits} == {RARE}
+
+
+def test_text_needs_a_text_model(engine: SearchEngine) -> None:
+    with pytest.raises(TextSearchUnavailable):
+        engine.search(SearchQuery(text="item 4"))
+
+
+def test_text_and_image_fused_with_a_custom_rescorer(artifacts: Path) -> None:
+    """How the text work plugs in: text vectors per listing + an encoder + any rescorer."""
+    listings = [f"listing-{i:03d}" for i in range(30)]
+    enc = WordsEncoder()
+    (artifacts / "text").mkdir()
+    np.save(artifacts / S.TEXT_EMBEDDINGS_NPY, enc.encode([f"Item {i}" for i in range(30)]))
+    (artifacts / S.TEXT_EMBEDDING_IDS).write_text(json.dumps(listings))
+    settings = serve_settings(artifacts)
+    build_index(settings, artifacts, force=True)
+    engine = SearchEngine.load(settings)
+    # what load_text does with the real TextEncoder (absent here)
+    engine.text_encoder, engine.text_index = enc, VectorIndex.load(artifacts / S.TEXT_INDEX)
+    seen = []
+
+    def text_first(query, candidates):
+        seen.append(query)
+        for c in candidates:
+            c.score = 0.9 * c.scores.get(TEXT, 0.0) + 0.1 * c.scores.get(IMAGE, 0.0)
+        return sorted(candidates, key=lambda c: -c.score)
+
+    engine.rescorer = text_first
+    hits = engine.search(SearchQuery(text="item 4", k=3))
+    assert hits[0].listing.listing_id == "listing-004" and hits[0].scores[TEXT] > 0.9
+    both = engine.search(SearchQuery(text="item 4", image=photo_bytes(artifacts, "img-009-0"), k=3))
+    assert both[0].listing.listing_id == "listing-004"  # text weighs more in this rescorer
+    assert all(set(h.scores) == {IMAGE, TEXT} for h in both)  # missing channel filled exactly
+    assert len(seen) == 2
+    added = engine.add_listing({"title": "Item 31", "root_category": RARE}, [photo_bytes(artifacts)])
+    assert engine.search(SearchQuery(text="item 31", k=1))[0].listing.listing_id == added.listing_id

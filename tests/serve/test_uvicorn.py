@@ -1,0 +1,128 @@
+"""The real thing: `listing-search serve` as a uvicorn process on 127.0.0.1, and no torch in serving."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serve.conftest import API_KEY, MAX_UPLOAD, photo_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 45.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_env() -> dict[str, str]:
+    return {**os.environ, "LISTING_SEARCH_SERVE__API_KEY": API_KEY,
+            "LISTING_SEARCH_SERVE__MAX_UPLOAD_BYTES": str(MAX_UPLOAD), "LISTING_SEARCH_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT / "src")}
+
+
+def wait_healthy(proc: subprocess.Popen, base: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{base} not healthy after {timeout}s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def server(built_artifacts: Path) -> Iterator[str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "listing_search.cli", "serve", "--artifacts", str(built_artifacts),
+           "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=serve_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(proc, base)
+        yield base
+    finally:
+        stop(proc)
+
+
+def test_real_server_search_and_health(server: str, built_artifacts: Path) -> None:
+    with httpx.Client(base_url=server, timeout=10) as c:
+        assert c.get("/health").json()["status"] == "ok"
+        files = {"image": ("p.jpg", photo_bytes(built_artifacts), "image/jpeg")}
+        r = c.post("/v1/search", files=files, data={"k": "3"})
+        assert r.status_code == 200 and r.json()["results"][0]["id"] == "listing-005"
+        photo_url = r.json()["results"][0]["photos"][0]["url"]
+        assert c.get(photo_url).headers["content-type"] == "image/jpeg"
+        assert 'route="/v1/search",status="200"' in c.get("/metrics").text
+
+
+def test_real_server_refuses_oversized_streams(server: str) -> None:
+    boundary = "zzz"
+
+    def body() -> Iterator[bytes]:
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.jpg\"\r\n"
+               "Content-Type: image/jpeg\r\n\r\n").encode()
+        for _ in range(40):
+            yield b"\0" * 8192
+
+    with httpx.Client(base_url=server, timeout=10) as c:
+        try:
+            r = c.post("/predict/feature_embedding", content=body(),
+                       headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+        except httpx.TransportError:  # the server may close before the client finished sending
+            pass
+        else:
+            assert r.status_code == 413 and "too large" in r.json()["detail"]
+        assert c.get("/health").status_code == 200  # still serving
+
+
+def test_serving_never_imports_torch(built_artifacts: Path) -> None:
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "import listing_search.serve.app as a\n"
+        "from listing_search.settings import Settings\n"
+        f"app = a.create_app(Settings(artifacts_dir={str(built_artifacts)!r}))\n"
+        "with TestClient(app) as c:\n"
+        "    assert c.get('/health').status_code == 200\n"
+        "print('torch' in sys.modules, 'torchvision' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=serve_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False False"
+
+
+def test_health_is_503_when_artifacts_are_missing(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from listing_search.serve.app import create_app
+    from listing_search.settings import Settings
+
+    with TestClient(create_app(Settings(artifacts_dir=tmp_path))) as c:
+        r = c.get("/health")
+        assert r.status_code == 503 and "catalogue" in r.json()["detail"]
+        r = c.post("/v1/search", data={"text": "x"})
+        assert r.status_code == 503 and "unavailable" in r.json()["detail"]
