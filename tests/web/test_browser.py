@@ -6,17 +6,31 @@ Debian's Chromium first). Screenshots land in ``test-artifacts/web/``.
 
 from __future__ import annotations
 
-import io
+import json
 import os
 import re
 import shutil
+import socket
+import threading
+import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
+import uvicorn
 
+from listing_search.index.build import build_index
+from listing_search.index.vector_index import VectorIndex
+from listing_search.rank.engine import SearchEngine
+from listing_search.serve.app import create_app
+from listing_search.settings import Settings
 from tests.factories import jpeg_bytes, photo
+from tests.index.tiny_artifacts import make_artifacts
+from tests.serve.conftest import serve_settings
 
 pytestmark = pytest.mark.browser
 
@@ -51,13 +65,70 @@ def browser():
         b.close()
 
 
+TITLES = ("Oak dining table", "Red mountain bike", "Gaming laptop", "Leather sofa", "Kids bike helmet",
+          "Office desk lamp", "Garden bench", "Electric kettle", "Tennis racket", "Bookshelf in pine")
+
+
+class WordHashEncoder:
+    """Words hashed into buckets, unit rows: a torch-free stand-in for MiniLM so typed queries work."""
+
+    dim = 64
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z]+", text.lower()):
+                out[row, zlib.crc32(word.encode()) % self.dim] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def web_artifacts(root: Path) -> Path:
+    """The serving tests' tiny artifacts, with readable titles, and the image index built."""
+    make_artifacts(root)
+    listings = pd.read_csv(root / "listings.csv", dtype={"listing_id": str})
+    listings["title"] = [f"{TITLES[i % len(TITLES)]} {i}" for i in range(len(listings))]
+    listings["description"] = [f"{t}, used but in good condition.\nCollect only." for t in listings["title"]]
+    listings.to_csv(root / "listings.csv", index=False)
+    build_index(serve_settings(root), root)
+    return root
+
+
+def engine_with_text(settings: Settings) -> SearchEngine:
+    """The engine as served, plus a text index of every listing's title and description."""
+    engine = SearchEngine.load(settings)
+    rows = engine.catalog.conn().execute("SELECT key, title, description FROM listings").fetchall()
+    encoder = WordHashEncoder()
+    engine.text_encoder = encoder
+    engine.text_index = VectorIndex.build(encoder.encode([f"{t}. {d}" for _, t, d in rows]),
+                                          np.array([k for k, _, _ in rows]))
+    return engine
+
+
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    if "WEB_TEST_BASE_URL" in os.environ:  # a server already running (development)
-        yield os.environ["WEB_TEST_BASE_URL"]
-        return
-    pytest.importorskip("listing_search.serve.app", reason="the serving app is not built yet")
-    pytest.skip("the serving app's test fixtures are not wired in yet")
+def served_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return web_artifacts(tmp_path_factory.mktemp("web") / "artifacts")
+
+
+@pytest.fixture(scope="module")
+def base_url(served_artifacts: Path) -> Iterator[str]:
+    """The real app under uvicorn on a free port of 127.0.0.1, in a thread of this process."""
+    settings = serve_settings(served_artifacts)
+    app = create_app(settings, engine=engine_with_text(settings))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
 
 
 @pytest.fixture
@@ -109,9 +180,10 @@ def test_text_search_shows_ranked_cards(page) -> None:
     options = page.eval_on_selector_all("#category option", "os => os.map(o => o.value)")
     assert len(options) > 1, "the category select was not filled from the API"
 
-    search_text(page, "item")
+    search_text(page, "mountain bike")
     found = cards(page)
     assert found, "no result cards"
+    assert all("bike" in c["title"] for c in found[:3]), [c["title"] for c in found[:3]]
     for c in found:
         assert c["title"] and c["location"] and c["category"]
         assert c["price"].startswith("£") or c["price"] in ("Free", "Price not given")
@@ -121,17 +193,16 @@ def test_text_search_shows_ranked_cards(page) -> None:
     # Photos load lazily: those of the first row, on screen, must have loaded.
     page.wait_for_function("[...document.querySelectorAll('#results-list img')].slice(0, 3)"
                            ".every(i => i.complete && i.naturalWidth > 0)")
-    assert "q=item" in page.url, "the query is not kept in the address"
+    assert "q=mountain+bike" in page.url, "the query is not kept in the address"
     shot(page, "01-text-search")
 
 
-def test_photo_upload_searches_by_photo(page) -> None:
-    page.set_input_files("#photo", files=[{"name": "red.jpg", "mimeType": "image/jpeg",
-                                           "buffer": jpeg_bytes(photo((200, 30, 30), seed=99))}])
+def test_photo_upload_searches_by_photo(page, served_artifacts: Path) -> None:
+    page.set_input_files("#photo", str(served_artifacts / "images" / "img-007-1.jpg"))
     wait_results(page)
     assert page.is_visible("#photo-preview")
-    assert page.text_content("#photo-name") == "red.jpg"
-    assert cards(page)
+    assert page.text_content("#photo-name") == "img-007-1.jpg"
+    assert cards(page)[0]["id"] == "listing-007", "a catalogue photo should find its own listing first"
     shot(page, "02-photo-search")
 
     page.click("#photo-clear")
@@ -161,7 +232,7 @@ def test_drop_and_paste_a_photo(page) -> None:
 
 
 def test_filters_limit_results(page) -> None:
-    search_text(page, "item")
+    search_text(page, "bike table sofa laptop")
     category = cards(page)[0]["category"]
     page.select_option("#category", category)  # a change of category searches again
     wait_results(page)
@@ -178,7 +249,7 @@ def test_filters_limit_results(page) -> None:
 
 
 def test_open_listing_shows_photos_and_more_like_this(page) -> None:
-    search_text(page, "item")
+    search_text(page, "bike table sofa laptop")
     first = cards(page)[0]
     page.click("#results-list article >> nth=0")
     page.wait_for_selector("#listing-dialog[open]")
@@ -219,6 +290,24 @@ def test_bad_upload_shows_the_api_reason(page, base_url: str) -> None:
     shot(page, "05-bad-upload")
 
 
+def test_for_you_row_follows_browsing_history(page, base_url: str) -> None:
+    assert page.is_hidden("#for-you"), "no history yet: no row"
+    search_text(page, "mountain bike")
+    page.click("#results-list article >> nth=0")
+    page.wait_for_selector("#listing-dialog[open] #similar-list .card")
+    page.keyboard.press("Escape")
+    history = page.evaluate("localStorage.getItem('listing-search.history')")
+    probe = httpx.post(f"{base_url}/v1/recommend", json={"history": json.loads(history), "k": 12})
+    if probe.status_code in (404, 405):
+        page.wait_for_timeout(300)
+        assert page.is_hidden("#for-you"), "the row must stay hidden while /v1/recommend is absent"
+        assert page.is_hidden("#error")
+        return
+    assert probe.status_code == 200, probe.text
+    page.wait_for_selector("#for-you:not([hidden]) #for-you-list .card")
+    shot(page, "07-for-you")
+
+
 def test_for_you_row_hides_when_recommend_fails(page) -> None:
     page.evaluate("""localStorage.setItem('listing-search.history',
         JSON.stringify([{listing_id: 'x', event: 'view', timestamp: new Date().toISOString()}]))""")
@@ -231,7 +320,10 @@ def test_for_you_row_hides_when_recommend_fails(page) -> None:
 
 def test_phone_width_is_two_columns_without_sideways_scroll(page) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
-    search_text(page, "item")
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert not page.eval_on_selector("#filters-box", "d => d.open"), "filters should start folded on a phone"
+    search_text(page, "bike table sofa laptop")
     columns = page.eval_on_selector("#results-list", "el => getComputedStyle(el).gridTemplateColumns.split(' ').length")
     assert columns == 2
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -12,7 +12,7 @@ const els = {
   form: $("search-form"), q: $("q"), button: $("search-button"),
   photo: $("photo"), dropzone: $("dropzone"), preview: $("photo-preview"),
   previewImg: $("photo-preview-img"), photoName: $("photo-name"), photoClear: $("photo-clear"),
-  category: $("category"), priceMin: $("price-min"), priceMax: $("price-max"), location: $("location"),
+  filtersBox: $("filters-box"), filtersCount: $("filters-count"), category: $("category"), priceMin: $("price-min"), priceMax: $("price-max"), location: $("location"),
   status: $("status"), error: $("error"),
   results: $("results"), resultsList: $("results-list"), resultsSummary: $("results-summary"),
   forYou: $("for-you"), forYouList: $("for-you-list"),
@@ -247,6 +247,7 @@ async function search() {
   els.results.setAttribute("aria-busy", "true");
   els.button.disabled = true;
   saveStateToUrl();
+  syncFilters();
   try {
     const body = await api("search", { method: "POST", body: searchForm() });
     if (seq !== searchSeq) return;
@@ -288,6 +289,13 @@ function loadStateFromUrl() {
   }
 }
 
+/** Filters start open on wide screens, or whenever one is set; folded on phones to keep results in view. */
+function syncFilters(initial = false) {
+  const active = [els.category, els.priceMin, els.priceMax, els.location].filter((el) => el.value.trim()).length;
+  els.filtersCount.textContent = active ? `(${active} on)` : "";
+  if (initial && (active || window.matchMedia("(min-width: 561px)").matches)) els.filtersBox.open = true;
+}
+
 /* ---------- categories ---------- */
 
 async function loadCategories() {
@@ -301,6 +309,7 @@ async function loadCategories() {
       els.category.add(opt);
     }
     if (wanted) els.category.value = wanted;
+    syncFilters(true);
   } catch (e) {
     // Without the list the filter still works as "All categories"; searching is unaffected.
     console.warn("categories unavailable:", e.message);
@@ -416,6 +425,7 @@ function init() {
   els.form.addEventListener("submit", (e) => { e.preventDefault(); search(); });
   els.category.addEventListener("change", () => { if (hasQuery()) search(); });
   loadStateFromUrl();
+  syncFilters(true);
   document.body.dataset.ready = "false";
   Promise.allSettled([loadCategories(), loadForYou()]).then(() => {
     document.body.dataset.ready = "true";
