@@ -261,21 +261,38 @@ def test_open_listing_shows_photos_and_more_like_this(page) -> None:
     page.wait_for_function("[...document.querySelectorAll('#listing-photos img')].every(i => i.complete && i.naturalWidth)")
     shot(page, "04-listing")
 
+    assert page.url.endswith(f"#listing={first['id']}"), "an open listing is kept in the address"
     page.keyboard.press("Escape")
     page.wait_for_selector("#listing-dialog", state="hidden")
+    page.wait_for_function("!location.hash.includes('listing')")  # the close event runs after hiding
 
     # Keyboard only: Tab to a card, Enter opens it; a similar listing opens in place.
-    page.focus("#results-list article >> nth=1")
+    page.focus("#results-list .card-link >> nth=1")
     page.keyboard.press("Enter")
     page.wait_for_selector("#listing-dialog[open] #similar-list .card")
     assert page.text_content("#listing-title") == cards(page)[1]["title"]
     other = cards(page, "similar-list")[0]
-    page.focus("#similar-list article >> nth=0")
+    page.focus("#similar-list .card-link >> nth=0")
     page.keyboard.press("Enter")
     page.wait_for_function(f"document.getElementById('listing-dialog').dataset.listingId === {other['id']!r}")
     history = page.evaluate("JSON.parse(localStorage.getItem('listing-search.history'))")
     assert [h["listing_id"] for h in history][-3:] == [first["id"], cards(page)[1]["id"], other["id"]]
     assert all(h["event"] == "view" and h["timestamp"] for h in history)
+
+
+def test_listing_address_opens_it(page) -> None:
+    page.goto("/?q=garden#listing=listing-004")
+    page.wait_for_selector("#listing-dialog[open] #similar-list .card")
+    assert page.text_content("#listing-title") == f"{TITLES[4]} 4"
+    assert page.locator("#listing-photos img").count() == 2
+    page.click("#dialog-close")
+    page.wait_for_selector("#listing-dialog", state="hidden")
+    wait_results(page)  # the query in the address was searched too
+    assert page.input_value("#q") == "garden"
+
+    page.goto("/#listing=no-such-listing")
+    page.wait_for_selector("#listing-dialog[open] #listing-error:not([hidden])")
+    assert "unknown listing" in page.text_content("#listing-error")
 
 
 def test_bad_upload_shows_the_api_reason(page, base_url: str) -> None:

@@ -122,7 +122,9 @@ function card(listing) {
   } else {
     img.remove();
   }
-  node.querySelector(".title").textContent = listing.title;
+  const link = node.querySelector(".card-link");
+  link.textContent = listing.title;
+  link.href = `#listing=${encodeURIComponent(listing.id)}`;
   node.querySelector(".price").textContent = formatPrice(listing.price);
   node.querySelector(".location").textContent = listing.location;
   node.querySelector(".category").textContent = listing.category;
@@ -133,7 +135,6 @@ function card(listing) {
   } else {
     score.remove();
   }
-  art.setAttribute("aria-label", `${listing.title}, ${formatPrice(listing.price)}, ${listing.location}`);
   return node;
 }
 
@@ -141,21 +142,26 @@ function fill(list, listings) {
   list.replaceChildren(...listings.map(card));
 }
 
-/** One handler for every card list: click or Enter/Space opens the listing. */
+/** One handler for every card list: a click anywhere on a card, or Enter on its link, opens the listing.
+ * Ctrl/Cmd/Shift-click is left to the browser: the link's address (#listing=ID) opens it in a new tab. */
 function wireCardList(list) {
-  const openFrom = (target) => {
-    const art = target.closest("article[data-listing-id]");
-    if (art) openListing(art.dataset.listingId);
-  };
-  list.addEventListener("click", (e) => openFrom(e.target));
-  list.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" || e.key === " ") {
-      if (e.target.matches("article[data-listing-id]")) {
-        e.preventDefault();
-        openFrom(e.target);
-      }
-    }
+  list.addEventListener("click", (e) => {
+    if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+    const art = e.target.closest("article[data-listing-id]");
+    if (!art) return;
+    e.preventDefault();
+    openListing(art.dataset.listingId);
   });
+}
+
+function listingInUrl() {
+  const m = /^#listing=(.+)$/.exec(location.hash);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+function setListingInUrl(id) {
+  const base = location.pathname + location.search;
+  history.replaceState(null, "", id ? `${base}#listing=${encodeURIComponent(id)}` : base);
 }
 
 /* ---------- status and errors ---------- */
@@ -279,7 +285,7 @@ function saveStateToUrl() {
     if (v) params.set(key, v);
   }
   const qs = params.toString();
-  history.replaceState(null, "", qs ? `?${qs}` : location.pathname);
+  history.replaceState(null, "", (qs ? `?${qs}` : location.pathname) + location.hash);
 }
 
 function loadStateFromUrl() {
@@ -335,6 +341,7 @@ async function openListing(id) {
   if (seq !== openSeq) return;
   if (detail.status === "fulfilled") {
     showDetail(normalise(detail.value));
+    setListingInUrl(id);
     remember(id);
   } else {
     els.title.textContent = "Listing unavailable";
@@ -375,6 +382,7 @@ function wireDialog() {
   els.dialog.addEventListener("close", () => {
     openSeq++;
     delete els.dialog.dataset.listingId;
+    setListingInUrl(null);
     loadForYou();
   });
 }
@@ -422,6 +430,7 @@ function init() {
   wireCardList(els.forYouList);
   wirePhotoPicker();
   wireDialog();
+  window.addEventListener("hashchange", () => { const id = listingInUrl(); if (id) openListing(id); });
   els.form.addEventListener("submit", (e) => { e.preventDefault(); search(); });
   els.category.addEventListener("change", () => { if (hasQuery()) search(); });
   loadStateFromUrl();
@@ -430,6 +439,8 @@ function init() {
   Promise.allSettled([loadCategories(), loadForYou()]).then(() => {
     document.body.dataset.ready = "true";
     if (hasQuery()) search();
+    const shared = listingInUrl();
+    if (shared) openListing(shared);
   });
 }
 
