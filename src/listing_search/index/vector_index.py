@@ -180,6 +180,20 @@ class VectorIndex:
             out[row] = self.index.reconstruct(int(i))
         return out
 
+    def reconstruct_present(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids that are live, their vectors): unknown and tombstoned ids are skipped, not errors."""
+        kept, rows = [], []
+        for i in np.asarray(ids, dtype=np.int64):
+            if int(i) in self.tombstones:
+                continue
+            try:
+                rows.append(self.index.reconstruct(int(i)))
+            except RuntimeError:  # FAISS: id not in the index
+                continue
+            kept.append(int(i))
+        vectors = np.stack(rows).astype(np.float32) if rows else np.empty((0, self.dim), np.float32)
+        return np.array(kept, np.int64), vectors
+
     # ----------------------------------------------------------------- search
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> SearchResult:
         """Top ``k`` by cosine, optionally only among ``allowed`` ids (exact for small subsets)."""

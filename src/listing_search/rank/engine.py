@@ -139,9 +139,7 @@ class SearchEngine:
         if listing is None:
             return None
         with self._lock:
-            vids = [v for v in self.catalog.photo_vector_ids(listing.key)]
-            present = set(self.image_index.all_ids().tolist()) if vids else set()
-            vectors = self.image_index.reconstruct(np.array([v for v in vids if v in present], np.int64))
+            _, vectors = self.image_index.reconstruct_present(np.array(self.catalog.photo_vector_ids(listing.key)))
         if len(vectors) == 0:
             return []
         query = SearchQuery(k=k, exclude_listing_keys=frozenset({listing.key}))
@@ -190,21 +188,21 @@ class SearchEngine:
     def _score_images(self, cands: list[Candidate], vec: np.ndarray) -> None:
         q = vec / (np.linalg.norm(vec) or 1.0)
         with self._lock:
-            present = set(self.image_index.all_ids().tolist())
             for cand in cands:
-                vids = [v for v in self.catalog.photo_vector_ids(cand.listing_key) if v in present]
-                sims = self.image_index.reconstruct(np.array(vids, np.int64)) @ q if vids else np.empty(0)
+                vids, vectors = self.image_index.reconstruct_present(
+                    np.array(self.catalog.photo_vector_ids(cand.listing_key), np.int64))
+                sims = vectors @ q
                 cand.scores[IMAGE] = float(sims.max()) if len(sims) else 0.0
-                cand.matched_vector_ids = [vids[i] for i in np.argsort(-sims)] if vids else []
+                cand.matched_vector_ids = [int(vids[i]) for i in np.argsort(-sims)]
 
     def _score_texts(self, cands: list[Candidate], vec: np.ndarray) -> None:
         assert self.text_index is not None
         q = vec / (np.linalg.norm(vec) or 1.0)
         with self._lock:
-            present = set(self.text_index.all_ids().tolist())
-            for cand in cands:
-                key = cand.listing_key
-                cand.scores[TEXT] = float(self.text_index.reconstruct(np.array([key]))[0] @ q) if key in present else 0.0
+            keys, vectors = self.text_index.reconstruct_present(np.array([c.listing_key for c in cands], np.int64))
+        sims = dict(zip(keys.tolist(), (vectors @ q).tolist()))
+        for cand in cands:
+            cand.scores[TEXT] = float(sims.get(cand.listing_key, 0.0))
 
     def _hits(self, ranked: list[Candidate]) -> list[ListingHit]:
         listings = self.catalog.listings_by_key(c.listing_key for c in ranked)
