@@ -135,6 +135,38 @@ def embed(
     console.print_json(json.dumps(report.__dict__))
 
 
+@app.command("embed-text")
+def embed_text(
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    force: Annotated[bool, typer.Option(help="Re-embed even if up to date.")] = False,
+) -> None:
+    """Embed every listing's title + description (MiniLM) and export the torch-free query encoder."""
+    from listing_search.text.embed import embed_text as run_embed_text
+
+    settings = _settings(artifacts)
+    try:
+        card = run_embed_text(settings, artifacts, force=force, progress=True)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    console.print_json(json.dumps(card))
+
+
+@app.command("tune-ranker")
+def tune_ranker(
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    force: Annotated[bool, typer.Option(help="Refit even if up to date.")] = False,
+) -> None:
+    """Fit the re-ranker and the photo+text category predictor on the train split only."""
+    from listing_search.rank.train import tune_ranker as run_tune_ranker
+
+    settings = _settings(artifacts)
+    try:
+        report = run_tune_ranker(settings, artifacts, force=force, progress=True)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    console.print_json(json.dumps(report))
+
+
 @app.command()
 def evaluate(
     artifacts: ArtifactsOpt = Path("artifacts"),
@@ -207,6 +239,14 @@ def run(
     try:
         run_train(settings, artifacts, progress=True)
         run_embed(settings, artifacts, progress=True)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    from listing_search.rank.train import tune_ranker as run_tune_ranker
+    from listing_search.text.embed import embed_text as run_embed_text
+
+    try:
+        run_embed_text(settings, artifacts, progress=True)
+        run_tune_ranker(settings, artifacts, progress=True)
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
     _index_then_serve(settings, artifacts, serve, host, port)

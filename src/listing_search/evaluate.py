@@ -282,3 +282,8 @@ def _per_category(ctx: EvalContext) -> dict[str, dict]:
 @metric("embed_layer")
 def _embed_layer(ctx: EvalContext) -> str:
     return str(ctx.card.get("embed_layer"))
+
+
+# Ranking, text and personalisation metrics (listing_accuracy_fused, listing_precision_at_10, ...)
+# live with the ranker; importing the module registers them here.
+import listing_search.rank.metrics  # noqa: E402,F401

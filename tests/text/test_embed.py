@@ -1,0 +1,64 @@
+"""The text stage: unit vectors for every listing, an ONNX encoder that matches sentence-transformers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from listing_search import schema as S
+from listing_search.data.prepare import load_listings
+from listing_search.text.embed import embed_text, encode_with_model, load_sentence_model
+from listing_search.text.encoder import TextEncoder, listing_text
+from tests.text.fixtures import text_artifacts, tiny_settings  # noqa: F401
+
+TEXTS = ["Mirror wall art", "", "Stainless steel food steamer, 3 tier, never used",
+         "iphone 12 pro max 256gb unlocked " * 30]
+
+
+def test_every_listing_embedded_as_unit_vectors(text_artifacts):
+    vectors = np.load(text_artifacts / S.TEXT_EMBEDDINGS_NPY)
+    ids = json.loads((text_artifacts / S.TEXT_EMBEDDING_IDS).read_text())
+    assert ids == load_listings(text_artifacts)[S.LISTING_ID].tolist()
+    assert vectors.dtype == np.float32 and vectors.shape == (len(ids), 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_encoder_matches_sentence_transformers(text_artifacts):
+    card = json.loads((text_artifacts / S.TEXT_MODEL_CARD).read_text())
+    expected = encode_with_model(load_sentence_model(card["max_length"]), TEXTS, batch_size=2)
+    got = TextEncoder.from_artifacts(text_artifacts).encode(TEXTS)
+    assert np.abs(expected - got).max() < 1e-3
+    assert (np.sum(expected * got, axis=1) > 0.9999).all()
+    assert card["onnx_parity_max_abs_diff"] < 1e-3
+
+
+def test_catalogue_vectors_equal_query_encoder_on_listing_text(text_artifacts):
+    listings = load_listings(text_artifacts)
+    texts = [listing_text(t, d) for t, d in zip(listings[S.TITLE], listings[S.DESCRIPTION])]
+    got = TextEncoder.from_artifacts(text_artifacts).encode(texts[:5])
+    np.testing.assert_allclose(got, np.load(text_artifacts / S.TEXT_EMBEDDINGS_NPY)[:5], atol=1e-3)
+
+
+def test_encoder_never_imports_torch(text_artifacts):
+    code = ("import sys; from listing_search.text.encoder import TextEncoder; "
+            f"e = TextEncoder.from_artifacts({str(text_artifacts)!r}); v = e.encode(['sofa']); "
+            "assert v.shape == (1, 384); assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_second_run_is_up_to_date(text_artifacts):
+    card = embed_text(tiny_settings(text_artifacts), text_artifacts)
+    assert card["up_to_date"] is True
+
+
+def test_empty_input_gives_empty_matrix(text_artifacts):
+    assert TextEncoder.from_artifacts(text_artifacts).encode([]).shape == (0, 384)
+
+
+def test_listing_text_joins_title_and_description():
+    assert listing_text("Sofa", "Grey, two seats") == "Sofa. Grey, two seats"
+    assert listing_text("Sofa", "") == "Sofa"
+    assert len(listing_text("t", "x" * 10_000)) == 2000
