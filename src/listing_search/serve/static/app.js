@@ -399,8 +399,12 @@ function readHistory() {
 }
 
 function remember(listingId) {
-  const event = { listing_id: String(listingId), event: "view", timestamp: new Date().toISOString() };
-  const h = [...readHistory(), event].slice(-HISTORY_MAX);
+  // The shape of rank.personalise.HistoryEvent: the timestamp is in seconds since the epoch.
+  const event = { listing_id: String(listingId), event: "viewed", timestamp: Math.round(Date.now() / 1000) };
+  const h = readHistory();
+  if (h.length && h[h.length - 1].listing_id === event.listing_id) h.pop(); // reopened: one event, the latest
+  h.push(event);
+  h.splice(0, Math.max(0, h.length - HISTORY_MAX));
   try { localStorage.setItem(HISTORY_KEY, JSON.stringify(h)); } catch (e) { /* storage full or off */ }
 }
 
