@@ -205,7 +205,11 @@ function wirePhotoPicker() {
   // A file the browser cannot show (not a photo) keeps its name but loses the broken thumbnail.
   els.previewImg.addEventListener("error", () => { els.previewImg.hidden = true; });
   els.previewImg.addEventListener("load", () => { els.previewImg.hidden = false; });
-  els.photoClear.addEventListener("click", () => { setPhoto(null); els.photo.focus(); });
+  els.photoClear.addEventListener("click", () => {
+    setPhoto(null);
+    els.photo.focus();
+    if (hasQuery()) search(); // the words alone
+  });
   for (const type of ["dragenter", "dragover"]) {
     els.dropzone.addEventListener(type, (e) => { e.preventDefault(); els.dropzone.dataset.state = "over"; });
   }
