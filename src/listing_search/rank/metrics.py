@@ -93,12 +93,11 @@ REQUIRED = (S.RANKER_JSON, S.CATEGORY_PREDICTOR_JSON, S.TEXT_ONNX, S.TEXT_EMBEDD
 
 
 def rank_eval(ctx: EvalContext) -> RankEval | None:
-    """Built on first use and kept on the context; None (counted, logged) before `embed-text`/`tune-ranker`."""
+    """Built on first use and kept on the context; None (logged) before `embed-text`/`tune-ranker`."""
     if "_rank_eval" not in ctx.__dict__:
         missing = [n for n in REQUIRED if not (ctx.artifacts / n).is_file()]
         if missing:
             log.warning("evaluate: ranking metrics skipped, %s missing: run `embed-text` and `tune-ranker`", missing)
-            ctx.counts["rank_metrics_skipped_missing_artifacts"] = len(missing)
         ctx.__dict__["_rank_eval"] = None if missing else _build_rank_eval(ctx)
     return ctx.__dict__["_rank_eval"]
 
