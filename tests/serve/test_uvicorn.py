@@ -126,3 +126,37 @@ def test_health_is_503_when_artifacts_are_missing(tmp_path: Path) -> None:
         assert r.status_code == 503 and "catalogue" in r.json()["detail"]
         r = c.post("/v1/search", data={"text": "x"})
         assert r.status_code == 503 and "unavailable" in r.json()["detail"]
+
+
+def test_concurrent_searches_while_listings_change(artifacts: Path) -> None:
+    """8 client threads search while listings are added and deleted: every answer is 200/201."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "listing_search.cli", "serve", "--artifacts", str(artifacts),
+           "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=serve_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base, photo = f"http://127.0.0.1:{port}", photo_bytes(artifacts, "img-002-0")
+    try:
+        wait_healthy(proc, base)
+
+        def search(_: int) -> int:
+            return httpx.post(f"{base}/v1/search", files={"image": ("p.jpg", photo, "image/jpeg")},
+                              data={"k": "5"}, timeout=30).status_code
+
+        def churn() -> list[int]:
+            codes, key = [], {"X-API-Key": API_KEY}
+            for i in range(3):
+                r = httpx.post(f"{base}/v1/listings", data={"title": f"new {i}", "category": "Appliances"},
+                               files=[("photos", ("n.jpg", photo, "image/jpeg"))], headers=key, timeout=30)
+                codes.append(r.status_code)
+                codes.append(httpx.delete(f"{base}/v1/listings/{r.json()['id']}", headers=key, timeout=30).status_code)
+            return codes
+
+        with ThreadPoolExecutor(8) as pool:
+            writes = pool.submit(churn)
+            reads = list(pool.map(search, range(40)))
+        assert set(reads) == {200} and writes.result() == [201, 200] * 3
+        assert httpx.get(f"{base}/health").json()["index"] == 85
+    finally:
+        stop(proc)
