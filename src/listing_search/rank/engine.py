@@ -131,12 +131,15 @@ class SearchEngine:
             raise TextSearchUnavailable("text search is not available: no text model or text index is loaded")
         self.check_filters(query.filters)
         candidates: dict[int, Candidate] = {}
-        if query.image:
-            vec = self.embed_image(query.image)
-            candidates = self._image_candidates(vec[None], query.k, query.filters, query.exclude_listing_keys)
-        if query.text:
-            self._merge_text(candidates, query)
-        self._fill_missing_scores(candidates, query)
+        image_vec = self.embed_image(query.image) if query.image else None
+        text_vec = self.text_encoder.encode([query.text])[0] if query.text and self.text_encoder else None
+        if image_vec is not None:
+            candidates = self._image_candidates(image_vec[None], query.k, query.filters, query.exclude_listing_keys)
+        if text_vec is not None:
+            self._merge_text(candidates, text_vec, query)
+        if image_vec is not None and text_vec is not None:  # each channel scores the other's finds exactly
+            self._score_images([c for c in candidates.values() if IMAGE not in c.scores], image_vec)
+            self._score_texts([c for c in candidates.values() if TEXT not in c.scores], text_vec)
         ranked = self.rescorer(query, list(candidates.values()))[: query.k]
         return self._hits(ranked)
 
@@ -168,31 +171,21 @@ class SearchEngine:
                 return cands
             fetch = min(pool, fetch * WIDEN)
 
-    def _merge_text(self, candidates: dict[int, Candidate], query: SearchQuery) -> None:
+    def _merge_text(self, candidates: dict[int, Candidate], text_vec: np.ndarray, query: SearchQuery) -> None:
         """Listings nearest to the words, merged into the photo candidates."""
-        assert self.text_encoder is not None and self.text_index is not None
-        vec = self.text_encoder.encode([query.text or ""])
+        assert self.text_index is not None
         allowed = (np.array(self.catalog.matching_listing_keys(query.filters), np.int64)
                    if query.filters.active() else None)
         fetch = max(query.k * WIDEN, self.settings.rank.candidates)
         with self._lock:
-            res = self.text_index.search(vec, fetch, allowed)
+            res = self.text_index.search(text_vec[None], fetch, allowed)
         for score, key in zip(res.scores[0], res.ids[0]):
             if int(key) in query.exclude_listing_keys:
                 continue
             candidates.setdefault(int(key), Candidate(int(key))).scores[TEXT] = float(score)
 
-    def _fill_missing_scores(self, candidates: dict[int, Candidate], query: SearchQuery) -> None:
-        """A candidate found by one channel gets its exact score on the other from stored vectors."""
-        if query.image and query.text:
-            need_image = [c for c in candidates.values() if IMAGE not in c.scores]
-            need_text = [c for c in candidates.values() if TEXT not in c.scores]
-            if need_image:
-                self._score_images(need_image, self.embed_image(query.image))
-            if need_text and self.text_encoder is not None:
-                self._score_texts(need_text, self.text_encoder.encode([query.text or ""])[0])
-
     def _score_images(self, cands: list[Candidate], vec: np.ndarray) -> None:
+        """Best-photo cosine of each candidate, from its stored photo vectors."""
         q = vec / (np.linalg.norm(vec) or 1.0)
         with self._lock:
             for cand in cands:
@@ -203,6 +196,7 @@ class SearchEngine:
                 cand.matched_vector_ids = [int(vids[i]) for i in np.argsort(-sims)]
 
     def _score_texts(self, cands: list[Candidate], vec: np.ndarray) -> None:
+        """Text cosine of each candidate, from its stored listing text vector."""
         assert self.text_index is not None
         q = vec / (np.linalg.norm(vec) or 1.0)
         with self._lock:

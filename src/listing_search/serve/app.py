@@ -7,7 +7,7 @@ Nothing here imports torch: the vision model runs in ONNX Runtime.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -67,7 +67,7 @@ def _load(app: FastAPI, settings: Settings) -> None:
         log.error("could not load the search engine from %s: %s", settings.artifacts_dir, exc)
 
 
-def body_limit(settings: Settings):
+def body_limit(settings: Settings) -> Callable[[str], int]:
     """Per-path request body cap: one photo, or up to MAX_PHOTOS for a new listing."""
     one = settings.serve.max_upload_bytes + FORM_SLACK
     many = settings.serve.max_upload_bytes * listings.MAX_PHOTOS + FORM_SLACK
