@@ -28,6 +28,9 @@ class SearchQuery:
     filters: Filters = field(default_factory=Filters)
     exclude_listing_keys: frozenset[int] = frozenset()
     user_id: str | None = None  # for personalisation; unused by the default rescorer
+    history: tuple = ()  # rank.personalise.HistoryEvent items; blended in by rank.serving's rescorer
+    image_vec: np.ndarray | None = None  # set by the engine: the photo's embedding, computed once
+    text_vec: np.ndarray | None = None  # set by the engine: the words' embedding, computed once
 
     def channels(self) -> list[str]:
         return [c for c, v in ((IMAGE, self.image), (TEXT, self.text)) if v]

@@ -75,6 +75,7 @@ class SearchEngine:
         self.text_encoder, self.text_index, self.rescorer = text_encoder, text_index, rescorer
         self.images_dir = self.artifacts / S.CLEAN_IMAGES_DIR
         self._lock = threading.RLock()  # FAISS indexes are not safe to read while being written
+        self.ranking = None  # rank.serving.RankingService, set by attach_ranking()
 
     @classmethod
     def load(cls, settings: Settings, artifacts: Path | None = None) -> "SearchEngine":
@@ -90,7 +91,15 @@ class SearchEngine:
         text_encoder, text_index = load_text(artifacts, settings)
         engine = cls(settings, artifacts, catalog, index, encoder, categories, text_encoder, text_index)
         engine.reconcile()
+        engine.attach_ranking()
         return engine
+
+    def attach_ranking(self) -> None:
+        """Learned re-ranking, fused category prediction and personalisation (``rank.serving``)."""
+        from listing_search.rank.serving import RankingService
+
+        self.ranking = RankingService.load(self)
+        self.rescorer = self.ranking.rescore
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -133,6 +142,7 @@ class SearchEngine:
         candidates: dict[int, Candidate] = {}
         image_vec = self.embed_image(query.image) if query.image else None
         text_vec = self.text_encoder.encode([query.text])[0] if query.text and self.text_encoder else None
+        query.image_vec, query.text_vec = image_vec, text_vec  # for the rescorer (no second embedding)
         if image_vec is not None:
             candidates = self._image_candidates(image_vec[None], query.k, query.filters, query.exclude_listing_keys)
         if text_vec is not None:

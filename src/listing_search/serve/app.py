@@ -18,7 +18,7 @@ from listing_search.serve import errors
 from listing_search.serve.limits import FORM_SLACK, BodyLimitMiddleware
 from listing_search.serve.metrics import Metrics, MetricsMiddleware
 from listing_search.serve.metrics import router as metrics_router
-from listing_search.serve.routes import health, images, listings, predict, search
+from listing_search.serve.routes import health, images, listings, predict, recommend, search
 from listing_search.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     app.state.settings, app.state.engine, app.state.load_error = settings, engine, None
     app.state.metrics = Metrics()
     errors.install(app)
-    for module in (predict, search, listings, images, health):
+    for module in (predict, search, recommend, listings, images, health):
         app.include_router(module.router)
     app.include_router(metrics_router)
     _include_web(app)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from listing_search.index.catalog import Listing
@@ -93,6 +95,30 @@ class HealthOut(BaseModel):
     listings: int
     photos: int
     text: bool = Field(description="Whether text search is available.")
+
+
+class HistoryEventIn(BaseModel):
+    """One thing the user did with a listing (the shape of ``rank.personalise.HistoryEvent``)."""
+
+    listing_id: str = Field(max_length=200, examples=["243809c0-9cfc-4486-ad12-3b7a16605ba9"])
+    event: Literal["viewed", "liked", "searched"] = "viewed"
+    timestamp: float | None = Field(None, description="Seconds since the epoch; older events count less.",
+                                    examples=[1700000000])
+
+
+class RecommendIn(BaseModel):
+    history: list[HistoryEventIn] = Field(default_factory=list, max_length=500)
+    query: str | None = Field(None, max_length=1000, description="Optional words blended with the history.")
+    k: int = Field(10, description="How many listings (1..max_k).")
+    category: str | None = Field(None, description="Root category filter.")
+
+
+class RecommendOut(BaseModel):
+    results: list[SearchHitOut] = Field(description="Best first; never a listing named in the history.")
+    k: int
+    history_used: int = Field(description="History events that matched catalogue listings.")
+    unknown_listing_ids: list[str] = Field(default_factory=list, description="History ids not in the catalogue.")
+    notes: list[str] = Field(default_factory=list)
 
 
 def photo_out(image_id: str) -> PhotoOut:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload
 from listing_search.serve.errors import ERROR_RESPONSES
@@ -30,9 +30,27 @@ def similar_images(engine: EngineDep, settings: SettingsDep, image: ImageFile,
                             distances=[round(1.0 - h.score, 6) for h in hits])
 
 
-@router.post("/v1/predict/category", response_model=CategoryOut, summary="Root category of a photo")
-def predict_category(engine: EngineDep, settings: SettingsDep, image: ImageFile,
-                     top: Annotated[int, Form(ge=1, le=50, description="How many categories.")] = 3) -> CategoryOut:
-    """Most likely root categories with their probabilities."""
-    ranked = engine.predict_category(read_upload(image, settings), top)
+@router.post("/v1/predict/category", response_model=CategoryOut, summary="Root category of a photo and/or words")
+def predict_category(
+    engine: EngineDep, settings: SettingsDep,
+    image: Annotated[UploadFile | None, File(description="A photo of the item.")] = None,
+    text: Annotated[str | None, Form(max_length=5000, description="The listing's title (and description).",
+                                     examples=["pine bed frame"])] = None,
+    top: Annotated[int, Form(ge=1, le=50, description="How many categories.")] = 3,
+) -> CategoryOut:
+    """Most likely root categories with their probabilities, from the photo, the words, or both."""
+    text = (text or "").strip() or None
+    if image is None and text is None:
+        raise HTTPException(422, "give an image, a text, or both")
+    data = read_upload(image, settings) if image is not None else None
+    if text is None or engine.ranking is None:
+        if data is None:
+            raise HTTPException(400, "category from words is not available: ranking is not loaded")
+        ranked = engine.predict_category(data, top) if engine.ranking is None else \
+            engine.ranking.predict_category(data, None, top)
+    else:
+        try:
+            ranked = engine.ranking.predict_category(data, text, top)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
     return CategoryOut(categories=[CategoryScore(category=c, probability=round(p, 6)) for c, p in ranked])

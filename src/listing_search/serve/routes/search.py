@@ -10,6 +10,7 @@ from listing_search.index.catalog import Filters
 from listing_search.rank.candidates import SearchQuery
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload
 from listing_search.serve.errors import ERROR_RESPONSES
+from listing_search.serve.routes.recommend import parse_history
 from listing_search.serve.schemas import SearchHitOut, SearchOut
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
@@ -28,6 +29,9 @@ def search(
     price_max: Annotated[float | None, Form(ge=0, examples=[100])] = None,
     location: Annotated[str | None, Form(max_length=200, description="Substring of the location.",
                                          examples=["Leeds"])] = None,
+    history: Annotated[str | None, Form(max_length=100_000, description=(
+        "Optional JSON list of {listing_id, event: viewed|liked|searched, timestamp?}: results lean "
+        "towards what the history says."), examples=['[{"listing_id": "243809c0", "event": "liked"}]'])] = None,
 ) -> SearchOut:
     """Listings ranked by similarity. Filters restrict the candidates before ranking, so a rare
     category still yields ``k`` listings when it has that many."""
@@ -39,7 +43,7 @@ def search(
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
     filters = Filters(category or None, price_min, price_max, (location or "").strip() or None)
     data = read_upload(image, settings) if image is not None else None
-    hits = engine.search(SearchQuery(image=data, text=text, k=k, filters=filters))
+    hits = engine.search(SearchQuery(image=data, text=text, k=k, filters=filters, history=parse_history(history)))
     applied = {n: v for n, v in (("category", filters.root_category), ("price_min", price_min),
                                  ("price_max", price_max), ("location", filters.location)) if v is not None}
     return SearchOut(results=[SearchHitOut.of_hit(h) for h in hits], k=k, filters=applied)
