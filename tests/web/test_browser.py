@@ -101,6 +101,7 @@ def engine_with_text(settings: Settings) -> SearchEngine:
     engine.text_encoder = encoder
     engine.text_index = VectorIndex.build(encoder.encode([f"{t}. {d}" for _, t, d in rows]),
                                           np.array([k for k, _, _ in rows]))
+    engine.attach_ranking()  # again, so ranking and the feed see the text channel
     return engine
 
 
@@ -279,6 +280,16 @@ def test_open_listing_shows_photos_and_more_like_this(page) -> None:
     assert [h["listing_id"] for h in history][-3:] == [first["id"], cards(page)[1]["id"], other["id"]]
     assert all(h["event"] == "viewed" and abs(h["timestamp"] - time.time()) < 600 for h in history)
 
+    # Save (like) it: a "liked" event; pressing again takes it back.
+    assert page.get_attribute("#like", "aria-pressed") == "false"
+    page.click("#like")
+    assert page.get_attribute("#like", "aria-pressed") == "true"
+    history = page.evaluate("JSON.parse(localStorage.getItem('listing-search.history'))")
+    assert history[-1]["event"] == "liked" and history[-1]["listing_id"] == other["id"]
+    page.click("#like")
+    history = page.evaluate("JSON.parse(localStorage.getItem('listing-search.history'))")
+    assert all(h["event"] == "viewed" for h in history)
+
 
 def test_listing_address_opens_it(page) -> None:
     page.goto("/?q=garden#listing=listing-004")
@@ -310,6 +321,7 @@ def test_bad_upload_shows_the_api_reason(page, base_url: str) -> None:
 def test_for_you_row_follows_browsing_history(page, base_url: str) -> None:
     assert page.is_hidden("#for-you"), "no history yet: no row"
     search_text(page, "mountain bike")
+    seen_id = cards(page)[0]["id"]
     page.click("#results-list article >> nth=0")
     page.wait_for_selector("#listing-dialog[open] #similar-list .card")
     page.keyboard.press("Escape")
@@ -322,7 +334,15 @@ def test_for_you_row_follows_browsing_history(page, base_url: str) -> None:
         return
     assert probe.status_code == 200, probe.text
     page.wait_for_selector("#for-you:not([hidden]) #for-you-list .card")
+    feed = cards(page, "for-you-list")
+    assert seen_id not in {c["id"] for c in feed}, "a listing already seen is not recommended"
     shot(page, "07-for-you")
+
+    # Searches carry the history too (the API leans results towards it).
+    with page.expect_request("**/v1/search") as request:
+        search_text(page, "garden bench")
+    assert seen_id in (request.value.post_data or "")
+    assert page.is_hidden("#error")
 
 
 def test_for_you_row_hides_when_recommend_fails(page) -> None:

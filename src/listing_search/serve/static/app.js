@@ -18,7 +18,7 @@ const els = {
   forYou: $("for-you"), forYouList: $("for-you-list"),
   dialog: $("listing-dialog"), dialogClose: $("dialog-close"),
   title: $("listing-title"), price: $("listing-price"), location2: $("listing-location"),
-  category2: $("listing-category"), photos: $("listing-photos"), description: $("listing-description"),
+  category2: $("listing-category"), like: $("like"), photos: $("listing-photos"), description: $("listing-description"),
   listingError: $("listing-error"), similarList: $("similar-list"), similarStatus: $("similar-status"),
   cardTemplate: $("card-template"),
 };
@@ -238,6 +238,8 @@ function searchForm() {
   if (els.priceMin.value !== "") fd.append("price_min", els.priceMin.value);
   if (els.priceMax.value !== "") fd.append("price_max", els.priceMax.value);
   if (els.location.value.trim()) fd.append("location", els.location.value.trim());
+  const history = readHistory();
+  if (history.length) fd.append("history", JSON.stringify(history)); // leans results towards it
   return fd;
 }
 
@@ -336,6 +338,7 @@ async function openListing(id) {
   els.similarList.replaceChildren();
   els.similarStatus.textContent = "";
   els.listingError.hidden = true;
+  els.like.hidden = true;
   if (!els.dialog.open) els.dialog.showModal();
   els.dialogClose.focus();
   const [detail, similar] = await Promise.allSettled([
@@ -368,6 +371,8 @@ function showDetail(listing) {
   els.location2.textContent = listing.location;
   els.category2.textContent = listing.categoryPath || listing.category;
   els.description.textContent = listing.description;
+  els.like.hidden = false;
+  els.like.setAttribute("aria-pressed", String(isLiked(listing.id)));
   els.photos.replaceChildren(...listing.photos.map((p, i) => {
     const li = document.createElement("li");
     const img = document.createElement("img");
@@ -381,6 +386,13 @@ function showDetail(listing) {
 
 function wireDialog() {
   els.dialogClose.addEventListener("click", () => els.dialog.close());
+  els.like.addEventListener("click", () => {
+    const id = els.dialog.dataset.listingId;
+    if (!id) return;
+    const liked = !isLiked(id);
+    setLiked(id, liked);
+    els.like.setAttribute("aria-pressed", String(liked));
+  });
   // A click on the backdrop (outside the dialog's box) closes it; Esc closes it natively.
   els.dialog.addEventListener("click", (e) => { if (e.target === els.dialog) els.dialog.close(); });
   els.dialog.addEventListener("close", () => {
@@ -402,14 +414,32 @@ function readHistory() {
   }
 }
 
-function remember(listingId) {
-  // The shape of rank.personalise.HistoryEvent: the timestamp is in seconds since the epoch.
-  const event = { listing_id: String(listingId), event: "viewed", timestamp: Math.round(Date.now() / 1000) };
-  const h = readHistory();
-  if (h.length && h[h.length - 1].listing_id === event.listing_id) h.pop(); // reopened: one event, the latest
-  h.push(event);
+function writeHistory(h) {
   h.splice(0, Math.max(0, h.length - HISTORY_MAX));
   try { localStorage.setItem(HISTORY_KEY, JSON.stringify(h)); } catch (e) { /* storage full or off */ }
+}
+
+/** An event in the shape of rank.personalise.HistoryEvent: the timestamp is in seconds since the epoch. */
+function historyEvent(listingId, event) {
+  return { listing_id: String(listingId), event, timestamp: Math.round(Date.now() / 1000) };
+}
+
+function remember(listingId) {
+  const h = readHistory();
+  const last = h[h.length - 1];
+  if (last && last.listing_id === String(listingId) && last.event === "viewed") h.pop(); // reopened: keep the latest
+  h.push(historyEvent(listingId, "viewed"));
+  writeHistory(h);
+}
+
+function isLiked(listingId) {
+  return readHistory().some((e) => e.listing_id === String(listingId) && e.event === "liked");
+}
+
+function setLiked(listingId, liked) {
+  const h = readHistory().filter((e) => !(e.listing_id === String(listingId) && e.event === "liked"));
+  if (liked) h.push(historyEvent(listingId, "liked"));
+  writeHistory(h);
 }
 
 /** The "for you" row shows only when there is history and the recommend endpoint answers. */
