@@ -39,12 +39,12 @@ class VisionSettings(BaseModel):
     resnet50_weights: Path | None = Field(
         None, description="Local torchvision ResNet50 ImageNet weights, used when they cannot be downloaded."
     )
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(12, ge=1, description="Most epochs; the cosine schedule spans them all.")
     batch_size: int = Field(64, ge=1)
     lr_head: float = 1e-3
     lr_backbone: float = 1e-4
     weight_decay: float = 1e-4
-    patience: int = Field(5, ge=1)
+    patience: int = Field(4, ge=1, description="Epochs without a better val accuracy before stopping.")
     train_last_blocks: int = Field(
         1, ge=0, description="How many final backbone stages are fine-tuned (the final 1x1 conv counts as one)."
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -163,7 +164,16 @@ def build_cache(model: ListingClassifier, cut: int, photos: pd.DataFrame, images
         key=key,
     )
     _save(folder, cache)
+    _prune(cache_root, keep=key)
     return cache
+
+
+def _prune(cache_root: Path, keep: str) -> None:
+    """Older caches (other data or settings) are hundreds of MB each: keep only the current one."""
+    for old in cache_root.iterdir():
+        if old.is_dir() and old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+            log.info("activation cache %s removed", old.name)
 
 
 def _save(folder: Path, cache: ActivationCache) -> None:

@@ -37,6 +37,7 @@ STAGE = "train"
 VISION_SETTINGS_JSON = "model/vision_settings.json"
 TB_DIR = "model/tb"
 # Only what acts after the cache may vary within one sweep: everything else would need a new cache.
+EMBED_ONLY = {"embed_layer", "embed_batch_size", "device"}  # changing these needs no retraining
 SWEEPABLE = {"epochs", "batch_size", "lr_head", "lr_backbone", "weight_decay", "patience",
              "label_smoothing", "dropout", "seed"}
 
@@ -103,7 +104,7 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
     artifacts = Path(artifacts)
     vs = settings.vision
     inputs = [artifacts / S.TRAINING_CSV, artifacts / S.CATEGORIES_JSON]
-    fp = fingerprint(inputs, settings.section_json("vision"))
+    fp = fingerprint(inputs, json.dumps(vs.model_dump(mode="json", exclude=EMBED_ONLY), sort_keys=True))
     outputs = [artifacts / S.MODEL_CHECKPOINT, artifacts / S.MODEL_CARD]
     if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
         log.info("train: up to date in %s", artifacts)
