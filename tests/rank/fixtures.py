@@ -25,4 +25,5 @@ def make_vectors(n: int = 30, photos_per_listing: int = 2, dim_text: int = 8, di
         titles=[f"{words[c]} {i}" for i, c in enumerate(labels)], prices=rng.uniform(5, 500, n),
         text=text, photos=photos, photo_row=photo_row, categories=CATEGORIES,
         splits=np.array(["val" if i % val_every == 0 else "train" for i in range(n)], dtype=object),
+        texts=[f"{words[c]} {i}. A {words[c].split()[0]} for sale" for i, c in enumerate(labels)],
     )

@@ -67,12 +67,14 @@ def test_category_predictor_learns_clusters_and_serves_every_input():
     train = v.subset(np.flatnonzero(v.splits == "train"))
     predictor = fit_category_predictor(train)
     val = np.flatnonzero(v.splits == "val")
-    for kw in ({"text": v.text[val]}, {"image": v.image_mean[val]},
-               {"text": v.text[val], "image": v.image_mean[val]}):
+    words = [v.texts[i] for i in val]
+    for kw in ({"text": v.text[val]}, {"image": v.image_mean[val]}, {"text": v.text[val], "words": words},
+               {"text": v.text[val], "image": v.image_mean[val], "words": words}):
         assert (predictor.predict_proba(**kw).argmax(1) == v.labels[val]).mean() >= 0.9
     back = CategoryPredictor.from_json(json.loads(json.dumps(predictor.to_json())))
-    np.testing.assert_allclose(back.predict_proba(text=v.text[:3]), predictor.predict_proba(text=v.text[:3]),
-                               atol=1e-5)
+    np.testing.assert_allclose(back.predict_proba(text=v.text[:3], words=v.texts[:3]),
+                               predictor.predict_proba(text=v.text[:3], words=v.texts[:3]), atol=1e-3)
+    assert predictor.words_coef is not None
     assert predictor.n_fit_listings == len(train)
 
 

@@ -1,7 +1,7 @@
 """Category prediction for sellers: photos and words together -> root category probabilities.
 
 A multinomial logistic regression on [text embedding, mean photo embedding, which of the two were
-given]. It is fit on train-split listings, each seen three ways (both, words only, photos only), so
+given, hashed words of the text (``rank.lexical``)]. It is fit on train-split listings, each seen three ways (both, words only, photos only), so
 one model serves a seller who typed a title, uploaded photos, or both. Weights are plain arrays in
 JSON: prediction needs numpy only (no scikit-learn or torch at serving time).
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from listing_search.pipeline import atomic_write_text
+from listing_search.rank.lexical import N_BUCKETS, hashed_matrix, sparse_dot
 from listing_search.rank.vectors import ListingVectors, unit_rows
 
 log = logging.getLogger(__name__)
@@ -42,33 +43,44 @@ class CategoryPredictor:
     categories: list[str]
     text_dim: int
     image_dim: int
-    coef: np.ndarray  # [C, F]
+    coef: np.ndarray  # [C, Dt + Di + 2] on :func:`design`
     intercept: np.ndarray  # [C]
+    words_coef: np.ndarray | None = None  # [C, B] on the hashed words of the text
     fit_split: str = "train"
     n_fit_listings: int = 0
     fit_listing_ids_sha: str = ""
 
-    def predict_proba(self, text: np.ndarray | None = None, image: np.ndarray | None = None) -> np.ndarray:
-        """[N, C] probabilities from text vectors [N, Dt] and/or mean photo vectors [N, Di]."""
+    def predict_proba(self, text: np.ndarray | None = None, image: np.ndarray | None = None,
+                      words: list[str] | None = None) -> np.ndarray:
+        """[N, C] from text vectors [N, Dt] (with the raw ``words`` they came from, when known)
+        and/or mean photo vectors [N, Di]."""
         if text is None and image is None:
             return np.full((1, len(self.categories)), 1.0 / len(self.categories))
         n = len(np.atleast_2d(text if text is not None else image))
         x = design(text, image, n, self.text_dim, self.image_dim)
-        return softmax(x @ self.coef.T + self.intercept)
+        logits = x @ self.coef.T + self.intercept
+        if words is not None and text is not None and self.words_coef is not None:
+            logits = logits + sparse_dot(list(words), self.words_coef)
+        return softmax(logits)
 
-    def predict(self, text: np.ndarray | None = None, image: np.ndarray | None = None) -> list[str]:
-        return [self.categories[i] for i in self.predict_proba(text, image).argmax(1)]
+    def predict(self, text: np.ndarray | None = None, image: np.ndarray | None = None,
+                words: list[str] | None = None) -> list[str]:
+        return [self.categories[i] for i in self.predict_proba(text, image, words).argmax(1)]
 
     def to_json(self) -> dict:
+        words = None if self.words_coef is None else np.round(self.words_coef, 4).tolist()
         return {"kind": "multinomial_logistic_regression", "categories": self.categories,
+                "features": "[text embedding, mean photo embedding, has_text, has_image] + hashed words",
                 "text_dim": self.text_dim, "image_dim": self.image_dim, "coef": self.coef.tolist(),
-                "intercept": self.intercept.tolist(), "fit_split": self.fit_split,
+                "intercept": self.intercept.tolist(), "words_coef": words, "fit_split": self.fit_split,
                 "n_fit_listings": self.n_fit_listings, "fit_listing_ids_sha": self.fit_listing_ids_sha}
 
     @classmethod
     def from_json(cls, d: dict) -> "CategoryPredictor":
+        words = d.get("words_coef")
         return cls(list(d["categories"]), int(d["text_dim"]), int(d["image_dim"]),
                    np.asarray(d["coef"], np.float32), np.asarray(d["intercept"], np.float32),
+                   None if words is None else np.asarray(words, np.float32),
                    d.get("fit_split", "train"), int(d.get("n_fit_listings", 0)), d.get("fit_listing_ids_sha", ""))
 
     def save(self, path: Path) -> None:
@@ -79,33 +91,49 @@ class CategoryPredictor:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 
-def training_design(vectors: ListingVectors) -> tuple[np.ndarray, np.ndarray]:
-    """Each listing three ways (both / words only / photos only), so one model serves every input."""
+def words_of(vectors: ListingVectors, rows) -> list[str] | None:
+    """The listing texts at ``rows`` for word features; None when the vectors carry no texts."""
+    return [vectors.texts[int(r)] for r in rows] if vectors.texts else None
+
+
+def training_design(vectors: ListingVectors) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Each listing three ways (both / words only / photos only), so one model serves every input.
+
+    Returns the dense design, the text behind each row ("" for photo-only rows) and the labels.
+    """
     n, dt, di = len(vectors), vectors.text.shape[1], vectors.photos.shape[1]
     has = vectors.has_photo if di else np.zeros(n, bool)
     img = vectors.image_mean
+    texts = vectors.texts or [""] * n
     blocks = [design(vectors.text[has], img[has], int(has.sum()), dt, di),
               design(vectors.text, None, n, dt, di)]
+    words = [t for t, h in zip(texts, has) if h] + list(texts)
     labels = [vectors.labels[has], vectors.labels]
     if has.any():
         blocks.append(design(None, img[has], int(has.sum()), dt, di))
+        words += [""] * int(has.sum())
         labels.append(vectors.labels[has])
-    return np.vstack(blocks), np.concatenate(labels)
+    return np.vstack(blocks), words, np.concatenate(labels)
 
 
-def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: int = 500) -> CategoryPredictor:
+def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: int = 300,
+                           n_buckets: int = N_BUCKETS) -> CategoryPredictor:
     """Fit on exactly the listings given (the caller passes the train split)."""
+    import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
     from listing_search.rank.ranker import ids_sha
 
-    x, y = training_design(vectors)
+    dense, words, y = training_design(vectors)
+    use_words = bool(vectors.texts)
+    x = sp.hstack([sp.csr_matrix(dense), hashed_matrix(words, n_buckets)]).tocsr() if use_words else dense
     model = LogisticRegression(C=c, max_iter=max_iter).fit(x, y)
-    n_cat = len(vectors.categories)
+    n_cat, d = len(vectors.categories), dense.shape[1]
     coef = np.zeros((n_cat, x.shape[1]), np.float32)
     intercept = np.full(n_cat, -30.0, np.float32)  # categories absent from the fit are never predicted
     coef[model.classes_] = model.coef_
     intercept[model.classes_] = model.intercept_
     log.info("category predictor: %d listings, %d rows, %d features", len(vectors), len(y), x.shape[1])
-    return CategoryPredictor(vectors.categories, vectors.text.shape[1], vectors.photos.shape[1], coef,
-                             intercept, n_fit_listings=len(vectors), fit_listing_ids_sha=ids_sha(vectors.ids))
+    return CategoryPredictor(vectors.categories, vectors.text.shape[1], vectors.photos.shape[1], coef[:, :d],
+                             intercept, coef[:, d:] if use_words else None, n_fit_listings=len(vectors),
+                             fit_listing_ids_sha=ids_sha(vectors.ids))

@@ -21,7 +21,7 @@ import numpy as np
 
 from listing_search import schema as S
 from listing_search.evaluate import EvalContext, metric
-from listing_search.rank.category import CategoryPredictor
+from listing_search.rank.category import CategoryPredictor, words_of
 from listing_search.rank.features import Query
 from listing_search.rank.personalise import HistoryEvent, build_profile, recommend
 from listing_search.rank.ranker import Ranker
@@ -64,7 +64,7 @@ def concat_vectors(a: ListingVectors, b: ListingVectors) -> ListingVectors:
         paths=np.concatenate([a.paths, b.paths]), titles=a.titles + b.titles,
         prices=np.concatenate([a.prices, b.prices]), text=np.vstack([a.text, b.text]),
         photos=np.vstack([a.photos, b.photos]), photo_row=np.concatenate([a.photo_row, b.photo_row + len(a)]),
-        categories=a.categories,
+        categories=a.categories, texts=a.texts + b.texts,
     )
 
 
@@ -74,7 +74,8 @@ def listing_query(vectors: ListingVectors, row: int, predictor: CategoryPredicto
     image = vectors.image_mean[row] if len(photos) else None
     price = float(vectors.prices[row]) if np.isfinite(vectors.prices[row]) else None
     return Query.from_text(vectors.titles[row], vectors.text[row], image_vecs=photos if len(photos) else None,
-                           price=price, category_probs=predictor.predict_proba(vectors.text[row], image)[0])
+                           price=price, category_probs=predictor.predict_proba(
+                               vectors.text[row], image, words_of(vectors, [row]))[0])
 
 
 # --- what the metrics share, computed once per evaluation ------------------------------------------
@@ -126,7 +127,7 @@ def _evaluated_vectors(ctx: EvalContext, encoder: TextEncoder, categories: list[
         paths=listings[S.CATEGORY_PATH].to_numpy(dtype=object), titles=listings[S.TITLE].tolist(),
         prices=listings[S.PRICE].astype(float).to_numpy(), text=encoder.encode(texts),
         photos=unit_rows(v.embeddings), photo_row=np.array([row_of[i] for i in v.listing_ids], np.int64),
-        categories=categories,
+        categories=categories, texts=texts,
     )
 
 
@@ -142,9 +143,11 @@ def listing_accuracy_fused(ctx: EvalContext) -> float | None:
     has = q.has_photo if q.photos.shape[1] else np.zeros(len(q), bool)
     pred = np.empty(len(q), np.int64)
     if has.any():
-        pred[has] = r.predictor.predict_proba(q.text[has], q.image_mean[has]).argmax(1)
+        words = words_of(q, np.flatnonzero(has))
+        pred[has] = r.predictor.predict_proba(q.text[has], q.image_mean[has], words).argmax(1)
     if (~has).any():
-        pred[~has] = r.predictor.predict_proba(text=q.text[~has]).argmax(1)
+        words = words_of(q, np.flatnonzero(~has))
+        pred[~has] = r.predictor.predict_proba(text=q.text[~has], words=words).argmax(1)
     return round(float((pred == q.labels).mean()), 4) if len(q) else float("nan")
 
 
@@ -172,7 +175,8 @@ def text_ndcg_at_10(ctx: EvalContext) -> float | None:
     scores = []
     for row in range(len(q)):
         query = Query.from_text(q.titles[row], title_vecs[row],
-                                category_probs=r.predictor.predict_proba(text=title_vecs[row])[0])
+                                category_probs=r.predictor.predict_proba(text=title_vecs[row],
+                                                                         words=[q.titles[row]])[0])
         top = rank(query, cat, r.ranker, K, r.candidates).rows
         all_grades = graded(cat, np.arange(len(cat)), q.labels[row], q.paths[row])
         scores.append(ndcg_at_k(graded(cat, top, q.labels[row], q.paths[row]), all_grades))
@@ -211,7 +215,7 @@ def _simulate(r: RankEval, rs: RankSettings) -> dict:
     vecs = r.encoder.encode(short)
     out: dict[bool, tuple[list[float], list[float]]] = {True: ([], []), False: ([], [])}
     for (target, history), text, vec in zip(users, short, vecs):
-        query = Query.from_text(text, vec, category_probs=r.predictor.predict_proba(text=vec)[0])
+        query = Query.from_text(text, vec, category_probs=r.predictor.predict_proba(text=vec, words=[text])[0])
         all_grades = graded(pool, np.arange(len(pool)), r.queries.labels[target], r.queries.paths[target])
         for use_history, (nd, hit) in out.items():
             profile = build_profile(history if use_history else [], pool, now=SIM_NOW,

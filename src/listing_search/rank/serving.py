@@ -86,7 +86,8 @@ class RankingService:
         return cls(engine, ranker, predictor, fitted)
 
     # ------------------------------------------------------------- category
-    def category_probs(self, text_vec: np.ndarray | None, image_vec: np.ndarray | None) -> np.ndarray | None:
+    def category_probs(self, text_vec: np.ndarray | None, image_vec: np.ndarray | None,
+                       text: str | None = None) -> np.ndarray | None:
         """P(root category | words and/or photo) from the fused predictor; None without one."""
         if self.predictor is None or (text_vec is None and image_vec is None):
             return None
@@ -95,13 +96,14 @@ class RankingService:
             if text_vec is None:
                 return None
         return self.predictor.predict_proba(None if text_vec is None else text_vec[None],
-                                            None if image_vec is None else image_vec[None])[0]
+                                            None if image_vec is None else image_vec[None],
+                                            None if text is None else [text])[0]
 
     def predict_category(self, image: bytes | None, text: str | None, top: int) -> list[tuple[str, float]]:
         """Root categories for a seller's photo and/or title; the vision head alone when no predictor."""
         text_vec = self._text_vec(text) if text else None
         image_vec, vision_probs = (self.engine.encoder.embed(image) if image else (None, None))
-        probs = self.category_probs(text_vec, image_vec)
+        probs = self.category_probs(text_vec, image_vec, text)
         names = self.predictor.categories if probs is not None else (self.engine.encoder.categories
                                                                       or self.engine.categories)
         if probs is None:
@@ -141,7 +143,7 @@ class RankingService:
         image_vec = getattr(query, "image_vec", None)
         if query.image is not None and image_vec is None:
             image_vec = self.engine.embed_image(query.image)
-        probs = self.category_probs(text_vec, image_vec)
+        probs = self.category_probs(text_vec, image_vec, query.text)
         words = tokens(query.text or "")
         rows = []
         for c in cands:

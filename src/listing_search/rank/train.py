@@ -20,7 +20,7 @@ import numpy as np
 
 from listing_search import schema as S
 from listing_search.pipeline import fingerprint, is_up_to_date, write_stamp
-from listing_search.rank.category import CategoryPredictor, fit_category_predictor
+from listing_search.rank.category import CategoryPredictor, fit_category_predictor, words_of
 from listing_search.rank.features import FEATURES, Query, pair_features
 from listing_search.rank.ranker import Ranker, fit_ranker
 from listing_search.rank.search import rank, retrieve
@@ -89,14 +89,15 @@ def make_query(vectors: ListingVectors, row: int, mode: str, title_vec: np.ndarr
     title = vectors.titles[row]
     photos = vectors.photos_of(row)
     if mode == "text" or not len(photos):
-        return Query.from_text(title, title_vec, category_probs=predictor.predict_proba(text=title_vec)[0])
+        return Query.from_text(title, title_vec,
+                               category_probs=predictor.predict_proba(text=title_vec, words=[title])[0])
     if mode == "image":
         photo = photos[rng.integers(len(photos))][None, :]
         return Query(image_vecs=photo, category_probs=predictor.predict_proba(image=photo)[0])
     text_vec, mean = vectors.text[row], vectors.image_mean[row]
     price = float(vectors.prices[row]) if np.isfinite(vectors.prices[row]) else None
     return Query.from_text(title, text_vec, image_vecs=photos, price=price,
-                           category_probs=predictor.predict_proba(text=text_vec, image=mean)[0])
+                           category_probs=predictor.predict_proba(text_vec, mean, words_of(vectors, [row]))[0])
 
 
 def training_pairs(train: ListingVectors, encoder: TextEncoder, n_queries: int, c: float, seed: int,
@@ -128,10 +129,12 @@ def validation_report(vectors: ListingVectors, predictor: CategoryPredictor, ran
     if not len(val):
         return {}
     has = vectors.has_photo[val] if vectors.photos.shape[1] else np.zeros(len(val), bool)
-    probs_text = predictor.predict_proba(text=vectors.text[val])
+    words = words_of(vectors, val)
+    probs_text = predictor.predict_proba(text=vectors.text[val], words=words)
     report = {"val_category_accuracy_text": round(float((probs_text.argmax(1) == vectors.labels[val]).mean()), 4)}
     if has.any():
-        fused = predictor.predict_proba(text=vectors.text[val[has]], image=vectors.image_mean[val[has]])
+        fused = predictor.predict_proba(vectors.text[val[has]], vectors.image_mean[val[has]],
+                                        words_of(vectors, val[has]))
         report["val_category_accuracy_fused"] = round(float((fused.argmax(1) == vectors.labels[val[has]]).mean()), 4)
     report["val_precision_at_10"] = _val_precision(vectors, predictor, ranker, candidates, seed, n)
     return report

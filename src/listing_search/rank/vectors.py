@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from listing_search import schema as S
+from listing_search.text.encoder import listing_text
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class ListingVectors:
     photo_row: np.ndarray  # int [P], listing row of each photo, ascending
     categories: list[str]
     splits: np.ndarray | None = None  # object [L] "train"/"val" for the catalogue, None otherwise
+    texts: list[str] = field(default_factory=list)  # what was embedded (title + description), for word features
     _row_of: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +98,7 @@ class ListingVectors:
             titles=[self.titles[r] for r in rows], prices=self.prices[rows], text=self.text[rows],
             photos=self.photos[keep], photo_row=new_of_old[self.photo_row[keep]], categories=self.categories,
             splits=None if self.splits is None else self.splits[rows],
+            texts=[self.texts[r] for r in rows] if self.texts else [],
         )
 
 
@@ -131,6 +134,7 @@ def load_listing_vectors(artifacts: Path) -> ListingVectors:
         prices=pd.to_numeric(listings[S.PRICE], errors="coerce").to_numpy(np.float64),
         text=text, photos=photos, photo_row=photo_row, categories=list(categories),
         splits=listings[S.SPLIT].to_numpy(dtype=object),
+        texts=[listing_text(t, d) for t, d in zip(listings[S.TITLE], listings[S.DESCRIPTION])],
     )
 
 
