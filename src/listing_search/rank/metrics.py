@@ -133,6 +133,13 @@ def _evaluated_vectors(ctx: EvalContext, encoder: TextEncoder, categories: list[
 
 # --- registered metrics ------------------------------------------------------------------------------
 
+@metric("n_listings_ranked")
+def n_listings_ranked(ctx: EvalContext) -> int | None:
+    """Never-seen listings used by the metrics below (with or without usable photos)."""
+    r = rank_eval(ctx)
+    return None if r is None else len(r.queries)
+
+
 @metric("listing_accuracy_fused")
 def listing_accuracy_fused(ctx: EvalContext) -> float | None:
     """Root category of each never-seen listing from its photos (when any) and its text."""
