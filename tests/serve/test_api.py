@@ -120,3 +120,14 @@ def test_add_then_delete_listing_live_and_persisted(rw_client: TestClient, artif
         ids = [h["id"] for h in restarted.post("/v1/search", files=_img(artifacts, "img-007-0"),
                                                data={"k": "3"}).json()["results"]]
         assert new["id"] not in ids
+
+
+def test_uploads_never_stored_under_the_client_name(rw_client: TestClient, artifacts: Path) -> None:
+    photo = ("../../evil name.jpg", photo_bytes(artifacts, "img-002-0"), "image/jpeg")
+    r = rw_client.post("/v1/listings", data={"title": "t", "category": RARE}, files=[("photos", photo)],
+                       headers={"X-API-Key": API_KEY})
+    assert r.status_code == 201
+    image_id = r.json()["photos"][0]["image_id"]
+    assert len(image_id) == 32 and all(c in "0123456789abcdef" for c in image_id)  # server-made uuid
+    assert (artifacts / "images" / f"{image_id}.jpg").is_file()
+    assert not [p for p in artifacts.parent.rglob("*") if "evil" in p.name]
