@@ -377,6 +377,7 @@ def selector_row(choice: Any, rows: list[dict[str, Any]], xb: np.ndarray, coarse
         ivf = faiss.extract_index_ivf(index)
         ivf.quantizer = q  # already trained: train() now trains the codes only
         ivf.own_fields = False
+        ivf.referenced_objects = [index, q]  # the factory's object owns ``ivf``: keep it alive
         if isinstance(ivf, faiss.IndexIVFPQ):
             ivf.pq.cp.niter = 10
         return ivf

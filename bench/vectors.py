@@ -7,7 +7,8 @@ Two sources, both seeded and unit-normalised (cosine = inner product):
   the synthetic cloud has the real spectrum (few strong directions, a long weak tail) and near
   duplicates around every real photo, as a grown catalogue would.
 * ``mixture``: a seeded mixture of Gaussians whose centres and spreads follow a power-law spectrum
-  (variance of the i-th direction ~ 1/i), a stand-in with the same kind of low effective dimension.
+  (variance of the i-th direction ~ 1/i) in a random 128-d subspace, plus a weak isotropic floor:
+  a stand-in with the same kind of low effective dimension.
 """
 
 from __future__ import annotations
@@ -25,20 +26,29 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def mixture(n: int, d: int, seed: int, n_clusters: int | None = None, spread: float = 0.6) -> np.ndarray:
-    """``n`` unit vectors of a Gaussian mixture with a 1/i variance spectrum."""
+def mixture(n: int, d: int, seed: int, n_clusters: int | None = None, spread: float = 0.6,
+            rank: int = 128, floor: float = 0.05) -> np.ndarray:
+    """``n`` unit vectors of a Gaussian mixture living mostly in a random ``rank``-dim subspace.
+
+    Within the subspace the variance of the i-th direction is ~ 1/i (centres and spread alike);
+    an isotropic ``floor`` in every dimension keeps the data full-rank, as real embeddings are.
+    """
     rng = np.random.default_rng(seed)
     k = n_clusters or max(16, min(4096, n // 250))
-    scale = (1.0 / np.sqrt(np.arange(1, d + 1, dtype=np.float32))).astype(np.float32)
-    rotation = np.linalg.qr(rng.standard_normal((d, d), dtype=np.float32))[0].astype(np.float32)
-    centres = rng.standard_normal((k, d), dtype=np.float32) * scale
+    r = min(rank, d)
+    scale = (1.0 / np.sqrt(np.arange(1, r + 1, dtype=np.float32))).astype(np.float32)
+    basis = np.linalg.qr(rng.standard_normal((d, r), dtype=np.float32))[0].T.astype(np.float32)
+    centres = rng.standard_normal((k, r), dtype=np.float32) * scale
     weights = rng.dirichlet(np.full(k, 2.0))
+    iso = floor * float(np.sqrt((scale**2).sum() / d))
     out = np.empty((n, d), dtype=np.float32)
     for start in range(0, n, CHUNK):
         m = min(CHUNK, n - start)
         which = rng.choice(k, size=m, p=weights)
-        noise = rng.standard_normal((m, d), dtype=np.float32) * (scale * spread)
-        out[start:start + m] = (centres[which] + noise) @ rotation
+        coeffs = centres[which] + rng.standard_normal((m, r), dtype=np.float32) * (scale * spread)
+        chunk = coeffs @ basis
+        chunk += rng.standard_normal((m, d), dtype=np.float32) * iso
+        out[start:start + m] = chunk
     return normalise(out)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from listing_search.index.select import FLAT, HNSW, IVF_PQ, IndexChoice, choose_index
+from listing_search.index.select import FLAT, HNSW, IVF_KINDS, IndexChoice, choose_index
 from listing_search.pipeline import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ class VectorIndex:
         sp = self.infos.get("search_params", {})
         if self.kind == HNSW:
             params = faiss.SearchParametersHNSW(efSearch=int(sp.get("efSearch", 64)))
-        elif self.kind == IVF_PQ:
+        elif self.kind in IVF_KINDS:
             params = faiss.SearchParametersIVF(nprobe=int(sp.get("nprobe", 8)))
         elif sel is None:
             return None, keep
@@ -265,7 +265,7 @@ class VectorIndex:
         truth = _without(exact_top_k(x, ids, q, RECALL_K + 1), own, RECALL_K)
         if self.kind == HNSW:
             grid = [("efSearch", v) for v in (16, 32, 64, 128, 256, 512)]
-        elif self.kind == IVF_PQ:
+        elif self.kind in IVF_KINDS:
             nlist = self.infos["choice"]["nlist"]
             grid = [("nprobe", v) for v in (1, 2, 4, 8, 16, 32, 64, 128, 256) if v <= nlist] or [("nprobe", 1)]
         else:
