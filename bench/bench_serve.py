@@ -1,0 +1,220 @@
+"""Claim: image search p50 <= 10 ms / p99 <= 30 ms alone, >= 150/s at concurrency 8, text p50 <= 10 ms,
+and >= 10x the throughput of the original way of serving.
+
+Starts the real server (``listing-search serve``, uvicorn, on 127.0.0.1) over ART, and the reference
+server built the original way (reference_server.py: PyTorch ResNet50 per request + exact IndexFlatL2
+over 1000-d vectors of the same catalogue size), one at a time, and drives each with a bounded async
+load (httpx.AsyncClient, concurrency 1 and 8, at most ``--n`` requests and ``--max-s`` seconds per
+phase) of real photo uploads and text queries. Reports p50/p95/p99 latency and req/s per endpoint
+and the ratios to the reference. Client and server share the same 2 cores.
+
+When ART cannot be served yet (no trained model / index), a folder is built from ART's tables with
+the stand-in model (standin.py) and the real index stage; the JSON says which was used.
+
+    python bench/bench_serve.py --data DIR --artifacts ART [--n 200] [--max-s 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+
+import benchlib
+import standin
+from bench_serve_latency import free_port, start_server, wait_healthy
+
+log = logging.getLogger("bench.serve")
+Request = Callable[[httpx.AsyncClient, int], Any]
+
+
+def image_request(path: str, photos: list[bytes], data: dict[str, str] | None = None) -> Request:
+    def send(client: httpx.AsyncClient, i: int) -> Any:
+        files = {"image": ("photo.jpg", photos[i % len(photos)], "image/jpeg")}
+        return client.post(path, files=files, data=data or {})
+    return send
+
+
+def text_request(queries: list[str]) -> Request:
+    def send(client: httpx.AsyncClient, i: int) -> Any:
+        return client.post("/v1/search", data={"text": queries[i % len(queries)], "k": "10"})
+    return send
+
+
+async def load(base_url: str, send: Request, concurrency: int, n: int, max_s: float) -> dict[str, Any]:
+    """``concurrency`` workers share ``n`` requests, stopping new ones after ``max_s`` seconds."""
+    durations: list[float] = []
+    failures = 0
+    counter = iter(range(n))
+    deadline = time.perf_counter() + max_s
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal failures
+        for i in counter:
+            if time.perf_counter() > deadline:
+                return
+            start = time.perf_counter()
+            response = await send(client, i)
+            durations.append(time.perf_counter() - start)
+            failures += response.status_code != 200
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
+        for i in range(min(3, n)):  # warm-up: first requests pay lazy initialisation
+            await send(client, i)
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+    return {"concurrency": concurrency, **benchlib.percentiles_ms(durations),
+            "req_per_s": round(len(durations) / wall, 1) if wall else None, "non_200": failures}
+
+
+def run_phases(base_url: str, cases: dict[str, Request], n: dict[int, int], max_s: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, send in cases.items():
+        out[name] = {}
+        for concurrency, count in n.items():
+            row = asyncio.run(load(base_url, send, concurrency, count, max_s))
+            log.info("%s c=%d %s", name, concurrency, row)
+            out[name][f"c{concurrency}"] = row
+    return out
+
+
+def start_reference(port: int, n_vectors: int) -> subprocess.Popen:
+    cmd = [sys.executable, str(Path(__file__).with_name("reference_server.py")), "--port", str(port),
+           "--n-vectors", str(n_vectors)]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    return subprocess.Popen(cmd, cwd=benchlib.REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def serve_and_measure(proc: subprocess.Popen, port: int, cases: dict[str, Request], n: dict[int, int],
+                      max_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            health = wait_healthy(client, proc, timeout=300)
+        return health, run_phases(base, cases, n, max_s)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def text_queries(artifacts: Path, count: int, seed: int) -> list[str]:
+    listings = pd.read_csv(artifacts / "listings.csv", usecols=["title"]).dropna()
+    return listings["title"].sample(n=min(count, len(listings)), random_state=seed).str.slice(0, 60).tolist()
+
+
+def goals(ours: dict[str, Any], ratio: float | None) -> dict[str, Any]:
+    img, txt = ours.get("image_search", {}), ours.get("text_search", {})
+
+    def get(d: dict[str, Any], c: str, key: str) -> float | None:
+        return d.get(c, {}).get(key)
+
+    checks = {
+        "image_p50_ms_c1<=10": get(img, "c1", "p50_ms"),
+        "image_p99_ms_c1<=30": get(img, "c1", "p99_ms"),
+        "image_req_per_s_c8>=150": get(img, "c8", "req_per_s"),
+        "text_p50_ms_c1<=10": get(txt, "c1", "p50_ms"),
+        "throughput_vs_reference>=10": ratio,
+    }
+    limits = {"image_p50_ms_c1<=10": (10, "le"), "image_p99_ms_c1<=30": (30, "le"),
+              "image_req_per_s_c8>=150": (150, "ge"), "text_p50_ms_c1<=10": (10, "le"),
+              "throughput_vs_reference>=10": (10, "ge")}
+    return {name: {"value": value, "met": None if value is None else
+                   (value <= limits[name][0] if limits[name][1] == "le" else value >= limits[name][0])}
+            for name, value in checks.items()}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    state = benchlib.machine_state()
+    art, source = standin.serving_artifacts(args.artifacts, args.work, args.catalogue_limit)
+    photos = [p.read_bytes() for p in benchlib.real_photos(args.data, args.photos, args.seed)]
+    queries = text_queries(art, 200, args.seed)
+    n = {1: args.n, 8: args.n * 2}
+
+    port = free_port()
+    env_level = os.environ.get("LISTING_SEARCH_LOG_LEVEL")
+    os.environ["LISTING_SEARCH_LOG_LEVEL"] = "WARNING"
+    proc = start_server(art, port)
+    cases: dict[str, Request] = {
+        "image_search": image_request("/v1/search", photos, {"k": "10"}),
+        "similar_images": image_request("/predict/similar_images", photos),
+    }
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            health = wait_healthy(client, proc, timeout=300)
+        if health.get("text"):
+            cases["text_search"] = text_request(queries)
+        ours = run_phases(base, cases, n, args.max_s)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        if env_level is None:
+            os.environ.pop("LISTING_SEARCH_LOG_LEVEL", None)
+
+    ref_port = free_port()
+    catalogue = int(health.get("index") or health.get("images") or 11_000) if isinstance(health, dict) else 11_000
+    ref_n = {1: args.reference_n, 8: args.reference_n * 2}
+    _, reference = serve_and_measure(start_reference(ref_port, catalogue), ref_port,
+                                     {"similar_images": image_request("/predict/similar_images", photos)},
+                                     ref_n, args.max_s)
+    ratios = {}
+    for c in ("c1", "c8"):
+        ours_rps = ours["similar_images"][c]["req_per_s"]
+        ref_rps = reference["similar_images"][c]["req_per_s"]
+        ratios[c] = {
+            "similar_images_throughput_x": round(ours_rps / ref_rps, 1) if ref_rps else None,
+            "image_search_throughput_x": round(ours["image_search"][c]["req_per_s"] / ref_rps, 1) if ref_rps else None,
+            "similar_images_p50_x": round(reference["similar_images"][c]["p50_ms"]
+                                          / ours["similar_images"][c]["p50_ms"], 1),
+        }
+    return {
+        "bench": "serve",
+        "command": f"python bench/bench_serve.py --n {args.n} --max-s {args.max_s}",
+        "artifacts": source, "server_health": health, "catalogue_vectors": catalogue,
+        "photos": len(photos), "photo_bytes_mean": round(sum(map(len, photos)) / len(photos)),
+        "ours": ours, "reference": reference, "reference_server": "bench/reference_server.py "
+        "(torchvision resnet50 random init per request + exact IndexFlatL2, 1000-d)",
+        "ratios_vs_reference": ratios,
+        "goals": goals(ours, ratios["c8"]["similar_images_throughput_x"]),
+        "note": "client, our server and the reference share the same cores; one server runs at a time",
+        "machine_start": state,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("../shared/data/fb_marketplace"))
+    p.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    p.add_argument("--work", type=Path, default=Path("/tmp/listing_search_bench_serve"),
+                   help="stand-in serving folder when ART cannot be served yet")
+    p.add_argument("--catalogue-limit", type=int, default=None, help="stand-in: embed only this many photos")
+    p.add_argument("--n", type=int, default=200, help="requests per endpoint at concurrency 1 (x2 at 8)")
+    p.add_argument("--reference-n", type=int, default=30, help="same for the (slow) reference server")
+    p.add_argument("--max-s", type=float, default=60.0, help="no new request after this long per phase")
+    p.add_argument("--photos", type=int, default=100, help="distinct real photos uploaded in turn")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    benchlib.setup_logging()
+    benchlib.emit(run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
