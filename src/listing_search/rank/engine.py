@@ -84,7 +84,8 @@ class SearchEngine:
         faiss.omp_set_num_threads(int(os.environ.get(FAISS_THREADS_ENV, "1")))
         catalog = Catalog(artifacts / S.CATALOG_DB)
         index = VectorIndex.load(artifacts / S.IMAGE_INDEX)
-        encoder = ImageEncoder.from_artifacts(artifacts, settings.data.max_image_pixels)
+        encoder = ImageEncoder.from_artifacts(artifacts, settings.data.max_image_pixels,
+                                              quantized=settings.serve.quantized)
         if encoder.dim != index.dim:
             raise ValueError(f"model embeds {encoder.dim} dims but the index holds {index.dim}: rebuild the index")
         categories = json.loads((artifacts / S.CATEGORIES_JSON).read_text())["categories"]

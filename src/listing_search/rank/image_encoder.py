@@ -38,12 +38,20 @@ class ImageEncoder:
 
     @classmethod
     def from_artifacts(cls, artifacts: Path, max_pixels: int = DEFAULT_MAX_PIXELS,
-                       threads: int | None = None) -> "ImageEncoder":
-        """The exported model with the preprocessing and categories its card records."""
+                       threads: int | None = None, quantized: bool = False) -> "ImageEncoder":
+        """The exported model with the preprocessing and categories its card records.
+
+        ``quantized``: its int8 graph instead (built beside it on first use, see vision/quantize.py).
+        """
         artifacts = Path(artifacts)
         card = json.loads((artifacts / S.MODEL_CARD).read_text())
-        return cls(artifacts / S.VISION_ONNX, PreprocessConfig.from_json(card["preprocess"]),
-                   card.get("categories", []), max_pixels, threads)
+        cfg = PreprocessConfig.from_json(card["preprocess"])
+        onnx_path = artifacts / S.VISION_ONNX
+        if quantized:
+            from listing_search.vision.quantize import ensure_int8
+
+            onnx_path = ensure_int8(onnx_path, artifacts / S.CLEAN_IMAGES_DIR, cfg)
+        return cls(onnx_path, cfg, card.get("categories", []), max_pixels, threads)
 
     def prepare(self, data: bytes | Path) -> np.ndarray:
         """Photo -> model input (3, S, S); raises ``ImageRejected`` for bad photos."""

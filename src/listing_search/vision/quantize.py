@@ -1,0 +1,82 @@
+"""The int8 fast path of the vision graph: static quantisation calibrated on catalogue photos.
+
+Opt-in (``settings.serve.quantized``): bench/bench_embed.py measured the network ~2x faster on
+2 cores with embeddings at cosine ~0.99 to the fp32 graph's, but predictions can flip on close
+calls, so the accuracy cost must be checked on the trained model before turning it on
+(docs/performance.md). Static QDQ with per-channel weights is the scheme a CNN needs: dynamic
+quantisation (ConvInteger) was measured both slower and far less accurate than fp32 here.
+The 1000-way layer and the category layer (Gemm / MatMul) stay fp32: they are the embedding and
+the answer, and cost little next to the convolutions.
+
+Needs the ``onnx`` package (the ``train`` extra); the int8 graph is written once beside the fp32
+one and reused while it is newer.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from listing_search.pipeline import atomic_path
+from listing_search.vision.preprocess import PreprocessConfig, load_image
+
+log = logging.getLogger(__name__)
+
+INT8_SUFFIX = ".int8.onnx"
+CALIBRATION_PHOTOS = 64
+
+
+def int8_path(fp32: Path) -> Path:
+    """``model/vision.onnx`` -> ``model/vision.int8.onnx``."""
+    return Path(fp32).with_suffix(INT8_SUFFIX)
+
+
+def quantize_static(fp32: Path, dest: Path, calibration: np.ndarray, batch: int = 8) -> Path:
+    """Write the int8 QDQ graph of ``fp32`` to ``dest``, activation ranges from ``calibration`` [N,3,S,S]."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static as ort_quantize,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    batch = max(1, min(batch, len(calibration)))
+    usable = len(calibration) - len(calibration) % batch  # equal batches: the histogram collector needs them
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"image": np.ascontiguousarray(calibration[i:i + batch], dtype=np.float32)}
+                                 for i in range(0, usable, batch)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    with atomic_path(dest.with_suffix(".pre.onnx")) as prepared, atomic_path(dest) as tmp:
+        quant_pre_process(str(fp32), str(prepared))
+        keep_fp32 = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Gemm", "MatMul")]
+        ort_quantize(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                     nodes_to_exclude=keep_fp32, calibrate_method=CalibrationMethod.Percentile)
+    dest.with_suffix(".pre.onnx").unlink(missing_ok=True)
+    log.info("int8 vision graph written to %s (calibrated on %d photos)", dest, len(calibration))
+    return dest
+
+
+def calibration_batch(images: Path, cfg: PreprocessConfig, count: int = CALIBRATION_PHOTOS,
+                      seed: int = 0) -> np.ndarray:
+    """A seeded sample of ``count`` photos of the folder, preprocessed as the model expects."""
+    photos = sorted(Path(images).glob("*.jpg"))
+    if not photos:
+        raise FileNotFoundError(f"no photos in {images} to calibrate the int8 model")
+    rng = np.random.default_rng(seed)
+    chosen = [photos[i] for i in sorted(rng.choice(len(photos), size=min(count, len(photos)), replace=False))]
+    return np.stack([load_image(p, cfg) for p in chosen])
+
+
+def ensure_int8(fp32: Path, images: Path, cfg: PreprocessConfig) -> Path:
+    """The int8 graph beside ``fp32``, (re)built when missing or older than the fp32 graph."""
+    dest = int8_path(fp32)
+    if dest.is_file() and dest.stat().st_mtime >= Path(fp32).stat().st_mtime:
+        return dest
+    return quantize_static(Path(fp32), dest, calibration_batch(images, cfg))
