@@ -3,6 +3,7 @@
 Starts `listing-search serve` on a free 127.0.0.1 port (the real uvicorn process, model and index
 loaded once), sends raw dataset photos one at a time as a client would (multipart upload, k=10),
 and reports latency percentiles for plain and category-filtered searches, plus the index in use.
+Photos come from DATA/raw_images (full-size uploads, up to ~1 MB) when present, else DATA/images.
 
     python bench/bench_serve_latency.py --data DIR --artifacts ART [--n 200]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -66,6 +68,14 @@ def run_queries(client: httpx.Client, photos: list[Path], data: dict) -> tuple[l
     return durations, failures
 
 
+def upload_photos(data: Path, n: int) -> list[Path]:
+    """Full-size photos as users upload them when the dataset has them, else the standard ones."""
+    raw = sorted((data / "raw_images").glob("*.jpg"))
+    if raw:
+        return random.Random(1).sample(raw, min(n, len(raw)))
+    return real_photos(data, n, seed=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared/data/fb_marketplace")
@@ -74,7 +84,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     args = ap.parse_args()
     setup_logging()
-    photos = real_photos(args.data, args.n + args.warmup, seed=1)
+    photos = upload_photos(args.data, args.n + args.warmup)
     if not photos:
         raise SystemExit(f"no photos in {args.data / 'images'}")
     port = free_port()
@@ -97,7 +107,7 @@ def main() -> None:
         "listings": health.get("listings"), "text": health.get("text"),
         "plain": {**percentiles_ms(plain), "non_200": bad_plain},
         "filtered": {**percentiles_ms(filtered), "non_200": bad_filtered, "category": category},
-        "photo_bytes_mean": round(sum(p.stat().st_size for p in photos) / len(photos)),
+        "photos": str(photos[0].parent), "photo_bytes_mean": round(sum(p.stat().st_size for p in photos) / len(photos)),
         "machine_start": state_start,
     })
 

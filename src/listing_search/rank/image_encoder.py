@@ -28,6 +28,9 @@ class ImageEncoder:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # Spinning worker threads halve nothing and double latency when cores are shared
+        # (EfficientNet-Lite0: 35 ms spinning vs 18 ms not, on 2 busy cores).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.preprocess, self.categories, self.max_pixels = preprocess, list(categories), max_pixels
         outputs = {o.name: o for o in self.session.get_outputs()}
