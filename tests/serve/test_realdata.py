@@ -25,3 +25,30 @@ def test_real_photos_are_searchable(client: TestClient, real_data: Path) -> None
         else:
             assert r.json()["detail"]
     assert statuses.count(200) >= 0.9 * len(sample)
+
+
+def test_served_embeddings_match_the_catalogue() -> None:
+    """Serving preprocesses exactly as the embed stage did: same vector, own listing first."""
+    import json
+    import os
+
+    import numpy as np
+
+    from listing_search import schema as S
+    from listing_search.rank.candidates import SearchQuery
+    from listing_search.rank.engine import SearchEngine
+    from listing_search.settings import Settings
+
+    art = Path(os.environ.get("ARTIFACTS_DIR", Path(__file__).resolve().parents[2] / "artifacts"))
+    if not all((art / n).is_file() for n in (S.VISION_ONNX, S.IMAGE_INDEX, S.CATALOG_DB, S.IMAGE_EMBEDDINGS_NPY)):
+        pytest.skip(f"no built model, embeddings and index in {art}")
+    engine = SearchEngine.load(Settings(artifacts_dir=art))
+    ids = json.loads((art / S.IMAGE_EMBEDDING_IDS).read_text())
+    stored = np.load(art / S.IMAGE_EMBEDDINGS_NPY, mmap_mode="r")
+    for row in random.Random(0).sample(range(len(ids)), 10):
+        data = (art / "images" / f"{ids[row]}.jpg").read_bytes()
+        served, kept = engine.embed_image(data), np.asarray(stored[row])
+        assert served @ kept / (np.linalg.norm(served) * np.linalg.norm(kept)) > 0.999
+        owner = engine.catalog.image_ids([row]).get(row)  # build_index: vector id = embedding row
+        top = engine.search(SearchQuery(image=data, k=1))[0]
+        assert owner is None or top.scores["image"] > 0.999
