@@ -75,6 +75,9 @@ class RankSettings(BaseModel):
     candidates: int = Field(200, ge=10, description="Candidates fetched from each index before re-ranking.")
     train_queries: int = Field(1500, ge=10, description="Train-split listings used as ranker training queries.")
     category_c: float = Field(4.0, gt=0, description="Inverse L2 strength of the category predictor.")
+    category_image_weight: float = Field(
+        0.3, ge=0.0, description="Photos + words: weight of the photo expert (chosen on the val split)."
+    )
     history_weight: float = Field(0.3, ge=0.0, le=1.0, description="Share of the profile in a personalised search.")
     half_life_days: float = Field(14.0, gt=0, description="History events lose half their weight per half-life.")
     seed: int = 42

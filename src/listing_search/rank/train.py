@@ -51,11 +51,12 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
     train_rows = np.flatnonzero(vectors.splits == "train")
     train = vectors.subset(train_rows)
     rs = settings.rank
-    predictor = fit_category_predictor(train, rs.category_c)
+    predictor = fit_category_predictor(train, rs.category_c, image_weight=rs.category_image_weight)
     predictor.save(artifacts / S.CATEGORY_PREDICTOR_JSON)
 
     encoder = TextEncoder.from_artifacts(artifacts)
-    x, grades = training_pairs(train, encoder, rs.train_queries, rs.category_c, rs.seed, progress)
+    x, grades = training_pairs(train, encoder, rs.train_queries, rs.category_c, rs.seed, progress,
+                               rs.category_image_weight)
     ranker = fit_ranker(x, grades, list(FEATURES), train.ids.tolist())
     ranker.report = {
         "pairs": int(len(grades)), "grade_counts": np.bincount(grades, minlength=3).tolist(),
@@ -76,10 +77,12 @@ def grades_against(vectors: ListingVectors, query_row: int, rows: np.ndarray) ->
     return np.where(same_path, 2, np.where(same_root, 1, 0)).astype(np.int64)
 
 
-def cross_fitted_predictors(train: ListingVectors, c: float, seed: int) -> tuple[np.ndarray, list[CategoryPredictor]]:
+def cross_fitted_predictors(train: ListingVectors, c: float, seed: int, image_weight: float = 0.3
+                            ) -> tuple[np.ndarray, list[CategoryPredictor]]:
     """Two predictors, each fit on one half of ``train``; ``half[r]`` says which half row r is in."""
     half = np.random.default_rng(seed).permutation(len(train)) % 2
-    predictors = [fit_category_predictor(train.subset(np.flatnonzero(half == h)), c) for h in (0, 1)]
+    predictors = [fit_category_predictor(train.subset(np.flatnonzero(half == h)), c, image_weight=image_weight)
+                  for h in (0, 1)]
     return half, predictors
 
 
@@ -101,12 +104,12 @@ def make_query(vectors: ListingVectors, row: int, mode: str, title_vec: np.ndarr
 
 
 def training_pairs(train: ListingVectors, encoder: TextEncoder, n_queries: int, c: float, seed: int,
-                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                   progress: bool = False, image_weight: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """Pair features and grades for ``n_queries`` train listings, each in one of the three modes."""
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
-    half, predictors = cross_fitted_predictors(train, c, seed)
+    half, predictors = cross_fitted_predictors(train, c, seed, image_weight)
     query_rows = rng.choice(len(train), size=min(n_queries, len(train)), replace=False)
     title_vecs = encoder.encode([train.titles[r] for r in query_rows])
     xs, gs = [], []
