@@ -214,7 +214,9 @@ function wirePhotoPicker() {
     els.dropzone.addEventListener(type, (e) => { e.preventDefault(); els.dropzone.dataset.state = "over"; });
   }
   els.dropzone.addEventListener("dragleave", () => { els.dropzone.dataset.state = chosenPhoto ? "chosen" : "empty"; });
-  els.dropzone.addEventListener("drop", (e) => {
+  // A photo dropped anywhere on the page is taken (rather than the browser leaving the page to show it).
+  document.addEventListener("dragover", (e) => e.preventDefault());
+  document.addEventListener("drop", (e) => {
     e.preventDefault();
     const file = firstImage(e.dataTransfer?.files);
     els.dropzone.dataset.state = chosenPhoto ? "chosen" : "empty";
