@@ -112,6 +112,40 @@ def serve_and_measure(proc: subprocess.Popen, port: int, cases: dict[str, Reques
             proc.kill()
 
 
+def measure_ours(art: Path, photos: list[bytes], queries: list[str], n: dict[int, int], max_s: float,
+                 quantized: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Our server over ``art`` (fp32 or int8 vision graph): image and, when available, text search."""
+    port = free_port()
+    saved = {k: os.environ.get(k) for k in ("LISTING_SEARCH_LOG_LEVEL", "LISTING_SEARCH_SERVE__QUANTIZED")}
+    os.environ["LISTING_SEARCH_LOG_LEVEL"] = "WARNING"
+    os.environ["LISTING_SEARCH_SERVE__QUANTIZED"] = "true" if quantized else "false"
+    try:
+        proc = start_server(art, port)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    cases: dict[str, Request] = {
+        "image_search": image_request("/v1/search", photos, {"k": "10"}),
+        "similar_images": image_request("/predict/similar_images", photos),
+    }
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            health = wait_healthy(client, proc, timeout=300)
+        if health.get("text") and queries:
+            cases["text_search"] = text_request(queries)
+        return health, run_phases(base, cases, n, max_s)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def text_queries(artifacts: Path, count: int, seed: int) -> list[str]:
     listings = pd.read_csv(artifacts / "listings.csv", usecols=["title"]).dropna()
     return listings["title"].sample(n=min(count, len(listings)), random_state=seed).str.slice(0, 60).tolist()
@@ -145,26 +179,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     queries = text_queries(art, 200, args.seed)
     n = {1: args.n, 8: args.n * 2}
 
-    port = free_port()
-    env_level = os.environ.get("LISTING_SEARCH_LOG_LEVEL")
-    os.environ["LISTING_SEARCH_LOG_LEVEL"] = "WARNING"
-    proc = start_server(art, port)
-    cases: dict[str, Request] = {
-        "image_search": image_request("/v1/search", photos, {"k": "10"}),
-        "similar_images": image_request("/predict/similar_images", photos),
-    }
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            health = wait_healthy(client, proc, timeout=300)
-        if health.get("text"):
-            cases["text_search"] = text_request(queries)
-        ours = run_phases(base, cases, n, args.max_s)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        if env_level is None:
-            os.environ.pop("LISTING_SEARCH_LOG_LEVEL", None)
+    health, ours = measure_ours(art, photos, queries, n, args.max_s, quantized=False)
+    ours_int8 = None
+    if args.quantized:
+        _, ours_int8 = measure_ours(art, photos, [], n, args.max_s, quantized=True)
 
     ref_port = free_port()
     catalogue = int(health.get("index") or health.get("images") or 11_000) if isinstance(health, dict) else 11_000
@@ -187,10 +205,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "command": f"python bench/bench_serve.py --n {args.n} --max-s {args.max_s}",
         "artifacts": source, "server_health": health, "catalogue_vectors": catalogue,
         "photos": len(photos), "photo_bytes_mean": round(sum(map(len, photos)) / len(photos)),
-        "ours": ours, "reference": reference, "reference_server": "bench/reference_server.py "
+        "ours": ours, "ours_int8_vision": ours_int8, "reference": reference, "reference_server": "bench/reference_server.py "
         "(torchvision resnet50 random init per request + exact IndexFlatL2, 1000-d)",
         "ratios_vs_reference": ratios,
         "goals": goals(ours, ratios["c8"]["similar_images_throughput_x"]),
+        "goals_int8_vision": goals(ours_int8, None) if ours_int8 else None,
         "note": "client, our server and the reference share the same cores; one server runs at a time",
         "machine_start": state,
     }
@@ -207,6 +226,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reference-n", type=int, default=30, help="same for the (slow) reference server")
     p.add_argument("--max-s", type=float, default=60.0, help="no new request after this long per phase")
     p.add_argument("--photos", type=int, default=100, help="distinct real photos uploaded in turn")
+    p.add_argument("--quantized", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure our server with serve.quantized (int8 vision graph)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 

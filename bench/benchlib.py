@@ -31,6 +31,7 @@ def setup_logging(verbose: bool = True) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
 
 
 def machine_state() -> dict[str, Any]:
