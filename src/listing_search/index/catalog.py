@@ -147,6 +147,15 @@ class Catalog:
         rows = self.conn().execute("SELECT vector_id FROM photos WHERE listing_key = ?", (listing_key,))
         return [r[0] for r in rows]
 
+    def photo_vector_ids_many(self, listing_keys: Iterable[int]) -> dict[int, list[int]]:
+        """listing key -> its photos' vector ids, in one query."""
+        rows = self._in_query("SELECT listing_key, vector_id FROM photos WHERE listing_key IN ({})",
+                              [int(k) for k in listing_keys])
+        out: dict[int, list[int]] = {}
+        for key, vid in rows:
+            out.setdefault(key, []).append(vid)
+        return out
+
     def all_vector_ids(self) -> list[int]:
         return [r[0] for r in self.conn().execute("SELECT vector_id FROM photos")]
 

@@ -196,15 +196,19 @@ class SearchEngine:
             candidates.setdefault(int(key), Candidate(int(key))).scores[TEXT] = float(score)
 
     def _score_images(self, cands: list[Candidate], vec: np.ndarray) -> None:
-        """Best-photo cosine of each candidate, from its stored photo vectors."""
+        """Best-photo cosine of each candidate, from its stored photo vectors (one lookup for all)."""
+        if not cands:
+            return
         q = vec / (np.linalg.norm(vec) or 1.0)
+        by_listing = self.catalog.photo_vector_ids_many(c.listing_key for c in cands)
         with self._lock:
-            for cand in cands:
-                vids, vectors = self.image_index.reconstruct_present(
-                    np.array(self.catalog.photo_vector_ids(cand.listing_key), np.int64))
-                sims = vectors @ q
-                cand.scores[IMAGE] = float(sims.max()) if len(sims) else 0.0
-                cand.matched_vector_ids = [int(vids[i]) for i in np.argsort(-sims)]
+            vids, vectors = self.image_index.reconstruct_present(
+                np.array([v for c in cands for v in by_listing.get(c.listing_key, [])], np.int64))
+        sim_of = dict(zip(vids.tolist(), (vectors @ q).tolist()))
+        for cand in cands:
+            mine = sorted((v for v in by_listing.get(cand.listing_key, []) if v in sim_of), key=lambda v: -sim_of[v])
+            cand.scores[IMAGE] = float(sim_of[mine[0]]) if mine else 0.0
+            cand.matched_vector_ids = mine
 
     def _score_texts(self, cands: list[Candidate], vec: np.ndarray) -> None:
         """Text cosine of each candidate, from its stored listing text vector."""
