@@ -24,9 +24,19 @@ def tiny_settings(**vision: object) -> Settings:
     })
 
 
+_BUILT: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="session")
 def trained_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Artifacts of a tiny dataset after prepare, train and embed."""
+    """Artifacts of a tiny dataset after prepare, train and embed (built once even when several test
+    modules import this fixture, each of which pytest treats as its own definition)."""
+    if "art" not in _BUILT:
+        _BUILT["art"] = _build(tmp_path_factory)
+    return _BUILT["art"]
+
+
+def _build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from listing_search.data.prepare import prepare
     from listing_search.vision.embed import embed
     from listing_search.vision.train import train

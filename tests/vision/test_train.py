@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -58,6 +59,7 @@ def test_sweep_trains_each_config_on_one_cache_and_plots_them(trained_artifacts:
     for name in (S.TRAINING_CSV, S.CATEGORIES_JSON):
         (art / name).write_bytes((trained_artifacts / name).read_bytes())
     (art / S.CLEAN_IMAGES_DIR).symlink_to(trained_artifacts / S.CLEAN_IMAGES_DIR)
+    shutil.copytree(trained_artifacts / "model" / "cache", art / "model" / "cache")  # same key: reused
     settings = tiny_settings(epochs=1, sweep=[{"lr_head": 1e-2}, {"batch_size": 4}])
     report = train(settings, art)
     assert [r["name"] for r in report.sweep][0] == "base" and len(report.sweep) == 3

@@ -198,9 +198,10 @@ def _resnet50_state(local: Path | None) -> dict:
 def resnet50(size: int, pretrained: bool = True, resnet50_weights: Path | None = None, **_: object) -> Backbone:
     from torchvision.models import resnet50 as tv_resnet50
 
+    state = _resnet50_state(resnet50_weights) if pretrained else None  # fail before building
     net = tv_resnet50(weights=None)
-    if pretrained:
-        net.load_state_dict(_resnet50_state(resnet50_weights))
+    if state is not None:
+        net.load_state_dict(state)
     stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
     blocks = [b for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for b in layer]
     return Backbone("resnet50", [stem, *blocks], net.fc, PreprocessConfig(size, IMAGENET_MEAN, IMAGENET_STD))
