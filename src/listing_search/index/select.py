@@ -45,8 +45,8 @@ def hnsw_bytes(n: int, dim: int, m: int = HNSW_M) -> int:
 
 
 def ivf_sq8_bytes(n: int, dim: int) -> int:
-    """One byte per dimension plus the id, and the float centroids."""
-    return n * (dim + _ID_BYTES) + ivf_nlist(n) * dim * 4
+    """One byte per dimension plus the id, and the float centroids with their HNSW graph."""
+    return n * (dim + _ID_BYTES) + hnsw_bytes(ivf_nlist(n), dim)
 
 
 def ivf_nlist(n: int) -> int:
@@ -83,7 +83,8 @@ def choose_index(n: int, dim: int, memory_budget_mb: int, exact_max: int, kind: 
         return IndexChoice(HNSW, f"HNSW{HNSW_M},Flat", hnsw_bytes(n, dim), reason)
     nlist = ivf_nlist(n)
     if kind == IVF_SQ8:
-        return IndexChoice(IVF_SQ8, f"IVF{nlist},SQ8", ivf_sq8_bytes(n, dim), reason, nlist)
+        # An HNSW graph over the centroids: one query no longer scans every centroid at full dimension.
+        return IndexChoice(IVF_SQ8, f"IVF{nlist}_HNSW{HNSW_M},SQ8", ivf_sq8_bytes(n, dim), reason, nlist)
     m, nbits = pq_m_for(n, dim, budget - nlist * dim * 4), pq_nbits(n)  # centroids count against the budget
     factory = f"IVF{nlist},PQ{m}x{nbits}"
     return IndexChoice(IVF_PQ, factory, n * (m + _ID_BYTES) + nlist * dim * 4, reason, nlist, m)
