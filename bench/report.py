@@ -95,17 +95,61 @@ def pipeline(r: dict[str, Any]) -> list[str]:
     return out + [""] + [f"- {n}" for n in r.get("notes", [])]
 
 
+def summary(records: list[dict[str, Any]]) -> list[str]:
+    """One row per goal of issue 7: the goal, the best measured figure, met or not, the run's load."""
+    by = {r["bench"]: r for r in records}
+    rows: list[tuple[str, str, str, Any, str]] = []
+
+    def add(goal: str, value: str, met: bool | None, r: dict[str, Any], how: str) -> None:
+        load = r.get("machine_start", {}).get("load1")
+        rows.append((goal, value, "met" if met else ("missed" if met is not None else "n/a"), load, how))
+
+    if "index_scale" in by:
+        r = by["index_scale"]
+        res = {x["name"]: x for x in r["results"]}
+        sel = res.get("selector") or {}
+        best = res.get(r.get("best_meeting_goal") or "", {})
+        for label, x in (("selector's pick", sel), ("best measured", best)):
+            if x:
+                add(f"1M x 1000-d index, {label}: recall@10 >= 0.95, <= 2 ms/query, <= 1.5 GB",
+                    f"`{x['index']}`: recall {x['recall_at_k']:.3f}, {x['batch1_ms_per_query']:.2f} ms, "
+                    f"{x['index_gb']:.2f} GB", x["meets_goal"], r, "bench_index_scale.py")
+    if "embed" in by:
+        r = by["embed"]
+        best = r["best_full_path"]
+        add(">= 300 photos/s, decode + preprocess + embed, 2 cores", f"{best['photos_per_s']} ({best['path']}); "
+            f"original way {r['full_path'][0]['photos_per_s']}", best["photos_per_s"] >= 300, r, "bench_embed.py")
+        acc = r["int8_vs_fp32"].get("ort_int8_static", {})
+        loss = acc.get("accuracy_loss_points")
+        add("int8: <= 0.5 accuracy points lost", f"{loss} points; category agreement "
+            f"{acc.get('category_agreement')}, cosine {acc.get('embedding_cosine_mean')}",
+            None if loss is None else loss <= 0.5, r, "bench_embed.py")
+    if "serve" in by:
+        r = by["serve"]
+        for name, g in r["goals"].items():
+            h = (r.get("goals_int8_vision") or {}).get(name, {})
+            extra = f" (int8 vision: {h['value']})" if h.get("value") is not None else ""
+            add(name.replace("_", " "), f"{g['value']}{extra}", g["met"], r, "bench_serve.py")
+    if "pipeline" in by:
+        r = by["pipeline"]
+        add("pipeline: first run / up-to-date re-run", f"{r['first_run_total_s']} s / {r['rerun_total_s']} s, "
+            f"peak RSS {r['peak_rss_mb']} MB{' (training skipped)' if r['train_skipped'] else ''}", None, r,
+            "bench_pipeline.py")
+    out = ["| goal | measured | | load avg | script |", "|---|---|---|---|---|"]
+    return out + [f"| {g} | {v} | {m} | {lo} | `{h}` |" for g, v, m, lo, h in rows]
+
+
 RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "index_scale": index_scale, "embed": embed, "serve": serve, "pipeline": pipeline}
 
 
 def main() -> None:
-    for path in sys.argv[1:]:
-        for line in Path(path).read_text().splitlines():
-            if line.strip().startswith("{"):
-                r = json.loads(line)
-                if r.get("bench") in RENDER:
-                    sys.stdout.write("\n".join(RENDER[r["bench"]](r)) + "\n\n")
+    records = [json.loads(line) for path in sys.argv[1:] for line in Path(path).read_text().splitlines()
+               if line.strip().startswith("{")]
+    sys.stdout.write("\n".join(summary(records)) + "\n\n")
+    for r in records:
+        if r.get("bench") in RENDER:
+            sys.stdout.write("\n".join(RENDER[r["bench"]](r)) + "\n\n")
 
 
 if __name__ == "__main__":
