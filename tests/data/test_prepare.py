@@ -106,3 +106,12 @@ def test_cli_invalid_setting_exits_2(tiny_dataset: Path, tmp_path: Path) -> None
     )
     assert result.exit_code == 2
     assert "invalid settings" in result.output and "'local' or 'dask'" in result.output
+
+
+def test_rerun_with_same_tables_keeps_their_mtime(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Downstream stages fingerprint by mtime: an identical rewrite must not invalidate them."""
+    art = tmp_path / "art"
+    prepare(SMALL, str(tiny_dataset), art)
+    before = (art / S.TRAINING_CSV).stat().st_mtime_ns
+    prepare(SMALL, str(tiny_dataset), art, force=True)
+    assert (art / S.TRAINING_CSV).stat().st_mtime_ns == before
