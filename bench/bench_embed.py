@@ -23,9 +23,11 @@ category agreement then compares random-head predictions, and the JSON says so.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -334,11 +336,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         calib = np.stack([load_image(p, PreprocessConfig(model.input_size))
                           for p in benchlib.real_photos(args.data, args.calibration_photos, args.seed + 1)])
-        graphs = {
-            "ort": model.onnx,
-            "ort_int8_static": quantize_static_int8(model.onnx, workdir / "vision.int8s.onnx", calib),
-            "ort_int8_dynamic": quantize_int8(model.onnx, workdir / "vision.int8d.onnx"),
-        }
+        with contextlib.redirect_stdout(sys.stderr):  # the quantiser prints progress on stdout
+            graphs = {
+                "ort": model.onnx,
+                "ort_int8_static": quantize_static_int8(model.onnx, workdir / "vision.int8s.onnx", calib),
+                "ort_int8_dynamic": quantize_int8(model.onnx, workdir / "vision.int8d.onnx"),
+            }
         paths = benchlib.real_photos(args.data, args.photos, args.seed)
         photos = photo_bytes(paths)
         big = upsized(photos[: args.upload_photos], args.upload_size)

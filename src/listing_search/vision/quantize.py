@@ -14,7 +14,9 @@ one and reused while it is newer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +54,9 @@ def quantize_static(fp32: Path, dest: Path, calibration: np.ndarray, batch: int 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.batches, None)
 
-    with atomic_path(dest.with_suffix(".pre.onnx")) as prepared, atomic_path(dest) as tmp:
+    # The quantiser prints its progress; stdout belongs to the caller (CLI JSON, bench lines).
+    with atomic_path(dest.with_suffix(".pre.onnx")) as prepared, atomic_path(dest) as tmp, \
+            contextlib.redirect_stdout(sys.stderr):
         quant_pre_process(str(fp32), str(prepared))
         keep_fp32 = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Gemm", "MatMul")]
         ort_quantize(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
