@@ -28,7 +28,10 @@ from torchvision.models import resnet50
 log = logging.getLogger("bench.reference")
 
 
-def create_app(n_vectors: int, seed: int = 0) -> FastAPI:
+def create_app(n_vectors: int, seed: int = 0, threads: int | None = None) -> FastAPI:
+    """``threads``: torch intra-op threads (None: torch's default, one per core, as the original had)."""
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(seed)
     model = resnet50(weights=None).eval()
     index = faiss.IndexFlatL2(1000)
@@ -59,8 +62,10 @@ def main() -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8100)
     p.add_argument("--n-vectors", type=int, default=11_000)
+    p.add_argument("--threads", type=int, default=0, help="torch threads; 0: torch's default")
     args = p.parse_args()
-    uvicorn.run(create_app(args.n_vectors), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(args.n_vectors, threads=args.threads or None), host=args.host, port=args.port,
+                log_level="warning")
 
 
 if __name__ == "__main__":

@@ -67,7 +67,9 @@ def serve(r: dict[str, Any]) -> list[str]:
     out = [f"### Serving ({r['artifacts']}; {r['catalogue_vectors']:,} photo vectors)", "", _machine(r), "",
            "| server | endpoint | concurrency | p50 ms | p95 ms | p99 ms | req/s | non-200 |",
            "|---|---|---|---|---|---|---|---|"]
-    for server in ("ours", "ours_int8_vision", "reference"):
+    servers = [k for k in ("ours", "ours_int8_vision", "reference_torch_default_threads",
+                           "reference_torch_1_thread") if r.get(k)] or ["ours", "reference"]
+    for server in servers:
         for endpoint, rows in (r.get(server) or {}).items():
             for c, x in rows.items():
                 out.append(f"| {server} | {endpoint} | {x['concurrency']} | {x['p50_ms']:.1f} | {x['p95_ms']:.1f} | "
