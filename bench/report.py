@@ -137,7 +137,7 @@ def summary(records: list[dict[str, Any]]) -> list[str]:
         add("pipeline: first run / up-to-date re-run", f"{r['first_run_total_s']} s / {r['rerun_total_s']} s, "
             f"peak RSS {r['peak_rss_mb']} MB{' (training skipped)' if r['train_skipped'] else ''}", None, r,
             "bench_pipeline.py")
-    out = ["| goal | measured | | load avg | script |", "|---|---|---|---|---|"]
+    out = ["| goal | measured | | load avg at start | script |", "|---|---|---|---|---|"]
     return out + [f"| {g} | {v} | {m} | {lo} | `{h}` |" for g, v, m, lo, h in rows]
 
 
