@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,7 +18,6 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 
-from listing_search.schema import DataFormatError
 from listing_search.settings import Settings, get_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -57,6 +58,19 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+# What a stage raises for bad input or missing artifacts (DataFormatError and BackboneError are a
+# ValueError and a RuntimeError): a message and exit code 2, never a traceback.
+STAGE_ERRORS = (FileNotFoundError, KeyError, OSError, RuntimeError, ValueError)
+
+
+@contextmanager
+def _stage_errors() -> Iterator[None]:
+    try:
+        yield
+    except STAGE_ERRORS as exc:
+        _fail(str(exc))
+
+
 @app.command()
 def prepare(
     data: DataOpt = "../shared/data/fb_marketplace",
@@ -72,10 +86,8 @@ def prepare(
 
     settings = _settings(artifacts, data={"image_size": image_size, "workers": workers, "runner": runner,
                                           "dask_address": dask_address})
-    try:
+    with _stage_errors():
         report = run_prepare(settings, data, artifacts, force=force, progress=True)
-    except (DataFormatError, FileNotFoundError) as exc:
-        _fail(str(exc))
     console.print_json(json.dumps(report.summary()))
 
 
@@ -90,10 +102,8 @@ def holdout(
     from listing_search.data.holdout import make_holdout
 
     _settings()
-    try:
+    with _stage_errors():
         counts = make_holdout(data, out, fraction, seed)
-    except (DataFormatError, FileNotFoundError) as exc:
-        _fail(str(exc))
     console.print_json(json.dumps(counts))
 
 
@@ -107,15 +117,12 @@ def train(
     force: Annotated[bool, typer.Option(help="Retrain even if up to date.")] = False,
 ) -> None:
     """Fine-tune the vision model's tail and category head; write ART/model/ (checkpoint, card, plots)."""
-    from listing_search.vision.backbones import BackboneError
     from listing_search.vision.train import train as run_train
 
     settings = _settings(artifacts, vision={"backbone": backbone, "epochs": epochs, "device": device,
                                             "subset": subset})
-    try:
+    with _stage_errors():
         report = run_train(settings, artifacts, force=force, progress=True)
-    except (BackboneError, FileNotFoundError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
     console.print_json(json.dumps(report.__dict__))
 
 
@@ -128,10 +135,8 @@ def embed(
     from listing_search.vision.embed import embed as run_embed
 
     settings = _settings(artifacts)
-    try:
+    with _stage_errors():
         report = run_embed(settings, artifacts, force=force, progress=True)
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
     console.print_json(json.dumps(report.__dict__))
 
 
@@ -144,10 +149,8 @@ def embed_text(
     from listing_search.text.embed import embed_text as run_embed_text
 
     settings = _settings(artifacts)
-    try:
+    with _stage_errors():
         card = run_embed_text(settings, artifacts, force=force, progress=True)
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
     console.print_json(json.dumps(card))
 
 
@@ -160,10 +163,8 @@ def tune_ranker(
     from listing_search.rank.train import tune_ranker as run_tune_ranker
 
     settings = _settings(artifacts)
-    try:
+    with _stage_errors():
         report = run_tune_ranker(settings, artifacts, force=force, progress=True)
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
     console.print_json(json.dumps(report))
 
 
@@ -177,10 +178,8 @@ def evaluate(
     from listing_search.evaluate import evaluate as run_evaluate
 
     settings = _settings(artifacts)
-    try:
+    with _stage_errors():
         result = run_evaluate(settings, artifacts, data)
-    except (DataFormatError, FileNotFoundError, KeyError, ValueError, OSError) as exc:
-        _fail(str(exc))
     typer.echo(json.dumps(result))
 
 
@@ -194,10 +193,8 @@ def index(
     from listing_search.index.build import build_index
 
     settings = _settings(artifacts)
-    try:
+    with _stage_errors():
         infos = build_index(settings, artifacts, force=force, kind=kind)
-    except (DataFormatError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
     console.print_json(json.dumps(infos))
 
 
@@ -227,40 +224,20 @@ def run(
 ) -> None:
     """Every stage on the dataset (skipping those up to date), then serve."""
     from listing_search.data.prepare import prepare as run_prepare
-
-    settings = _settings(artifacts)
-    try:
-        run_prepare(settings, data, artifacts, progress=True)
-    except (DataFormatError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    from listing_search.index.build import build_index
+    from listing_search.rank.train import tune_ranker as run_tune_ranker
+    from listing_search.text.embed import embed_text as run_embed_text
     from listing_search.vision.embed import embed as run_embed
     from listing_search.vision.train import train as run_train
 
-    try:
+    settings = _settings(artifacts)
+    with _stage_errors():
+        run_prepare(settings, data, artifacts, progress=True)
         run_train(settings, artifacts, progress=True)
         run_embed(settings, artifacts, progress=True)
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
-    from listing_search.rank.train import tune_ranker as run_tune_ranker
-    from listing_search.text.embed import embed_text as run_embed_text
-
-    try:
         run_embed_text(settings, artifacts, progress=True)
         run_tune_ranker(settings, artifacts, progress=True)
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
-    _index_then_serve(settings, artifacts, serve, host, port)
-
-
-def _index_then_serve(settings: Settings, artifacts: Path, serve: bool, host: str | None,
-                      port: int | None) -> None:
-    """The last stages of `run`: the index (skipped when up to date), then the API if asked."""
-    from listing_search.index.build import build_index
-
-    try:
         build_index(settings, artifacts)
-    except (DataFormatError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
     if serve:
         from listing_search.serve.server import serve as run_serve
 
