@@ -377,9 +377,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=Path("../shared/data/fb_marketplace"))
-    p.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    p = benchlib.parser(__doc__)
     p.add_argument("--photos", type=int, default=128, help="real photos timed on the full path")
     p.add_argument("--network-photos", type=int, default=64, help="decoded photos fed to the network timings")
     p.add_argument("--upload-photos", type=int, default=64, help="photos re-encoded as big uploads")
@@ -394,8 +392,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    benchlib.setup_logging()
-    benchlib.emit(run(parse_args(argv)))
+    benchlib.main(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -499,9 +499,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=Path("../shared/data/fb_marketplace"), help="unused here")
-    p.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    p = benchlib.parser(__doc__)
     p.add_argument("--n", type=int, default=1_000_000, help="catalogue size")
     p.add_argument("--dim", type=int, default=1000)
     p.add_argument("--queries", type=int, default=1000)
@@ -528,8 +526,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    benchlib.setup_logging()
-    benchlib.emit(run(parse_args(argv)))
+    benchlib.main(run, parse_args(argv))
 
 
 if __name__ == "__main__":

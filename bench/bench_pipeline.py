@@ -109,9 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=Path("../shared/data/fb_marketplace"))
-    p.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    p = benchlib.parser(__doc__)
     p.add_argument("--scratch", type=Path, default=Path("/tmp/listing_search_bench_pipeline"))
     group = p.add_mutually_exclusive_group()
     group.add_argument("--skip-train", dest="skip_train", action="store_true", default=None,
@@ -123,8 +121,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    benchlib.setup_logging()
-    benchlib.emit(run(parse_args(argv)))
+    benchlib.main(run, parse_args(argv))
 
 
 if __name__ == "__main__":

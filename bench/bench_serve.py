@@ -97,13 +97,15 @@ def start_reference(port: int, n_vectors: int, threads: int = 0) -> subprocess.P
     return subprocess.Popen(cmd, cwd=benchlib.REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def serve_and_measure(proc: subprocess.Popen, port: int, cases: dict[str, Request], n: dict[int, int],
+def serve_and_measure(proc: subprocess.Popen, port: int,
+                      cases: Callable[[dict[str, Any]], dict[str, Request]], n: dict[int, int],
                       max_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Wait for ``proc`` to be healthy, drive the cases its health allows, always stop it."""
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=30) as client:
             health = wait_healthy(client, proc, timeout=300)
-        return health, run_phases(base, cases, n, max_s)
+        return health, run_phases(base, cases(health), n, max_s)
     finally:
         proc.terminate()
         try:
@@ -116,34 +118,18 @@ def measure_ours(art: Path, photos: list[bytes], queries: list[str], n: dict[int
                  quantized: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """Our server over ``art`` (fp32 or int8 vision graph): image and, when available, text search."""
     port = free_port()
-    saved = {k: os.environ.get(k) for k in ("LISTING_SEARCH_LOG_LEVEL", "LISTING_SEARCH_SERVE__QUANTIZED")}
-    os.environ["LISTING_SEARCH_LOG_LEVEL"] = "WARNING"
-    os.environ["LISTING_SEARCH_SERVE__QUANTIZED"] = "true" if quantized else "false"
-    try:
-        proc = start_server(art, port)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    cases: dict[str, Request] = {
-        "image_search": image_request("/v1/search", photos, {"k": "10"}),
-        "similar_images": image_request("/predict/similar_images", photos),
-    }
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            health = wait_healthy(client, proc, timeout=300)
+    proc = start_server(art, port, {"LISTING_SEARCH_SERVE__QUANTIZED": "true" if quantized else "false"})
+
+    def cases(health: dict[str, Any]) -> dict[str, Request]:
+        out = {
+            "image_search": image_request("/v1/search", photos, {"k": "10"}),
+            "similar_images": image_request("/predict/similar_images", photos),
+        }
         if health.get("text") and queries:
-            cases["text_search"] = text_request(queries)
-        return health, run_phases(base, cases, n, max_s)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            out["text_search"] = text_request(queries)
+        return out
+
+    return serve_and_measure(proc, port, cases, n, max_s)
 
 
 def _ratio(ours: dict[str, Any], reference: dict[str, Any]) -> float | None:
@@ -197,7 +183,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ref_port = free_port()
         _, references[threads] = serve_and_measure(
             start_reference(ref_port, catalogue, threads), ref_port,
-            {"similar_images": image_request("/predict/similar_images", photos)}, ref_n, args.max_s)
+            lambda _health: {"similar_images": image_request("/predict/similar_images", photos)}, ref_n, args.max_s)
     # The ratio is taken against the faster reference configuration at each concurrency.
     reference = {"similar_images": {c: max((references[t]["similar_images"][c] for t in references),
                                            key=lambda row: row["req_per_s"] or 0) for c in ("c1", "c8")}}
@@ -228,9 +214,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=Path("../shared/data/fb_marketplace"))
-    p.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    p = benchlib.parser(__doc__)
     p.add_argument("--work", type=Path, default=Path("/tmp/listing_search_bench_serve"),
                    help="stand-in serving folder when ART cannot be served yet")
     p.add_argument("--catalogue-limit", type=int, default=None, help="stand-in: embed only this many photos")
@@ -245,8 +229,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    benchlib.setup_logging()
-    benchlib.emit(run(parse_args(argv)))
+    benchlib.main(run, parse_args(argv))
 
 
 if __name__ == "__main__":

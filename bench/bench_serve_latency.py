@@ -34,8 +34,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(artifacts: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "LISTING_SEARCH_LOG_LEVEL": "WARNING"}
+def start_server(artifacts: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "LISTING_SEARCH_LOG_LEVEL": "WARNING", **(env or {})}
     cmd = [sys.executable, "-m", "listing_search.cli", "serve", "--artifacts", str(artifacts),
            "--host", "127.0.0.1", "--port", str(port)]
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

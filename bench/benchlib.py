@@ -7,6 +7,7 @@ the same command gives different numbers at different times.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -32,6 +33,20 @@ def setup_logging(verbose: bool = True) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments every bench takes (`make bench` passes both); each script adds its own."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared/data/fb_marketplace")
+    p.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    return p
+
+
+def main(run: Callable[[argparse.Namespace], dict[str, Any]], args: argparse.Namespace) -> None:
+    """Run one bench and print its one JSON line."""
+    setup_logging()
+    emit(run(args))
 
 
 def machine_state() -> dict[str, Any]:
