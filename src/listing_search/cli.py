@@ -53,6 +53,11 @@ def _settings(artifacts: Path | None = None, **sections: dict) -> Settings:
     return settings
 
 
+def _print_result(result: object) -> None:
+    """A stage's report (a dataclass or a dict) as JSON on stderr's console."""
+    console.print_json(json.dumps(getattr(result, "__dict__", result)))
+
+
 def _fail(message: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
@@ -104,7 +109,7 @@ def holdout(
     _settings()
     with _stage_errors():
         counts = make_holdout(data, out, fraction, seed)
-    console.print_json(json.dumps(counts))
+    _print_result(counts)
 
 
 @app.command()
@@ -123,7 +128,7 @@ def train(
                                             "subset": subset})
     with _stage_errors():
         report = run_train(settings, artifacts, force=force, progress=True)
-    console.print_json(json.dumps(report.__dict__))
+    _print_result(report)
 
 
 @app.command()
@@ -137,7 +142,7 @@ def embed(
     settings = _settings(artifacts)
     with _stage_errors():
         report = run_embed(settings, artifacts, force=force, progress=True)
-    console.print_json(json.dumps(report.__dict__))
+    _print_result(report)
 
 
 @app.command("embed-text")
@@ -151,7 +156,7 @@ def embed_text(
     settings = _settings(artifacts)
     with _stage_errors():
         card = run_embed_text(settings, artifacts, force=force, progress=True)
-    console.print_json(json.dumps(card))
+    _print_result(card)
 
 
 @app.command("tune-ranker")
@@ -165,7 +170,7 @@ def tune_ranker(
     settings = _settings(artifacts)
     with _stage_errors():
         report = run_tune_ranker(settings, artifacts, force=force, progress=True)
-    console.print_json(json.dumps(report))
+    _print_result(report)
 
 
 @app.command()
@@ -195,7 +200,7 @@ def index(
     settings = _settings(artifacts)
     with _stage_errors():
         infos = build_index(settings, artifacts, force=force, kind=kind)
-    console.print_json(json.dumps(infos))
+    _print_result(infos)
 
 
 @app.command()
