@@ -74,10 +74,6 @@ class CategoryPredictor:
             logits = logits + sparse_dot(list(words), self.words_coef)
         return softmax(logits)
 
-    def predict(self, text: np.ndarray | None = None, image: np.ndarray | None = None,
-                words: list[str] | None = None) -> list[str]:
-        return [self.categories[i] for i in self.predict_proba(text, image, words).argmax(1)]
-
     def to_json(self) -> dict:
         words = None if self.words_coef is None else np.round(self.words_coef, 4).tolist()
         return {"kind": "multinomial_logistic_regression", "categories": self.categories,

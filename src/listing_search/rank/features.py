@@ -44,21 +44,36 @@ def image_cosine(query: Query, vectors: ListingVectors) -> np.ndarray:
     return best_photo_cosine(query.image_vecs, vectors)
 
 
+def log_agreement(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """log P(label | query), centred so a uniform belief scores 0 (training and serving share it)."""
+    p = np.asarray(probs, np.float64)
+    return (np.log(p[np.asarray(labels, np.int64)] + _EPS) - np.log(1.0 / len(p) + _EPS)).astype(np.float32)
+
+
+def word_overlap(words: frozenset[str], title_tokens: frozenset[str]) -> float:
+    """Share of the query's words found in a title (a cheap lexical match)."""
+    return len(words & title_tokens) / len(words) if words else 0.0
+
+
 def category_agreement(query: Query, vectors: ListingVectors, rows: np.ndarray) -> np.ndarray:
     """log P(candidate's root category | query), centred so a uniform belief scores 0."""
     if query.category_probs is None:
         return np.zeros(len(rows), np.float32)
-    p = np.asarray(query.category_probs, np.float64)
-    return (np.log(p[vectors.labels[rows]] + _EPS) - np.log(1.0 / len(p) + _EPS)).astype(np.float32)
+    return log_agreement(query.category_probs, vectors.labels[rows])
 
 
 def title_overlap(query: Query, vectors: ListingVectors, rows: np.ndarray) -> np.ndarray:
-    """Share of the query's words found in the candidate's title (a cheap lexical match)."""
-    if not query.words:
-        return np.zeros(len(rows), np.float32)
+    """Share of the query's words found in the candidate's title."""
     titles = vectors.title_tokens
-    n = len(query.words)
-    return np.array([len(query.words & titles[r]) / n for r in rows], np.float32)
+    return np.array([word_overlap(query.words, titles[r]) for r in rows], np.float32)
+
+
+def stack_features(n: int, **columns: np.ndarray) -> np.ndarray:
+    """[n, len(FEATURES)] in the ranker's column order; a feature not given is 0."""
+    out = np.zeros((n, len(FEATURES)), np.float32)
+    for name, values in columns.items():
+        out[:, FEATURES.index(name)] = values
+    return out
 
 
 def price_gap(query: Query, vectors: ListingVectors, rows: np.ndarray) -> np.ndarray:
@@ -79,7 +94,7 @@ def pair_features(query: Query, vectors: ListingVectors, rows: np.ndarray,
     rows = np.asarray(rows, np.int64)
     t = text_cosine(query, vectors) if text_sims is None else text_sims
     i = image_cosine(query, vectors) if image_sims is None else image_sims
-    return np.column_stack([
-        t[rows], i[rows], category_agreement(query, vectors, rows), title_overlap(query, vectors, rows),
-        price_gap(query, vectors, rows),
-    ]).astype(np.float32)
+    return stack_features(
+        len(rows), text_cos=t[rows], image_cos=i[rows], category_agreement=category_agreement(query, vectors, rows),
+        title_overlap=title_overlap(query, vectors, rows), price_gap=price_gap(query, vectors, rows),
+    )

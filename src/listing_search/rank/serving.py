@@ -20,8 +20,8 @@ from listing_search import schema as S
 from listing_search.index.catalog import Filters, Listing
 from listing_search.rank.candidates import IMAGE, TEXT, Candidate, ListingHit, SearchQuery, weighted_mean
 from listing_search.rank.category import CategoryPredictor
-from listing_search.rank.features import FEATURES
-from listing_search.rank.personalise import HistoryEvent, event_weight
+from listing_search.rank.features import FEATURES, log_agreement, stack_features, word_overlap
+from listing_search.rank.personalise import PRIOR_STRENGTH, HistoryEvent, event_weight
 from listing_search.rank.ranker import Ranker
 from listing_search.rank.vectors import tokens, unit_rows
 
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from listing_search.rank.engine import SearchEngine
 
 log = logging.getLogger(__name__)
-_EPS = 1e-3
-PRIOR_STRENGTH = 1.0
 
 
 @dataclass
@@ -137,25 +135,17 @@ class RankingService:
         return sorted(candidates, key=lambda c: (-c.score, c.listing_key))
 
     def _query_features(self, query: SearchQuery, cands: list[Candidate], listings: dict[int, Listing]) -> np.ndarray:
-        text_vec = getattr(query, "text_vec", None)
-        if query.text and text_vec is None:
-            text_vec = self._text_vec(query.text)
-        image_vec = getattr(query, "image_vec", None)
-        if query.image is not None and image_vec is None:
-            image_vec = self.engine.embed_image(query.image)
-        probs = self.category_probs(text_vec, image_vec, query.text)
+        """The engine embedded the query once (``query.text_vec`` / ``image_vec``); a search carries no price."""
+        probs = self.category_probs(query.text_vec, query.image_vec, query.text)
         words = tokens(query.text or "")
-        rows = []
-        for c in cands:
-            listing = listings.get(c.listing_key)
-            rows.append([  # the engine scores a channel only when the query used it
-                c.scores.get(TEXT, 0.0),
-                c.scores.get(IMAGE, 0.0),
-                self._agreement(probs, listing),
-                _overlap(words, listing.title if listing else ""),
-                0.0,  # price gap: a search carries no price
-            ])
-        return np.asarray(rows, np.float32)
+        return stack_features(
+            len(cands),  # the engine scores a channel only when the query used it
+            text_cos=[c.scores.get(TEXT, 0.0) for c in cands],
+            image_cos=[c.scores.get(IMAGE, 0.0) for c in cands],
+            category_agreement=[self._agreement(probs, listings.get(c.listing_key)) for c in cands],
+            title_overlap=[word_overlap(words, tokens(listings[c.listing_key].title))
+                           if c.listing_key in listings else 0.0 for c in cands],
+        )
 
     def _agreement(self, probs: np.ndarray | None, listing: Listing | None) -> float:
         if probs is None or listing is None:
@@ -163,7 +153,7 @@ class RankingService:
         label = self._label(listing)
         if label is None or label >= len(probs):
             return 0.0
-        return float(np.log(probs[label] + _EPS) - np.log(1.0 / len(probs) + _EPS))
+        return float(log_agreement(probs, np.array([label]))[0])
 
     def _label(self, listing: Listing) -> int | None:
         if listing.label is not None:
@@ -219,7 +209,8 @@ class RankingService:
 
     def _photo_vectors(self, keys: list[int]) -> dict[int, np.ndarray]:
         """Unit photo vectors of each listing that has any in the image index."""
-        owner = {vid: key for key in keys for vid in self.engine.catalog.photo_vector_ids(key)}
+        by_listing = self.engine.catalog.photo_vector_ids_many(keys)
+        owner = {vid: key for key, vids in by_listing.items() for vid in vids}
         with self.engine.locked():
             present, vectors = self.engine.image_index.reconstruct_present(np.array(list(owner), np.int64))
         out: dict[int, list[np.ndarray]] = {}
@@ -242,9 +233,8 @@ class RankingService:
             photos = self._photo_vectors(keys)
             image = np.array([float((photos[k] @ profile.image_vec).max()) if k in photos else 0.0 for k in keys],
                              np.float32)
-        agree = np.array([self._agreement(profile.category_prefs, listings.get(k)) for k in keys], np.float32)
-        zeros = np.zeros(len(cands), np.float32)
-        return np.column_stack([text, image, agree, zeros, zeros])
+        agree = [self._agreement(profile.category_prefs, listings.get(k)) for k in keys]
+        return stack_features(len(cands), text_cos=text, image_cos=image, category_agreement=agree)
 
     def recommend(self, history: list[HistoryEvent], k: int, text: str | None = None, image: bytes | None = None,
                   filters: Filters | None = None) -> Feed:
@@ -286,6 +276,3 @@ class RankingService:
                     cands.setdefault(int(key), Candidate(int(key))).scores[TEXT] = float(score)
         return list(cands.values())
 
-
-def _overlap(words: frozenset[str], title: str) -> float:
-    return len(words & tokens(title)) / len(words) if words else 0.0
