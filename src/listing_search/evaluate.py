@@ -23,7 +23,10 @@ import pandas as pd
 
 from listing_search import schema as S
 from listing_search.data.images import ImageRejected
+from listing_search.data.prepare import load_training
 from listing_search.data.tables import Dropped, clean_images, clean_products, read_csv_strict
+from listing_search.rank.category import softmax
+from listing_search.rank.vectors import unit_rows
 from listing_search.settings import Settings
 from listing_search.vision.preprocess import PreprocessConfig, load_image
 
@@ -139,8 +142,7 @@ def read_eval_tables(data: Path, categories: list[str], counts: Counter) -> tupl
 def load_catalogue(artifacts: Path) -> Catalogue:
     ids = json.loads((artifacts / S.IMAGE_EMBEDDING_IDS).read_text())
     vectors = np.load(artifacts / S.IMAGE_EMBEDDINGS_NPY)
-    training = pd.read_csv(artifacts / S.TRAINING_CSV, dtype={S.IMAGE_ID: str}, usecols=[S.IMAGE_ID, S.ROOT_CATEGORY],
-                           keep_default_na=False)
+    training = load_training(artifacts)
     roots = training.set_index(S.IMAGE_ID)[S.ROOT_CATEGORY].reindex(ids)
     if roots.isna().any():
         raise ValueError(f"{int(roots.isna().sum())} embedded photos are missing from {S.TRAINING_CSV}: "
@@ -195,12 +197,6 @@ def run_vision(onnx_path: Path, folder: Path, photos: pd.DataFrame, listings: pd
 
 # --- pure metric functions (tested on hand-made arrays) ------------------------------------------
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(1) == labels).mean()) if len(labels) else float("nan")
 
@@ -223,15 +219,10 @@ def precision_at_k(queries: np.ndarray, query_roots: np.ndarray, catalogue: np.n
 
     k = min(k, len(catalogue))
     index = faiss.IndexFlatIP(catalogue.shape[1])
-    index.add(_unit(catalogue))
-    _, neighbours = index.search(_unit(queries), k)
+    index.add(unit_rows(catalogue))
+    _, neighbours = index.search(unit_rows(queries), k)
     hits = catalogue_roots[neighbours] == np.asarray(query_roots)[:, None]
     return float(hits.mean())
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def per_category_accuracy(logits: np.ndarray, labels: np.ndarray, categories: list[str]) -> dict[str, dict]:

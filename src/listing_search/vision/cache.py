@@ -29,7 +29,7 @@ from tqdm import tqdm
 from listing_search import schema as S
 from listing_search.data.images import open_image, to_rgb
 from listing_search.vision.model import ListingClassifier, Prefix
-from listing_search.vision.preprocess import PreprocessConfig, load_image, normalise
+from listing_search.vision.preprocess import DEFAULT_MAX_PIXELS, PreprocessConfig, load_image, normalise
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def photo_views(path: Path, cfg: PreprocessConfig, copies: int, seed: int) -> np
     if copies == 0:
         return plain[None]
     rng = np.random.default_rng(seed)
-    img = to_rgb(open_image(path, 64_000_000))
+    img = to_rgb(open_image(path, DEFAULT_MAX_PIXELS))
     views = [plain] + [normalise(augment(img, cfg.input_size, rng), cfg) for _ in range(copies)]
     return np.stack(views)
 
@@ -97,15 +97,11 @@ def _prefix_runner(model: ListingClassifier, cut: int, size: int, device: torch.
 
         return run_torch
 
-    import onnxruntime as ort
-
-    from listing_search.vision.export import export_onnx
+    from listing_search.vision.export import export_onnx, onnx_session
 
     path = workdir / "prefix.onnx"
     export_onnx(prefix, path, size, ["image"], ["acts"])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(path, max(1, torch.get_num_threads()))
     return lambda x: session.run(None, {"image": x})[0]
 
 
