@@ -95,3 +95,14 @@ def test_hnsw_tombstones_then_compaction(tmp_path: Path, data) -> None:
 def test_build_refuses_duplicate_ids() -> None:
     with pytest.raises(ValueError, match="unique"):
         VectorIndex.build(np.ones((2, 4)), np.array([1, 1]))
+
+
+def test_filtered_search_skips_allowed_ids_the_index_lacks(data) -> None:
+    """After a crash the catalogue may name photos the index never got: skip them, never raise."""
+    x, ids = data
+    index = VectorIndex.build(x[:300], ids[:300], kind=HNSW, recall_sample=10)
+    allowed = np.concatenate([ids[:5], [10**9, 10**9 + 1]])
+    res = index.search(x[:1], 10, allowed=allowed)
+    assert res.ids[0][0] == ids[0]
+    assert set(res.ids[0].tolist()) == set(ids[:5].tolist())
+    assert len(index.search(x[:1], 3, allowed=np.array([10**9])).ids[0]) == 0

@@ -142,7 +142,7 @@ class VectorIndex:
 
     def _tombstone(self, ids: np.ndarray) -> tuple[int, bool]:
         """Mark ids dead; compact when too many are. Returns (count, whether the graph was rebuilt)."""
-        hit = {int(i) for i in ids} & set(self.all_ids().tolist())
+        hit = set(self.reconstruct_present(ids)[0].tolist())  # live ids only, without listing them all
         self.tombstones |= hit
         if len(self.tombstones) > COMPACT_RATIO * self.index.ntotal:
             self.compact(persist=False)
@@ -215,7 +215,10 @@ class VectorIndex:
         return SearchResult([s[m] for s, m in zip(scores, keep)], [i[m] for i, m in zip(ids, keep)])
 
     def _search_subset(self, q: np.ndarray, k: int, allowed: np.ndarray) -> SearchResult:
-        x = self.reconstruct(allowed)
+        # An allowed id missing from the index (catalogue ahead of it after a crash) is skipped.
+        allowed, x = self.reconstruct_present(allowed)
+        if not len(allowed):
+            return SearchResult([np.empty(0, np.float32)] * len(q), [np.empty(0, np.int64)] * len(q))
         sims = q @ x.T
         k = min(k, len(allowed))
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
