@@ -112,3 +112,10 @@ def test_category_from_words(client: TestClient):
     cats = resp.json()["categories"]
     assert len(cats) == 2 and cats[0]["probability"] >= cats[1]["probability"]
     assert client.post("/v1/predict/category", data={"top": 2}).status_code == 422
+
+
+def test_bad_photo_with_words_gets_the_photo_status_not_a_generic_400(client: TestClient):
+    resp = client.post("/v1/predict/category", data={"text": "gaming laptop"},
+                       files={"image": ("x.jpg", b"not a photo", "image/jpeg")})
+    assert resp.status_code == 415
+    assert "not_an_image" in resp.json()["reason"]

@@ -20,6 +20,7 @@ from listing_search import schema as S
 from listing_search.index.catalog import Filters, Listing
 from listing_search.rank.candidates import IMAGE, TEXT, Candidate, ListingHit, SearchQuery, weighted_mean
 from listing_search.rank.category import CategoryPredictor
+from listing_search.rank.engine import TextSearchUnavailable
 from listing_search.rank.features import FEATURES, log_agreement, stack_features, word_overlap
 from listing_search.rank.personalise import PRIOR_STRENGTH, HistoryEvent, event_weight
 from listing_search.rank.ranker import Ranker
@@ -106,7 +107,7 @@ class RankingService:
                                                                       or self.engine.categories)
         if probs is None:
             if vision_probs is None:
-                raise ValueError("category from words needs `tune-ranker` (category_predictor.json)")
+                raise TextSearchUnavailable("category from words needs `tune-ranker` (category_predictor.json)")
             probs = vision_probs
         order = np.argsort(-probs)[:top]
         return [(names[i], float(probs[i])) for i in order]

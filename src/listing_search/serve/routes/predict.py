@@ -43,14 +43,10 @@ def predict_category(
     if image is None and text is None:
         raise HTTPException(422, "give an image, a text, or both")
     data = read_upload(image, settings) if image is not None else None
-    if text is None or engine.ranking is None:
-        if data is None:
-            raise HTTPException(400, "category from words is not available: ranking is not loaded")
-        ranked = engine.predict_category(data, top) if engine.ranking is None else \
-            engine.ranking.predict_category(data, None, top)
+    if engine.ranking is not None:  # a bad photo or missing text model: the app's 4xx handlers answer
+        ranked = engine.ranking.predict_category(data, text, top)
+    elif data is not None:
+        ranked = engine.predict_category(data, top)
     else:
-        try:
-            ranked = engine.ranking.predict_category(data, text, top)
-        except ValueError as exc:
-            raise HTTPException(400, str(exc)) from None
+        raise HTTPException(400, "category from words is not available: ranking is not loaded")
     return CategoryOut(categories=[CategoryScore(category=c, probability=round(p, 6)) for c, p in ranked])
