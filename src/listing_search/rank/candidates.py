@@ -27,8 +27,8 @@ class SearchQuery:
     k: int = 10
     filters: Filters = field(default_factory=Filters)
     exclude_listing_keys: frozenset[int] = frozenset()
-    user_id: str | None = None  # for personalisation; unused by the default rescorer
     history: tuple = ()  # rank.personalise.HistoryEvent items; blended in by rank.serving's rescorer
+    profile: object | None = None  # rank.serving.ServingProfile of ``history``, when the caller built it
     image_vec: np.ndarray | None = None  # set by the engine: the photo's embedding, computed once
     text_vec: np.ndarray | None = None  # set by the engine: the words' embedding, computed once
 

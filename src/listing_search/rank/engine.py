@@ -147,7 +147,7 @@ class SearchEngine:
         if image_vec is not None:
             candidates = self._image_candidates(image_vec[None], query.k, query.filters, query.exclude_listing_keys)
         if text_vec is not None:
-            self._merge_text(candidates, text_vec, query)
+            self._merge_text(candidates, text_vec, query.k, query.filters, query.exclude_listing_keys)
         if image_vec is not None and text_vec is not None:  # each channel scores the other's finds exactly
             self._score_images([c for c in candidates.values() if IMAGE not in c.scores], image_vec)
             self._score_texts([c for c in candidates.values() if TEXT not in c.scores], text_vec)
@@ -182,16 +182,16 @@ class SearchEngine:
                 return cands
             fetch = min(pool, fetch * WIDEN)
 
-    def _merge_text(self, candidates: dict[int, Candidate], text_vec: np.ndarray, query: SearchQuery) -> None:
-        """Listings nearest to the words, merged into the photo candidates."""
+    def _merge_text(self, candidates: dict[int, Candidate], text_vec: np.ndarray, k: int, filters: Filters,
+                    exclude: frozenset[int]) -> None:
+        """Listings nearest to ``text_vec`` (words or a profile), merged into ``candidates``."""
         assert self.text_index is not None
-        allowed = (np.array(self.catalog.matching_listing_keys(query.filters), np.int64)
-                   if query.filters.active() else None)
-        fetch = max(query.k * WIDEN, self.settings.rank.candidates)
+        allowed = np.array(self.catalog.matching_listing_keys(filters), np.int64) if filters.active() else None
+        fetch = max(k * WIDEN, self.settings.rank.candidates)
         with self._lock:
             res = self.text_index.search(text_vec[None], fetch, allowed)
         for score, key in zip(res.scores[0], res.ids[0]):
-            if int(key) in query.exclude_listing_keys:
+            if int(key) in exclude:
                 continue
             candidates.setdefault(int(key), Candidate(int(key))).scores[TEXT] = float(score)
 

@@ -127,7 +127,7 @@ class RankingService:
         listings = self.engine.catalog.listings_by_key(c.listing_key for c in candidates)
         scores = self.ranker.score(self._query_features(query, candidates, listings))
         if query.history:
-            profile = self.profile(query.history)
+            profile = query.profile if query.profile is not None else self.profile(query.history)
             if not profile.empty:
                 p = self.ranker.score(self.profile_features(profile, candidates, listings))
                 scores = (1.0 - self.history_weight) * scores + self.history_weight * p
@@ -247,7 +247,7 @@ class RankingService:
         if text or image:
             query = SearchQuery(image=image, text=text, k=k, filters=filters,
                                 exclude_listing_keys=profile.seen_keys)
-            query.history = tuple(history)
+            query.history, query.profile = tuple(history), profile
             return Feed(self.engine.search(query), profile.used, profile.unknown_ids, notes)
         if profile.empty:
             notes.append("no usable history: nothing to recommend")
@@ -262,18 +262,10 @@ class RankingService:
 
     def _profile_candidates(self, profile: ServingProfile, k: int, filters: Filters) -> list[Candidate]:
         engine = self.engine
-        self.engine.check_filters(filters)
+        engine.check_filters(filters)
         cands: dict[int, Candidate] = {}
         if profile.image_vec is not None:
             cands = engine._image_candidates(profile.image_vec[None], k, filters, profile.seen_keys)
         if profile.text_vec is not None and engine.text_index is not None:
-            allowed = (np.array(engine.catalog.matching_listing_keys(filters), np.int64)
-                       if filters.active() else None)
-            fetch = max(k * 4, engine.settings.rank.candidates)
-            with engine.locked():
-                res = engine.text_index.search(profile.text_vec[None], fetch, allowed)
-            for score, key in zip(res.scores[0], res.ids[0]):
-                if int(key) >= 0 and int(key) not in profile.seen_keys:
-                    cands.setdefault(int(key), Candidate(int(key))).scores[TEXT] = float(score)
+            engine._merge_text(cands, profile.text_vec, k, filters, profile.seen_keys)
         return list(cands.values())
-
