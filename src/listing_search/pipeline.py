@@ -30,20 +30,27 @@ def fingerprint(inputs: list[Path], settings_json: str) -> str:
     return h.hexdigest()
 
 
-def is_up_to_date(artifacts: Path, stage: str, outputs: list[Path], fp: str) -> bool:
-    stamp = artifacts / STAMPS_DIR / f"{stage}.json"
-    if not stamp.exists() or not all(p.exists() for p in outputs):
-        return False
+def read_stamp(artifacts: Path, stage: str) -> dict[str, Any] | None:
+    """The stage's stamp (its fingerprint plus whatever the stage saved with it), or None."""
     try:
-        return json.loads(stamp.read_text()).get("fingerprint") == fp
+        return json.loads(_stamp_path(artifacts, stage).read_text())
     except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_up_to_date(artifacts: Path, stage: str, outputs: list[Path], fp: str) -> bool:
+    if not all(p.exists() for p in outputs):
         return False
+    stamp = read_stamp(artifacts, stage)
+    return stamp is not None and stamp.get("fingerprint") == fp
 
 
 def write_stamp(artifacts: Path, stage: str, fp: str, extra: dict[str, Any] | None = None) -> None:
-    atomic_write_text(
-        artifacts / STAMPS_DIR / f"{stage}.json", json.dumps({"fingerprint": fp, **(extra or {})})
-    )
+    atomic_write_text(_stamp_path(artifacts, stage), json.dumps({"fingerprint": fp, **(extra or {})}))
+
+
+def _stamp_path(artifacts: Path, stage: str) -> Path:
+    return Path(artifacts) / STAMPS_DIR / f"{stage}.json"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from listing_search import schema as S
 from listing_search.data.prepare import load_training
-from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, write_stamp
+from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
 from listing_search.settings import Settings
 from listing_search.vision.export import PARITY_TOLERANCE, export_onnx, onnx_session, parity
 from listing_search.vision.model import VisionGraph, embedding_dim
@@ -53,7 +53,7 @@ def embed(settings: Settings, artifacts: Path, force: bool = False, progress: bo
                                        S.IMAGE_EMBEDDINGS_JSON)]
     if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
         log.info("embed: up to date in %s", artifacts)
-        report = EmbedReport(**json.loads((artifacts / S.STAMPS_DIR / f"{STAGE}.json").read_text())["report"])
+        report = EmbedReport(**read_stamp(artifacts, STAGE)["report"])
         report.up_to_date = True
         return report
     if not (artifacts / S.MODEL_CHECKPOINT).is_file():

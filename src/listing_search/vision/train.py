@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from listing_search import schema as S
 from listing_search.data.prepare import load_training
 from listing_search.data.tables import CategoryCodec
-from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, write_stamp
+from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
 from listing_search.settings import Settings, VisionSettings
 from listing_search.vision import plots
 from listing_search.vision.backbones import create_backbone
@@ -108,7 +108,7 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
     outputs = [artifacts / S.MODEL_CHECKPOINT, artifacts / S.MODEL_CARD]
     if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
         log.info("train: up to date in %s", artifacts)
-        report = TrainReport(**json.loads((artifacts / S.STAMPS_DIR / f"{STAGE}.json").read_text())["report"])
+        report = TrainReport(**read_stamp(artifacts, STAGE)["report"])
         report.up_to_date = True
         return report
 
