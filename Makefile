@@ -27,7 +27,7 @@ serve: install
 	$(BIN)/listing-search serve --artifacts $(ARTIFACTS_DIR) --host $(HOST) --port $(PORT)
 
 test: install
-	bash scripts/install_browser.sh || true
+	bash scripts/install_system_deps.sh || true
 	$(BIN)/python -m pytest -q
 
 test-fast: install

@@ -17,17 +17,41 @@ from listing_search.schema import STAMPS_DIR
 
 
 def fingerprint(inputs: list[Path], settings_json: str) -> str:
-    """Hash of the inputs' names, sizes and modification times plus the stage's settings."""
+    """Hash of the inputs' contents plus the stage's settings.
+
+    Files count by their bytes and folders by the names and sizes of what they hold; where the
+    artifacts folder is, or how its path is spelled, never changes a fingerprint.
+    """
     h = hashlib.sha256(settings_json.encode())
-    for path in sorted(inputs):
+    for position, path in enumerate(inputs):
+        h.update(f"{position}:".encode())
         if path.is_dir():
-            h.update(f"{path}:dir:{path.stat().st_mtime_ns}".encode())
-        elif path.exists():
-            st = path.stat()
-            h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode())
+            h.update(_folder_digest(path))
+        elif path.is_file():
+            h.update(_file_digest(path))
         else:
-            h.update(f"{path}:missing".encode())
+            h.update(b"missing")
     return h.hexdigest()
+
+
+_DIGESTS: dict[tuple, bytes] = {}  # (device, inode, size, mtime) -> sha256: each file hashed once per process
+
+
+def _file_digest(path: Path) -> bytes:
+    st = path.stat()
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.digest()
+    return _DIGESTS[key]
+
+
+def _folder_digest(path: Path) -> bytes:
+    entries = sorted((e.name, e.stat().st_size) for e in os.scandir(path) if e.is_file())
+    return hashlib.sha256(json.dumps(entries).encode()).digest()
 
 
 def read_stamp(artifacts: Path, stage: str) -> dict[str, Any] | None:

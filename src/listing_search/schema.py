@@ -62,10 +62,10 @@ TEXT_TOKENIZER = "text/tokenizer.json"
 TEXT_MODEL_CARD = "text/model_card.json"  # model, max_length, ONNX parity, listings embedded
 
 INDEX_DIR = "index"
-IMAGE_INDEX = "index/image.faiss"  # + index/image.infos.json (type, size, recall@10, ...)
-TEXT_INDEX = "index/text.faiss"  # listing text vectors, ids = listings.key in the catalogue
 INDEX_SETTINGS = "index/index_settings.json"
-CATALOG_DB = "catalog.sqlite"
+STORE_DB = "store.sqlite"  # the default store of record (settings.store.url overrides it)
+BLOBS_DIR = "blobs"  # the default blob store: photos/<image id>.jpg, snapshots/ when published
+SNAPSHOTS_DIR = "snapshots"  # this replica's snapshots of the derived indexes (index/snapshot.py)
 RANKER_JSON = "ranker.json"
 CATEGORY_PREDICTOR_JSON = "category_predictor.json"  # photos + text -> root category (numpy-only weights)
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from listing_search import schema as S
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -83,6 +85,29 @@ class RankSettings(BaseModel):
     seed: int = 42
 
 
+class StoreSettings(BaseModel):
+    url: str | None = Field(
+        None, description="The catalogue of record: sqlite:///path (default ARTIFACTS/store.sqlite) or "
+        "postgresql://user@host/db (several replicas).")
+    blob_url: str | None = Field(
+        None, description="Photo bytes and published snapshots: a folder (default ARTIFACTS/blobs) or s3://bucket/prefix.")
+    snapshot_dir: Path | None = Field(None, description="This replica's local snapshots (default ARTIFACTS/snapshots).")
+    publish_snapshots: bool = Field(
+        False, description="The designated writer: also publish snapshots to the blob store for new replicas.")
+    follow_interval_s: float = Field(0.2, gt=0, le=60, description="How often a replica polls the change log.")
+    snapshot_interval_s: float = Field(300.0, gt=0, description="Seconds between background snapshots.")
+    snapshot_keep: int = Field(2, ge=1, description="Local snapshots kept.")
+
+    def resolved_url(self, artifacts: Path) -> str:
+        return self.url or f"sqlite:///{Path(artifacts).resolve() / S.STORE_DB}"
+
+    def resolved_blob_url(self, artifacts: Path) -> str:
+        return self.blob_url or str(Path(artifacts).resolve() / S.BLOBS_DIR)
+
+    def resolved_snapshot_dir(self, artifacts: Path) -> Path:
+        return Path(self.snapshot_dir or Path(artifacts) / S.SNAPSHOTS_DIR)
+
+
 class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -108,6 +133,7 @@ class Settings(BaseSettings):
     text: TextSettings = TextSettings()
     index: IndexSettings = IndexSettings()
     rank: RankSettings = RankSettings()
+    store: StoreSettings = StoreSettings()
     serve: ServeSettings = ServeSettings()
 
     def section_json(self, section: str) -> str:

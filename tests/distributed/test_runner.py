@@ -9,8 +9,9 @@ import pytest
 from listing_search.data.prepare import prepare
 from listing_search.distributed.runner import DaskRunner, LocalRunner, get_runner
 from listing_search.settings import Settings
+from tests.realparts import need_module
 
-pytest.importorskip("distributed")
+need_module("distributed", "dask[distributed] is not installed")
 
 
 def _square(x: int) -> int:

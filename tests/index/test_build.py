@@ -1,19 +1,22 @@
-"""The index stage on a tiny artifacts folder: catalogue tables, infos, up-to-date skip, text index."""
+"""The index stage on a tiny artifacts folder: the store of record, the snapshot, merges that never drop."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
+import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from listing_search import schema as S
+from listing_search.index import snapshot
 from listing_search.index.build import build_index
-from listing_search.index.catalog import Catalog, Filters
 from listing_search.index.vector_index import VectorIndex
 from listing_search.settings import Settings
+from listing_search.store import open_storage
+from listing_search.store.models import ORIGIN_API, Filters, ListingIn, PhotoIn, model_versions
 from tests.index.tiny_artifacts import RARE, make_artifacts
 
 
@@ -22,36 +25,54 @@ def art(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_artifacts(tmp_path_factory.mktemp("build") / "artifacts", n_listings=12)
 
 
-def test_builds_catalogue_and_index_with_infos(art: Path) -> None:
+def latest_image_index(art: Path) -> VectorIndex:
+    data = snapshot.load_latest(art / "snapshots", model_versions(art, with_text=False))
+    assert data is not None
+    return VectorIndex.from_bytes(*data.image)
+
+
+def test_builds_store_and_snapshot_with_infos(art: Path) -> None:
     infos = build_index(Settings(artifacts_dir=art), art, force=True)
     assert infos["kind"] == "flat" and infos["size"] == 24 and infos["recall_at_10"] == 1.0
     assert infos["catalog"] == {"listings": 12, "photos": 24} and "build_seconds" in infos
-    on_disk = json.loads((art / "index" / "image.infos.json").read_text())
-    assert on_disk["size"] == 24 and on_disk["dimension"] == 8
-    with sqlite3.connect(art / S.CATALOG_DB) as con:
-        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        row = con.execute("SELECT title, price, root_category FROM listings WHERE listing_id='listing-004'").fetchone()
-        assert row == ("Item 4", 40.0, "Computers & Software")
+    assert latest_image_index(art).size == 24
+    store, _ = open_storage(Settings(artifacts_dir=art), art)
+    listing = store.listing("listing-004")
+    assert (listing.title, listing.price, listing.root_category) == ("Item 4", 40.0, "Computers & Software")
     assert build_index(Settings(artifacts_dir=art), art)["up_to_date"] is True
+
+
+def test_same_folder_spelled_differently_is_up_to_date(art: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build_index(Settings(artifacts_dir=art), art)
+    monkeypatch.chdir(art.parent)
+    relative = Path(art.name)
+    assert build_index(Settings(artifacts_dir=relative), relative)["up_to_date"] is True
+    assert build_index(Settings(artifacts_dir=art / "." / ".." / art.name), art / ".." / art.name)["up_to_date"]
 
 
 def test_vector_ids_point_at_the_right_photos(art: Path) -> None:
     build_index(Settings(artifacts_dir=art), art)
-    index, catalog = VectorIndex.load(art / S.IMAGE_INDEX), Catalog(art / S.CATALOG_DB)
+    store, _ = open_storage(Settings(artifacts_dir=art), art)
     emb = np.load(art / S.IMAGE_EMBEDDINGS_NPY)
     order = json.loads((art / S.IMAGE_EMBEDDING_IDS).read_text())
-    res = index.search(emb[order.index("img-007-1")][None], 1)
-    assert catalog.image_ids(res.ids[0].tolist())[int(res.ids[0][0])] == ("img-007-1", "listing-007")
+    res = latest_image_index(art).search(emb[order.index("img-007-1")][None], 1)
+    assert store.image_ids(res.ids[0].tolist())[int(res.ids[0][0])] == ("img-007-1", "listing-007")
 
 
-def test_catalogue_filters(art: Path) -> None:
+def test_store_filters(art: Path) -> None:
     build_index(Settings(artifacts_dir=art), art)
-    catalog = Catalog(art / S.CATALOG_DB)
-    rare = catalog.matching_listing_keys(Filters(root_category=RARE))
-    assert len(rare) == 3 and len(catalog.matching_vector_ids(Filters(root_category=RARE))) == 6
-    assert len(catalog.matching_listing_keys(Filters(min_price=20, max_price=40))) == 3
-    assert len(catalog.matching_listing_keys(Filters(location="bristol"))) == 6  # case-insensitive substring
-    assert catalog.matching_listing_keys(Filters(location="100%")) == []  # LIKE wildcards are literal
+    store, _ = open_storage(Settings(artifacts_dir=art), art)
+    rare = store.matching_listing_keys(Filters(root_category=RARE))
+    assert len(rare) == 3 and len(store.matching_vector_ids(Filters(root_category=RARE))) == 6
+    assert len(store.matching_listing_keys(Filters(min_price=20, max_price=40))) == 3
+    assert len(store.matching_listing_keys(Filters(location="bristol"))) == 6  # case-insensitive substring
+    assert store.matching_listing_keys(Filters(location="100%")) == []  # LIKE wildcards are literal
+
+
+def test_photos_land_in_the_blob_store(art: Path) -> None:
+    build_index(Settings(artifacts_dir=art), art)
+    _, blobs = open_storage(Settings(artifacts_dir=art), art)
+    assert blobs.get("photos/img-003-1.jpg") == (art / "images" / "img-003-1.jpg").read_bytes()
 
 
 def test_missing_embeddings_are_reported(tmp_path: Path) -> None:
@@ -60,12 +81,62 @@ def test_missing_embeddings_are_reported(tmp_path: Path) -> None:
         build_index(Settings(artifacts_dir=art), art)
 
 
-def test_text_index_built_when_text_embeddings_exist(tmp_path: Path) -> None:
+def test_text_vectors_reach_the_snapshot(tmp_path: Path) -> None:
     art = make_artifacts(tmp_path / "artifacts", n_listings=6)
     (art / "text").mkdir()
     np.save(art / S.TEXT_EMBEDDINGS_NPY, np.eye(6, 4, dtype=np.float32) + 0.01)
     (art / S.TEXT_EMBEDDING_IDS).write_text(json.dumps([f"listing-{i:03d}" for i in range(6)]))
+    (art / S.TEXT_MODEL_CARD).write_text(json.dumps({"version": "stand-in-v1"}))
     build_index(Settings(artifacts_dir=art), art)
-    text = VectorIndex.load(art / S.TEXT_INDEX)
-    keys = dict(sqlite3.connect(art / S.CATALOG_DB).execute("SELECT listing_id, key FROM listings").fetchall())
-    assert text.size == 6 and sorted(text.all_ids().tolist()) == sorted(keys.values())
+    data = snapshot.load_latest(art / "snapshots", model_versions(art))
+    store, _ = open_storage(Settings(artifacts_dir=art), art)
+    text = VectorIndex.from_bytes(*data.text)
+    assert text.size == 6 and sorted(text.all_ids().tolist()) == sorted(store.listing_ids().values())
+
+
+def add_api_listing(art: Path, listing_id: str = "api-1") -> None:
+    settings = Settings(artifacts_dir=art)
+    store, _ = open_storage(settings, art)
+    vec = np.arange(8, dtype=np.float32) + 1
+    store.add_listing(ListingIn(listing_id, {"title": "Added", "root_category": RARE}, [PhotoIn(f"{listing_id}-p",
+                      f"photos/{listing_id}-p.jpg", vec)], origin=ORIGIN_API), model_versions(art, with_text=False))
+
+
+def test_forced_rebuild_keeps_api_listings(tmp_path: Path) -> None:
+    art = make_artifacts(tmp_path / "artifacts", n_listings=5)
+    build_index(Settings(artifacts_dir=art), art)
+    add_api_listing(art)
+    infos = build_index(Settings(artifacts_dir=art), art, force=True)
+    assert infos["catalog"] == {"listings": 6, "photos": 11} and infos["merge"]["kept_api"] == 1
+    assert latest_image_index(art).size == 11
+
+
+def test_rebuild_that_would_delete_says_so_and_needs_prune(tmp_path: Path) -> None:
+    art = make_artifacts(tmp_path / "artifacts", n_listings=5)
+    build_index(Settings(artifacts_dir=art), art)
+    listings = pd.read_csv(art / S.LISTINGS_CSV)
+    listings[listings.listing_id != "listing-002"].to_csv(art / S.LISTINGS_CSV, index=False)
+    infos = build_index(Settings(artifacts_dir=art), art)
+    assert infos["merge"]["would_delete"] == ["listing-002"] and infos["catalog"]["listings"] == 5
+    infos = build_index(Settings(artifacts_dir=art), art, prune=True)
+    assert infos["merge"]["deleted"] == 1 and infos["catalog"]["listings"] == 4
+
+
+def test_changed_title_updates_in_place(tmp_path: Path) -> None:
+    art = make_artifacts(tmp_path / "artifacts", n_listings=4)
+    build_index(Settings(artifacts_dir=art), art)
+    store, _ = open_storage(Settings(artifacts_dir=art), art)
+    key = store.listing("listing-001").key
+    listings = pd.read_csv(art / S.LISTINGS_CSV)
+    listings.loc[listings.listing_id == "listing-001", "title"] = "Renamed"
+    listings.to_csv(art / S.LISTINGS_CSV, index=False)
+    infos = build_index(Settings(artifacts_dir=art), art)
+    assert (infos["merge"]["updated"], infos["merge"]["unchanged"]) == (1, 3)
+    assert store.listing("listing-001").title == "Renamed" and store.listing("listing-001").key == key
+
+
+def test_content_not_mtime_decides_up_to_date(tmp_path: Path) -> None:
+    art = make_artifacts(tmp_path / "artifacts", n_listings=3)
+    build_index(Settings(artifacts_dir=art), art)
+    os.utime(art / S.LISTINGS_CSV, (1, 1))  # touched, same bytes
+    assert build_index(Settings(artifacts_dir=art), art).get("up_to_date") is True

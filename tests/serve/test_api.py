@@ -129,5 +129,5 @@ def test_uploads_never_stored_under_the_client_name(rw_client: TestClient, artif
     assert r.status_code == 201
     image_id = r.json()["photos"][0]["image_id"]
     assert len(image_id) == 32 and all(c in "0123456789abcdef" for c in image_id)  # server-made uuid
-    assert (artifacts / "images" / f"{image_id}.jpg").is_file()
+    assert (artifacts / "blobs" / "photos" / f"{image_id}.jpg").is_file()
     assert not [p for p in artifacts.parent.rglob("*") if "evil" in p.name]

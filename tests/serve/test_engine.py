@@ -10,8 +10,7 @@ import pytest
 
 from listing_search import schema as S
 from listing_search.index.build import build_index
-from listing_search.index.catalog import Filters
-from listing_search.index.vector_index import VectorIndex
+from listing_search.store.models import Filters
 from listing_search.rank.candidates import IMAGE, TEXT, SearchQuery
 from listing_search.rank.engine import SearchEngine, TextSearchUnavailable
 from tests.index.tiny_artifacts import RARE
@@ -61,11 +60,11 @@ def test_text_and_image_fused_with_a_custom_rescorer(artifacts: Path) -> None:
     (artifacts / "text").mkdir()
     np.save(artifacts / S.TEXT_EMBEDDINGS_NPY, enc.encode([f"Item {i}" for i in range(30)]))
     (artifacts / S.TEXT_EMBEDDING_IDS).write_text(json.dumps(listings))
+    (artifacts / S.TEXT_MODEL_CARD).write_text(json.dumps({"version": "words-v1"}))  # a stand-in's version
     settings = serve_settings(artifacts)
     build_index(settings, artifacts, force=True)
-    engine = SearchEngine.load(settings)
-    # what load_text does with the real TextEncoder (absent here)
-    engine.text_encoder, engine.text_index = enc, VectorIndex.load(artifacts / S.TEXT_INDEX)
+    engine = SearchEngine.load(settings, text_encoder=enc)
+    assert engine.text_index is not None and engine.text_index.size == 30
     seen = []
 
     def text_first(query, candidates):
@@ -81,5 +80,6 @@ def test_text_and_image_fused_with_a_custom_rescorer(artifacts: Path) -> None:
     assert both[0].listing.listing_id == "listing-004"  # text weighs more in this rescorer
     assert all(set(h.scores) == {IMAGE, TEXT} for h in both)  # missing channel filled exactly
     assert len(seen) == 2
-    added = engine.add_listing({"title": "Item 31", "root_category": RARE}, [photo_bytes(artifacts)])
+    added, created = engine.add_listing({"title": "Item 31", "root_category": RARE}, [photo_bytes(artifacts)])
+    assert created
     assert engine.search(SearchQuery(text="item 31", k=1))[0].listing.listing_id == added.listing_id

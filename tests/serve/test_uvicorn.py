@@ -123,7 +123,7 @@ def test_health_is_503_when_artifacts_are_missing(tmp_path: Path) -> None:
 
     with TestClient(create_app(Settings(artifacts_dir=tmp_path))) as c:
         r = c.get("/health")
-        assert r.status_code == 503 and "catalogue" in r.json()["detail"]
+        assert r.status_code == 503 and "model_card" in r.json()["detail"]
         r = c.post("/v1/search", data={"text": "x"})
         assert r.status_code == 503 and "unavailable" in r.json()["detail"]
 

@@ -24,12 +24,14 @@ import pytest
 import uvicorn
 
 from listing_search.index.build import build_index
-from listing_search.index.vector_index import VectorIndex
+from listing_search import schema as S
+from listing_search.text.encoder import listing_text
 from listing_search.rank.engine import SearchEngine
 from listing_search.serve.app import create_app
 from listing_search.settings import Settings
 from tests.factories import jpeg_bytes, photo
 from tests.index.tiny_artifacts import make_artifacts
+from tests.realparts import need_module, need_part
 from tests.serve.conftest import serve_settings
 
 pytestmark = pytest.mark.browser
@@ -52,15 +54,15 @@ def _chromium() -> str | None:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    sync_api = need_module("playwright.sync_api", "playwright is not installed")
     executable = _chromium()
     if executable is None:
-        pytest.skip("no Chromium binary (run scripts/install_browser.sh, or set CHROMIUM=/path)")
+        need_part("no Chromium binary (run scripts/install_system_deps.sh, or set CHROMIUM=/path)")
     with sync_api.sync_playwright() as p:
         try:
             b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         except Exception as exc:  # noqa: BLE001 - any launch failure means "no usable browser here"
-            pytest.skip(f"Chromium at {executable} would not start: {exc}")
+            need_part(f"Chromium at {executable} would not start: {exc}")
         yield b
         b.close()
 
@@ -89,20 +91,18 @@ def web_artifacts(root: Path) -> Path:
     listings["title"] = [f"{TITLES[i % len(TITLES)]} {i}" for i in range(len(listings))]
     listings["description"] = [f"{t}, used but in good condition.\nCollect only." for t in listings["title"]]
     listings.to_csv(root / "listings.csv", index=False)
+    texts = [listing_text(t, d) for t, d in zip(listings["title"], listings["description"])]
+    (root / "text").mkdir(exist_ok=True)
+    np.save(root / S.TEXT_EMBEDDINGS_NPY, WordHashEncoder().encode(texts))
+    (root / S.TEXT_EMBEDDING_IDS).write_text(json.dumps(listings["listing_id"].tolist()))
+    (root / S.TEXT_MODEL_CARD).write_text(json.dumps({"version": "word-hash-v1"}))  # the stand-in's version
     build_index(serve_settings(root), root)
     return root
 
 
 def engine_with_text(settings: Settings) -> SearchEngine:
-    """The engine as served, plus a text index of every listing's title and description."""
-    engine = SearchEngine.load(settings)
-    rows = engine.catalog.conn().execute("SELECT key, title, description FROM listings").fetchall()
-    encoder = WordHashEncoder()
-    engine.text_encoder = encoder
-    engine.text_index = VectorIndex.build(encoder.encode([f"{t}. {d}" for _, t, d in rows]),
-                                          np.array([k for k, _, _ in rows]))
-    engine.attach_ranking()  # again, so ranking and the feed see the text channel
-    return engine
+    """The engine as served, with the stand-in text encoder that embedded every listing's title and description."""
+    return SearchEngine.load(settings, text_encoder=WordHashEncoder())
 
 
 @pytest.fixture(scope="module")

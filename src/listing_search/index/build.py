@@ -1,13 +1,16 @@
-"""The index stage: photo embeddings + cleaned tables -> image index (FAISS) + catalogue (SQLite).
+"""The index stage: the dataset's listings, photos and vectors merged into the store of record, then
+the derived indexes built from the store and written as a snapshot that serving starts from.
 
-Skipped when up to date (same embeddings, tables and index settings). A forced rebuild replaces
-listings added or removed through the API since the last build.
+A merge inserts or updates by listing id and never touches listings added through the API; a
+dataset listing that disappeared from the tables is deleted only with ``prune`` (otherwise it is
+reported). Skipped when up to date (same content, settings and store).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -15,13 +18,18 @@ import numpy as np
 import pandas as pd
 
 from listing_search import schema as S
-from listing_search.index.catalog import build_catalog
-from listing_search.index.vector_index import VectorIndex, infos_path
-from listing_search.pipeline import atomic_write_text, fingerprint, is_up_to_date, write_stamp
+from listing_search.errors import StorageError
+from listing_search.index.live import IMAGE, TEXT, LiveIndexes
+from listing_search.pipeline import atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
 from listing_search.settings import Settings
+from listing_search.store import open_storage, photo_blob_key
+from listing_search.store.blobs import BlobStore, LocalBlobStore
+from listing_search.store.models import ListingIn, MergeReport, Models, PhotoIn, model_versions
+from listing_search.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 STAGE = "index"
+LISTING_COLUMNS = ("title", "description", "price", "location", "category_path", "root_category", "label")
 
 
 def index_inputs(artifacts: Path) -> list[Path]:
@@ -33,34 +41,69 @@ def text_inputs(artifacts: Path) -> list[Path]:
     return [artifacts / S.TEXT_EMBEDDINGS_NPY, artifacts / S.TEXT_EMBEDDING_IDS]
 
 
-def index_outputs(artifacts: Path) -> list[Path]:
-    return [artifacts / S.CATALOG_DB, artifacts / S.IMAGE_INDEX, infos_path(artifacts / S.IMAGE_INDEX)]
+def model_inputs(artifacts: Path) -> list[Path]:
+    return [artifacts / n for n in (S.VISION_ONNX, S.TEXT_ONNX, S.TEXT_TOKENIZER, S.TEXT_MODEL_CARD)]
 
 
-def build_index(settings: Settings, artifacts: Path, force: bool = False, kind: str | None = None) -> dict:
-    """Build the image index and catalogue in ``artifacts``; returns the index infos."""
+def build_index(settings: Settings, artifacts: Path, force: bool = False, kind: str | None = None,
+                prune: bool = False) -> dict:
+    """Merge the dataset into the store, rebuild the indexes from it and snapshot them; returns the infos."""
     artifacts = Path(artifacts)
     for p in index_inputs(artifacts):
         if not p.exists():
             raise FileNotFoundError(f"index needs {p} (run the prepare and embed stages first)")
-    fp = fingerprint(index_inputs(artifacts) + text_inputs(artifacts), settings.section_json("index") + str(kind))
-    if not force and is_up_to_date(artifacts, STAGE, index_outputs(artifacts), fp):
+    store, blobs = open_storage(settings, artifacts)
+    fp = fingerprint(index_inputs(artifacts) + text_inputs(artifacts) + model_inputs(artifacts),
+                     json.dumps([settings.section_json("index"), kind, prune, _store_identity(store)]))
+    stamp = read_stamp(artifacts, STAGE)
+    if not force and is_up_to_date(artifacts, STAGE, [], fp) and stamp and "infos" in stamp:
         log.info("index: up to date in %s", artifacts)
-        return {**json.loads(infos_path(artifacts / S.IMAGE_INDEX).read_text()), "up_to_date": True}
+        return {**stamp["infos"], "up_to_date": True}
     t0 = time.perf_counter()
-    vectors, photos, listings = load_inputs(artifacts)
-    cfg = settings.index
-    index = VectorIndex.build(vectors, photos["vector_id"].to_numpy(), cfg.memory_budget_mb, cfg.exact_max,
-                              cfg.recall_sample, kind)
-    index.infos["photos_without_embedding"] = int(photos.attrs.get("missing", 0))
-    counts = build_catalog(artifacts / S.CATALOG_DB, listings, photos)
-    index.infos["catalog"] = counts
-    index.save(artifacts / S.IMAGE_INDEX)
-    build_text_index(settings, artifacts)
+    models = model_versions(artifacts, with_text=(artifacts / S.TEXT_EMBEDDINGS_NPY).is_file())
+    report = load_dataset(store, blobs, artifacts, models, prune)
+    infos = build_snapshot(settings, artifacts, store, blobs, models, kind)
+    infos |= {"merge": report.__dict__ | {"would_delete": report.would_delete[:20],
+                                          "would_delete_count": len(report.would_delete)},
+              "catalog": store.counts(), "seconds": round(time.perf_counter() - t0, 2)}
     atomic_write_text(artifacts / S.INDEX_SETTINGS, settings.section_json("index"))
-    write_stamp(artifacts, STAGE, fp, {"seconds": round(time.perf_counter() - t0, 2)})
-    log.info("index: %s, catalogue %s, in %.1fs", index.infos["factory"], counts, time.perf_counter() - t0)
-    return index.infos
+    write_stamp(artifacts, STAGE, fp, {"infos": infos})
+    log.info("index: %s, store %s, in %.1fs", infos["factory"], infos["catalog"], infos["seconds"])
+    return infos
+
+
+def load_dataset(store: SqlStore, blobs: BlobStore, artifacts: Path, models: Models, prune: bool) -> MergeReport:
+    """The prepared tables, photos and embeddings merged into the store (photo bytes into the blob store)."""
+    vectors, photos, listings = load_inputs(artifacts)
+    texts = load_text_vectors(artifacts) if models.text is not None else {}
+    by_listing: dict[str, list[PhotoIn]] = {}
+    for row, (image_id, listing_id) in enumerate(zip(photos[S.IMAGE_ID], photos[S.LISTING_ID])):
+        by_listing.setdefault(listing_id, []).append(PhotoIn(image_id, photo_blob_key(image_id), vectors[row]))
+    copy_photos(blobs, artifacts / S.CLEAN_IMAGES_DIR, [p for ps in by_listing.values() for p in ps])
+    items = [ListingIn(r[S.LISTING_ID], {c: r.get(c) for c in LISTING_COLUMNS}, by_listing.get(r[S.LISTING_ID], []),
+                       texts.get(r[S.LISTING_ID]))
+             for r in listings.to_dict("records")]
+    report = store.merge(items, models, prune=prune)
+    if report.would_delete:
+        log.warning("index: %d listings of an earlier build are not in the dataset any more and were KEPT "
+                    "(e.g. %s); rebuild with --prune to delete them", len(report.would_delete), report.would_delete[:5])
+    log.info("index: merged into the store: %d inserted, %d updated, %d unchanged, %d deleted, %d API listings kept",
+             report.inserted, report.updated, report.unchanged, report.deleted, report.kept_api)
+    return report
+
+
+def build_snapshot(settings: Settings, artifacts: Path, store: SqlStore, blobs: BlobStore, models: Models,
+                   kind: str | None = None) -> dict:
+    """The indexes from the store, type chosen by size and budget (and recorded for replicas), snapshotted."""
+    dims = {IMAGE: _onnx_dim(artifacts), TEXT: _text_dim(store, models)}
+    live = LiveIndexes.rebuild(store, models, dims, settings.index, fresh_choice=True, kind=kind)
+    st = settings.store
+    live.write_snapshot(st.resolved_snapshot_dir(artifacts), st.snapshot_keep,
+                        blobs if st.publish_snapshots else None)
+    infos = dict(live.image.infos)
+    infos["text_index"] = live.text.infos.get("factory") if live.text is not None else None
+    infos["log_seq"] = live.seq
+    return infos
 
 
 def load_inputs(artifacts: Path) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
@@ -71,6 +114,7 @@ def load_inputs(artifacts: Path) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame
         raise S.DataFormatError(S.IMAGE_EMBEDDING_IDS, f"{len(ids)} ids for {len(vectors)} embeddings")
     listings = pd.read_csv(artifacts / S.LISTINGS_CSV, dtype={S.LISTING_ID: str})
     S.check_columns(listings, [c for c in S.LISTING_COLUMNS if c != S.SPLIT], S.LISTINGS_CSV)
+    listings = listings.astype(object).where(listings.notna(), None)
     training = pd.read_csv(artifacts / S.TRAINING_CSV, usecols=[S.IMAGE_ID, S.LISTING_ID], dtype=str)
     training = training[training[S.LISTING_ID].isin(set(listings[S.LISTING_ID]))].drop_duplicates(S.IMAGE_ID)
     row_of = {image_id: row for row, image_id in enumerate(ids)}
@@ -82,23 +126,65 @@ def load_inputs(artifacts: Path) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame
     return np.asarray(vectors[photos["vector_id"].to_numpy()], dtype=np.float32), photos, listings
 
 
-def build_text_index(settings: Settings, artifacts: Path) -> dict | None:
-    """``index/text.faiss`` over listing text vectors, ids = catalogue listing keys; None without them."""
+def load_text_vectors(artifacts: Path) -> dict[str, np.ndarray]:
+    """listing id -> its text vector, from the embed-text stage."""
     npy, ids_json = text_inputs(artifacts)
     if not (npy.is_file() and ids_json.is_file()):
-        (artifacts / S.TEXT_INDEX).unlink(missing_ok=True)  # a stale text index must not outlive its data
-        return None
-    import sqlite3
-
-    vectors = np.load(npy, mmap_mode="r")
+        return {}
+    vectors = np.load(npy)
     listing_ids = json.loads(ids_json.read_text())
-    with sqlite3.connect(artifacts / S.CATALOG_DB) as con:
-        key_of = dict(con.execute("SELECT listing_id, key FROM listings").fetchall())
-    rows = [r for r, lid in enumerate(listing_ids) if lid in key_of]
-    keys = np.array([key_of[listing_ids[r]] for r in rows], np.int64)
-    cfg = settings.index
-    index = VectorIndex.build(np.asarray(vectors[rows], np.float32), keys, cfg.memory_budget_mb, cfg.exact_max,
-                              cfg.recall_sample)
-    index.save(artifacts / S.TEXT_INDEX)
-    log.info("text index: %s over %d listings", index.infos["factory"], len(keys))
-    return index.infos
+    if len(listing_ids) != len(vectors):
+        raise S.DataFormatError(S.TEXT_EMBEDDING_IDS, f"{len(listing_ids)} ids for {len(vectors)} text embeddings")
+    return {lid: np.asarray(vectors[r], np.float32) for r, lid in enumerate(listing_ids)}
+
+
+def copy_photos(blobs: BlobStore, folder: Path, photos: list[PhotoIn]) -> int:
+    """Put every prepared photo the blob store lacks (hard links within one local disk); returns how many."""
+    have = set(blobs.keys("photos/"))
+    todo = [p for p in photos if p.blob_key not in have and (folder / f"{p.image_id}.jpg").is_file()]
+    for photo in todo:
+        src = folder / f"{photo.image_id}.jpg"
+        if isinstance(blobs, LocalBlobStore) and _link(src, blobs.root / photo.blob_key):
+            continue
+        blobs.put(photo.blob_key, src.read_bytes())
+    if todo:
+        log.info("index: %d photos copied to the blob store %s", len(todo), blobs.url)
+    return len(todo)
+
+
+def _link(src: Path, dst: Path) -> bool:
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.link(src, dst)
+        return True
+    except FileExistsError:
+        return True
+    except OSError:
+        return False
+
+
+def _store_identity(store: SqlStore) -> str:
+    """Which store a stamp was made against: a different store (or a lost one) means rebuilding."""
+    try:
+        ident = store.get_meta("store_id")
+        if ident is None:
+            ident = os.urandom(8).hex()
+            store.set_meta("store_id", ident)
+        return str(ident)
+    except StorageError as exc:
+        raise RuntimeError(f"the store cannot be written: {exc.reason}") from exc
+
+
+def _onnx_dim(artifacts: Path) -> int:
+    card = json.loads((artifacts / S.MODEL_CARD).read_text())
+    if "embedding_dim" in card:
+        return int(card["embedding_dim"])
+    return int(np.load(artifacts / S.IMAGE_EMBEDDINGS_NPY, mmap_mode="r").shape[1])
+
+
+def _text_dim(store: SqlStore, models: Models) -> int | None:
+    if models.text is None:
+        return None
+    for _, vectors in store.iter_text_vectors(models.text, batch=1):
+        return int(vectors.shape[1])
+    return None

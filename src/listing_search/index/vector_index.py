@@ -60,14 +60,19 @@ class VectorIndex:
     @classmethod
     def build(
         cls, vectors: np.ndarray, ids: np.ndarray, memory_budget_mb: int = 1536, exact_max: int = 200_000,
-        recall_sample: int = 200, kind: str | None = None, seed: int = 0,
+        recall_sample: int = 200, kind: str | None = None, seed: int = 0, choice: IndexChoice | None = None,
+        search_params: dict | None = None,
     ) -> "VectorIndex":
-        """Choose the type, train if needed, add, tune search parameters and measure recall@10."""
+        """Choose the type, train if needed, add, tune search parameters and measure recall@10.
+
+        A rebuild passes the builder's recorded ``choice`` and ``search_params``: the same structure,
+        no new tuning.
+        """
         t0 = time.perf_counter()
         x, ids = normalise(vectors), np.asarray(ids, dtype=np.int64)
         if len(x) != len(ids) or len(np.unique(ids)) != len(ids):
             raise ValueError("ids must be unique and one per vector")
-        choice = choose_index(len(x), x.shape[1], memory_budget_mb, exact_max, kind)
+        choice = choice or choose_index(len(x), x.shape[1], memory_budget_mb, exact_max, kind)
         index = _new_index(choice, x.shape[1], x, seed)
         index.add_with_ids(x, ids)
         infos = {
@@ -76,11 +81,29 @@ class VectorIndex:
             "choice": choice.to_json(), "memory_budget_mb": memory_budget_mb, "exact_max": exact_max,
         }
         self = cls(index, choice.kind, infos)
-        self._tune(x, ids, recall_sample, seed)
+        if search_params is None:
+            self._tune(x, ids, recall_sample, seed)
+        else:
+            self._apply_params(search_params)
         self.infos["build_seconds"] = round(time.perf_counter() - t0, 3)
         self.infos["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        log.info("index %s: %d x %d, recall@10 %.3f", choice.factory, len(x), x.shape[1], self.infos["recall_at_10"])
+        log.info("index %s: %d x %d, recall@10 %s", choice.factory, len(x), x.shape[1], self.infos.get("recall_at_10"))
         return self
+
+    def to_bytes(self) -> tuple[bytes, dict]:
+        """The FAISS index serialised, and its infos with the tombstones (a snapshot's two parts)."""
+        infos = {**self.infos, "size": self.size, "tombstone_ids": sorted(self.tombstones)}
+        return faiss.serialize_index(self.index).tobytes(), infos
+
+    @classmethod
+    def from_bytes(cls, data: bytes, infos: dict) -> "VectorIndex":
+        infos = dict(infos)
+        dead = set(int(i) for i in infos.pop("tombstone_ids", []))
+        return cls(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), infos["kind"], infos, dead)
+
+    @property
+    def choice(self) -> IndexChoice:
+        return IndexChoice(**self.infos["choice"])
 
     @classmethod
     def load(cls, path: Path) -> "VectorIndex":
@@ -122,6 +145,8 @@ class VectorIndex:
 
     def add(self, vectors: np.ndarray, ids: np.ndarray, persist: bool = True) -> None:
         ids = np.asarray(ids, dtype=np.int64)
+        if self.tombstones and np.isin(ids, np.fromiter(self.tombstones, np.int64)).any():
+            self.compact(persist=False)  # a graph cannot hold an id twice: drop the dead copy first
         self.index.add_with_ids(normalise(vectors), ids)
         if persist and self.path is not None:
             self.save()

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from listing_search.index.catalog import Filters, Listing
+from listing_search.store.models import Filters, Listing
 
 IMAGE, TEXT = "image", "text"
 DEFAULT_WEIGHTS = {IMAGE: 0.5, TEXT: 0.5}

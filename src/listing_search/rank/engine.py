@@ -9,15 +9,18 @@ then one ``Rescorer`` orders them. Plug points for text and ranking work:
 * ``rescorer``: any callable ``(SearchQuery, list[Candidate]) -> list[Candidate]`` (re-ranker,
   personalisation); the default is a weighted mean of channel scores.
 
-Writes (add / remove a listing) are serialised by one lock; the catalogue is the source of truth.
+The store (``store/``) is the one place listings live. The indexes are derived from it
+(``index.live``): a write commits to the store with its change-log entry first, then this process
+applies the log; every other replica applies the same entry within its poll interval.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,14 +32,18 @@ import numpy as np
 
 from listing_search import schema as S
 from listing_search.data.images import encode_jpeg, standardise
-from listing_search.index.catalog import Catalog, Filters, Listing
+from listing_search.errors import StorageError
+from listing_search.index.live import Follower, LiveIndexes
 from listing_search.index.vector_index import VectorIndex
-from listing_search.pipeline import atomic_write_bytes
 from listing_search.rank.candidates import (
     IMAGE, TEXT, Candidate, ListingHit, Rescorer, SearchQuery, TextQueryEncoder, group_by_listing, weighted_mean,
 )
 from listing_search.rank.image_encoder import ImageEncoder
 from listing_search.settings import Settings
+from listing_search.store import open_storage, photo_blob_key
+from listing_search.store.blobs import BlobStore
+from listing_search.store.models import ORIGIN_API, Filters, Listing, ListingIn, Models, PhotoIn, model_versions
+from listing_search.store.sql import IdempotentReplay, SqlStore
 
 log = logging.getLogger(__name__)
 
@@ -64,36 +71,65 @@ class ImageHit:
 
 
 class SearchEngine:
-    """Model, indexes and catalogue, loaded once; thread-safe for concurrent requests."""
+    """Model, store and derived indexes, loaded once; thread-safe for concurrent requests."""
 
-    def __init__(self, settings: Settings, artifacts: Path, catalog: Catalog, image_index: VectorIndex,
+    def __init__(self, settings: Settings, artifacts: Path, store: SqlStore, blobs: BlobStore, live: LiveIndexes,
                  encoder: ImageEncoder, categories: list[str], text_encoder: TextQueryEncoder | None = None,
-                 text_index: VectorIndex | None = None, rescorer: Rescorer = weighted_mean) -> None:
+                 rescorer: Rescorer = weighted_mean) -> None:
         self.settings, self.artifacts = settings, Path(artifacts)
-        self.catalog, self.image_index, self.encoder = catalog, image_index, encoder
+        self.store, self.blobs, self.live, self.encoder = store, blobs, live, encoder
         self.categories = list(categories)
-        self.text_encoder, self.text_index, self.rescorer = text_encoder, text_index, rescorer
-        self.images_dir = self.artifacts / S.CLEAN_IMAGES_DIR
-        self._lock = threading.RLock()  # FAISS indexes are not safe to read while being written
+        self.text_encoder, self.rescorer = text_encoder, rescorer
         self.ranking = None  # rank.serving.RankingService, set by attach_ranking()
+        self.follower: Follower | None = None
+        self._probe: tuple[float, str | None] = (0.0, None)
 
     @classmethod
-    def load(cls, settings: Settings, artifacts: Path | None = None) -> "SearchEngine":
-        """Everything from ``artifacts``: catalogue, image index, ONNX model, and text if built."""
+    def load(cls, settings: Settings, artifacts: Path | None = None,
+             text_encoder: TextQueryEncoder | None = None) -> "SearchEngine":
+        """Model and encoders from ``artifacts``; listings from the store; indexes from a snapshot + the log."""
         artifacts = Path(artifacts or settings.artifacts_dir)
         faiss.omp_set_num_threads(int(os.environ.get(FAISS_THREADS_ENV, "1")))
-        catalog = Catalog(artifacts / S.CATALOG_DB)
-        index = VectorIndex.load(artifacts / S.IMAGE_INDEX)
         encoder = ImageEncoder.from_artifacts(artifacts, settings.data.max_image_pixels,
                                               quantized=settings.serve.quantized)
-        if encoder.dim != index.dim:
-            raise ValueError(f"model embeds {encoder.dim} dims but the index holds {index.dim}: rebuild the index")
         categories = json.loads((artifacts / S.CATEGORIES_JSON).read_text())["categories"]
-        text_encoder, text_index = load_text(artifacts, settings)
-        engine = cls(settings, artifacts, catalog, index, encoder, categories, text_encoder, text_index)
-        engine.reconcile()
+        text_encoder = text_encoder or load_text_encoder(artifacts)
+        models = model_versions(artifacts, with_text=text_encoder is not None)
+        store, blobs = open_storage(settings, artifacts)
+        dims = {IMAGE: encoder.dim, TEXT: getattr(text_encoder, "dim", None)}
+        live = LiveIndexes.open(store, models, dims, settings.store.resolved_snapshot_dir(artifacts), settings.index,
+                                blobs)
+        if live.image.size and live.image.dim != encoder.dim:
+            raise ValueError(f"model embeds {encoder.dim} dims but the index holds {live.image.dim}: re-embed")
+        engine = cls(settings, artifacts, store, blobs, live, encoder, categories, text_encoder)
         engine.attach_ranking()
         return engine
+
+    def start_following(self) -> None:
+        """Apply other replicas' writes in the background and snapshot now and then (the server does this)."""
+        st = self.settings.store
+        publish = self.blobs if st.publish_snapshots else None
+        self.follower = Follower(self.live, st.resolved_snapshot_dir(self.artifacts), st.follow_interval_s,
+                                 st.snapshot_interval_s, st.snapshot_keep, publish)
+        self.follower.start()
+
+    def close(self) -> None:
+        """Stop following and write a last snapshot."""
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
+
+    @property
+    def models(self) -> Models:
+        return self.live.models
+
+    @property
+    def image_index(self) -> VectorIndex:
+        return self.live.image
+
+    @property
+    def text_index(self) -> VectorIndex | None:
+        return self.live.text
 
     def attach_ranking(self) -> None:
         """Learned re-ranking, fused category prediction and personalisation (``rank.serving``)."""
@@ -104,7 +140,7 @@ class SearchEngine:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        with self._lock:
+        with self.live.lock:
             yield
 
     @property
@@ -129,9 +165,9 @@ class SearchEngine:
     def similar_images(self, data: bytes, k: int) -> list[ImageHit]:
         """Nearest catalogue photos to a photo, photo by photo (no grouping)."""
         vec = self.embed_image(data)
-        with self._lock:
+        with self.live.lock:
             res = self.image_index.search(vec[None], k)
-        names = self.catalog.image_ids(res.ids[0].tolist())
+        names = self.store.image_ids(res.ids[0].tolist())
         return [ImageHit(int(v), *names[int(v)], float(s)) for s, v in zip(res.scores[0], res.ids[0])
                 if int(v) in names]
 
@@ -156,11 +192,11 @@ class SearchEngine:
 
     def similar_listings(self, listing_id: str, k: int) -> list[ListingHit] | None:
         """Listings whose photos look like this one's; None when the listing is unknown."""
-        listing = self.catalog.listing(listing_id)
+        listing = self.store.listing(listing_id)
         if listing is None:
             return None
-        with self._lock:
-            _, vectors = self.image_index.reconstruct_present(np.array(self.catalog.photo_vector_ids(listing.key)))
+        with self.live.lock:
+            _, vectors = self.image_index.reconstruct_present(np.array(self.live.photos_of.get(listing.key, []), np.int64))
         if len(vectors) == 0:
             return []
         query = SearchQuery(k=k, exclude_listing_keys=frozenset({listing.key}))
@@ -170,13 +206,13 @@ class SearchEngine:
     def _image_candidates(self, vectors: np.ndarray, k: int, filters: Filters,
                           exclude: frozenset[int]) -> dict[int, Candidate]:
         """At least ``k`` distinct listings when that many match: widen the photo pool until they do."""
-        allowed = np.array(self.catalog.matching_vector_ids(filters), np.int64) if filters.active() else None
+        allowed = np.array(self.store.matching_vector_ids(filters), np.int64) if filters.active() else None
         pool = self.image_index.size if allowed is None else len(allowed)
         fetch = min(pool, max(k * WIDEN, self.settings.rank.candidates))
         while True:
-            with self._lock:
+            with self.live.lock:
                 res = self.image_index.search(vectors, fetch, allowed)
-            listing_of = self.catalog.photo_listing_keys(np.concatenate(res.ids).tolist() if res.ids else [])
+            listing_of = self.live.listing_of
             cands = group_by_listing(res.scores, res.ids, listing_of, exclude)
             if len(cands) >= k or fetch >= pool:
                 return cands
@@ -186,9 +222,9 @@ class SearchEngine:
                     exclude: frozenset[int]) -> None:
         """Listings nearest to ``text_vec`` (words or a profile), merged into ``candidates``."""
         assert self.text_index is not None
-        allowed = np.array(self.catalog.matching_listing_keys(filters), np.int64) if filters.active() else None
+        allowed = np.array(self.store.matching_listing_keys(filters), np.int64) if filters.active() else None
         fetch = max(k * WIDEN, self.settings.rank.candidates)
-        with self._lock:
+        with self.live.lock:
             res = self.text_index.search(text_vec[None], fetch, allowed)
         for score, key in zip(res.scores[0], res.ids[0]):
             if int(key) in exclude:
@@ -200,8 +236,8 @@ class SearchEngine:
         if not cands:
             return
         q = vec / (np.linalg.norm(vec) or 1.0)
-        by_listing = self.catalog.photo_vector_ids_many(c.listing_key for c in cands)
-        with self._lock:
+        by_listing = {c.listing_key: self.live.photos_of.get(c.listing_key, []) for c in cands}
+        with self.live.lock:
             vids, vectors = self.image_index.reconstruct_present(
                 np.array([v for c in cands for v in by_listing.get(c.listing_key, [])], np.int64))
         sim_of = dict(zip(vids.tolist(), (vectors @ q).tolist()))
@@ -214,15 +250,15 @@ class SearchEngine:
         """Text cosine of each candidate, from its stored listing text vector."""
         assert self.text_index is not None
         q = vec / (np.linalg.norm(vec) or 1.0)
-        with self._lock:
+        with self.live.lock:
             keys, vectors = self.text_index.reconstruct_present(np.array([c.listing_key for c in cands], np.int64))
         sims = dict(zip(keys.tolist(), (vectors @ q).tolist()))
         for cand in cands:
             cand.scores[TEXT] = float(sims.get(cand.listing_key, 0.0))
 
     def _hits(self, ranked: list[Candidate]) -> list[ListingHit]:
-        listings = self.catalog.listings_by_key(c.listing_key for c in ranked)
-        names = self.catalog.image_ids(v for c in ranked for v in c.matched_vector_ids)
+        listings = self.store.listings_by_key(c.listing_key for c in ranked)
+        names = self.store.image_ids(v for c in ranked for v in c.matched_vector_ids)
         return [
             ListingHit(listings[c.listing_key], c.score, dict(c.scores),
                        [names[v][0] for v in c.matched_vector_ids if v in names])
@@ -231,63 +267,112 @@ class SearchEngine:
 
     # ----------------------------------------------------------------- catalogue
     def get_listing(self, listing_id: str) -> Listing | None:
-        return self.catalog.listing(listing_id)
+        return self.store.listing(listing_id)
 
-    def image_path(self, image_id: str) -> Path | None:
-        """The photo file of a catalogue photo; None for unknown ids (never a client-built path)."""
-        if not self.catalog.photo_exists(image_id):
-            return None
-        path = self.images_dir / f"{image_id}.jpg"
-        return path if path.is_file() and path.parent == self.images_dir else None
+    def photo(self, image_id: str) -> tuple[Path | None, bytes | None]:
+        """A catalogue photo: its local file when the blob store is a folder, else its bytes; (None, None)
+        for unknown ids (never a client-built path)."""
+        blob_key = self.store.photo_blob_key(image_id)
+        if blob_key is None:
+            return None, None
+        path = self.blobs.local_path(blob_key)
+        if path is not None:
+            return path, None
+        try:
+            return None, self.blobs.get(blob_key)
+        except KeyError:
+            return None, None
 
     def check_filters(self, filters: Filters) -> None:
         if filters.root_category is not None and filters.root_category not in self.categories:
             raise UnknownCategory(f"unknown category {filters.root_category!r}; expected one of {self.categories}")
 
-    def add_listing(self, fields: dict, photos: list[bytes]) -> Listing:
-        """Standardise, embed and store the photos, then insert the listing; index and DB persisted.
+    def add_listing(self, fields: dict, photos: list[bytes], idempotency_key: str | None = None) -> tuple[Listing, bool]:
+        """Check, standardise and embed the photos, store their bytes, then commit the listing with its
+        vectors and log entry in one transaction. Returns (listing, created): a retry with the same
+        ``idempotency_key`` and body returns the first listing and ``created=False``.
 
-        Photos are all checked before anything is written; raises ``ImageRejected`` / ``UnknownCategory``.
+        Raises ``ImageRejected`` / ``UnknownCategory`` before anything is written, ``IdempotencyConflict``
+        for a reused key with another body, ``StorageError`` when storage refuses the write (nothing kept).
         """
         root = fields.get("root_category") or ""
         if root not in self.categories:
             raise UnknownCategory(f"unknown category {root!r}; expected one of {self.categories}")
+        body_hash = request_hash(fields, photos)
+        if idempotency_key:
+            earlier = self.store.idempotent_listing(idempotency_key, body_hash)
+            if earlier is not None:
+                return self._replayed(earlier), False
         jpegs = [self._standardised_jpeg(p) for p in photos]
         vectors = np.stack([self.embed_image(j) for j in jpegs])
+        item = self._listing_in(fields, root, jpegs, vectors)
+        self._put_blobs(item, jpegs)
+        try:
+            _, seq = self.store.add_listing(item, self.models,
+                                            (idempotency_key, body_hash) if idempotency_key else None)
+        except IdempotentReplay as replay:  # a concurrent retry won the race
+            self._delete_blobs(p.blob_key for p in item.photos)
+            return self._replayed(replay.listing_id), False
+        except BaseException:
+            self._delete_blobs(p.blob_key for p in item.photos)
+            raise
+        self._follow_own_write()
+        log.info("added listing %s with %d photos at seq %d", item.listing_id, len(item.photos), seq)
+        return self._committed(item), True
+
+    def _listing_in(self, fields: dict, root: str, jpegs: list[bytes], vectors: np.ndarray) -> ListingIn:
+        record = {**fields, "category_path": fields.get("category_path") or root,
+                  "label": self.categories.index(root)}
         image_ids = [uuid.uuid4().hex for _ in jpegs]
-        for image_id, jpeg in zip(image_ids, jpegs):
-            atomic_write_bytes(self.images_dir / f"{image_id}.jpg", jpeg)
-        record = {**fields, "listing_id": fields.get("listing_id") or uuid.uuid4().hex,
-                  "category_path": fields.get("category_path") or root, "label": self.categories.index(root)}
-        with self._lock:
-            self._insert(record, image_ids, vectors)
-        log.info("added listing %s with %d photos", record["listing_id"], len(image_ids))
-        listing = self.catalog.listing(record["listing_id"])
-        assert listing is not None
+        photos = [PhotoIn(i, photo_blob_key(i), v) for i, v in zip(image_ids, vectors)]
+        text_vec = self._listing_text_vector(record)[0] if self.has_text else None
+        return ListingIn(fields.get("listing_id") or uuid.uuid4().hex, record, photos, text_vec, ORIGIN_API)
+
+    def _put_blobs(self, item: ListingIn, jpegs: list[bytes]) -> None:
+        done = []
+        try:
+            for photo, jpeg in zip(item.photos, jpegs):
+                self.blobs.put(photo.blob_key, jpeg)
+                done.append(photo.blob_key)
+        except BaseException:
+            self._delete_blobs(done)
+            raise
+
+    def _delete_blobs(self, keys) -> None:
+        for key in keys:
+            try:
+                self.blobs.delete(key)
+            except StorageError as exc:  # the start-up sweep and the orphan check catch what is left
+                log.warning("blob %s not deleted: %s", key, exc)
+
+    def _follow_own_write(self) -> None:
+        """Read-your-writes on this replica; a failure here never hides the committed write."""
+        try:
+            self.live.catch_up()
+        except Exception as exc:  # the follower thread retries
+            log.warning("committed write not yet applied to the local indexes: %s", exc)
+
+    def _committed(self, item: ListingIn) -> Listing:
+        try:
+            listing = self.store.listing(item.listing_id)
+        except StorageError:
+            listing = None
+        if listing is not None:
+            return listing
+        f = item.fields  # committed, but the store cannot be read back right now: answer from the request
+        return Listing(0, item.listing_id, f.get("title") or "", f.get("description") or "", f.get("price"),
+                       f.get("location") or "", f.get("category_path") or "", f.get("root_category") or "",
+                       f.get("label"), [p.image_id for p in item.photos])
+
+    def _replayed(self, listing_id: str) -> Listing:
+        listing = self.store.listing(listing_id)
+        if listing is None:  # created, then deleted since: the retry still must not add it again
+            return Listing(0, listing_id, "", "", None, "", "", "", None, [])
         return listing
 
     def _standardised_jpeg(self, data: bytes) -> bytes:
         d = self.settings.data
         return encode_jpeg(standardise(data, d.image_size, d.max_image_pixels, d.letterbox_rgb), d.jpeg_quality)
-
-    def _insert(self, record: dict, image_ids: list[str], vectors: np.ndarray) -> None:
-        """Catalogue rows and index vectors together: if either fails, neither stays."""
-        added: list[np.ndarray] = []
-        try:
-            with self.catalog.write() as con:
-                key, vector_ids = self.catalog.insert_listing(con, record, image_ids)
-                added.append(np.array(vector_ids, np.int64))
-                self.image_index.add(vectors, added[0])
-                if self.has_text:
-                    added.append(np.array([key], np.int64))
-                    self.text_index.add(self._listing_text_vector(record), added[1])
-        except BaseException:
-            # ids roll back with the transaction and will be reused: take their vectors out again.
-            if added:
-                self.image_index.remove(added[0])
-            if len(added) > 1 and self.text_index is not None:
-                self.text_index.remove(added[1])
-            raise
 
     def _listing_text_vector(self, record: dict) -> np.ndarray:
         from listing_search.text.encoder import listing_text
@@ -296,47 +381,59 @@ class SearchEngine:
         return self.text_encoder.encode([listing_text(record.get("title", ""), record.get("description", ""))])
 
     def remove_listing(self, listing_id: str) -> bool:
-        """Delete from the catalogue (committed first: the source of truth), then from the indexes."""
-        with self._lock:
-            with self.catalog.write() as con:
-                deleted = self.catalog.delete_listing(con, listing_id)
-            if deleted is None:
-                return False
-            key, vector_ids = deleted
-            self.image_index.remove(np.array(vector_ids, np.int64))
-            if self.text_index is not None:
-                self.text_index.remove(np.array([key], np.int64))
-        log.info("removed listing %s (%d photos)", listing_id, len(vector_ids))
+        """Delete from the store (one transaction with its log entry), then its photos' bytes."""
+        deleted = self.store.delete_listing(listing_id)
+        if deleted is None:
+            return False
+        _, blob_keys, seq = deleted
+        self._delete_blobs(blob_keys)
+        self._follow_own_write()
+        log.info("removed listing %s (%d photos) at seq %d", listing_id, len(blob_keys), seq)
         return True
 
-    def reconcile(self) -> None:
-        """Drop index vectors without a catalogue row (a crash between the two writes)."""
-        with self._lock:
-            known = np.array(self.catalog.all_vector_ids(), np.int64)
-            ids = self.image_index.all_ids()
-            orphans = ids[~np.isin(ids, known)]
-            if len(orphans):
-                log.warning("index: removing %d vectors with no catalogue photo", len(orphans))
-                self.image_index.remove(orphans)
-            missing = int((~np.isin(known, ids)).sum())
-            if missing:
-                log.warning("index: %d catalogue photos have no vector (not searchable by photo)", missing)
+    def write_problem(self, every_s: float = 2.0) -> str | None:
+        """Why writes would fail now (None when they would succeed); probed at most every ``every_s``."""
+        at, problem = self._probe
+        if time.monotonic() - at < every_s:
+            return problem
+        problem = None
+        try:
+            self.store.set_meta("probe", time.time())
+        except StorageError as exc:
+            problem = f"store: {exc.reason}"
+        if problem is None:
+            blob = self.blobs.probe()
+            problem = f"blob store: {blob}" if blob else None
+        self._probe = (time.monotonic(), problem)
+        return problem
 
     def health(self) -> dict:
-        counts = self.catalog.counts()
+        counts = self.store.counts()
+        lag = self.live.lag()
         return {"model": True, "index": self.image_index.size, "index_type": self.image_index.infos.get("factory"),
-                "listings": counts["listings"], "photos": counts["photos"], "text": self.has_text}
+                "listings": counts["listings"], "photos": counts["photos"], "text": self.has_text,
+                "log_seq": self.live.seq, "lag_entries": lag["entries"], "lag_seconds": round(lag["seconds"], 3),
+                "snapshot_seq": self.live.snapshot_seq,
+                "snapshot_age_seconds": round(time.time() - self.live.snapshot_at, 1) if self.live.snapshot_at else None,
+                "follower_error": self.follower.error if self.follower else None}
 
 
-def load_text(artifacts: Path, settings: Settings) -> tuple[TextQueryEncoder | None, VectorIndex | None]:
-    """The text encoder and text index when both were built; (None, None) otherwise."""
-    index_path = artifacts / S.TEXT_INDEX
-    if not index_path.is_file():
-        return None, None
+def request_hash(fields: dict, photos: list[bytes]) -> str:
+    """What an Idempotency-Key is bound to: the listing's fields and the photos' bytes."""
+    h = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode())
+    for data in photos:
+        h.update(hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+def load_text_encoder(artifacts: Path) -> TextQueryEncoder | None:
+    """The text encoder when ``embed-text`` has run; None otherwise (text search is then off)."""
+    if not (artifacts / S.TEXT_ONNX).is_file():
+        return None
     try:
         from listing_search.text.encoder import TextEncoder
 
-        return TextEncoder.from_artifacts(artifacts), VectorIndex.load(index_path)
+        return TextEncoder.from_artifacts(artifacts)
     except (ImportError, FileNotFoundError, KeyError, ValueError) as exc:
         log.warning("text search disabled: %s", exc)
-        return None, None
+        return None

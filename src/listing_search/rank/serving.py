@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from listing_search import schema as S
-from listing_search.index.catalog import Filters, Listing
+from listing_search.store.models import Filters, Listing
 from listing_search.rank.candidates import IMAGE, TEXT, Candidate, ListingHit, SearchQuery, weighted_mean
 from listing_search.rank.category import CategoryPredictor
 from listing_search.rank.engine import TextSearchUnavailable
@@ -124,7 +124,7 @@ class RankingService:
             return []
         if not self.fitted and not query.history:
             return weighted_mean(query, candidates)
-        listings = self.engine.catalog.listings_by_key(c.listing_key for c in candidates)
+        listings = self.engine.store.listings_by_key(c.listing_key for c in candidates)
         scores = self.ranker.score(self._query_features(query, candidates, listings))
         if query.history:
             profile = query.profile if query.profile is not None else self.profile(query.history)
@@ -169,7 +169,7 @@ class RankingService:
         now = time.time() if now is None else now
         keys, weights, labels, unknown = [], [], [], []
         for e in history:
-            listing = self.engine.catalog.listing(str(e.listing_id))
+            listing = self.engine.store.listing(str(e.listing_id))
             if listing is None:
                 unknown.append(str(e.listing_id))
                 continue
@@ -210,7 +210,7 @@ class RankingService:
 
     def _photo_vectors(self, keys: list[int]) -> dict[int, np.ndarray]:
         """Unit photo vectors of each listing that has any in the image index."""
-        by_listing = self.engine.catalog.photo_vector_ids_many(keys)
+        by_listing = {k: self.engine.live.photos_of.get(k, []) for k in keys}
         owner = {vid: key for key, vids in by_listing.items() for vid in vids}
         with self.engine.locked():
             present, vectors = self.engine.image_index.reconstruct_present(np.array(list(owner), np.int64))
@@ -253,7 +253,7 @@ class RankingService:
             notes.append("no usable history: nothing to recommend")
             return Feed([], 0, profile.unknown_ids, notes)
         cands = self._profile_candidates(profile, k, filters)
-        listings = self.engine.catalog.listings_by_key(c.listing_key for c in cands)
+        listings = self.engine.store.listings_by_key(c.listing_key for c in cands)
         scores = self.ranker.score(self.profile_features(profile, cands, listings)) if cands else []
         for cand, s in zip(cands, scores):
             cand.score = float(s)

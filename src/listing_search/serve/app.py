@@ -42,10 +42,15 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.engine is None:
             await run_in_threadpool(_load, app, settings)
+        if app.state.engine is not None and app.state.follow:
+            app.state.engine.start_following()
         yield
+        if app.state.engine is not None and app.state.follow:
+            await run_in_threadpool(app.state.engine.close)  # stops following, writes a last snapshot
 
     app = FastAPI(title="listing-search", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings, app.state.engine, app.state.load_error = settings, engine, None
+    app.state.follow = engine is None  # a given engine is the caller's to run
     app.state.metrics = Metrics()
     errors.install(app)
     for module in (predict, search, recommend, listings, images, health):

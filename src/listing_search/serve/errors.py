@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from listing_search.data.images import CORRUPT, MISSING, TOO_LARGE, UNREADABLE, ImageRejected
+from listing_search.errors import IdempotencyConflict, StorageError
 from listing_search.rank.engine import TextSearchUnavailable, UnknownCategory
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,8 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     413: {"description": "Upload or image dimensions too large"},
     415: {"description": "Not an image"},
     422: {"description": "Invalid field, corrupt or truncated image, unknown category, k out of range"},
-    503: {"description": "Model, index or catalogue not loaded"},
+    503: {"description": "Model, index or catalogue not loaded; storage refuses writes (read-only, unreachable)"},
+    507: {"description": "Storage full: the write was not made"},
 }
 
 
@@ -28,6 +30,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnknownCategory, _unknown_category)
     app.add_exception_handler(TextSearchUnavailable, _text_unavailable)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StorageError, _storage)
+    app.add_exception_handler(IdempotencyConflict, _idempotency_conflict)
 
 
 async def _image_rejected(request: Request, exc: ImageRejected) -> JSONResponse:
@@ -41,6 +45,17 @@ async def _unknown_category(request: Request, exc: UnknownCategory) -> JSONRespo
 
 async def _text_unavailable(request: Request, exc: TextSearchUnavailable) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=400)
+
+
+async def _storage(request: Request, exc: StorageError) -> JSONResponse:
+    """Nothing was written: say why, and that a retry (with the same Idempotency-Key) is safe."""
+    log.warning("storage refused a request: %s", exc.reason)
+    return JSONResponse({"detail": f"not written: {exc.reason}", "reason": "storage"}, status_code=exc.status,
+                        headers={"Retry-After": "5"})
+
+
+async def _idempotency_conflict(request: Request, exc: IdempotencyConflict) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
 async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -6,7 +6,7 @@ import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -21,6 +21,22 @@ class Metrics:
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("http_request_duration_seconds", "Request latency by route.",
                                  ["method", "route"], buckets=BUCKETS, registry=self.registry)
+        self.lag_entries = Gauge("replica_log_lag_entries", "Change-log entries committed but not applied here.",
+                                 registry=self.registry)
+        self.lag_seconds = Gauge("replica_log_lag_seconds", "Age of the oldest change-log entry not applied here.",
+                                 registry=self.registry)
+        self.log_seq = Gauge("replica_log_seq", "Change-log sequence this replica's indexes cover.",
+                             registry=self.registry)
+        self.snapshot_age = Gauge("replica_snapshot_age_seconds", "Seconds since this replica's newest snapshot.",
+                                  registry=self.registry)
+
+    def observe_replica(self, live: object) -> None:
+        """Refresh the replication gauges from the engine's derived indexes (``index.live.LiveIndexes``)."""
+        lag = live.lag()
+        self.lag_entries.set(lag["entries"])
+        self.lag_seconds.set(lag["seconds"])
+        self.log_seq.set(live.seq)
+        self.snapshot_age.set(time.time() - live.snapshot_at if live.snapshot_at else float("nan"))
 
 
 class MetricsMiddleware:
@@ -55,4 +71,7 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics (text exposition format)")
 def metrics(request: Request) -> Response:
+    engine = getattr(request.app.state, "engine", None)
+    if engine is not None:
+        request.app.state.metrics.observe_replica(engine.live)
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from listing_search.index.catalog import Listing
+from listing_search.store.models import Listing
 from listing_search.rank.candidates import ListingHit
 
 
@@ -95,6 +95,13 @@ class HealthOut(BaseModel):
     listings: int
     photos: int
     text: bool = Field(description="Whether text search is available.")
+    writes: str = Field("ok", description="'ok', or why writes would fail now (status is then 'degraded').")
+    log_seq: int = Field(0, description="Change-log sequence this replica's indexes cover.")
+    lag_entries: int = Field(0, description="Log entries committed but not yet applied here (at the last poll).")
+    lag_seconds: float = Field(0.0, description="Age of the oldest log entry not yet applied here.")
+    snapshot_seq: int = Field(-1, description="Log sequence of this replica's newest snapshot.")
+    snapshot_age_seconds: float | None = None
+    follower_error: str | None = Field(None, description="Why the last poll of the change log failed, if it did.")
 
 
 class HistoryEventIn(BaseModel):

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 def check_artifacts(artifacts: Path) -> list[str]:
     """Files serving needs that are missing (empty when ready to serve)."""
-    needed = [S.CATALOG_DB, S.IMAGE_INDEX, S.VISION_ONNX, S.MODEL_CARD, S.CATEGORIES_JSON]
+    needed = [S.VISION_ONNX, S.MODEL_CARD, S.CATEGORIES_JSON]  # listings come from the store
     return [n for n in needed if not (Path(artifacts) / n).is_file()]
 
 

@@ -19,8 +19,10 @@ def health(request: Request) -> HealthOut | JSONResponse:
         reason = getattr(request.app.state, "load_error", None) or "loading"
         return JSONResponse({"status": "unavailable", "detail": reason}, status_code=503)
     try:
-        return HealthOut(status="ok", **engine.health())
-    except Exception as exc:  # a broken catalogue must read as unhealthy, not crash the probe
+        problem = engine.write_problem()
+        status = "degraded" if problem else "ok"  # reads still work; writes would be refused
+        return HealthOut(status=status, writes=problem or "ok", **engine.health())
+    except Exception as exc:  # a broken or unreachable store must read as unhealthy, not crash the probe
         return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Query, Response, UploadFile, status
 
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload, require_api_key
 from listing_search.serve.errors import ERROR_RESPONSES
@@ -47,6 +47,10 @@ def add_listing(
     price: Annotated[float | None, Form(ge=0, examples=[40.0])] = None,
     location: Annotated[str, Form(max_length=200, examples=["Leeds, West Yorkshire"])] = "",
     category_path: Annotated[str | None, Form(max_length=500)] = None,
+    idempotency_key: Annotated[str | None, Header(
+        alias="Idempotency-Key", min_length=1, max_length=200,
+        description="Retries with the same key and body within 24 h return the first 201 and add nothing.")] = None,
+    response: Response = None,  # type: ignore[assignment]
 ) -> ListingOut:
     """Photos are checked, standardised and embedded; the index and catalogue are updated and saved."""
     if not 1 <= len(photos) <= MAX_PHOTOS:
@@ -54,7 +58,10 @@ def add_listing(
     data = [read_upload(p, settings, f"photos[{i}]") for i, p in enumerate(photos)]
     fields = {"title": title.strip(), "description": description, "price": price, "location": location,
               "root_category": category, "category_path": category_path}
-    return ListingOut.of(engine.add_listing(fields, data))
+    listing, created = engine.add_listing(fields, data, idempotency_key)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return ListingOut.of(listing)
 
 
 @router.delete("/{listing_id}", response_model=DeletedOut, summary="Delete a listing",

@@ -11,7 +11,7 @@ import json
 from fastapi import APIRouter, HTTPException
 from pydantic import TypeAdapter, ValidationError
 
-from listing_search.index.catalog import Filters
+from listing_search.store.models import Filters
 from listing_search.rank.personalise import HistoryEvent
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k
 from listing_search.serve.errors import ERROR_RESPONSES

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 
-from listing_search.index.catalog import Filters
+from listing_search.store.models import Filters
 from listing_search.rank.candidates import SearchQuery
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload
 from listing_search.serve.errors import ERROR_RESPONSES

@@ -1,0 +1,57 @@
+"""The store for several replicas: PostgreSQL through psycopg 3.
+
+Writers take one transaction-scoped advisory lock, so log sequence numbers are assigned and
+committed in the same order (a follower reading ``seq > n`` never skips a late commit). A lost
+connection is reopened on the next call; the write in flight fails with ``StorageUnavailable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from listing_search.errors import StorageFull, StorageUnavailable
+from listing_search.store.sql import SqlStore
+
+WRITE_LOCK = 7_242_424_242  # pg_advisory_xact_lock key of the store's writers
+CONNECT_TIMEOUT_S = 5
+
+
+class PostgresStore(SqlStore):
+    dialect = "postgres"
+    migrations_package = "listing_search.store.migrations.postgres"
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.Error as exc:
+            raise StorageUnavailable(f"cannot connect to the PostgreSQL store: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self, con: Any) -> Iterator[None]:
+        with con.transaction():
+            con.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+            yield
+
+    def _translate(self, exc: Exception) -> Exception | None:
+        import psycopg
+
+        if isinstance(exc, psycopg.errors.DiskFull):
+            return StorageFull(f"the PostgreSQL store's disk is full: {exc}")
+        if isinstance(exc, (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege)):
+            return StorageUnavailable(f"the PostgreSQL store refuses writes: {exc}")
+        if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+            return StorageUnavailable(f"the PostgreSQL store is unreachable: {exc}")
+        return None
+
+    def _sql(self, sql: str, n_in: int = 0) -> str:
+        return sql.replace("?", "%s")
+
+    def _in_fragment(self, n: int) -> str:
+        return "= ANY(?)"
+
+    def _in_args(self, values: list) -> list:
+        return [list(values)]

@@ -1,0 +1,545 @@
+"""The store of record in SQL: one implementation, two dialects (``sqlite.py``, ``postgres.py``).
+
+Every write is one transaction holding its rows, vectors and change-log entries together, so the
+log never names a change that did not commit and no committed change is missing from it. Writers
+are serialised (SQLite ``BEGIN IMMEDIATE``; a PostgreSQL advisory lock), which makes the log's
+sequence numbers grow in commit order: a follower that has applied ``seq`` has seen every change
+up to it. Ids (listing keys, photo vector ids, log sequence numbers) are never reused.
+
+SQL is written with ``?`` placeholders and ``{in}`` for a list membership test; the dialect turns
+them into its own form. Storage failures surface as :mod:`listing_search.errors` exceptions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from listing_search.errors import IdempotencyConflict, StoreVersionError
+from listing_search.store.models import (
+    DELETE, LISTING_FIELDS, ORIGIN_API, UPSERT, Change, Filters, Listing, ListingIn, ListingVectors, MergeReport,
+    Models, PhotoIn,
+)
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+WRITE_FIELDS = [c for c in LISTING_FIELDS if c != "key"]
+TEXT_FIELDS = {"listing_id", "title", "description", "location", "category_path", "root_category"}
+
+
+class IdempotentReplay(Exception):
+    """The same Idempotency-Key and body were seen before: ``listing_id`` is what they created."""
+
+    def __init__(self, listing_id: str) -> None:
+        super().__init__(listing_id)
+        self.listing_id = listing_id
+
+
+def vector_bytes(v: np.ndarray | None) -> bytes | None:
+    return None if v is None else np.ascontiguousarray(v, dtype="<f4").ravel().tobytes()
+
+
+def vector_of(b: bytes | memoryview | None) -> np.ndarray | None:
+    return None if b is None else np.frombuffer(bytes(b), dtype="<f4")
+
+
+def content_hash(item: ListingIn, models: Models) -> str:
+    """What a batch load compares to decide whether a listing changed (fields, photos, encoders)."""
+    payload = {"fields": {k: item.fields.get(k) for k in WRITE_FIELDS if k != "listing_id"},
+               "photos": [(p.image_id, p.blob_key) for p in item.photos], "models": [models.image, models.text]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class SqlStore:
+    """Listings, photos, vectors, the change log and idempotency keys; safe across threads and processes."""
+
+    dialect = "sql"
+    migrations_package = ""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+        self.migrate()
+
+    # ------------------------------------------------------------- dialect hooks
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    @contextmanager
+    def _transaction(self, con: Any) -> Iterator[None]:
+        raise NotImplementedError
+        yield
+
+    def _translate(self, exc: Exception) -> Exception | None:
+        """The storage error for a driver exception (None: not a storage problem, re-raise as is)."""
+        raise NotImplementedError
+
+    def _sql(self, sql: str, n_in: int = 0) -> str:
+        raise NotImplementedError
+
+    def _in_args(self, values: list) -> list:
+        raise NotImplementedError
+
+    def _insert_returning(self, con: Any, sql: str, args: list, column: str) -> int:
+        return int(con.execute(self._sql(f"{sql} RETURNING {column}"), args).fetchone()[0])
+
+    # ------------------------------------------------------------- connections
+    def _con(self) -> Any:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = self._connect()
+        return con
+
+    def _drop_con(self) -> None:
+        con = getattr(self._local, "con", None)
+        self._local.con = None
+        if con is not None:
+            try:
+                con.close()
+            except Exception:  # already broken: nothing more to release
+                pass
+
+    def close(self) -> None:
+        self._drop_con()
+
+    @contextmanager
+    def write(self) -> Iterator[Any]:
+        """One serialised transaction; storage failures become ``StorageError``s, nothing half-written."""
+        con = self._con()
+        try:
+            with self._transaction(con):
+                yield con
+        except Exception as exc:
+            self._raise_storage(exc)
+            raise
+
+    def _raise_storage(self, exc: Exception) -> None:
+        mapped = self._translate(exc)
+        if mapped is not None:
+            self._drop_con()
+            raise mapped from exc
+
+    def _rows(self, sql: str, args: Iterable = ()) -> list[tuple]:
+        """A read; a dropped connection is reopened once before giving up."""
+        for attempt in (0, 1):
+            try:
+                return self._con().execute(self._sql(sql), list(args)).fetchall()
+            except Exception as exc:
+                mapped = self._translate(exc)
+                if mapped is None:
+                    raise
+                self._drop_con()
+                if attempt:
+                    raise mapped from exc
+        return []
+
+    def _rows_in(self, sql: str, values: list, extra: list | None = None, chunk: int = 900) -> list[tuple]:
+        """``sql`` with ``{in}`` tested against ``values`` (chunked for SQLite's parameter limit)."""
+        out: list[tuple] = []
+        for start in range(0, len(values), chunk):
+            part = values[start : start + chunk]
+            out += self._rows(self._sql_in(sql, len(part)), [*(extra or []), *self._in_args(part)])
+        return out
+
+    def _sql_in(self, sql: str, n: int) -> str:
+        return sql.replace("{in}", self._in_fragment(n))
+
+    def _in_fragment(self, n: int) -> str:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- schema
+    def migrate(self) -> int:
+        """Apply the numbered SQL files this database has not had yet; returns the schema version."""
+        files = sorted(f for f in resources.files(self.migrations_package).iterdir() if f.name.endswith(".sql"))
+        known = [(int(f.name.split("_", 1)[0]), f) for f in files]
+        with self.write() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = con.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = int(row[0] or 0)
+            latest = max((v for v, _ in known), default=0)
+            if current > latest:
+                raise StoreVersionError(f"the store's schema is version {current}, newer than this code's {latest}: "
+                                        "upgrade listing-search before serving from it")
+            for version, f in known:
+                if version > current:
+                    for statement in _statements(f.read_text()):
+                        con.execute(statement)
+                    con.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), [version])
+                    log.info("store: applied migration %s", f.name)
+        return max(current, latest)
+
+    def schema_version(self) -> int:
+        return int(self._rows("SELECT MAX(version) FROM schema_version")[0][0] or 0)
+
+    # ------------------------------------------------------------- change log
+    def head(self) -> int:
+        """The newest committed log sequence (0 for an empty log)."""
+        return int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM changes")[0][0])
+
+    def changes_since(self, seq: int, limit: int = 5000) -> list[Change]:
+        rows = self._rows("SELECT seq, op, listing_key, listing_id, at FROM changes WHERE seq > ? ORDER BY seq "
+                          "LIMIT ?", [int(seq), int(limit)])
+        return [Change(int(s), op, int(k), lid, float(at)) for s, op, k, lid, at in rows]
+
+    def _log(self, con: Any, op: str, key: int, listing_id: str) -> int:
+        return self._insert_returning(con, "INSERT INTO changes (op, listing_key, listing_id, at) VALUES (?, ?, ?, ?)",
+                                      [op, key, listing_id, time.time()], "seq")
+
+    # ------------------------------------------------------------- reads
+    def counts(self) -> dict[str, int]:
+        return {"listings": int(self._rows("SELECT COUNT(*) FROM listings")[0][0]),
+                "photos": int(self._rows("SELECT COUNT(*) FROM photos")[0][0])}
+
+    def listing(self, listing_id: str) -> Listing | None:
+        rows = self._rows(f"SELECT {', '.join(LISTING_FIELDS)} FROM listings WHERE listing_id = ?", [listing_id])
+        return self._with_photos([_listing(rows[0])])[0] if rows else None
+
+    def listings_by_key(self, keys: Iterable[int]) -> dict[int, Listing]:
+        keys = list(dict.fromkeys(int(k) for k in keys))
+        rows = self._rows_in(f"SELECT {', '.join(LISTING_FIELDS)} FROM listings WHERE key {{in}}", keys)
+        return {x.key: x for x in self._with_photos([_listing(r) for r in rows])}
+
+    def listing_ids(self, origin: str | None = None) -> dict[str, int]:
+        """listing id -> key, of every listing (or those of one origin)."""
+        if origin is None:
+            return {lid: int(k) for lid, k in self._rows("SELECT listing_id, key FROM listings")}
+        return {lid: int(k) for lid, k in self._rows("SELECT listing_id, key FROM listings WHERE origin = ?", [origin])}
+
+    def image_ids(self, vector_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """vector id -> (image id, listing id)."""
+        rows = self._rows_in("SELECT p.vector_id, p.image_id, l.listing_id FROM photos p JOIN listings l "
+                             "ON l.key = p.listing_key WHERE p.vector_id {in}", [int(v) for v in vector_ids])
+        return {int(r[0]): (r[1], r[2]) for r in rows}
+
+    def photo_blob_key(self, image_id: str) -> str | None:
+        rows = self._rows("SELECT blob_key FROM photos WHERE image_id = ?", [image_id])
+        return rows[0][0] if rows else None
+
+    def photo_vector_ids_many(self, listing_keys: Iterable[int]) -> dict[int, list[int]]:
+        rows = self._rows_in("SELECT listing_key, vector_id FROM photos WHERE listing_key {in} ORDER BY vector_id",
+                             [int(k) for k in listing_keys])
+        out: dict[int, list[int]] = {}
+        for key, vid in rows:
+            out.setdefault(int(key), []).append(int(vid))
+        return out
+
+    def matching_vector_ids(self, filters: Filters) -> list[int]:
+        where, args = self._filters_sql(filters)
+        sql = f"SELECT p.vector_id FROM photos p JOIN listings l ON l.key = p.listing_key WHERE {where}"
+        return [int(r[0]) for r in self._rows(sql, args)]
+
+    def matching_listing_keys(self, filters: Filters) -> list[int]:
+        where, args = self._filters_sql(filters)
+        return [int(r[0]) for r in self._rows(f"SELECT l.key FROM listings l WHERE {where}", args)]
+
+    def _filters_sql(self, filters: Filters) -> tuple[str, list]:
+        clauses, args = ["1 = 1"], []
+        if filters.root_category is not None:
+            clauses.append("l.root_category = ?")
+            args.append(filters.root_category)
+        if filters.min_price is not None:
+            clauses.append("l.price >= ?")
+            args.append(filters.min_price)
+        if filters.max_price is not None:
+            clauses.append("l.price <= ?")
+            args.append(filters.max_price)
+        if filters.location:
+            escaped = filters.location.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append(f"LOWER(l.location) LIKE LOWER(?) ESCAPE '{self._escape_char()}'")
+            args.append(f"%{escaped}%")
+        return " AND ".join(clauses), args
+
+    def _escape_char(self) -> str:
+        return "\\"
+
+    def _with_photos(self, listings: list[Listing]) -> list[Listing]:
+        by_key = {x.key: x for x in listings}
+        rows = self._rows_in("SELECT listing_key, image_id FROM photos WHERE listing_key {in} ORDER BY vector_id",
+                             list(by_key))
+        for key, image_id in rows:
+            by_key[int(key)].image_ids.append(image_id)
+        return listings
+
+    # ------------------------------------------------------------- vectors
+    def listing_vectors(self, keys: Iterable[int], models: Models) -> dict[int, ListingVectors]:
+        """Current vectors of the listings that exist, made by ``models`` (other versions are ignored)."""
+        keys = list(dict.fromkeys(int(k) for k in keys))
+        present = [int(r[0]) for r in self._rows_in("SELECT key FROM listings WHERE key {in}", keys)]
+        photos = self._rows_in("SELECT p.listing_key, p.vector_id, v.vector FROM photos p JOIN photo_vectors v "
+                               "ON v.vector_id = p.vector_id AND v.model = ? WHERE p.listing_key {in} "
+                               "ORDER BY p.vector_id", present, [models.image])
+        texts = {} if models.text is None else {int(k): vector_of(v) for k, v in self._rows_in(
+            "SELECT listing_key, vector FROM text_vectors WHERE model = ? AND listing_key {in}", present, [models.text])}
+        by_key: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for key, vid, vec in photos:
+            by_key.setdefault(int(key), []).append((int(vid), vector_of(vec)))
+        out = {}
+        for key in present:
+            mine = by_key.get(key, [])
+            out[key] = ListingVectors(key, np.array([v for v, _ in mine], np.int64),
+                                      np.stack([x for _, x in mine]) if mine else np.empty((0, 0), np.float32),
+                                      texts.get(key))
+        return out
+
+    def iter_photo_vectors(self, model: str, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(vector ids, listing keys, vectors) of every photo embedded by ``model``, in id order."""
+        last = 0
+        while True:
+            rows = self._rows("SELECT v.vector_id, p.listing_key, v.vector FROM photo_vectors v JOIN photos p "
+                              "ON p.vector_id = v.vector_id WHERE v.model = ? AND v.vector_id > ? "
+                              "ORDER BY v.vector_id LIMIT ?", [model, last, batch])
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            yield (np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64),
+                   np.stack([vector_of(r[2]) for r in rows]))
+
+    def iter_text_vectors(self, model: str, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(listing keys, vectors) of every listing text embedded by ``model``, in key order."""
+        last = 0
+        while True:
+            rows = self._rows("SELECT listing_key, vector FROM text_vectors WHERE model = ? AND listing_key > ? "
+                              "ORDER BY listing_key LIMIT ?", [model, last, batch])
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            yield np.array([r[0] for r in rows], np.int64), np.stack([vector_of(r[1]) for r in rows])
+
+    def vector_models(self) -> dict[str, dict[str, int]]:
+        """How many photo and text vectors each encoder version made."""
+        photos = self._rows("SELECT model, COUNT(*) FROM photo_vectors GROUP BY model")
+        texts = self._rows("SELECT model, COUNT(*) FROM text_vectors GROUP BY model")
+        return {"image": {m: int(n) for m, n in photos}, "text": {m: int(n) for m, n in texts}}
+
+    def stale_photos(self, model: str, limit: int = 256, after: int = 0) -> list[tuple[int, int, str]]:
+        """(vector id, listing key, blob key) of photos with no vector made by ``model``."""
+        rows = self._rows("SELECT p.vector_id, p.listing_key, p.blob_key FROM photos p WHERE p.vector_id > ? AND "
+                          "NOT EXISTS (SELECT 1 FROM photo_vectors v WHERE v.vector_id = p.vector_id AND v.model = ?) "
+                          "ORDER BY p.vector_id LIMIT ?", [after, model, limit])
+        return [(int(v), int(k), b) for v, k, b in rows]
+
+    def stale_texts(self, model: str, limit: int = 256, after: int = 0) -> list[tuple[int, str, str]]:
+        """(key, title, description) of listings with no text vector made by ``model``."""
+        rows = self._rows("SELECT l.key, l.title, l.description FROM listings l WHERE l.key > ? AND NOT EXISTS "
+                          "(SELECT 1 FROM text_vectors t WHERE t.listing_key = l.key AND t.model = ?) "
+                          "ORDER BY l.key LIMIT ?", [after, model, limit])
+        return [(int(k), t, d) for k, t, d in rows]
+
+    def drop_other_models(self, models: Models) -> int:
+        """Delete vectors made by any other encoder version (after a re-embed); returns how many."""
+        with self.write() as con:
+            n = con.execute(self._sql("DELETE FROM photo_vectors WHERE model <> ?"), [models.image]).rowcount
+            n += con.execute(self._sql("DELETE FROM text_vectors WHERE model <> ?"), [models.text or ""]).rowcount
+        return int(n)
+
+    # ------------------------------------------------------------- meta
+    def get_meta(self, name: str) -> Any:
+        rows = self._rows("SELECT value FROM meta WHERE name = ?", [name])
+        return json.loads(rows[0][0]) if rows else None
+
+    def set_meta(self, name: str, value: Any) -> None:
+        with self.write() as con:
+            con.execute(self._sql("DELETE FROM meta WHERE name = ?"), [name])
+            con.execute(self._sql("INSERT INTO meta (name, value) VALUES (?, ?)"), [name, json.dumps(value)])
+
+    # ------------------------------------------------------------- writes
+    def add_listing(self, item: ListingIn, models: Models, idempotency: tuple[str, str] | None = None
+                    ) -> tuple[int, int]:
+        """Insert one listing with its photos, vectors and log entry; returns (key, seq).
+
+        With ``idempotency=(key, body hash)``, a key seen in the last 24 h raises ``IdempotentReplay``
+        (same body) or ``IdempotencyConflict`` (another body) and writes nothing.
+        """
+        with self.write() as con:
+            if idempotency is not None:
+                self._check_idempotency(con, *idempotency)
+            key = self._insert_listing(con, item, models)
+            seq = self._log(con, UPSERT, key, item.listing_id)
+            if idempotency is not None:
+                con.execute(self._sql("INSERT INTO idempotency (key, body_hash, listing_id, at) VALUES (?, ?, ?, ?)"),
+                            [idempotency[0], idempotency[1], item.listing_id, time.time()])
+        return key, seq
+
+    def _check_idempotency(self, con: Any, key: str, body_hash: str) -> None:
+        row = con.execute(self._sql("SELECT body_hash, listing_id, at FROM idempotency WHERE key = ?"), [key]).fetchone()
+        if row is None:
+            return
+        if time.time() - float(row[2]) > IDEMPOTENCY_TTL_S:
+            con.execute(self._sql("DELETE FROM idempotency WHERE key = ?"), [key])
+            return
+        if row[0] != body_hash:
+            raise IdempotencyConflict(f"Idempotency-Key {key!r} was already used with a different request body")
+        raise IdempotentReplay(row[1])
+
+    def idempotent_listing(self, key: str, body_hash: str) -> str | None:
+        """The listing an earlier request with this key and body created (None: not seen, or expired)."""
+        rows = self._rows("SELECT body_hash, listing_id, at FROM idempotency WHERE key = ?", [key])
+        if not rows or time.time() - float(rows[0][2]) > IDEMPOTENCY_TTL_S:
+            return None
+        if rows[0][0] != body_hash:
+            raise IdempotencyConflict(f"Idempotency-Key {key!r} was already used with a different request body")
+        return rows[0][1]
+
+    def _insert_listing(self, con: Any, item: ListingIn, models: Models) -> int:
+        values = [_column_value(c, item.fields.get(c) if c != "listing_id" else item.listing_id) for c in WRITE_FIELDS]
+        cols = [*WRITE_FIELDS, "origin", "content_hash"]
+        values += [item.origin, content_hash(item, models)]
+        key = self._insert_returning(
+            con, f"INSERT INTO listings ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", values, "key")
+        self._put_text_vector(con, key, item.text_vector, models)
+        for photo in item.photos:
+            self._insert_photo(con, key, photo, models)
+        return key
+
+    def _insert_photo(self, con: Any, key: int, photo: PhotoIn, models: Models) -> None:
+        vid = self._insert_returning(con, "INSERT INTO photos (image_id, listing_key, blob_key) VALUES (?, ?, ?)",
+                                     [photo.image_id, key, photo.blob_key], "vector_id")
+        if photo.vector is not None:
+            self._put_photo_vector(con, vid, photo.vector, models)
+
+    def _put_photo_vector(self, con: Any, vid: int, vector: np.ndarray, models: Models) -> None:
+        con.execute(self._sql("DELETE FROM photo_vectors WHERE vector_id = ? AND model = ?"), [vid, models.image])
+        con.execute(self._sql("INSERT INTO photo_vectors (vector_id, model, vector) VALUES (?, ?, ?)"),
+                    [vid, models.image, vector_bytes(vector)])
+
+    def _put_text_vector(self, con: Any, key: int, vector: np.ndarray | None, models: Models) -> None:
+        if vector is None or models.text is None:
+            return
+        con.execute(self._sql("DELETE FROM text_vectors WHERE listing_key = ? AND model = ?"), [key, models.text])
+        con.execute(self._sql("INSERT INTO text_vectors (listing_key, model, vector) VALUES (?, ?, ?)"),
+                    [key, models.text, vector_bytes(vector)])
+
+    def delete_listing(self, listing_id: str) -> tuple[int, list[str], int] | None:
+        """Delete a listing and its photos with a log entry; (key, blob keys, seq), or None if unknown."""
+        with self.write() as con:
+            row = con.execute(self._sql("SELECT key FROM listings WHERE listing_id = ?"), [listing_id]).fetchone()
+            if row is None:
+                return None
+            key = int(row[0])
+            blobs = [r[0] for r in con.execute(self._sql("SELECT blob_key FROM photos WHERE listing_key = ?"), [key])]
+            con.execute(self._sql("DELETE FROM photos WHERE listing_key = ?"), [key])
+            con.execute(self._sql("DELETE FROM listings WHERE key = ?"), [key])
+            seq = self._log(con, DELETE, key, listing_id)
+        return key, blobs, seq
+
+    def merge(self, items: list[ListingIn], models: Models, prune: bool = False, chunk: int = 500) -> MergeReport:
+        """Insert or update dataset listings by listing id, one transaction per chunk with its log entries.
+
+        Listings added through the API are never touched. Dataset listings missing from ``items``
+        are deleted only with ``prune``; otherwise they are reported in ``would_delete``.
+        """
+        report = MergeReport()
+        existing = dict(self._rows("SELECT listing_id, content_hash FROM listings"))
+        api = set(self.listing_ids(ORIGIN_API))
+        incoming = {it.listing_id for it in items}
+        for start in range(0, len(items), chunk):
+            with self.write() as con:
+                for item in items[start : start + chunk]:
+                    self._merge_one(con, item, models, existing, api, report)
+        gone = sorted(set(self.listing_ids()) - incoming - api)
+        report.kept_api = len(api)
+        if prune:
+            for listing_id in gone:
+                report.deleted += self.delete_listing(listing_id) is not None
+        else:
+            report.would_delete = gone
+        report.last_seq = self.head()
+        return report
+
+    def _merge_one(self, con: Any, item: ListingIn, models: Models, existing: dict[str, str], api: set[str],
+                   report: MergeReport) -> None:
+        if item.listing_id in api:
+            return
+        digest = content_hash(item, models)
+        if item.listing_id not in existing:
+            key = self._insert_listing(con, item, models)
+            report.inserted += 1
+        elif existing[item.listing_id] == digest:
+            report.unchanged += 1
+            return
+        else:
+            key = self._update_listing(con, item, models, digest)
+            report.updated += 1
+        self._log(con, UPSERT, key, item.listing_id)
+
+    def _update_listing(self, con: Any, item: ListingIn, models: Models, digest: str) -> int:
+        key = int(con.execute(self._sql("SELECT key FROM listings WHERE listing_id = ?"), [item.listing_id]).fetchone()[0])
+        sets = [c for c in WRITE_FIELDS if c != "listing_id"]
+        con.execute(self._sql(f"UPDATE listings SET {', '.join(f'{c} = ?' for c in sets)}, content_hash = ? WHERE key = ?"),
+                    [*(_column_value(c, item.fields.get(c)) for c in sets), digest, key])
+        self._put_text_vector(con, key, item.text_vector, models)
+        old = {r[0]: (int(r[1]), r[2]) for r in con.execute(
+            self._sql("SELECT image_id, vector_id, blob_key FROM photos WHERE listing_key = ?"), [key])}
+        for photo in item.photos:
+            if photo.image_id in old and not self._photo_changed(con, old[photo.image_id], photo, models):
+                old.pop(photo.image_id)
+                continue
+            if photo.image_id in old:  # changed: a new vector id, so no index ever sees an id change meaning
+                con.execute(self._sql("DELETE FROM photos WHERE vector_id = ?"), [old.pop(photo.image_id)[0]])
+            self._insert_photo(con, key, photo, models)
+        for vid, _ in old.values():  # photos the listing no longer has
+            con.execute(self._sql("DELETE FROM photos WHERE vector_id = ?"), [vid])
+        return key
+
+    def _photo_changed(self, con: Any, old: tuple[int, str], photo: PhotoIn, models: Models) -> bool:
+        """True when the stored photo differs; a missing vector of this version is filled in place."""
+        vid, blob_key = old
+        if blob_key != photo.blob_key:
+            return True
+        if photo.vector is None:
+            return False
+        row = con.execute(self._sql("SELECT vector FROM photo_vectors WHERE vector_id = ? AND model = ?"),
+                          [vid, models.image]).fetchone()
+        if row is None:
+            self._put_photo_vector(con, vid, photo.vector, models)
+            return False
+        return bytes(row[0]) != vector_bytes(photo.vector)
+
+    def set_vectors(self, photos: dict[int, np.ndarray], texts: dict[int, np.ndarray], models: Models) -> int:
+        """Vectors of another encoder version (a re-embed), logged per listing; returns the last seq."""
+        with self.write() as con:
+            keys = {int(k) for k in texts}
+            for vid, vec in photos.items():
+                row = con.execute(self._sql("SELECT listing_key FROM photos WHERE vector_id = ?"), [vid]).fetchone()
+                if row is not None:
+                    self._put_photo_vector(con, int(vid), vec, models)
+                    keys.add(int(row[0]))
+            ids = dict(con.execute(self._sql(self._sql_in("SELECT key, listing_id FROM listings WHERE key {in}",
+                                                          len(keys))), self._in_args(sorted(keys))).fetchall()) \
+                if keys else {}
+            seq = 0
+            for key in sorted(ids):
+                self._put_text_vector(con, int(key), texts.get(key), models)
+                seq = self._log(con, UPSERT, int(key), ids[key])
+        return seq
+def _statements(script: str) -> list[str]:
+    """A migration file's statements (no semicolons inside literals in these files)."""
+    lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _listing(row: tuple) -> Listing:
+    values = dict(zip(LISTING_FIELDS, row))
+    values["key"] = int(values["key"])
+    values["price"] = None if values["price"] is None else float(values["price"])
+    values["label"] = None if values["label"] is None else int(values["label"])
+    return Listing(**values)
+
+
+def _column_value(column: str, value: object) -> object:
+    """Text columns are NOT NULL: a missing one is stored empty; NaN prices and labels become NULL."""
+    if column in TEXT_FIELDS:
+        return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return int(value) if column == "label" else float(value)

@@ -1,0 +1,84 @@
+"""The embedded store: one SQLite file in WAL mode (many readers, one writer at a time, across processes)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from listing_search.errors import StorageFull, StorageUnavailable
+from listing_search.store.sql import SqlStore
+
+BUSY_TIMEOUT_S = 30
+FULL = ("database or disk is full", "disk is full")
+UNAVAILABLE = ("readonly", "read-only", "unable to open", "disk i/o error", "locked", "not a database", "malformed")
+
+
+class SqliteStore(SqlStore):
+    dialect = "sqlite"
+    migrations_package = "listing_search.store.migrations.sqlite"
+
+    def __init__(self, url: str) -> None:
+        self.path = Path(sqlite_path(url))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(url)
+
+    def _connect(self) -> sqlite3.Connection:
+        """Autocommit (transactions are explicit), WAL, foreign keys on, waits for the writer lock."""
+        try:
+            con = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
+                                  timeout=BUSY_TIMEOUT_S)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise self._translate(exc) or exc from exc
+        return con
+
+    @contextmanager
+    def _transaction(self, con: sqlite3.Connection) -> Iterator[None]:
+        con.execute("BEGIN IMMEDIATE")  # takes the write lock now: writers queue, never deadlock
+        try:
+            yield
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+
+    def _translate(self, exc: Exception) -> Exception | None:
+        if not isinstance(exc, sqlite3.Error) or isinstance(exc, sqlite3.IntegrityError):
+            return None
+        text = str(exc).lower()
+        if any(s in text for s in FULL):
+            return StorageFull(f"the store's disk is full ({self.path}): {exc}")
+        if isinstance(exc, sqlite3.OperationalError) or any(s in text for s in UNAVAILABLE):
+            return StorageUnavailable(f"the store cannot be written ({self.path}): {exc}")
+        return None
+
+    def _sql(self, sql: str, n_in: int = 0) -> str:
+        return sql
+
+    def _in_fragment(self, n: int) -> str:
+        return f"IN ({', '.join('?' * n)})"
+
+    def _in_args(self, values: list) -> list:
+        return list(values)
+
+    def backup_to(self, path: Path) -> None:
+        """A consistent copy of the whole database (SQLite's online backup), at one log sequence."""
+        dst = sqlite3.connect(str(path))
+        try:
+            self._con().backup(dst)
+        finally:
+            dst.close()
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///relative/or//absolute/path`` or a plain path -> the file path."""
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///"):]
+    if url.startswith("sqlite://"):
+        raise ValueError(f"sqlite URL needs three slashes: sqlite:///path/to/store.sqlite, got {url!r}")
+    return url

@@ -1,0 +1,185 @@
+"""Real parts for tests: a throwaway PostgreSQL server and an S3-compatible server, on loopback.
+
+Nothing here is mocked: the code under test talks to a real server through its real client.
+When a part cannot be had here, the test skips with the reason, except under ``CI=true``,
+where ``need_part`` fails it instead, so a missing part can never pass CI silently.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
+
+import pytest
+
+__all__ = ["in_ci", "moto_server", "need_module", "need_part", "postgres_server", "postgres_url",
+           "s3_bucket", "s3_endpoint"]
+
+REALPART_FIXTURES = frozenset({"moto_server", "postgres_server", "postgres_url", "s3_bucket", "s3_endpoint"})
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def need_part(reason: str) -> NoReturn:
+    """Skip for want of a real part, or fail under ``CI=true`` where every part must be present."""
+    if in_ci():
+        pytest.fail(f"CI=true and a real part is missing: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def need_module(name: str, reason: str | None = None) -> ModuleType:
+    """``importlib.import_module(name)``, or ``need_part`` with the reason when it is not installed."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        need_part(reason or f"{name} is not installed ({exc})")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail(f"{what} did not start on port {port}")
+            time.sleep(0.1)
+
+
+# --- S3: moto's standalone server --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """One moto server for the session; ``s3_endpoint`` resets its state after every test."""
+    need_module("moto.server", "moto[server] is not installed: no S3-compatible server")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port, proc, "moto server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The endpoint URL of an empty S3-compatible server, with dummy AWS credentials in the env."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield moto_server
+    finally:
+        urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"),
+                               timeout=10).close()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """The name of a fresh, empty bucket on ``s3_endpoint``."""
+    boto3 = need_module("boto3")
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+# --- PostgreSQL: initdb + pg_ctl in a temp folder -----------------------------------------------
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    return candidates[-1] if candidates else None
+
+
+def _pg_runner() -> tuple[list[str], int | None]:
+    """The command prefix that runs PostgreSQL's tools (as ``postgres`` when we are root) and that uid."""
+    if os.geteuid() != 0:
+        return [], None
+    runuser = shutil.which("runuser")
+    try:
+        uid = pwd.getpwnam("postgres").pw_uid
+    except KeyError:
+        need_part("running as root, and there is no 'postgres' user to run PostgreSQL as")
+    if runuser is None:
+        need_part("running as root, and there is no runuser to run PostgreSQL as 'postgres'")
+    return [runuser, "-u", "postgres", "--"], uid
+
+
+def _run(cmd: list[str], cwd: str, what: str, log: Path | None = None) -> None:
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        server_log = log.read_text(errors="replace")[-3000:] if log and log.is_file() else ""
+        pytest.fail(f"{what} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}\n{server_log}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL on 127.0.0.1 (trust auth, fsync off): ``postgresql://postgres@127.0.0.1:PORT``."""
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        need_part("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql")
+    prefix, uid = _pg_runner()
+    home = tempfile.mkdtemp(prefix="pg-", dir="/tmp" if os.path.isdir("/tmp") else None)  # mode 0700
+    if uid is not None:
+        os.chown(home, uid, -1)
+    data, log = Path(home) / "data", Path(home) / "server.log"
+    port = _free_port()
+    try:
+        _run([*prefix, initdb, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync",
+              "-D", str(data)], home, "initdb")
+        _run([*prefix, pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60",
+              "-o", f"-h 127.0.0.1 -p {port} -k {home} -F", "start"], home, "pg_ctl start", log)
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+                           cwd=home, capture_output=True, timeout=60)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on ``postgres_server``, dropped afterwards: ``.../t_<hex>``."""
+    psycopg = need_module("psycopg", "psycopg is not installed (pip install 'psycopg[binary]>=3.1')")
+    from psycopg import sql
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{postgres_server}/{name}"
+    finally:
+        with psycopg.connect(f"{postgres_server}/postgres", autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
