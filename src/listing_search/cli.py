@@ -192,15 +192,62 @@ def evaluate(
 def index(
     artifacts: ArtifactsOpt = Path("artifacts"),
     kind: Annotated[Optional[str], typer.Option(help="Force flat, hnsw or ivfpq (default: by size/budget).")] = None,
-    force: Annotated[bool, typer.Option(help="Rebuild even if up to date (drops listings added via the API).")] = False,
+    force: Annotated[bool, typer.Option(help="Rebuild even if up to date (API-added listings are kept).")] = False,
+    prune: Annotated[bool, typer.Option(help="Delete dataset listings that are no longer in the dataset.")] = False,
 ) -> None:
-    """Build the image index (FAISS, type by size and memory budget) and the catalogue (SQLite)."""
+    """Merge the dataset into the store of record, then build the indexes (type by size and budget) and snapshot them."""
     from listing_search.index.build import build_index
 
     settings = _settings(artifacts)
     with _stage_errors():
-        infos = build_index(settings, artifacts, force=force, kind=kind)
+        infos = build_index(settings, artifacts, force=force, kind=kind, prune=prune)
     _print_result(infos)
+
+
+@app.command()
+def reembed(
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    drop_old: Annotated[bool, typer.Option(help="Then delete vectors made by other encoder versions.")] = False,
+) -> None:
+    """Give every listing in the store (API-added ones too) vectors made by the current encoders."""
+    from listing_search.index.reembed import reembed_artifacts
+
+    settings = _settings(artifacts)
+    with _stage_errors():
+        report = reembed_artifacts(settings, artifacts, drop_old)
+    _print_result(report.to_json())
+
+
+@app.command()
+def backup(
+    out: Annotated[Path, typer.Option("--to", help="New folder for the backup.")],
+    artifacts: ArtifactsOpt = Path("artifacts"),
+) -> None:
+    """Copy the store and the photos' bytes, consistent at one log sequence, into a new folder."""
+    from listing_search.store import open_storage
+    from listing_search.store.backup import backup as run_backup
+
+    settings = _settings(artifacts)
+    with _stage_errors():
+        store, blobs = open_storage(settings, artifacts)
+        manifest = run_backup(store, blobs, out)
+    _print_result(manifest)
+
+
+@app.command()
+def restore(
+    src: Annotated[Path, typer.Option("--from", help="A folder written by `backup`.")],
+    artifacts: ArtifactsOpt = Path("artifacts"),
+) -> None:
+    """Load a backup into the (empty) store and blob store of the settings."""
+    from listing_search.store import open_storage
+    from listing_search.store.backup import restore as run_restore
+
+    settings = _settings(artifacts)
+    with _stage_errors():
+        store, blobs = open_storage(settings, artifacts)
+        manifest = run_restore(src, store, blobs)
+    _print_result(manifest)
 
 
 @app.command()
@@ -230,6 +277,7 @@ def run(
     """Every stage on the dataset (skipping those up to date), then serve."""
     from listing_search.data.prepare import prepare as run_prepare
     from listing_search.index.build import build_index
+    from listing_search.index.reembed import reembed_artifacts
     from listing_search.rank.train import tune_ranker as run_tune_ranker
     from listing_search.text.embed import embed_text as run_embed_text
     from listing_search.vision.embed import embed as run_embed
@@ -243,6 +291,7 @@ def run(
         run_embed_text(settings, artifacts, progress=True)
         run_tune_ranker(settings, artifacts, progress=True)
         build_index(settings, artifacts)
+        reembed_artifacts(settings, artifacts)  # API-added listings, after an encoder change
     if serve:
         from listing_search.serve.server import serve as run_serve
 

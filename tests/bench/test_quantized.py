@@ -94,7 +94,7 @@ def test_ensure_int8_without_photos_says_why(tmp_path: Path) -> None:
 
 def test_image_encoder_serves_the_int8_graph_when_asked(tmp_path: Path) -> None:
     """serve.quantized reaches the encoder: same photo, embeddings close to the fp32 encoder's."""
-    from listing_search.rank.image_encoder import ImageEncoder
+    from listing_search.vision.encoder import ImageEncoder
     from tests.index.tiny_artifacts import make_artifacts
 
     art = make_artifacts(tmp_path / "art", embed=False)

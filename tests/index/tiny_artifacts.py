@@ -90,7 +90,7 @@ def make_artifacts(root: Path, n_listings: int = 30, photos_per_listing: int = 2
 
 def embed_catalogue(root: Path, image_ids: list[str]) -> None:
     """What the vision stage writes: image_embeddings.npy + image_embedding_ids.json."""
-    from listing_search.rank.image_encoder import ImageEncoder
+    from listing_search.vision.encoder import ImageEncoder
 
     enc = ImageEncoder.from_artifacts(root)
     batch = np.stack([enc.prepare(root / "images" / f"{i}.jpg") for i in image_ids])

@@ -38,7 +38,7 @@ from listing_search.index.vector_index import VectorIndex
 from listing_search.rank.candidates import (
     IMAGE, TEXT, Candidate, ListingHit, Rescorer, SearchQuery, TextQueryEncoder, group_by_listing, weighted_mean,
 )
-from listing_search.rank.image_encoder import ImageEncoder
+from listing_search.vision.encoder import ImageEncoder
 from listing_search.settings import Settings
 from listing_search.store import open_storage, photo_blob_key
 from listing_search.store.blobs import BlobStore

@@ -36,6 +36,17 @@ class PostgresStore(SqlStore):
             con.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
             yield
 
+    @contextmanager
+    def _read_snapshot(self, con: Any) -> Iterator[None]:
+        with con.transaction():
+            con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield
+
+    def _after_bulk_insert(self, con: Any) -> None:
+        for table, column in (("listings", "key"), ("photos", "vector_id"), ("changes", "seq")):
+            con.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                        f"GREATEST((SELECT COALESCE(MAX({column}), 0) FROM {table}), 1))")
+
     def _translate(self, exc: Exception) -> Exception | None:
         import psycopg
 

@@ -54,10 +54,15 @@ def vector_of(b: bytes | memoryview | None) -> np.ndarray | None:
 
 
 def content_hash(item: ListingIn, models: Models) -> str:
-    """What a batch load compares to decide whether a listing changed (fields, photos, encoders)."""
+    """What a batch load compares to decide whether a listing changed (fields, photos, vectors, encoders)."""
     payload = {"fields": {k: item.fields.get(k) for k in WRITE_FIELDS if k != "listing_id"},
-               "photos": [(p.image_id, p.blob_key) for p in item.photos], "models": [models.image, models.text]}
+               "photos": [(p.image_id, p.blob_key, _digest(p.vector)) for p in item.photos],
+               "text": _digest(item.text_vector), "models": [models.image, models.text]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _digest(v: np.ndarray | None) -> str | None:
+    return None if v is None else hashlib.sha256(vector_bytes(v)).hexdigest()[:16]
 
 
 class SqlStore:
@@ -522,6 +527,47 @@ class SqlStore:
                 self._put_text_vector(con, int(key), texts.get(key), models)
                 seq = self._log(con, UPSERT, int(key), ids[key])
         return seq
+    # ------------------------------------------------------------- whole-store copies (backup / restore)
+    def read_all(self) -> tuple[int, dict[str, tuple[list[str], list[tuple]]]]:
+        """Every row of every table, read in one snapshot: (log sequence, table -> (columns, rows))."""
+        con = self._con()
+        out: dict[str, tuple[list[str], list[tuple]]] = {}
+        try:
+            with self._read_snapshot(con):
+                for table in TABLES:
+                    cur = con.execute(f"SELECT * FROM {table}")
+                    out[table] = ([d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()])
+        except Exception as exc:
+            self._raise_storage(exc)
+            raise
+        seqs = [r[out["changes"][0].index("seq")] for r in out["changes"][1]]
+        return max(seqs, default=0), out
+
+    @contextmanager
+    def _read_snapshot(self, con: Any) -> Iterator[None]:
+        raise NotImplementedError
+        yield
+
+    def is_empty(self) -> bool:
+        return self.head() == 0 and self.counts() == {"listings": 0, "photos": 0}
+
+    def insert_all(self, tables: dict[str, tuple[list[str], list[tuple]]]) -> None:
+        """Rows as ``read_all`` gives them, ids kept, in one transaction; id sequences moved past them."""
+        with self.write() as con:
+            for table in TABLES:
+                cols, rows = tables[table]
+                sql = self._sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})")
+                for row in rows:
+                    con.execute(sql, [bytes(v) if isinstance(v, memoryview) else v for v in row])
+            self._after_bulk_insert(con)
+
+    def _after_bulk_insert(self, con: Any) -> None:
+        """Dialects whose id generators do not follow explicit ids move them here."""
+
+
+TABLES = ("listings", "photos", "photo_vectors", "text_vectors", "changes", "idempotency", "meta")
+
+
 def _statements(script: str) -> list[str]:
     """A migration file's statements (no semicolons inside literals in these files)."""
     lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]

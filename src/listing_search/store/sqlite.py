@@ -47,6 +47,14 @@ class SqliteStore(SqlStore):
                 con.execute("ROLLBACK")
             raise
 
+    @contextmanager
+    def _read_snapshot(self, con: sqlite3.Connection) -> Iterator[None]:
+        con.execute("BEGIN")  # a read transaction sees one snapshot of the WAL
+        try:
+            yield
+        finally:
+            con.execute("COMMIT")
+
     def _translate(self, exc: Exception) -> Exception | None:
         if not isinstance(exc, sqlite3.Error) or isinstance(exc, sqlite3.IntegrityError):
             return None
@@ -65,14 +73,6 @@ class SqliteStore(SqlStore):
 
     def _in_args(self, values: list) -> list:
         return list(values)
-
-    def backup_to(self, path: Path) -> None:
-        """A consistent copy of the whole database (SQLite's online backup), at one log sequence."""
-        dst = sqlite3.connect(str(path))
-        try:
-            self._con().backup(dst)
-        finally:
-            dst.close()
 
 
 def sqlite_path(url: str) -> str:

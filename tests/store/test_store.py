@@ -1,0 +1,148 @@
+"""The store of record on both back-ends: one transaction per write with its log entry, ids never
+reused, idempotency keys, merges, vectors per encoder version, migrations, backup and restore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from listing_search.errors import IdempotencyConflict, StoreVersionError
+from listing_search.store import open_store
+from listing_search.store.backup import backup, restore
+from listing_search.store.blobs import LocalBlobStore
+from listing_search.store.models import DELETE, ORIGIN_API, UPSERT, Filters, ListingIn, Models, PhotoIn
+from listing_search.store.sql import IdempotentReplay, SqlStore
+
+M1 = Models("img-v1", "txt-v1")
+M2 = Models("img-v2", "txt-v2")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> SqlStore:
+    s = open_store(store_url)
+    yield s
+    s.close()
+
+
+def item(listing_id: str, n_photos: int = 2, title: str = "Chair", seed: int = 0, origin: str = ORIGIN_API) -> ListingIn:
+    rng = np.random.default_rng(seed)
+    photos = [PhotoIn(f"{listing_id}-{j}", f"photos/{listing_id}-{j}.jpg", rng.standard_normal(4).astype(np.float32))
+              for j in range(n_photos)]
+    return ListingIn(listing_id, {"title": title, "price": 10.0, "root_category": "Home", "label": 0,
+                                  "location": "Leeds"}, photos, rng.standard_normal(3).astype(np.float32), origin)
+
+
+def test_a_write_is_rows_vectors_and_one_log_entry(store: SqlStore) -> None:
+    key, seq = store.add_listing(item("a"), M1)
+    assert store.head() == seq == 1
+    (change,) = store.changes_since(0)
+    assert (change.op, change.listing_key, change.listing_id) == (UPSERT, key, "a")
+    lv = store.listing_vectors([key], M1)[key]
+    assert lv.photo_vectors.shape == (2, 4) and lv.text_vector.shape == (3,)
+    assert store.listing("a").image_ids == ["a-0", "a-1"]
+
+
+def test_log_sequence_follows_commit_order_and_ids_are_never_reused(store: SqlStore) -> None:
+    k1, _ = store.add_listing(item("a"), M1)
+    vids = store.photo_vector_ids_many([k1])[k1]
+    _, _, del_seq = store.delete_listing("a")
+    k2, seq2 = store.add_listing(item("a"), M1)  # same listing id again: a new key and new photo ids
+    assert k2 > k1 and min(store.photo_vector_ids_many([k2])[k2]) > max(vids) and seq2 > del_seq
+    assert [c.op for c in store.changes_since(0)] == [UPSERT, DELETE, UPSERT]
+    assert store.listing_vectors([k1], M1) == {}
+
+
+def test_failed_write_leaves_nothing(store: SqlStore) -> None:
+    store.add_listing(item("a"), M1)
+    dup = item("b")
+    dup.photos[0].image_id = "a-0"  # unique photo id taken: the whole write must roll back
+    with pytest.raises(Exception):
+        store.add_listing(dup, M1)
+    assert store.listing("b") is None and store.head() == 1 and store.counts() == {"listings": 1, "photos": 2}
+
+
+def test_idempotency_key_replays_or_conflicts(store: SqlStore) -> None:
+    store.add_listing(item("a"), M1, ("key-1", "hash-a"))
+    with pytest.raises(IdempotentReplay) as replay:
+        store.add_listing(item("b"), M1, ("key-1", "hash-a"))
+    assert replay.value.listing_id == "a" and store.listing("b") is None
+    with pytest.raises(IdempotencyConflict):
+        store.add_listing(item("c"), M1, ("key-1", "hash-other"))
+    assert store.idempotent_listing("key-1", "hash-a") == "a" and store.head() == 1
+
+
+def test_merge_inserts_updates_and_never_touches_api_listings(store: SqlStore) -> None:
+    store.add_listing(item("api"), M1)
+    first = store.merge([item("d1", origin="dataset"), item("d2", origin="dataset")], M1)
+    assert (first.inserted, first.kept_api) == (2, 1)
+    again = store.merge([item("d1", title="Table", origin="dataset"), item("d2", origin="dataset"),
+                         item("api", title="hijack", origin="dataset")], M1)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 1, 1)
+    assert store.listing("d1").title == "Table" and store.listing("api").title == "Chair"
+    gone = store.merge([item("d1", title="Table", origin="dataset")], M1)
+    assert gone.would_delete == ["d2"] and store.listing("d2") is not None
+    pruned = store.merge([item("d1", title="Table", origin="dataset")], M1, prune=True)
+    assert pruned.deleted == 1 and store.listing("d2") is None and store.listing("api") is not None
+
+
+def test_vectors_are_kept_per_encoder_version(store: SqlStore) -> None:
+    key, _ = store.add_listing(item("a"), M1)
+    assert [v for v, _, _ in store.stale_photos(M2.image)] == store.photo_vector_ids_many([key])[key]
+    vids = store.photo_vector_ids_many([key])[key]
+    store.set_vectors({v: np.ones(6, np.float32) for v in vids}, {key: np.ones(5, np.float32)}, M2)
+    assert store.listing_vectors([key], M1)[key].photo_vectors.shape == (2, 4)  # old version still served
+    assert store.listing_vectors([key], M2)[key].photo_vectors.shape == (2, 6)
+    assert store.stale_photos(M2.image) == [] and store.stale_texts(M2.text) == []
+    assert store.drop_other_models(M2) == 3 and store.vector_models() == {"image": {"img-v2": 2}, "text": {"txt-v2": 1}}
+
+
+def test_filters(store: SqlStore) -> None:
+    store.add_listing(item("a"), M1)
+    b = item("b")
+    b.fields |= {"price": 99.0, "location": "100% Bristol"}
+    store.add_listing(b, M1)
+    assert len(store.matching_listing_keys(Filters(max_price=50))) == 1
+    assert len(store.matching_listing_keys(Filters(location="bristol"))) == 1
+    assert len(store.matching_listing_keys(Filters(location="0%"))) == 1
+    assert store.matching_listing_keys(Filters(location="_")) == []  # wildcards are literal
+
+
+def test_newer_schema_is_refused(store_url: str) -> None:
+    s = open_store(store_url)
+    with s.write() as con:
+        con.execute("INSERT INTO schema_version (version) VALUES (999)")
+    s.close()
+    with pytest.raises(StoreVersionError, match="999"):
+        open_store(store_url)
+
+
+def test_backup_restores_into_an_empty_store_with_every_id(store: SqlStore, tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    for lid in ("a", "b", "c"):
+        listing = item(lid, seed=ord(lid))
+        for p in listing.photos:
+            blobs.put(p.blob_key, f"bytes of {p.image_id}".encode())
+        store.add_listing(listing, M1)
+    store.delete_listing("b")
+    manifest = backup(store, blobs, tmp_path / "backup")
+    assert manifest["seq"] == store.head() == 4 and manifest["missing_blobs"] == []
+    target, target_blobs = open_store(f"sqlite:///{tmp_path / 'restored.sqlite'}"), LocalBlobStore(tmp_path / "rb")
+    restore(tmp_path / "backup", target, target_blobs)
+    assert target.head() == 4 and target.listing_ids() == store.listing_ids()
+    key = store.listing("c").key
+    assert np.array_equal(target.listing_vectors([key], M1)[key].photo_vectors,
+                          store.listing_vectors([key], M1)[key].photo_vectors)
+    assert target_blobs.get("photos/c-1.jpg") == b"bytes of c-1"
+    new_key, seq = target.add_listing(item("d"), M1)
+    assert new_key > key and seq == 5  # id generators continue after the restored ids
+    with pytest.raises(ValueError, match="not empty"):
+        restore(tmp_path / "backup", target, target_blobs)
