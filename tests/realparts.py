@@ -20,13 +20,14 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
 import pytest
 
-__all__ = ["in_ci", "moto_server", "need_module", "need_part", "postgres_server", "postgres_url",
+__all__ = ["in_ci", "mount_tmpfs", "moto_server", "need_module", "need_part", "postgres_server", "postgres_url",
            "s3_bucket", "s3_endpoint"]
 
 REALPART_FIXTURES = frozenset({"moto_server", "postgres_server", "postgres_url", "s3_bucket", "s3_endpoint"})
@@ -183,3 +184,17 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     finally:
         with psycopg.connect(f"{postgres_server}/postgres", autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def mount_tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (e.g. "64k", "8m") at ``path`` for real full and read-only disks; needs root."""
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        need_part(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

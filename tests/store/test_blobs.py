@@ -14,6 +14,7 @@ import pytest
 
 from listing_search.errors import BlobNotFound, StorageFull, StorageUnavailable
 from listing_search.store.blobs import BlobStore, LocalBlobStore, S3BlobStore, open_blobstore
+from tests.realparts import mount_tmpfs
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.realpart)])
@@ -136,17 +137,9 @@ def test_open_blobstore_picks_the_implementation(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs mounted for the test (needs root; skipped with the reason otherwise)."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
+    """A 64 KiB tmpfs mounted for the test (needs root)."""
+    with mount_tmpfs(tmp_path / "tiny", "64k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def _files(root: Path) -> list[str]:

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -404,8 +405,23 @@ class SearchEngine:
         if problem is None:
             blob = self.blobs.probe()
             problem = f"blob store: {blob}" if blob else None
+        problem = problem or self._low_disk()
         self._probe = (time.monotonic(), problem)
         return problem
+
+    def _low_disk(self) -> str | None:
+        """A local store or blob folder without room for one more upload (small probes may still fit)."""
+        need = self.settings.serve.max_upload_bytes
+        paths = [getattr(self.store, "path", None), getattr(self.blobs, "root", None)]  # SQLite file, folder
+        for path in (Path(p) for p in paths if p is not None):
+            folder = path if path.is_dir() else path.parent
+            try:
+                free = shutil.disk_usage(folder).free
+            except OSError:
+                continue
+            if free < need:
+                return f"disk full: {free} bytes free under {folder}, an upload may need {need}"
+        return None
 
     def health(self) -> dict:
         counts = self.store.counts()
