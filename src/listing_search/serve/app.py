@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from listing_search.rank.engine import SearchEngine
 from listing_search.serve import auth, errors
+from listing_search.serve.deadlines import BodyDeadlineMiddleware
 from listing_search.serve.limits import FORM_SLACK, BodyLimitMiddleware
 from listing_search.serve.metrics import Metrics, MetricsMiddleware
 from listing_search.serve.metrics import router as metrics_router
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     app.include_router(metrics_router)
     _include_web(app)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit(settings))
+    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.serve.body_timeout_s)
     auth.install(app, settings)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
