@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from listing_search.rank.engine import SearchEngine
@@ -45,7 +46,8 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
             await run_in_threadpool(_load, app, settings)
         yield
 
-    app = FastAPI(title="listing-search", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # Swagger UI and ReDoc assets from the fastapi-offline package, not a CDN: /docs works offline.
+    app = FastAPIOffline(title="listing-search", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings, app.state.engine, app.state.load_error = settings, engine, None
     app.state.metrics = Metrics()
     errors.install(app)
