@@ -1,7 +1,7 @@
 """One settings object for every stage, read from the environment (prefix ``LISTING_SEARCH_``).
 
 Nested sections are set with a double underscore, e.g. ``LISTING_SEARCH_DATA__IMAGE_SIZE=256``
-or ``LISTING_SEARCH_SERVE__API_KEY=secret``. The resolved settings are saved beside the artifacts
+or ``LISTING_SEARCH_SERVE__API_KEYS=key1,key2``. The resolved settings are saved beside the artifacts
 each stage writes, so every artifact can be reproduced from what sits next to it.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from listing_search import schema as S
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class DataSettings(BaseModel):
@@ -111,12 +111,30 @@ class StoreSettings(BaseModel):
 class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    api_key: str = Field("change-me", description="Required by the write endpoints (X-API-Key header).")
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "Keys accepted in the X-API-Key header of the write endpoints (several, for rotation): a JSON list "
+        "or comma-separated. None configured: writes are refused with 403."))
+    api_key: str | None = Field(None, description="One more accepted key (the older single-key setting).")
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_k: int = Field(100, ge=1)
+    header_timeout_s: float = Field(10.0, gt=0, description="A request's head must arrive within this; else 408 and closed.")
+    body_timeout_s: float = Field(30.0, gt=0, description="A request's whole body must arrive within this; else 408.")
     quantized: bool = Field(
         False, description="Serve the int8 vision graph (vision/quantize.py): ~2x faster network, embeddings "
         "at cosine ~0.99 to fp32; check the accuracy cost first (docs/performance.md).")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        """``a,b`` from the environment as well as a JSON list, so rotating a key needs no JSON quoting."""
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+        return value
+
+    def write_keys(self) -> tuple[str, ...]:
+        """Every configured key, blanks dropped; empty means writes are disabled."""
+        keys = [*self.api_keys, self.api_key or ""]
+        return tuple(dict.fromkeys(k.strip() for k in keys if k.strip()))
 
 
 class Settings(BaseSettings):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -165,3 +167,97 @@ def test_bad_new_listings_change_nothing(rw_client: TestClient, artifacts: Path)
 
 def test_no_500_in_metrics(client: TestClient) -> None:
     assert 'status="500"' not in client.get("/metrics").text
+
+
+def _history(*events: dict) -> str:
+    return json.dumps([{"listing_id": "listing-001", "event": "viewed", **e} for e in events])
+
+
+DAY = 86400.0
+NOW = time.time()
+SEARCH_HOSTILE = [  # (form fields besides the photo, field named in the reason)
+    ({"price_min": "inf"}, "price_min"), ({"price_max": "Infinity"}, "price_max"), ({"text": "a\x00b"}, "text"),
+    ({"text": "\x1b[31mred"}, "text"), ({"location": "Leeds\x00"}, "location"),
+    ({"category": "Home\x07"}, "category: Value error"), ({"category": "x" * 201}, "category: Value should have at most 200"),
+    ({"history": "[" * 50_000}, "recursion limit"), ({"history": _history(*[{}] * 201)}, "at most 200"), ({"history": _history({"timestamp": 0})}, "timestamp"),
+    ({"history": _history({"timestamp": -5})}, "timestamp"), ({"history": _history({"timestamp": 1})}, "timestamp"),
+    ({"history": _history({"timestamp": NOW + 10 * DAY})}, "future"), ({"history": _history({"timestamp": 1e308})}, "future"),
+    ({"history": '[{"listing_id": "listing-001", "timestamp": NaN}]'}, "timestamp"),
+    ({"history": '[{"listing_id": "listing-001", "timestamp": Infinity}]'}, "timestamp"),
+    ({"history": '[{"listing_id": "a\\u0000"}]'}, "listing_id"),
+]
+
+
+@pytest.mark.parametrize(("data", "reason"), SEARCH_HOSTILE)
+def test_hostile_search_fields(client: TestClient, built_artifacts: Path, data: dict, reason: str) -> None:
+    files = {"image": ("x.jpg", photo_bytes(built_artifacts), "image/jpeg")}
+    r = client.post("/v1/search", files=files, data=data)
+    assert r.status_code == 422, r.text
+    assert reason in r.json()["detail"]
+
+
+def _event(**fields: object) -> dict:
+    return {"listing_id": "listing-001", "event": "viewed", **fields}
+
+
+RECOMMEND_HOSTILE = [  # (raw JSON body, field named in the reason)
+    (json.dumps({"history": [_event(timestamp=0)]}), "timestamp"),
+    (json.dumps({"history": [_event(timestamp=-1)]}), "timestamp"),
+    (json.dumps({"history": [_event(timestamp=NOW + 10 * DAY)]}), "future"),
+    ('{"history": [{"listing_id": "listing-001", "timestamp": NaN}]}', "invalid JSON"),
+    ('{"history": [{"listing_id": "listing-001", "timestamp": Infinity}]}', "invalid JSON"),
+    ('{"history": [{"listing_id": "listing-001", "timestamp": 1e400}]}', "timestamp"),
+    (json.dumps({"history": [_event()] * 201}), "history"),
+    ('{"history": [{"listing_id": "\\ud800"}]}', "invalid JSON"),
+    (json.dumps({"history": [_event()], "query": "a\x00b"}), "query"),
+    ('{"history": [], "query": "\\udfff"}', "invalid JSON"),
+    (json.dumps({"history": [_event()], "category": "Home\x1b"}), "category: Value error"),
+    (json.dumps({"history": [_event()], "category": "x" * 201}), "category: Value should have at most 200"),
+    ("[" * 50_000, "recursion limit"),
+    ('{"history": ' + "[" * 50_000, "recursion limit"),
+]
+
+
+@pytest.mark.parametrize(("body", "reason"), RECOMMEND_HOSTILE)
+def test_hostile_recommend_bodies(client: TestClient, body: str, reason: str) -> None:
+    r = client.post("/v1/recommend", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert reason in r.json()["detail"]
+
+
+LISTING_HOSTILE = [  # (form fields over a valid title and category, field named in the reason)
+    ({"price": "inf"}, "price"), ({"price": "1e999"}, "price"), ({"title": "   "}, "title: Value error, must not be blank"),
+    ({"title": "\t\n"}, "title"), ({"title": "a\x00b"}, "title"), ({"category": " "}, "category: Value error"),
+    ({"description": "nice\x00"}, "description"), ({"location": "Leeds\x1b"}, "location"),
+    ({"category_path": "a\x7fb"}, "category_path"),
+]
+
+
+@pytest.mark.parametrize(("fields", "reason"), LISTING_HOSTILE)
+def test_hostile_listing_fields(rw_client: TestClient, artifacts: Path, fields: dict, reason: str) -> None:
+    before = rw_client.get("/health").json()
+    photo = [("photos", ("x.jpg", photo_bytes(artifacts), "image/jpeg"))]
+    r = rw_client.post("/v1/listings", data={"title": "t", "category": "Appliances", **fields}, files=photo,
+                       headers={"X-API-Key": API_KEY})
+    assert r.status_code == 422, r.text
+    assert reason in r.json()["detail"]
+    assert rw_client.get("/health").json() == before
+
+
+def test_title_that_is_not_utf8_is_refused(rw_client: TestClient, artifacts: Path) -> None:
+    """Invalid UTF-8 is read as Latin-1 by the form parser: its bytes become C1 controls, refused."""
+    files = [("photos", ("x.jpg", photo_bytes(artifacts), "image/jpeg")), ("title", (None, b"a\xed\xa0\x80b")),
+             ("category", (None, b"Appliances"))]
+    r = rw_client.post("/v1/listings", files=files, headers={"X-API-Key": API_KEY})
+    assert r.status_code == 422 and "title" in r.json()["detail"]
+
+
+def test_text_is_stored_nfc_normalised_and_stripped(rw_client: TestClient, artifacts: Path) -> None:
+    decomposed = "  Cafe\u0301 table  "
+    r = rw_client.post("/v1/listings", data={"title": decomposed, "category": "Appliances",
+                                             "location": "Ko\u0308ln"},
+                       files=[("photos", ("x.jpg", photo_bytes(artifacts), "image/jpeg"))],
+                       headers={"X-API-Key": API_KEY})
+    assert r.status_code == 201, r.text
+    stored = rw_client.get(f"/v1/listings/{r.json()['id']}").json()
+    assert stored["title"] == "Caf\u00e9 table" and stored["location"] == "K\u00f6ln"

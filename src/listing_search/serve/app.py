@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from listing_search.rank.engine import SearchEngine
-from listing_search.serve import errors
+from listing_search.serve import auth, errors
+from listing_search.serve.deadlines import BodyDeadlineMiddleware
 from listing_search.serve.limits import FORM_SLACK, BodyLimitMiddleware
 from listing_search.serve.metrics import Metrics, MetricsMiddleware
 from listing_search.serve.metrics import router as metrics_router
@@ -48,7 +50,8 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
         if app.state.engine is not None and app.state.follow:
             await run_in_threadpool(app.state.engine.close)  # stops following, writes a last snapshot
 
-    app = FastAPI(title="listing-search", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # Swagger UI and ReDoc assets from the fastapi-offline package, not a CDN: /docs works offline.
+    app = FastAPIOffline(title="listing-search", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings, app.state.engine, app.state.load_error = settings, engine, None
     app.state.follow = engine is None  # a given engine is the caller's to run
     app.state.metrics = Metrics()
@@ -58,6 +61,8 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     app.include_router(metrics_router)
     _include_web(app)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit(settings))
+    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.serve.body_timeout_s)
+    auth.install(app, settings)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, UploadFile
 from fastapi.security import APIKeyHeader
 
 from listing_search.rank.engine import SearchEngine
+from listing_search.serve.auth import refusal
 from listing_search.settings import Settings
 
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
-                              description="Needed to add or delete listings (settings.serve.api_key).")
+                              description="Needed to add or delete listings (settings.serve.api_keys).")
 READ_CHUNK = 1 << 20
 
 
@@ -34,11 +34,11 @@ EngineDep = Annotated[SearchEngine, Depends(get_engine)]
 
 
 def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(API_KEY_HEADER)] = None) -> None:
-    """401 without a key, 403 with a wrong one (compared in constant time)."""
-    if not key:
-        raise HTTPException(401, "missing X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"})
-    if not secrets.compare_digest(key.encode(), settings.serve.api_key.encode()):
-        raise HTTPException(403, "invalid API key")
+    """The ApiKeyMiddleware's check again, so a route cannot be mounted without it; documents the header."""
+    refused = refusal(key.encode() if key else None, settings.serve.write_keys())
+    if refused is not None:
+        headers = {"WWW-Authenticate": "X-API-Key"} if refused[0] == 401 else None
+        raise HTTPException(*refused, headers=headers)
 
 
 def read_upload(upload: UploadFile, settings: Settings, field: str = "image") -> bytes:

@@ -63,7 +63,12 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
     errors = exc.errors()
     parts = []
     for err in errors:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form"))
+        loc = ".".join(str(p) for p in _field_loc(err.get("loc", ())))
         parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid")))
     safe = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
     return JSONResponse({"detail": "; ".join(parts) or "invalid request", "errors": safe}, status_code=422)
+
+
+def _field_loc(loc: tuple | list) -> tuple | list:
+    """The field's path without where it came from: ``("body", "query")`` is the field ``query``."""
+    return loc[1:] if loc and loc[0] in ("body", "query", "path", "header", "form") else loc

@@ -74,8 +74,13 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _reject(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"upload too large: request body over {limit} bytes"}).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
+    await send_json(send, 413, f"upload too large: request body over {limit} bytes")
+
+
+async def send_json(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A JSON error answered from middleware; ``connection: close`` because the body may be unread."""
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close")]})
+        (b"connection", b"close"), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from listing_search.store.models import Listing
 from listing_search.rank.candidates import ListingHit
+from listing_search.serve.validate import MAX_HISTORY_EVENTS, Text, Timestamp
 
 
 class ErrorOut(BaseModel):
@@ -107,17 +108,17 @@ class HealthOut(BaseModel):
 class HistoryEventIn(BaseModel):
     """One thing the user did with a listing (the shape of ``rank.personalise.HistoryEvent``)."""
 
-    listing_id: str = Field(max_length=200, examples=["243809c0-9cfc-4486-ad12-3b7a16605ba9"])
+    listing_id: Text = Field(max_length=200, examples=["243809c0-9cfc-4486-ad12-3b7a16605ba9"])
     event: Literal["viewed", "liked", "searched"] = "viewed"
-    timestamp: float | None = Field(None, description="Seconds since the epoch; older events count less.",
+    timestamp: Timestamp | None = Field(None, description="Seconds since the epoch; older events count less.",
                                     examples=[1700000000])
 
 
 class RecommendIn(BaseModel):
-    history: list[HistoryEventIn] = Field(default_factory=list, max_length=500)
-    query: str | None = Field(None, max_length=1000, description="Optional words blended with the history.")
+    history: list[HistoryEventIn] = Field(default_factory=list, max_length=MAX_HISTORY_EVENTS)
+    query: Text | None = Field(None, max_length=1000, description="Optional words blended with the history.")
     k: int = Field(10, description="How many listings (1..max_k).")
-    category: str | None = Field(None, description="Root category filter.")
+    category: Text | None = Field(None, max_length=200, description="Root category filter.")
 
 
 class RecommendOut(BaseModel):

@@ -22,7 +22,9 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     import uvicorn
 
     from listing_search.serve.app import create_app
+    from listing_search.serve.deadlines import header_deadline_protocol
 
     app = create_app(settings)
     uvicorn.run(app, host=host or settings.serve.host, port=port or settings.serve.port,
-                log_level=settings.log_level.lower(), timeout_keep_alive=5, proxy_headers=True)
+                log_level=settings.log_level.lower(), timeout_keep_alive=5, proxy_headers=True,
+                http=header_deadline_protocol(settings.serve.header_timeout_s))

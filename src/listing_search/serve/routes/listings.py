@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path,
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload, require_api_key
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.schemas import DeletedOut, ListingOut, SearchHitOut, SimilarOut
+from listing_search.serve.validate import NonBlankText, Price, Text
 
 router = APIRouter(prefix="/v1/listings", tags=["listings"], responses=ERROR_RESPONSES)
 MAX_PHOTOS = 10
@@ -40,13 +41,13 @@ def similar_listings(engine: EngineDep, settings: SettingsDep, listing_id: Listi
 def add_listing(
     engine: EngineDep,
     settings: SettingsDep,
-    title: Annotated[str, Form(min_length=1, max_length=300, examples=["Pine bed frame"])],
-    category: Annotated[str, Form(description="Root category.", examples=["Home & Garden"])],
+    title: Annotated[NonBlankText, Form(min_length=1, max_length=300, examples=["Pine bed frame"])],
+    category: Annotated[NonBlankText, Form(max_length=200, description="Root category.", examples=["Home & Garden"])],
     photos: Annotated[list[UploadFile], File(description=f"1..{MAX_PHOTOS} photos.")],
-    description: Annotated[str, Form(max_length=20_000)] = "",
-    price: Annotated[float | None, Form(ge=0, examples=[40.0])] = None,
-    location: Annotated[str, Form(max_length=200, examples=["Leeds, West Yorkshire"])] = "",
-    category_path: Annotated[str | None, Form(max_length=500)] = None,
+    description: Annotated[Text, Form(max_length=20_000)] = "",
+    price: Annotated[Price | None, Form(ge=0, examples=[40.0])] = None,
+    location: Annotated[Text, Form(max_length=200, examples=["Leeds, West Yorkshire"])] = "",
+    category_path: Annotated[Text | None, Form(max_length=500)] = None,
     idempotency_key: Annotated[str | None, Header(
         alias="Idempotency-Key", min_length=1, max_length=200,
         description="Retries with the same key and body within 24 h return the first 201 and add nothing.")] = None,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.schemas import CategoryOut, CategoryScore, FeaturesOut, SimilarImagesOut
+from listing_search.serve.validate import Text
 
 router = APIRouter(tags=["predict"], responses=ERROR_RESPONSES)
 ImageFile = Annotated[UploadFile, File(description="A photo: JPEG, PNG, WebP, ... (multipart field `image`).")]
@@ -34,7 +35,7 @@ def similar_images(engine: EngineDep, settings: SettingsDep, image: ImageFile,
 def predict_category(
     engine: EngineDep, settings: SettingsDep,
     image: Annotated[UploadFile | None, File(description="A photo of the item.")] = None,
-    text: Annotated[str | None, Form(max_length=5000, description="The listing's title (and description).",
+    text: Annotated[Text | None, Form(max_length=5000, description="The listing's title (and description).",
                                      examples=["pine bed frame"])] = None,
     top: Annotated[int, Form(ge=1, le=50, description="How many categories.")] = 3,
 ) -> CategoryOut:

@@ -6,19 +6,20 @@ history itself is also accepted by ``/v1/search`` (form field ``history``, the s
 
 from __future__ import annotations
 
-import json
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from listing_search.store.models import Filters
 from listing_search.rank.personalise import HistoryEvent
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.schemas import HistoryEventIn, RecommendIn, RecommendOut, SearchHitOut
+from listing_search.serve.validate import MAX_HISTORY_CHARS, MAX_HISTORY_EVENTS, BoundedJSONRoute
 
-router = APIRouter(prefix="/v1", tags=["recommend"], responses=ERROR_RESPONSES)
-_HISTORY = TypeAdapter(list[HistoryEventIn])
+router = APIRouter(prefix="/v1", tags=["recommend"], responses=ERROR_RESPONSES, route_class=BoundedJSONRoute)
+_HISTORY = TypeAdapter(Annotated[list[HistoryEventIn], Field(max_length=MAX_HISTORY_EVENTS)])
 
 
 def to_events(items: list[HistoryEventIn]) -> tuple[HistoryEvent, ...]:
@@ -26,17 +27,26 @@ def to_events(items: list[HistoryEventIn]) -> tuple[HistoryEvent, ...]:
 
 
 def parse_history(raw: str | None) -> tuple[HistoryEvent, ...]:
-    """The ``history`` form field of ``/v1/search``: a JSON list of events; 422 with the reason if not."""
+    """The ``history`` form field of ``/v1/search``: a JSON list of events; 422 with the reason if not.
+
+    Parsed by pydantic's JSON parser, which caps nesting depth (``json.loads`` would recurse
+    50,000 brackets deep into a RecursionError), after a cap on the size."""
     if not raw or not raw.strip():
         return ()
+    if len(raw) > MAX_HISTORY_CHARS:
+        raise HTTPException(422, f"history: at most {MAX_HISTORY_CHARS} characters")
     try:
-        items = _HISTORY.validate_python(json.loads(raw))
-    except (json.JSONDecodeError, ValidationError) as exc:
-        raise HTTPException(422, f"history: expected a JSON list of {{listing_id, event, timestamp}}: "
-                                 f"{str(exc).splitlines()[0]}") from None
-    if len(items) > 500:
-        raise HTTPException(422, "history: at most 500 events")
-    return to_events(items)
+        return to_events(_HISTORY.validate_json(raw))
+    except ValidationError as exc:
+        raise HTTPException(422, f"history: expected a JSON list of at most {MAX_HISTORY_EVENTS} "
+                                 f"{{listing_id, event, timestamp}}: {first_error(exc)}") from None
+
+
+def first_error(exc: ValidationError) -> str:
+    """``loc: message`` of the first problem, without echoing the (possibly huge) input."""
+    err = exc.errors(include_input=False, include_url=False)[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else err["msg"]
 
 
 @router.post("/recommend", response_model=RecommendOut, summary="Listings for a user, from their history")

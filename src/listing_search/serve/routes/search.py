@@ -12,6 +12,7 @@ from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_uplo
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.routes.recommend import parse_history
 from listing_search.serve.schemas import SearchHitOut, SearchOut
+from listing_search.serve.validate import MAX_HISTORY_CHARS, Price, Text
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
 
@@ -21,15 +22,16 @@ def search(
     engine: EngineDep,
     settings: SettingsDep,
     image: Annotated[UploadFile | None, File(description="A photo of what you look for.")] = None,
-    text: Annotated[str | None, Form(max_length=1000, description="Words (needs the text model).",
+    text: Annotated[Text | None, Form(max_length=1000, description="Words (needs the text model).",
                                      examples=["pine bed frame"])] = None,
     k: Annotated[int, Form(description="How many listings (1..max_k).")] = 10,
-    category: Annotated[str | None, Form(description="Root category.", examples=["Home & Garden"])] = None,
-    price_min: Annotated[float | None, Form(ge=0, examples=[5])] = None,
-    price_max: Annotated[float | None, Form(ge=0, examples=[100])] = None,
-    location: Annotated[str | None, Form(max_length=200, description="Substring of the location.",
+    category: Annotated[Text | None, Form(max_length=200, description="Root category.",
+                                          examples=["Home & Garden"])] = None,
+    price_min: Annotated[Price | None, Form(ge=0, examples=[5])] = None,
+    price_max: Annotated[Price | None, Form(ge=0, examples=[100])] = None,
+    location: Annotated[Text | None, Form(max_length=200, description="Substring of the location.",
                                          examples=["Leeds"])] = None,
-    history: Annotated[str | None, Form(max_length=100_000, description=(
+    history: Annotated[str | None, Form(max_length=MAX_HISTORY_CHARS, description=(
         "Optional JSON list of {listing_id, event: viewed|liked|searched, timestamp?}: results lean "
         "towards what the history says."), examples=['[{"listing_id": "243809c0", "event": "liked"}]'])] = None,
 ) -> SearchOut:
