@@ -96,10 +96,12 @@ def add(base: str, n: int, key: str | None = None, timeout: float = 20) -> httpx
 
 
 def top_image(base: str, jpeg: bytes) -> tuple[str, str]:
+    """(image id, listing id) of the nearest catalogue photo."""
     r = httpx.post(f"{base}/predict/similar_images", files={"image": ("q.jpg", jpeg, "image/jpeg")},
                    data={"k": "1"}, timeout=10)
     r.raise_for_status()
     body = r.json()
+    assert len(body["image_ids"]) == 1, body
     return body["image_ids"][0], body["listing_ids"][0]
 
 

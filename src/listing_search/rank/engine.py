@@ -166,11 +166,11 @@ class SearchEngine:
     def similar_images(self, data: bytes, k: int) -> list[ImageHit]:
         """Nearest catalogue photos to a photo, photo by photo (no grouping)."""
         vec = self.embed_image(data)
-        with self.live.lock:
-            res = self.image_index.search(vec[None], k)
+        with self.live.lock:  # a few spare: a photo deleted in the store may still await this replica's log
+            res = self.image_index.search(vec[None], k + WIDEN)
         names = self.store.image_ids(res.ids[0].tolist())
         return [ImageHit(int(v), *names[int(v)], float(s)) for s, v in zip(res.scores[0], res.ids[0])
-                if int(v) in names]
+                if int(v) in names][:k]
 
     def search(self, query: SearchQuery) -> list[ListingHit]:
         """Ranked listings for a photo and/or words, filtered, one result per listing."""
