@@ -80,6 +80,7 @@ def test_text_and_image_fused_with_a_custom_rescorer(artifacts: Path) -> None:
     assert both[0].listing.listing_id == "listing-004"  # text weighs more in this rescorer
     assert all(set(h.scores) == {IMAGE, TEXT} for h in both)  # missing channel filled exactly
     assert len(seen) == 2
-    added, created = engine.add_listing({"title": "Item 31", "root_category": RARE}, [photo_bytes(artifacts)])
-    assert created
+    written = engine.add_listing({"title": "Item 31", "root_category": RARE}, [photo_bytes(artifacts)])
+    assert written.created and written.seq == engine.live.seq
+    added = written.listing
     assert engine.search(SearchQuery(text="item 31", k=1))[0].listing.listing_id == added.listing_id

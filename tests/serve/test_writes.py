@@ -33,6 +33,7 @@ def test_same_key_and_body_returns_the_first_201_and_adds_nothing(rw_client: Tes
     again = post(rw_client, artifacts, "order-1")
     assert first.status_code == again.status_code == 201 and again.json()["id"] == first.json()["id"]
     assert again.headers.get("Idempotent-Replayed") == "true" and "Idempotent-Replayed" not in first.headers
+    assert int(first.headers["X-Log-Seq"]) == rw_client.get("/health").json()["log_seq"]
     assert listings_titled(serve_settings(artifacts), artifacts, "idempotent chair") == 1
     other = post(rw_client, artifacts, "order-1", title="another chair")
     assert other.status_code == 422 and "different request body" in other.json()["detail"]

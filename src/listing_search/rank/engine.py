@@ -64,6 +64,15 @@ class TextSearchUnavailable(RuntimeError):
 
 
 @dataclass
+class Written:
+    """What a write did: the listing, whether it was created now (False: an idempotent replay), its log seq."""
+
+    listing: Listing
+    created: bool
+    seq: int
+
+
+@dataclass
 class ImageHit:
     vector_id: int
     image_id: str
@@ -288,10 +297,11 @@ class SearchEngine:
         if filters.root_category is not None and filters.root_category not in self.categories:
             raise UnknownCategory(f"unknown category {filters.root_category!r}; expected one of {self.categories}")
 
-    def add_listing(self, fields: dict, photos: list[bytes], idempotency_key: str | None = None) -> tuple[Listing, bool]:
+    def add_listing(self, fields: dict, photos: list[bytes], idempotency_key: str | None = None) -> "Written":
         """Check, standardise and embed the photos, store their bytes, then commit the listing with its
         vectors and log entry in one transaction. Returns (listing, created): a retry with the same
-        ``idempotency_key`` and body returns the first listing and ``created=False``.
+        ``idempotency_key`` and body returns the first listing and ``created=False``; ``seq`` is the log
+        sequence a replica must have applied to find the listing (``/health``'s ``log_seq``).
 
         Raises ``ImageRejected`` / ``UnknownCategory`` before anything is written, ``IdempotencyConflict``
         for a reused key with another body, ``StorageError`` when storage refuses the write (nothing kept).
@@ -303,7 +313,7 @@ class SearchEngine:
         if idempotency_key:
             earlier = self.store.idempotent_listing(idempotency_key, body_hash)
             if earlier is not None:
-                return self._replayed(earlier), False
+                return Written(self._replayed(earlier), False, self.store.head())
         jpegs = [self._standardised_jpeg(p) for p in photos]
         vectors = np.stack([self.embed_image(j) for j in jpegs])
         item = self._listing_in(fields, root, jpegs, vectors)
@@ -313,13 +323,13 @@ class SearchEngine:
                                             (idempotency_key, body_hash) if idempotency_key else None)
         except IdempotentReplay as replay:  # a concurrent retry won the race
             self._delete_blobs(p.blob_key for p in item.photos)
-            return self._replayed(replay.listing_id), False
+            return Written(self._replayed(replay.listing_id), False, self.store.head())
         except BaseException:
             self._delete_blobs(p.blob_key for p in item.photos)
             raise
         self._follow_own_write()
         log.info("added listing %s with %d photos at seq %d", item.listing_id, len(item.photos), seq)
-        return self._committed(item), True
+        return Written(self._committed(item), True, seq)
 
     def _listing_in(self, fields: dict, root: str, jpegs: list[bytes], vectors: np.ndarray) -> ListingIn:
         record = {**fields, "category_path": fields.get("category_path") or root,
@@ -381,16 +391,17 @@ class SearchEngine:
         assert self.text_encoder is not None
         return self.text_encoder.encode([listing_text(record.get("title", ""), record.get("description", ""))])
 
-    def remove_listing(self, listing_id: str) -> bool:
-        """Delete from the store (one transaction with its log entry), then its photos' bytes."""
+    def remove_listing(self, listing_id: str) -> int | None:
+        """Delete from the store (one transaction with its log entry), then its photos' bytes; the log
+        sequence of the delete, or None for an unknown listing."""
         deleted = self.store.delete_listing(listing_id)
         if deleted is None:
-            return False
+            return None
         _, blob_keys, seq = deleted
         self._delete_blobs(blob_keys)
         self._follow_own_write()
         log.info("removed listing %s (%d photos) at seq %d", listing_id, len(blob_keys), seq)
-        return True
+        return seq
 
     def write_problem(self, every_s: float = 2.0) -> str | None:
         """Why writes would fail now (None when they would succeed); probed at most every ``every_s``."""

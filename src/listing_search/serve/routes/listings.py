@@ -13,6 +13,9 @@ from listing_search.serve.validate import NonBlankText, Price, Text
 
 router = APIRouter(prefix="/v1/listings", tags=["listings"], responses=ERROR_RESPONSES)
 MAX_PHOTOS = 10
+# The change-log sequence of a write: a client reading from another replica waits until that
+# replica's /health shows log_seq >= this value to read its own write.
+LOG_SEQ_HEADER = "X-Log-Seq"
 ListingId = Annotated[str, Path(min_length=1, max_length=128, description="Listing id.")]
 AUTH_RESPONSES: dict[int | str, dict] = {401: {"description": "Missing X-API-Key"},
                                          403: {"description": "Wrong X-API-Key"}}
@@ -59,15 +62,18 @@ def add_listing(
     data = [read_upload(p, settings, f"photos[{i}]") for i, p in enumerate(photos)]
     fields = {"title": title.strip(), "description": description, "price": price, "location": location,
               "root_category": category, "category_path": category_path}
-    listing, created = engine.add_listing(fields, data, idempotency_key)
-    if not created:
+    written = engine.add_listing(fields, data, idempotency_key)
+    response.headers[LOG_SEQ_HEADER] = str(written.seq)
+    if not written.created:
         response.headers["Idempotent-Replayed"] = "true"
-    return ListingOut.of(listing)
+    return ListingOut.of(written.listing)
 
 
 @router.delete("/{listing_id}", response_model=DeletedOut, summary="Delete a listing",
                dependencies=[Depends(require_api_key)], responses={**AUTH_RESPONSES, 404: {}})
-def delete_listing(engine: EngineDep, listing_id: ListingId) -> DeletedOut:
-    if not engine.remove_listing(listing_id):
+def delete_listing(engine: EngineDep, listing_id: ListingId, response: Response) -> DeletedOut:
+    seq = engine.remove_listing(listing_id)
+    if seq is None:
         raise HTTPException(404, f"unknown listing {listing_id!r}")
+    response.headers[LOG_SEQ_HEADER] = str(seq)
     return DeletedOut(deleted=listing_id)
