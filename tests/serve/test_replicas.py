@@ -37,13 +37,14 @@ class Cluster:
     artifacts: Path
     store_url: str
     env: dict[str, str]
+    shared_folder: bool = False  # SQLite: separate servers over one artifacts folder, snapshots and all
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     bases: dict[str, str] = field(default_factory=dict)
 
     def start(self, name: str, snapshot_dir: Path | None = None) -> str:
         port = free_port()
         env = dict(self.env)
-        if snapshot_dir is not None:
+        if snapshot_dir is not None and not self.shared_folder:
             env["LISTING_SEARCH_STORE__SNAPSHOT_DIR"] = str(snapshot_dir)
         cmd = [sys.executable, "-m", "listing_search.cli", "serve", "--artifacts", str(self.artifacts),
                "--host", "127.0.0.1", "--port", str(port)]
@@ -76,7 +77,7 @@ def cluster(request: pytest.FixtureRequest, built_artifacts: Path, tmp_path: Pat
         build_index(settings, art, force=True)  # the builder loads the dataset into PostgreSQL
     else:
         url = f"sqlite:///{art / 'store.sqlite'}"
-    c = Cluster(art, url, env)
+    c = Cluster(art, url, env, shared_folder=request.param == "sqlite")
     try:
         yield c
     finally:

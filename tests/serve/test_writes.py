@@ -68,3 +68,16 @@ def test_lost_database_connection_is_503_then_a_retry_writes_once(pg_client, art
     assert listings_titled(settings, artifacts, "pg chair") == 1
     terminate_connections(settings.store.url)
     assert client.get(f"/v1/listings/{retry.json()['id']}").status_code == 200  # reads reconnect by themselves
+
+
+def test_delete_removes_the_photos_bytes_and_metrics_show_the_log(rw_client: TestClient, artifacts: Path) -> None:
+    r = post(rw_client, artifacts, None, title="short-lived")
+    image_id, seq = r.json()["photos"][0]["image_id"], int(r.headers["X-Log-Seq"])
+    blob = artifacts / "blobs" / "photos" / f"{image_id}.jpg"
+    assert blob.is_file()
+    gone = rw_client.delete(f"/v1/listings/{r.json()['id']}", headers={"X-API-Key": API_KEY})
+    assert gone.status_code == 200 and int(gone.headers["X-Log-Seq"]) == seq + 1
+    assert not blob.exists() and rw_client.get(f"/v1/images/{image_id}").status_code == 404
+    metrics = rw_client.get("/metrics").text
+    assert f"replica_log_seq {float(seq + 1)}" in metrics and "replica_log_lag_entries 0.0" in metrics
+    assert "replica_snapshot_age_seconds" in metrics
