@@ -255,11 +255,12 @@ def serve(
     artifacts: ArtifactsOpt = Path("artifacts"),
     host: Annotated[Optional[str], typer.Option(help="Bind address (default settings.serve.host).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default settings.serve.port).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Server processes (default settings.serve.workers).")] = None,
 ) -> None:
-    """Serve the API (ONNX Runtime model, index and catalogue loaded once); never imports torch."""
+    """Serve the API (ONNX Runtime model, store and derived indexes loaded once per process); never imports torch."""
     from listing_search.serve.server import check_artifacts, serve as run_serve
 
-    settings = _settings(artifacts, serve={"host": host, "port": port})
+    settings = _settings(artifacts, serve={"host": host, "port": port, "workers": workers})
     missing = check_artifacts(artifacts)
     if missing:
         _fail(f"cannot serve {artifacts}: missing {missing} (run `listing-search index` after embed)")

@@ -117,6 +117,7 @@ class ServeSettings(BaseModel):
     api_key: str | None = Field(None, description="One more accepted key (the older single-key setting).")
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_k: int = Field(100, ge=1)
+    workers: int = Field(1, ge=1, le=64, description="Server processes; each follows the store's change log.")
     header_timeout_s: float = Field(10.0, gt=0, description="A request's head must arrive within this; else 408 and closed.")
     body_timeout_s: float = Field(30.0, gt=0, description="A request's whole body must arrive within this; else 408.")
     quantized: bool = Field(

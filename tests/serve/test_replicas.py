@@ -41,13 +41,13 @@ class Cluster:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     bases: dict[str, str] = field(default_factory=dict)
 
-    def start(self, name: str, snapshot_dir: Path | None = None) -> str:
+    def start(self, name: str, snapshot_dir: Path | None = None, workers: int = 1) -> str:
         port = free_port()
         env = dict(self.env)
         if snapshot_dir is not None and not self.shared_folder:
             env["LISTING_SEARCH_STORE__SNAPSHOT_DIR"] = str(snapshot_dir)
         cmd = [sys.executable, "-m", "listing_search.cli", "serve", "--artifacts", str(self.artifacts),
-               "--host", "127.0.0.1", "--port", str(port)]
+               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         base = f"http://127.0.0.1:{port}"
         wait_healthy(proc, base)
@@ -201,3 +201,20 @@ def test_kill_9_during_writes_loses_nothing_acknowledged(cluster: Cluster, tmp_p
         jpeg = stored_photo(cluster.bases["a"], image_id)
         for name in names:
             wait_searchable(cluster.bases[name], listing_id, image_id, jpeg)
+
+
+def test_workers_of_one_server_all_see_every_write(cluster: Cluster) -> None:
+    """uvicorn worker processes answer at random: each must have applied the others' writes."""
+    base = cluster.start("w", workers=2)
+    added = []
+    for n in range(4):
+        r = add(base, 500 + n)
+        assert r.status_code == 201, r.text
+        image_id = r.json()["photos"][0]["image_id"]
+        added.append((r.json()["id"], image_id, stored_photo(base, image_id)))
+    for listing_id, image_id, jpeg in added:
+        wait_searchable(base, listing_id, image_id, jpeg)
+    time.sleep(1.0)  # every worker has polled the log by now
+    for _ in range(3):
+        for listing_id, image_id, jpeg in added:
+            assert top_image(base, jpeg) == (image_id, listing_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from listing_search import schema as S
@@ -24,7 +25,13 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     from listing_search.serve.app import create_app
     from listing_search.serve.deadlines import header_deadline_protocol
 
-    app = create_app(settings)
-    uvicorn.run(app, host=host or settings.serve.host, port=port or settings.serve.port,
-                log_level=settings.log_level.lower(), timeout_keep_alive=5, proxy_headers=True,
-                http=header_deadline_protocol(settings.serve.header_timeout_s))
+    options = dict(host=host or settings.serve.host, port=port or settings.serve.port,
+                   log_level=settings.log_level.lower(), timeout_keep_alive=5, proxy_headers=True,
+                   http=header_deadline_protocol(settings.serve.header_timeout_s))
+    if settings.serve.workers > 1:
+        # Each worker process loads its own engine from the environment's settings and follows the
+        # store's change log, so a write taken by one worker is searchable on all of them.
+        os.environ["LISTING_SEARCH_ARTIFACTS_DIR"] = str(Path(settings.artifacts_dir).resolve())
+        uvicorn.run("listing_search.serve.app:create_app", factory=True, workers=settings.serve.workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
