@@ -10,6 +10,7 @@ middleware around ``receive``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -125,3 +126,19 @@ class HeaderDeadlineProtocol(H11Protocol):
 def header_deadline_protocol(seconds: float) -> type[HeaderDeadlineProtocol]:
     """The protocol class uvicorn's ``http=`` option takes, with this deadline."""
     return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout": seconds})
+
+
+class SettingsHeaderDeadlineProtocol(HeaderDeadlineProtocol):
+    """For ``serve --workers N``: uvicorn hands worker processes the protocol class by name, so the
+    deadline comes from the settings in the environment rather than from a class made at run time."""
+
+    @property
+    def header_timeout(self) -> float:  # type: ignore[override]
+        return _settings_header_timeout()
+
+
+@functools.cache
+def _settings_header_timeout() -> float:
+    from listing_search.settings import get_settings
+
+    return get_settings().serve.header_timeout_s

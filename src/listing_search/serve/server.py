@@ -23,7 +23,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     import uvicorn
 
     from listing_search.serve.app import create_app
-    from listing_search.serve.deadlines import header_deadline_protocol
+    from listing_search.serve.deadlines import SettingsHeaderDeadlineProtocol, header_deadline_protocol
 
     options = dict(host=host or settings.serve.host, port=port or settings.serve.port,
                    log_level=settings.log_level.lower(), timeout_keep_alive=5, proxy_headers=True,
@@ -32,6 +32,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
         # Each worker process loads its own engine from the environment's settings and follows the
         # store's change log, so a write taken by one worker is searchable on all of them.
         os.environ["LISTING_SEARCH_ARTIFACTS_DIR"] = str(Path(settings.artifacts_dir).resolve())
+        options["http"] = SettingsHeaderDeadlineProtocol  # picklable by name, unlike a class made here
         uvicorn.run("listing_search.serve.app:create_app", factory=True, workers=settings.serve.workers, **options)
     else:
         uvicorn.run(create_app(settings), **options)
