@@ -10,28 +10,12 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from listing_search.schema import IMAGES_CSV, IMAGES_DIR, PRODUCTS_CSV
+from listing_search.store.blobs import S3Url, s3_client
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class S3Url:
-    bucket: str
-    prefix: str
-
-    @classmethod
-    def parse(cls, url: str) -> "S3Url":
-        if not url.startswith("s3://"):
-            raise ValueError(f"not an s3:// url: {url!r}")
-        bucket, _, prefix = url[5:].partition("/")
-        if not bucket:
-            raise ValueError(f"no bucket in {url!r}")
-        prefix = prefix.strip("/")
-        return cls(bucket, f"{prefix}/" if prefix else "")
 
 
 def is_s3(src: str | os.PathLike) -> bool:
@@ -51,15 +35,9 @@ def resolve_source(src: str | os.PathLike, cache_dir: Path, endpoint_url: str | 
     return path
 
 
-def _s3_client(endpoint_url: str | None):
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
-
-
 def mirror_s3(url: S3Url, cache_dir: Path, endpoint_url: str | None = None, threads: int = 16) -> Path:
     """Download the tables and ``images/`` under ``url`` into ``cache_dir`` (skipping same-size files)."""
-    client = _s3_client(endpoint_url)
+    client = s3_client(endpoint_url)
     wanted: list[tuple[str, int]] = []
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=url.bucket, Prefix=url.prefix):

@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
@@ -209,7 +210,24 @@ def _s3_errors(what: str) -> Iterator[None]:
         raise StorageUnavailable(f"{what}: {exc}") from exc
 
 
-def _s3_client(endpoint_url: str | None) -> Any:
+@dataclass(frozen=True)
+class S3Url:
+    bucket: str
+    prefix: str  # "" or ending in "/"
+
+    @classmethod
+    def parse(cls, url: str) -> "S3Url":
+        if not url.startswith("s3://"):
+            raise ValueError(f"not an s3:// url: {url!r}")
+        bucket, _, prefix = url[5:].partition("/")
+        if not bucket:
+            raise ValueError(f"no bucket in {url!r}")
+        prefix = prefix.strip("/")
+        return cls(bucket, f"{prefix}/" if prefix else "")
+
+
+def s3_client(endpoint_url: str | None) -> Any:
+    """The boto3 client every S3 reader and writer of the project uses (AWS_ENDPOINT_URL honoured)."""
     import boto3
     from botocore.config import Config
 
@@ -221,15 +239,10 @@ class S3BlobStore:
     """Blobs as objects under ``s3://bucket/prefix/``; a put is one PutObject, so it is atomic already."""
 
     def __init__(self, url: str, endpoint_url: str | None = None, client: Any = None) -> None:
-        if not url.startswith("s3://"):
-            raise ValueError(f"not an s3:// url: {url!r}")
-        self.bucket, _, prefix = url[5:].partition("/")
-        if not self.bucket:
-            raise ValueError(f"no bucket in {url!r}")
-        prefix = prefix.strip("/")
-        self.prefix = f"{prefix}/" if prefix else ""
+        where = S3Url.parse(url)
+        self.bucket, self.prefix = where.bucket, where.prefix
         self.url = f"s3://{self.bucket}/{self.prefix}"
-        self._client = client or _s3_client(endpoint_url)
+        self._client = client or s3_client(endpoint_url)
 
     def _key(self, key: str) -> str:
         return self.prefix + check_key(key)
