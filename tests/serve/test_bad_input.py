@@ -118,7 +118,7 @@ def test_k_out_of_range(client: TestClient, built_artifacts: Path, k: str) -> No
 def test_search_needs_a_query_and_sane_filters(client: TestClient, built_artifacts: Path) -> None:
     files = {"image": ("x.jpg", photo_bytes(built_artifacts), "image/jpeg")}
     r = client.post("/v1/search", data={"k": "3"})
-    assert r.status_code == 422 and "image, a text query, or both" in r.json()["detail"]
+    assert r.status_code == 422 and "an image, a text query, filters to browse by" in r.json()["detail"]
     r = client.post("/v1/search", data={"text": "a red chair"})
     assert r.status_code == 400 and "text search is not available" in r.json()["detail"]
     r = client.post("/v1/search", files=files, data={"category": "Spaceships"})

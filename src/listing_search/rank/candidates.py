@@ -15,6 +15,7 @@ import numpy as np
 from listing_search.store.models import Filters, Listing
 
 IMAGE, TEXT = "image", "text"
+SORTS = ("relevance", "newest", "price_asc", "price_desc")
 DEFAULT_WEIGHTS = {IMAGE: 0.5, TEXT: 0.5}
 
 
@@ -31,6 +32,8 @@ class SearchQuery:
     profile: object | None = None  # rank.serving.ServingProfile of ``history``, when the caller built it
     image_vec: np.ndarray | None = None  # set by the engine: the photo's embedding, computed once
     text_vec: np.ndarray | None = None  # set by the engine: the words' embedding, computed once
+    sort: str = "relevance"  # or newest, price_asc, price_desc (SORTS)
+    offset: int = 0  # results to skip (paging)
 
     def channels(self) -> list[str]:
         return [c for c, v in ((IMAGE, self.image), (TEXT, self.text)) if v]

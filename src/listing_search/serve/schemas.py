@@ -53,6 +53,9 @@ class SearchOut(BaseModel):
     results: list[SearchHitOut]
     k: int
     filters: dict[str, str | float] = Field(default_factory=dict, description="Filters that were applied.")
+    sort: str = "relevance"
+    offset: int = 0
+    total: int | None = Field(None, description="Listings passing the filters, when browsing without a query.")
 
 
 class SimilarOut(BaseModel):

@@ -247,6 +247,23 @@ class SqlStore:
         where, args = self._filters_sql(filters)
         return [int(r[0]) for r in self._rows(f"SELECT l.key FROM listings l WHERE {where}", args)]
 
+    def browse(self, filters: Filters, sort: str, limit: int, offset: int = 0, exclude: list[int] | None = None
+               ) -> list[int]:
+        """Keys of listings passing ``filters`` in ``sort`` order (relevance = newest: no query to rank by)."""
+        where, args = self._filters_sql(filters)
+        if exclude:
+            where += f" AND NOT (l.key {self._in_fragment(len(exclude))})"
+            args += self._in_args(exclude)
+        order = {"price_asc": "(l.price IS NULL), l.price ASC, l.key DESC",
+                 "price_desc": "(l.price IS NULL), l.price DESC, l.key DESC"}.get(sort, "l.key DESC")
+        rows = self._rows(f"SELECT l.key FROM listings l WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+                          [*args, int(limit), int(offset)])
+        return [int(r[0]) for r in rows]
+
+    def count_matching(self, filters: Filters) -> int:
+        where, args = self._filters_sql(filters)
+        return int(self._rows(f"SELECT COUNT(*) FROM listings l WHERE {where}", args)[0][0])
+
     def _filters_sql(self, filters: Filters) -> tuple[str, list]:
         clauses, args = ["1 = 1"], []
         if filters.root_category is not None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 
 from listing_search.store.models import Filters
-from listing_search.rank.candidates import SearchQuery
+from listing_search.rank.candidates import SORTS, SearchQuery
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.routes.recommend import parse_history
@@ -31,21 +31,29 @@ def search(
     price_max: Annotated[Price | None, Form(ge=0, examples=[100])] = None,
     location: Annotated[Text | None, Form(max_length=200, description="Substring of the location.",
                                          examples=["Leeds"])] = None,
+    sort: Annotated[Literal[SORTS], Form(description="relevance (newest without a query), newest, "
+                                         "price_asc or price_desc.")] = "relevance",
+    offset: Annotated[int, Form(ge=0, le=10_000, description="Results to skip (paging).")] = 0,
     history: Annotated[str | None, Form(max_length=MAX_HISTORY_CHARS, description=(
         "Optional JSON list of {listing_id, event: viewed|liked|searched, timestamp?}: results lean "
         "towards what the history says."), examples=['[{"listing_id": "243809c0", "event": "liked"}]'])] = None,
 ) -> SearchOut:
     """Listings ranked by similarity. Filters restrict the candidates before ranking, so a rare
-    category still yields ``k`` listings when it has that many."""
+    category still yields ``k`` listings when it has that many. Filters without a photo or words
+    browse the listings that pass them (``total`` counts them)."""
     check_k(k, settings)
     text = (text or "").strip() or None
-    if image is None and text is None:
-        raise HTTPException(422, "give an image, a text query, or both")
     if price_min is not None and price_max is not None and price_min > price_max:
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
     filters = Filters(category or None, price_min, price_max, (location or "").strip() or None)
+    if image is None and text is None and not filters.active():
+        raise HTTPException(422, "give an image, a text query, filters to browse by, or a combination")
     data = read_upload(image, settings) if image is not None else None
-    hits = engine.search(SearchQuery(image=data, text=text, k=k, filters=filters, history=parse_history(history)))
+    query = SearchQuery(image=data, text=text, k=k, filters=filters, history=parse_history(history), sort=sort,
+                        offset=offset)
+    hits = engine.search(query)
+    total = engine.store.count_matching(filters) if data is None and text is None else None
     applied = {n: v for n, v in (("category", filters.root_category), ("price_min", price_min),
                                  ("price_max", price_max), ("location", filters.location)) if v is not None}
-    return SearchOut(results=[SearchHitOut.of_hit(h) for h in hits], k=k, filters=applied)
+    return SearchOut(results=[SearchHitOut.of_hit(h) for h in hits], k=k, filters=applied, sort=sort,
+                     offset=offset, total=total)

@@ -1,0 +1,63 @@
+"""Browsing without a query (filters, sort, paging) and near-duplicate photos first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from listing_search.rank.candidates import SearchQuery
+from listing_search.rank.engine import SearchEngine
+from tests.index.tiny_artifacts import RARE, ROOTS
+from tests.serve.conftest import photo_bytes, serve_settings
+
+
+def ids(r) -> list[str]:
+    assert r.status_code == 200, r.text
+    return [x["id"] for x in r.json()["results"]]
+
+
+def test_filters_alone_browse_newest_first_with_paging(client: TestClient) -> None:
+    first = client.post("/v1/search", data={"category": ROOTS[0], "k": "4"})
+    body = first.json()
+    assert body["total"] == 9 and len(body["results"]) == 4
+    assert {x["category"] for x in body["results"]} == {ROOTS[0]}
+    nums = [int(i.split("-")[1]) for i in ids(first)]
+    assert nums == sorted(nums, reverse=True)  # newest (last stored) first
+    rest = ids(client.post("/v1/search", data={"category": ROOTS[0], "k": "10", "offset": "4"}))
+    assert len(rest) == 5 and not set(rest) & set(ids(first))
+
+
+def test_browse_sorted_by_price(client: TestClient) -> None:
+    r = client.post("/v1/search", data={"location": "Leeds", "sort": "price_asc", "k": "20"})
+    prices = [x["price"] for x in r.json()["results"]]
+    assert len(prices) == 15 and prices == sorted(prices)
+    r = client.post("/v1/search", data={"price_max": "100", "sort": "price_desc", "k": "3"})
+    assert [x["price"] for x in r.json()["results"]] == [100.0, 90.0, 80.0]
+
+
+def test_nothing_to_search_or_browse_by_is_422(client: TestClient) -> None:
+    r = client.post("/v1/search", data={"k": "3"})
+    assert r.status_code == 422 and "filters to browse by" in r.json()["detail"]
+    assert client.post("/v1/search", data={"category": RARE, "sort": "cheapest"}).status_code == 422
+
+
+def test_a_query_can_be_sorted_by_price(client: TestClient, built_artifacts: Path) -> None:
+    files = {"image": ("p.jpg", photo_bytes(built_artifacts), "image/jpeg")}
+    r = client.post("/v1/search", files=files, data={"k": "5", "sort": "price_desc"})
+    prices = [x["price"] for x in r.json()["results"]]
+    assert len(prices) == 5 and prices == sorted(prices, reverse=True) and r.json()["total"] is None
+
+
+def test_a_near_duplicate_photo_brings_its_listing_first(built_artifacts: Path) -> None:
+    engine = SearchEngine.load(serve_settings(built_artifacts))
+
+    def least_similar_first(query, candidates):  # a ranker that ignores visual identity entirely
+        for c in candidates:
+            c.score = -c.scores.get("image", 0.0)
+        return sorted(candidates, key=lambda c: c.score, reverse=True)
+
+    engine.rescorer = least_similar_first
+    for i in (4, 13, 22):
+        hits = engine.search(SearchQuery(image=photo_bytes(built_artifacts, f"img-{i:03d}-1"), k=5))
+        assert hits[0].listing.listing_id == f"listing-{i:03d}"
