@@ -120,6 +120,14 @@ class ServeSettings(BaseModel):
     max_k: int = Field(100, ge=1)
     header_timeout_s: float = Field(10.0, gt=0, description="A request's head must arrive within this; else 408 and closed.")
     body_timeout_s: float = Field(30.0, gt=0, description="A request's whole body must arrive within this; else 408.")
+    photo_in_flight: int = Field(8, ge=1, description=(
+        "Photo jobs (decode + model) admitted at once; the rest wait in the photo queue."))
+    photo_decode_budget_mb: int = Field(480, ge=16, description=(
+        "Memory that admitted decodes may hold together (estimated from each photo's header)."))
+    photo_queue_wait_s: float = Field(2.0, gt=0, description="How long a photo job waits for admission; then 503.")
+    photo_batch_max: int = Field(8, ge=1, description="Most photos run through the vision model in one call.")
+    photo_batch_wait_ms: float = Field(2.0, ge=0, description=(
+        "How long the model waits for more admitted photos to join a batch."))
     quantized: bool = Field(
         False, description="Serve the int8 vision graph (vision/quantize.py): ~2x faster network, embeddings "
         "at cosine ~0.99 to fp32; check the accuracy cost first (docs/performance.md).")
