@@ -42,3 +42,11 @@ class IdempotencyConflict(ValueError):
 
 class StoreVersionError(RuntimeError):
     """The database's schema is newer than this code, or a migration failed."""
+
+
+class PhotoQueueFull(RuntimeError):
+    """The photo queue (decode + model) admitted no more work within its wait: answer 503, retry later."""
+
+    def __init__(self, reason: str, retry_after: int = 1) -> None:
+        super().__init__(reason)
+        self.reason, self.retry_after = reason, retry_after

@@ -23,7 +23,8 @@ class DataSettings(BaseModel):
     letterbox_rgb: tuple[int, int, int] = (0, 0, 0)
     jpeg_quality: int = Field(90, ge=30, le=100)
     max_image_pixels: int = Field(
-        64_000_000, description="Photos claiming more pixels are refused as decompression bombs."
+        40_000_000, ge=1, description="Photos whose header claims more pixels are refused (413) before decoding: "
+        "real photos are at most 1.05 MP; 40 MP takes any 12-24 MP camera photo and bounds one decode at 160 MB."
     )
     s3_endpoint_url: str | None = Field(None, description="For S3-compatible servers (MinIO, moto).")
     runner: Literal["local", "dask"] = Field(
@@ -120,6 +121,14 @@ class ServeSettings(BaseModel):
     workers: int = Field(1, ge=1, le=64, description="Server processes; each follows the store's change log.")
     header_timeout_s: float = Field(10.0, gt=0, description="A request's head must arrive within this; else 408 and closed.")
     body_timeout_s: float = Field(30.0, gt=0, description="A request's whole body must arrive within this; else 408.")
+    photo_in_flight: int = Field(8, ge=1, description=(
+        "Photo jobs (decode + model) admitted at once; the rest wait in the photo queue."))
+    photo_decode_budget_mb: int = Field(480, ge=16, description=(
+        "Memory that admitted decodes may hold together (estimated from each photo's header)."))
+    photo_queue_wait_s: float = Field(2.0, gt=0, description="How long a photo job waits for admission; then 503.")
+    photo_batch_max: int = Field(8, ge=1, description="Most photos run through the vision model in one call.")
+    photo_batch_wait_ms: float = Field(2.0, ge=0, description=(
+        "How long the model waits for more admitted photos to join a batch."))
     quantized: bool = Field(
         False, description="Serve the int8 vision graph (vision/quantize.py): ~2x faster network, embeddings "
         "at cosine ~0.99 to fp32; check the accuracy cost first (docs/performance.md).")

@@ -12,6 +12,8 @@ import io
 import logging
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,22 +40,71 @@ class ImageRejected(ValueError):
         self.reason = reason
 
 
-def open_image(data: bytes | Path, max_pixels: int, draft_to: int | None = None) -> Image.Image:
-    """Decode fully (so truncation is found now), refusing decompression bombs.
+# Formats uploads may use (JPEG includes MPO); anything else (EPS runs Ghostscript) is refused unread.
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+JPEG_FORMATS = ("JPEG", "MPO")
+# Bytes a pixel takes in Pillow's buffer (RGB is stored 4 bytes a pixel); other modes count as 4.
+PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "LA": 4, "RGB": 4, "RGBA": 4}
+# Modes Image.reduce averages correctly (not palettes, bilevel or 16-bit).
+REDUCIBLE = ("L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "F")
 
-    ``draft_to`` lets the JPEG decoder skip detail below that size, which makes big photos cheap.
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo whose header is read and checked, pixels not yet decoded.
+
+    ``cost`` is the bytes its decode will hold at most, so a caller can bound decodes in total.
+    """
+
+    image: Image.Image
+    cost: int
+
+
+def peek(data: bytes | Path, max_pixels: int, draft_to: int | None = None) -> Photo:
+    """Read only the header: refuse over-limit dimensions before any pixel buffer exists.
+
+    ``draft_to`` makes the JPEG decoder produce a 1/2..1/8 scale image of at least that side, so a big
+    JPEG never exists at full size; other formats are decoded whole, which the pixel limit bounds.
     """
     Image.MAX_IMAGE_PIXELS = max_pixels
     src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    with _rejected_as_reasons():
+        img = Image.open(src, formats=FORMATS)
+        if img.width * img.height > max_pixels:
+            raise ImageRejected(TOO_LARGE, f"{img.width}x{img.height} exceeds {max_pixels} pixels")
+        full = img.size
+        if draft_to and img.format in JPEG_FORMATS:
+            img.draft("RGB", (draft_to, draft_to))
+    return Photo(img, decode_cost(img, full))
+
+
+def decode_cost(img: Image.Image, full: tuple[int, int]) -> int:
+    """Bytes of the decoded buffer, plus libjpeg's whole-image coefficients for a progressive JPEG."""
+    cost = img.width * img.height * PIXEL_BYTES.get(img.mode, 4)
+    if img.format in JPEG_FORMATS and img.info.get("progressive"):
+        cost += full[0] * full[1] * 6  # 64 16-bit coefficients per 8x8 block, 3 full-size components
+    return cost
+
+
+def decode(img: Image.Image) -> Image.Image:
+    """Decode the pixels now, so truncation and corruption are found here, as ``ImageRejected``."""
+    with _rejected_as_reasons():
+        img.load()
+    return img
+
+
+def open_image(data: bytes | Path, max_pixels: int, draft_to: int | None = None) -> Image.Image:
+    """Decode fully (so truncation is found now), refusing decompression bombs by their header."""
+    return decode(peek(data, max_pixels, draft_to).image)
+
+
+@contextmanager
+def _rejected_as_reasons() -> Iterator[None]:
+    """Pillow's many exceptions -> one ``ImageRejected`` with the status a caller can count."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(src)
-            if img.width * img.height > max_pixels:
-                raise ImageRejected(TOO_LARGE, f"{img.width}x{img.height} exceeds {max_pixels} pixels")
-            if draft_to and img.format == "JPEG":
-                img.draft("RGB", (draft_to, draft_to))
-            img.load()
+            yield
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -62,7 +113,15 @@ def open_image(data: bytes | Path, max_pixels: int, draft_to: int | None = None)
         raise ImageRejected(UNREADABLE, "not a recognised image format") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected(CORRUPT, str(exc) or type(exc).__name__) from exc
-    return img
+
+
+def shrink(img: Image.Image, size: int) -> Image.Image:
+    """Box-reduce by an integer factor to at least twice ``size`` before any conversion or rotation,
+    so the copies those make are small; LANCZOS from 2x the target looks the same as from full size."""
+    factor = max(img.size) // (2 * size)
+    if factor < 2 or img.mode not in REDUCIBLE:
+        return img
+    return img.reduce(factor)
 
 
 def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
@@ -97,8 +156,16 @@ def standardise(
     data: bytes | Path, size: int, max_pixels: int, fill: tuple[int, int, int] = (0, 0, 0)
 ) -> Image.Image:
     """Any photo -> ``size``x``size`` RGB, letterboxed. Raises :class:`ImageRejected`."""
-    img = open_image(data, max_pixels, draft_to=size)
-    return letterbox(to_rgb(img), size, fill)
+    return standardise_photo(peek(data, max_pixels, draft_to=size), size, fill)
+
+
+def standardise_photo(photo: Photo, size: int, fill: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
+    """A peeked photo -> ``size``x``size`` RGB. The full-size decode is freed on return (the photo is
+    closed), not when the caller lets go of ``photo``: a waiting batch must not keep big buffers alive."""
+    try:
+        return letterbox(to_rgb(shrink(decode(photo.image), size)), size, fill)
+    finally:
+        photo.image.close()
 
 
 def encode_jpeg(img: Image.Image, quality: int = 90) -> bytes:

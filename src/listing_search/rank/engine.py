@@ -32,13 +32,14 @@ import faiss
 import numpy as np
 
 from listing_search import schema as S
-from listing_search.data.images import encode_jpeg, standardise
+from listing_search.data.images import encode_jpeg, peek, standardise_photo
 from listing_search.errors import StorageError
 from listing_search.index.live import Follower, LiveIndexes
 from listing_search.index.vector_index import VectorIndex
 from listing_search.rank.candidates import (
     IMAGE, TEXT, Candidate, ListingHit, Rescorer, SearchQuery, TextQueryEncoder, group_by_listing, weighted_mean,
 )
+from listing_search.vision.batcher import PhotoQueue, QueueLimits
 from listing_search.vision.encoder import ImageEncoder
 from listing_search.settings import Settings
 from listing_search.store import open_storage, photo_blob_key
@@ -91,6 +92,7 @@ class SearchEngine:
         self.categories = list(categories)
         self.text_encoder, self.rescorer = text_encoder, rescorer
         self.ranking = None  # rank.serving.RankingService, set by attach_ranking()
+        self.photos = PhotoQueue(encoder, QueueLimits.of(settings.serve))  # all photo work goes through it
         self.follower: Follower | None = None
         self._probe: tuple[float, str | None] = (0.0, None)
 
@@ -128,6 +130,7 @@ class SearchEngine:
         if self.follower is not None:
             self.follower.stop()
             self.follower = None
+        self.photos.close()
 
     @property
     def models(self) -> Models:
@@ -160,11 +163,17 @@ class SearchEngine:
     # ----------------------------------------------------------------- model
     def embed_image(self, data: bytes) -> np.ndarray:
         """The model's embedding of a photo (not normalised); raises ``ImageRejected``."""
-        return self.encoder.embed(data)[0]
+        return self.embed_photo(data)[0]
+
+    def embed_photo(self, data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
+        """(embedding, category probabilities) through the photo queue: the header is checked first, then
+        the decode and the model run when admitted; raises ``ImageRejected`` or ``PhotoQueueFull``."""
+        photo = self.encoder.peek(data)
+        return self.photos.embed(lambda: self.encoder.prepare_photo(photo), photo.cost)
 
     def predict_category(self, data: bytes, top: int = 3) -> list[tuple[str, float]]:
         """Most likely root categories of a photo with their probabilities."""
-        _, probs = self.encoder.embed(data)
+        _, probs = self.embed_photo(data)
         if probs is None:
             raise RuntimeError("the vision model has no category output")
         names = self.encoder.categories or self.categories
@@ -328,8 +337,8 @@ class SearchEngine:
             earlier = self.store.idempotent_listing(idempotency_key, body_hash)
             if earlier is not None:
                 return Written(self._replayed(earlier), False, self.store.head())
-        jpegs = [self._standardised_jpeg(p) for p in photos]
-        vectors = np.stack([self.embed_image(j) for j in jpegs])
+        jpegs, vectors = zip(*(self._standardised_and_embedded(p) for p in photos))
+        jpegs, vectors = list(jpegs), np.stack(vectors)
         item = self._listing_in(fields, root, jpegs, vectors)
         self._put_blobs(item, jpegs)
         try:
@@ -395,9 +404,18 @@ class SearchEngine:
             return Listing(0, listing_id, "", "", None, "", "", "", None, [])
         return listing
 
-    def _standardised_jpeg(self, data: bytes) -> bytes:
+    def _standardised_and_embedded(self, data: bytes) -> tuple[bytes, np.ndarray]:
+        """The stored JPEG of an uploaded photo and its embedding, made in one photo-queue job (both decodes
+        are photo work); the vector is the stored JPEG's, as a re-embed would compute it."""
         d = self.settings.data
-        return encode_jpeg(standardise(data, d.image_size, d.max_image_pixels, d.letterbox_rgb), d.jpeg_quality)
+        photo, stored = peek(data, d.max_image_pixels, draft_to=d.image_size), []
+
+        def prepare() -> np.ndarray:
+            stored.append(encode_jpeg(standardise_photo(photo, d.image_size, d.letterbox_rgb), d.jpeg_quality))
+            return self.encoder.prepare(stored[0])
+
+        vector, _ = self.photos.embed(prepare, photo.cost)
+        return stored[0], vector
 
     def _listing_text_vector(self, record: dict) -> np.ndarray:
         from listing_search.text.encoder import listing_text

@@ -101,7 +101,7 @@ class RankingService:
     def predict_category(self, image: bytes | None, text: str | None, top: int) -> list[tuple[str, float]]:
         """Root categories for a seller's photo and/or title; the vision head alone when no predictor."""
         text_vec = self._text_vec(text) if text else None
-        image_vec, vision_probs = (self.engine.encoder.embed(image) if image else (None, None))
+        image_vec, vision_probs = (self.engine.embed_photo(image) if image else (None, None))
         probs = self.category_probs(text_vec, image_vec, text)
         names = self.predictor.categories if probs is not None else (self.engine.encoder.categories
                                                                       or self.engine.categories)

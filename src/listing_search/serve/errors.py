@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from listing_search.data.images import CORRUPT, MISSING, TOO_LARGE, UNREADABLE, ImageRejected
-from listing_search.errors import IdempotencyConflict, StorageError
+from listing_search.errors import IdempotencyConflict, PhotoQueueFull, StorageError
 from listing_search.rank.engine import TextSearchUnavailable, UnknownCategory
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,8 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     413: {"description": "Upload or image dimensions too large"},
     415: {"description": "Not an image"},
     422: {"description": "Invalid field, corrupt or truncated image, unknown category, k out of range"},
-    503: {"description": "Model, index or catalogue not loaded; storage refuses writes (read-only, unreachable)"},
+    503: {"description": "Model, index or catalogue not loaded; storage refuses writes (read-only, unreachable); "
+                         "photo queue full (retry after Retry-After seconds)"},
     507: {"description": "Storage full: the write was not made"},
 }
 
@@ -32,6 +33,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StorageError, _storage)
     app.add_exception_handler(IdempotencyConflict, _idempotency_conflict)
+    app.add_exception_handler(PhotoQueueFull, _photo_queue_full)
 
 
 async def _image_rejected(request: Request, exc: ImageRejected) -> JSONResponse:
@@ -52,6 +54,12 @@ async def _storage(request: Request, exc: StorageError) -> JSONResponse:
     log.warning("storage refused a request: %s", exc.reason)
     return JSONResponse({"detail": f"not written: {exc.reason}", "reason": "storage"}, status_code=exc.status,
                         headers={"Retry-After": "5"})
+
+
+async def _photo_queue_full(request: Request, exc: PhotoQueueFull) -> JSONResponse:
+    """Too much photo work at once: nothing was done, the same request may be sent again."""
+    return JSONResponse({"detail": str(exc), "reason": "busy"}, status_code=503,
+                        headers={"Retry-After": str(exc.retry_after)})
 
 
 async def _idempotency_conflict(request: Request, exc: IdempotencyConflict) -> JSONResponse:

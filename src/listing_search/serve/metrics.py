@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -29,6 +31,8 @@ class Metrics:
                              registry=self.registry)
         self.snapshot_age = Gauge("replica_snapshot_age_seconds", "Seconds since this replica's newest snapshot.",
                                   registry=self.registry)
+        self.photo_queue = PhotoQueueCollector()
+        self.registry.register(self.photo_queue)
 
     def observe_replica(self, live: object) -> None:
         """Refresh the replication gauges from the engine's derived indexes (``index.live.LiveIndexes``)."""
@@ -37,6 +41,27 @@ class Metrics:
         self.lag_seconds.set(lag["seconds"])
         self.log_seq.set(live.seq)
         self.snapshot_age.set(time.time() - live.snapshot_at if live.snapshot_at else float("nan"))
+
+
+class PhotoQueueCollector:
+    """The photo queue's depth and counters, read at scrape time (the queue keeps its own counts)."""
+
+    def __init__(self) -> None:
+        self.stats: Callable[[], object] | None = None  # vision.batcher.PhotoQueue.stats, set by /metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        if self.stats is None:
+            return
+        s = self.stats()
+        yield GaugeMetricFamily("photo_queue_waiting", "Photo jobs waiting for admission.", value=s.waiting)
+        yield GaugeMetricFamily("photo_queue_in_flight", "Photo jobs decoding or in the model.", value=s.in_flight)
+        yield GaugeMetricFamily("photo_queue_decode_bytes", "Estimated decode memory of admitted jobs.",
+                                value=s.decode_bytes)
+        yield CounterMetricFamily("photo_queue_rejected", "Photo jobs refused with 503 (queue full).",
+                                  value=s.rejected)
+        yield CounterMetricFamily("photo_batches", "Vision model calls.", value=s.batches)
+        yield CounterMetricFamily("photo_batched_jobs", "Photos through the model (/ batches = mean batch).",
+                                  value=s.batched_jobs)
 
 
 class MetricsMiddleware:
@@ -74,4 +99,5 @@ def metrics(request: Request) -> Response:
     engine = getattr(request.app.state, "engine", None)
     if engine is not None:
         request.app.state.metrics.observe_replica(engine.live)
+        request.app.state.metrics.photo_queue.stats = engine.photos.stats
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from listing_search import schema as S
-from listing_search.vision.preprocess import DEFAULT_MAX_PIXELS, PreprocessConfig, load_image
+from listing_search.data.images import Photo, peek
+from listing_search.vision.preprocess import DEFAULT_MAX_PIXELS, PreprocessConfig, prepare_photo
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,17 @@ class ImageEncoder:
             onnx_path = ensure_int8(onnx_path, artifacts / S.CLEAN_IMAGES_DIR, cfg)
         return cls(onnx_path, cfg, card.get("categories", []), max_pixels, threads)
 
+    def peek(self, data: bytes | Path) -> Photo:
+        """The photo's header, checked against the pixel limit, its JPEG drafted to the model's input size."""
+        return peek(data, self.max_pixels, draft_to=self.preprocess.input_size)
+
     def prepare(self, data: bytes | Path) -> np.ndarray:
         """Photo -> model input (3, S, S); raises ``ImageRejected`` for bad photos."""
-        return load_image(data, self.preprocess, self.max_pixels)
+        return self.prepare_photo(self.peek(data))
+
+    def prepare_photo(self, photo: Photo) -> np.ndarray:
+        """A peeked photo -> model input (3, S, S): the decoding half of :meth:`prepare`."""
+        return prepare_photo(photo, self.preprocess)
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Model inputs [N,3,S,S] -> (embeddings [N,D], softmax probabilities [N,C] or None)."""

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from listing_search.data.images import standardise
+from listing_search.data.images import Photo, standardise, standardise_photo
 
-DEFAULT_MAX_PIXELS = 64_000_000
+# The real photos are at most 1024 px a side (1.05 MP); 40 MP still takes any 12-24 MP camera photo,
+# and bounds one full decode (a PNG) at 160 MB where 64 MP allowed 256 MB.
+DEFAULT_MAX_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -43,3 +45,8 @@ def load_image(
 ) -> np.ndarray:
     """Any photo (bytes or path) -> model input (3, S, S). Raises ``ImageRejected`` for bad photos."""
     return normalise(standardise(data, cfg.input_size, max_pixels), cfg)
+
+
+def prepare_photo(photo: Photo, cfg: PreprocessConfig) -> np.ndarray:
+    """A peeked photo (its JPEG drafted to ``input_size``) -> model input (3, S, S)."""
+    return normalise(standardise_photo(photo, cfg.input_size), cfg)
