@@ -128,6 +128,28 @@ def test_health_is_503_when_artifacts_are_missing(tmp_path: Path) -> None:
         assert r.status_code == 503 and "unavailable" in r.json()["detail"]
 
 
+def test_serve_without_artifacts_stays_up_and_reports_503(tmp_path: Path) -> None:
+    """The container contract: no exit (a restart loop under --restart), but /health 503 with the reason."""
+    port = free_port()
+    env = {**serve_env(), "LISTING_SEARCH_ARTIFACTS_DIR": str(tmp_path / "nothing-here"),
+           "LISTING_SEARCH_SERVE__PORT": str(port)}  # folder and port from the environment, as the image gives them
+    proc = subprocess.Popen([sys.executable, "-m", "listing_search.cli", "serve"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, r = time.monotonic() + START_TIMEOUT, None
+        while r is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert r is not None, f"server exited with {proc.returncode} or never answered"
+        assert r.status_code == 503 and "missing ['model/vision.onnx'" in r.json()["detail"]
+        assert "nothing-here" in r.json()["detail"] and proc.poll() is None
+    finally:
+        stop(proc)
+    assert "could not load the search engine" in proc.stderr.read()
+
+
 def test_concurrent_searches_while_listings_change(artifacts: Path) -> None:
     """8 client threads search while listings are added and deleted: every answer is 200/201."""
     from concurrent.futures import ThreadPoolExecutor
