@@ -1,33 +1,54 @@
-# Serving image: the API only (ONNX Runtime + FAISS + SQLite), no torch. Artifacts are mounted at /artifacts.
+# Serving image: the API only (ONNX Runtime + FAISS + SQLite), no torch, no pandas. Artifacts are mounted at /artifacts.
 #   docker build -t listing-search:latest .
-#   docker run -p 8000:8000 -v "$PWD/artifacts:/artifacts" -e LISTING_SEARCH_SERVE__API_KEY=... listing-search
-FROM python:3.11-slim
+#   docker run -p 8000:8000 -v "$PWD/artifacts:/artifacts" -e LISTING_SEARCH_SERVE__API_KEYS=... listing-search
+# Offline (no registry, no package index; what `make docker-test` does): wheels fetched beforehand into
+# ./wheels (pip wheel -r requirements.txt setuptools wheel) and any base with python3 + venv:
+#   docker build --build-arg BASE_IMAGE=listing-search-base:bookworm --build-arg OFFLINE=1 -t listing-search .
+ARG BASE_IMAGE=python:3.11-slim
 
+# --- build: a venv from requirements.txt + the package; pip and the wheels stay in this stage ---
+FROM ${BASE_IMAGE} AS build
+# Non-empty: install from ./wheels only (pip --no-index).
+ARG OFFLINE=
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /tmp/install
+# `wheels*` may match nothing: then everything comes from the package index.
+COPY requirements.txt wheels* ./
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install -q --no-compile ${OFFLINE:+--no-index} --find-links . -r requirements.txt
+COPY pyproject.toml README.md ./src/
+COPY src ./src/src
+# Smaller (docs/deploy.md, image size): no pip, no packages' test suites, and bytecode only for what
+# serving imports (byte-compiling everything would add ~50 MB).
+RUN /opt/venv/bin/pip install -q --no-compile ${OFFLINE:+--no-index} --find-links . --no-deps ./src \
+ && /opt/venv/bin/pip uninstall -q -y pip setuptools \
+ && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -path "*/site-packages/*" -exec rm -rf {} + \
+ && /opt/venv/bin/python -c "import compileall, listing_search as p; compileall.compile_dir(p.__path__[0], quiet=1); \
+import listing_search.cli, listing_search.serve.app, listing_search.serve.healthcheck, uvicorn.loops.auto, \
+uvicorn.protocols.http.auto, uvicorn.protocols.websockets.auto, uvicorn.lifespan.on, PIL.Image"
+
+# --- serve ---
+FROM ${BASE_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
-
-WORKDIR /app
-# Dependencies first: this layer is reused until requirements.txt changes.
-COPY requirements.txt .
-RUN pip install -r requirements.txt
-
-COPY pyproject.toml README.md ./
-COPY src ./src
-RUN pip install --no-deps . && rm -rf /app/src
+    PATH=/opt/venv/bin:$PATH
+COPY --from=build /opt/venv /opt/venv
 
 RUN useradd --create-home --uid 10001 app && mkdir -p /artifacts && chown app:app /artifacts
 USER app
+WORKDIR /home/app
 
+# Any setting can be overridden with -e; CMD and HEALTHCHECK read host and port from these.
 ENV LISTING_SEARCH_ARTIFACTS_DIR=/artifacts \
     LISTING_SEARCH_SERVE__HOST=0.0.0.0 \
     LISTING_SEARCH_SERVE__PORT=8000
-# Listings added through the API are written here (catalog.sqlite, index/, images/): mount it writable.
+# Listings added through the API are written here (store.sqlite, blobs/, snapshots/): mount it writable.
 VOLUME ["/artifacts"]
 EXPOSE 8000
 
+# GET /health on the configured host and port; on failure its output (in `docker inspect`) gives the reason.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-  CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status != 200)"
+  CMD ["python", "-m", "listing_search.serve.healthcheck"]
 
-CMD ["listing-search", "serve", "--artifacts", "/artifacts", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["listing-search", "serve"]

@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast bench install serve clean
+.PHONY: run test test-fast docker-test bench install serve clean
 
 # The stamp is rebuilt whenever pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -28,10 +28,14 @@ serve: install
 
 test: install
 	bash scripts/install_system_deps.sh || true
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not docker"
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow and not realdata and not browser"
+	$(BIN)/python -m pytest -q -m "not slow and not realdata and not browser and not docker"
+
+# The serving image, built offline and run over tiny artifacts (as root: installs and starts dockerd if needed).
+docker-test: install
+	PYTHON=$(BIN)/python bash scripts/docker_test.sh
 
 bench: install
 	for f in bench/bench_*.py; do $(BIN)/python $$f --data $(DATA_DIR) --artifacts $(ARTIFACTS_DIR) || exit 1; done

@@ -252,19 +252,20 @@ def restore(
 
 @app.command()
 def serve(
-    artifacts: ArtifactsOpt = Path("artifacts"),
+    artifacts: Annotated[Optional[Path], typer.Option(
+        "--artifacts", "--out", help="Artifacts folder (default settings.artifacts_dir).")] = None,
     host: Annotated[Optional[str], typer.Option(help="Bind address (default settings.serve.host).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default settings.serve.port).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Server processes (default settings.serve.workers).")] = None,
 ) -> None:
-    """Serve the API (ONNX Runtime model, store and derived indexes loaded once per process); never imports torch."""
-    from listing_search.serve.server import check_artifacts, serve as run_serve
+    """Serve the API (ONNX Runtime model, store and derived indexes loaded once per process); never imports torch.
 
-    settings = _settings(artifacts, serve={"host": host, "port": port, "workers": workers})
-    missing = check_artifacts(artifacts)
-    if missing:
-        _fail(f"cannot serve {artifacts}: missing {missing} (run `listing-search index` after embed)")
-    run_serve(settings)
+    With artifacts missing or broken the server still starts and ``/health`` answers 503 with the
+    reason, so a container reports unhealthy instead of restarting in a loop.
+    """
+    from listing_search.serve.server import serve as run_serve
+
+    run_serve(_settings(artifacts, serve={"host": host, "port": port, "workers": workers}))
 
 
 @app.command()

@@ -7,8 +7,10 @@ artifacts folder here. Table problems raise :class:`DataFormatError` naming the 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is for the build stages only: serving must not import it (a smaller image)
+    import pandas as pd
 
 # --- input dataset (local folder or s3://bucket/prefix) -------------------------------------
 PRODUCTS_CSV = "Products.csv"

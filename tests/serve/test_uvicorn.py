@@ -99,20 +99,27 @@ def test_real_server_refuses_oversized_streams(server: str) -> None:
         assert c.get("/health").status_code == 200  # still serving
 
 
-def test_serving_never_imports_torch(built_artifacts: Path) -> None:
+def test_serving_never_imports_torch_or_pandas(artifacts: Path) -> None:
+    """Start-up, a photo search, a write and the health probe: none needs the training install."""
     code = (
         "import sys\n"
         "from fastapi.testclient import TestClient\n"
         "import listing_search.serve.app as a\n"
+        "from listing_search.serve import healthcheck\n"
         "from listing_search.settings import Settings\n"
-        f"app = a.create_app(Settings(artifacts_dir={str(built_artifacts)!r}))\n"
+        f"app = a.create_app(Settings(artifacts_dir={str(artifacts)!r}))\n"
+        f"photo = open({str(artifacts / 'images' / 'img-005-0.jpg')!r}, 'rb').read()\n"
         "with TestClient(app) as c:\n"
         "    assert c.get('/health').status_code == 200\n"
-        "print('torch' in sys.modules, 'torchvision' in sys.modules)\n"
+        "    assert c.post('/v1/search', files={'image': ('p.jpg', photo, 'image/jpeg')}).status_code == 200\n"
+        f"    r = c.post('/v1/listings', data={{'title': 'new', 'category': 'Appliances'}},\n"
+        f"               files=[('photos', ('n.jpg', photo, 'image/jpeg'))], headers={{'X-API-Key': {API_KEY!r}}})\n"
+        "    assert r.status_code == 201, r.text\n"
+        "print(sorted(m for m in ('torch', 'torchvision', 'pandas') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=serve_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False False"
+    assert out.stdout.strip() == "[]"
 
 
 def test_health_is_503_when_artifacts_are_missing(tmp_path: Path) -> None:
@@ -126,6 +133,28 @@ def test_health_is_503_when_artifacts_are_missing(tmp_path: Path) -> None:
         assert r.status_code == 503 and "model_card" in r.json()["detail"]
         r = c.post("/v1/search", data={"text": "x"})
         assert r.status_code == 503 and "unavailable" in r.json()["detail"]
+
+
+def test_serve_without_artifacts_stays_up_and_reports_503(tmp_path: Path) -> None:
+    """The container contract: no exit (a restart loop under --restart), but /health 503 with the reason."""
+    port = free_port()
+    env = {**serve_env(), "LISTING_SEARCH_ARTIFACTS_DIR": str(tmp_path / "nothing-here"),
+           "LISTING_SEARCH_SERVE__PORT": str(port)}  # folder and port from the environment, as the image gives them
+    proc = subprocess.Popen([sys.executable, "-m", "listing_search.cli", "serve"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, r = time.monotonic() + START_TIMEOUT, None
+        while r is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert r is not None, f"server exited with {proc.returncode} or never answered"
+        assert r.status_code == 503 and "missing ['model/vision.onnx'" in r.json()["detail"]
+        assert "nothing-here" in r.json()["detail"] and proc.poll() is None
+    finally:
+        stop(proc)
+    assert "could not load the search engine" in proc.stderr.read()
 
 
 def test_concurrent_searches_while_listings_change(artifacts: Path) -> None:

@@ -12,12 +12,15 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from listing_search import schema as S
 from listing_search.text.encoder import listing_text
+
+if TYPE_CHECKING:  # pandas only where the catalogue is read from tables (build stages): serving never imports it
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +122,8 @@ def best_photo_cosine(queries: np.ndarray, vectors: ListingVectors) -> np.ndarra
 
 def load_listing_vectors(artifacts: Path) -> ListingVectors:
     """The catalogue of an artifacts folder: listings, text embeddings, photo embeddings (when built)."""
+    import pandas as pd
+
     from listing_search.data.prepare import load_listings, load_training
 
     artifacts = Path(artifacts)
@@ -139,6 +144,8 @@ def load_listing_vectors(artifacts: Path) -> ListingVectors:
 
 
 def _aligned_text(artifacts: Path, listings: pd.DataFrame) -> np.ndarray:
+    import pandas as pd
+
     ids = json.loads((artifacts / S.TEXT_EMBEDDING_IDS).read_text())
     vectors = np.load(artifacts / S.TEXT_EMBEDDINGS_NPY)
     pos = pd.Series(np.arange(len(ids)), index=ids).reindex(listings[S.LISTING_ID])
@@ -149,6 +156,8 @@ def _aligned_text(artifacts: Path, listings: pd.DataFrame) -> np.ndarray:
 
 def _photo_vectors(artifacts: Path, listings: pd.DataFrame, training: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Photo vectors with their listing row; empty (0 x 0) when image embeddings are not built yet."""
+    import pandas as pd
+
     ids_path = artifacts / S.IMAGE_EMBEDDING_IDS
     if not ids_path.is_file():
         log.warning("no image embeddings in %s: image features will be 0", artifacts)

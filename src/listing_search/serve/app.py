@@ -69,12 +69,19 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
 
 def _load(app: FastAPI, settings: Settings) -> None:
     """Load once; on failure serve 503s with the reason instead of dying (the health check shows it)."""
+    from listing_search.serve.server import check_artifacts
+
     try:
+        missing = check_artifacts(settings.artifacts_dir)
+        if missing:
+            raise FileNotFoundError(f"missing {missing} in {settings.artifacts_dir} "
+                                    "(run `listing-search index` after embed)")
         app.state.engine = SearchEngine.load(settings)
         log.info("search engine loaded: %s", app.state.engine.health())
     except Exception as exc:  # any broken artifact: report it, keep the process up
         app.state.load_error = f"{type(exc).__name__}: {exc}"
-        log.error("could not load the search engine from %s: %s", settings.artifacts_dir, exc)
+        log.error("could not load the search engine from %s: %s; serving /health as 503 until fixed and "
+                  "restarted", settings.artifacts_dir, exc)
 
 
 def body_limit(settings: Settings) -> Callable[[str], int]:
