@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +141,41 @@ def test_content_not_mtime_decides_up_to_date(tmp_path: Path) -> None:
     build_index(Settings(artifacts_dir=art), art)
     os.utime(art / S.LISTINGS_CSV, (1, 1))  # touched, same bytes
     assert build_index(Settings(artifacts_dir=art), art).get("up_to_date") is True
+
+
+def test_a_dataset_listing_deleted_through_the_api_stays_deleted(tmp_path: Path) -> None:
+    art = make_artifacts(tmp_path / "artifacts", n_listings=4)
+    for photo_file in (art / "images").iterdir():  # prepared long ago (older than the sweep's grace)
+        os.utime(photo_file, (time.time() - 7200,) * 2)
+    settings = Settings(artifacts_dir=art)
+    build_index(settings, art)
+    store, blobs = open_storage(settings, art)
+    _, blob_keys, _ = store.delete_listing("listing-002")
+    infos = build_index(settings, art, force=True)
+    assert store.listing("listing-002") is None and infos["merge"]["skipped_deleted"] == 1
+    assert not any(blobs.exists(k) for k in blob_keys)  # its photos' bytes went with it (orphan sweep)
+
+
+def test_orphan_photo_bytes_are_swept_after_a_grace_period(tmp_path: Path) -> None:
+    from listing_search.store.gc import sweep_orphan_photos
+
+    art = make_artifacts(tmp_path / "artifacts", n_listings=2)
+    settings = Settings(artifacts_dir=art)
+    build_index(settings, art)
+    store, blobs = open_storage(settings, art)
+    blobs.put("photos/crashed-add.jpg", b"bytes of an add that never committed")
+    assert sweep_orphan_photos(store, blobs) == 0  # recent: an add may be about to commit
+    old = time.time() - 7200
+    os.utime(blobs.local_path("photos/crashed-add.jpg"), (old, old))
+    assert sweep_orphan_photos(store, blobs) == 1 and not blobs.exists("photos/crashed-add.jpg")
+    assert blobs.exists("photos/img-000-0.jpg")
+
+
+def test_a_batch_naming_a_listing_twice_loads_nothing(tmp_path: Path) -> None:
+    art = make_artifacts(tmp_path / "artifacts", n_listings=3)
+    listings = pd.read_csv(art / S.LISTINGS_CSV)
+    pd.concat([listings, listings.iloc[[1]]]).to_csv(art / S.LISTINGS_CSV, index=False)
+    with pytest.raises(ValueError, match="listing id 'listing-001' twice"):
+        build_index(Settings(artifacts_dir=art), art)
+    store, _ = open_storage(Settings(artifacts_dir=art), art)
+    assert store.counts()["listings"] == 0

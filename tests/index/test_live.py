@@ -126,3 +126,17 @@ def test_hnsw_indexes_follow_updates(tmp_path: Path) -> None:
     live.catch_up()
     res = live.text.search(new_text[None], 1)
     assert res.ids[0][0] == s.listing("l5").key and res.scores[0][0] > 0.999
+
+
+def test_a_snapshot_of_another_store_or_beyond_its_log_is_not_used(store: SqlStore, tmp_path: Path) -> None:
+    folder = tmp_path / "snaps"
+    open_live(store, folder)
+    same = snapshot.StoreIdentity(store.store_id(), store.head())
+    assert snapshot.load_latest(folder, M, same) is not None
+    other = open_store(f"sqlite:///{tmp_path / 'other.sqlite'}")  # e.g. recreated: ids start again at 1
+    for i in range(20):
+        other.add_listing(listing(i + 100), M)
+    assert snapshot.load_latest(folder, M, snapshot.StoreIdentity(other.store_id(), other.head())) is None
+    assert snapshot.load_latest(folder, M, snapshot.StoreIdentity(store.store_id(), store.head() - 1)) is None
+    replica = open_live(other, folder)  # rebuilt from its own store, never the foreign snapshot
+    assert sorted(replica.listing_of.values()) == sorted(k for k in other.listing_ids().values() for _ in range(2))

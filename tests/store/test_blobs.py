@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,6 +107,9 @@ def test_sweep_removes_only_temp_files_and_keys_never_list_them(tmp_path: Path) 
     (tmp_path / "a" / ".b.jpg.k3x9q1.tmp").write_bytes(b"half a pho")
     (tmp_path / ".c.jpg.zz.tmp").write_bytes(b"")
     assert list(store.keys()) == ["a/b.jpg"]
+    assert store.sweep_temp() == 0  # fresh: another process may still be writing them
+    for tmp in (tmp_path / "a" / ".b.jpg.k3x9q1.tmp", tmp_path / ".c.jpg.zz.tmp"):
+        os.utime(tmp, (time.time() - 3600,) * 2)
     assert store.sweep_temp() == 2
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["b.jpg"]
     assert store.get("a/b.jpg") == b"kept"

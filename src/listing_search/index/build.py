@@ -24,6 +24,7 @@ from listing_search.pipeline import atomic_write_text, fingerprint, is_up_to_dat
 from listing_search.settings import Settings
 from listing_search.store import open_storage, photo_blob_key
 from listing_search.store.blobs import BlobStore, LocalBlobStore
+from listing_search.store.gc import sweep_orphan_photos
 from listing_search.store.models import ListingIn, MergeReport, Models, PhotoIn, model_versions
 from listing_search.store.sql import SqlStore
 
@@ -84,6 +85,7 @@ def load_dataset(store: SqlStore, blobs: BlobStore, artifacts: Path, models: Mod
                        texts.get(r[S.LISTING_ID]))
              for r in listings.to_dict("records")]
     report = store.merge(items, models, prune=prune)
+    report.orphan_photos_removed = sweep_orphan_photos(store, blobs)
     if report.would_delete:
         log.warning("index: %d listings of an earlier build are not in the dataset any more and were KEPT "
                     "(e.g. %s); rebuild with --prune to delete them", len(report.would_delete), report.would_delete[:5])
@@ -166,11 +168,7 @@ def _link(src: Path, dst: Path) -> bool:
 def _store_identity(store: SqlStore) -> str:
     """Which store a stamp was made against: a different store (or a lost one) means rebuilding."""
     try:
-        ident = store.get_meta("store_id")
-        if ident is None:
-            ident = os.urandom(8).hex()
-            store.set_meta("store_id", ident)
-        return str(ident)
+        return store.store_id()
     except StorageError as exc:
         raise RuntimeError(f"the store cannot be written: {exc.reason}") from exc
 

@@ -39,6 +39,9 @@ class LiveIndexes:
         self.store, self.models, self.image, self.text = store, models, image, text
         self.seq = int(seq)
         self.lock = threading.RLock()  # FAISS indexes are not safe to read while being written
+        # One applier at a time (the follower thread and request threads after their own writes): a
+        # listing's state read from the store must not be applied after a newer one.
+        self._applying = threading.Lock()
         self.listing_of: dict[int, int] = dict(zip(owners[0].tolist(), owners[1].tolist()))
         self.photos_of: dict[int, list[int]] = {}
         for vid, key in self.listing_of.items():
@@ -52,9 +55,10 @@ class LiveIndexes:
              settings: IndexSettings, blobs: BlobStore | None = None) -> "LiveIndexes":
         """From a snapshot (local, then published) plus the log, or rebuilt from the store."""
         snap.sweep_temp(folder)
-        data = snap.load_latest(folder, models)
+        ident = snap.StoreIdentity(store.store_id(), store.head())
+        data = snap.load_latest(folder, models, ident)
         if data is None and blobs is not None:
-            data = snap.fetch_published(blobs, folder, models)
+            data = snap.fetch_published(blobs, folder, models, ident)
         if data is None:
             live = cls.rebuild(store, models, dims, settings)
             live.write_snapshot(folder)
@@ -95,16 +99,22 @@ class LiveIndexes:
     def catch_up(self, batch: int = 5000) -> int:
         """Apply every committed log entry after ``seq``; returns how many were applied."""
         total = 0
-        while True:
-            changes = self.store.changes_since(self.seq, batch)
-            if not changes:
-                self.head_seen, self.oldest_pending_at = self.seq, None
-                return total
-            self.oldest_pending_at = changes[0].at
-            self.apply(changes)
-            total += len(changes)
+        with self._applying:
+            while True:
+                changes = self.store.changes_since(self.seq, batch)
+                if not changes:
+                    self.head_seen, self.oldest_pending_at = self.seq, None
+                    return total
+                self.oldest_pending_at = changes[0].at
+                self._apply(changes)
+                total += len(changes)
 
     def apply(self, changes: list[Change]) -> None:
+        """Apply these entries (idempotent); serialised with every other applier."""
+        with self._applying:
+            self._apply(changes)
+
+    def _apply(self, changes: list[Change]) -> None:
         """Bring each named listing to its current state in the store (idempotent).
 
         Photo vectors never change under an id (the store gives a changed photo a new id), so only
@@ -179,7 +189,8 @@ class LiveIndexes:
         with self.lock:
             owners = np.array([list(self.listing_of), list(self.listing_of.values())], np.int64).reshape(2, -1)
             return snap.SnapshotData(self.seq, self.models, self.image.to_bytes(),
-                                     self.text.to_bytes() if self.text is not None else None, owners, time.time())
+                                     self.text.to_bytes() if self.text is not None else None, owners, time.time(),
+                                     self.store.store_id())
 
     def write_snapshot(self, folder: Path, keep: int = 2, publish_to: BlobStore | None = None) -> Path:
         data = self.snapshot_data()

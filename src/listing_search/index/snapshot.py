@@ -48,12 +48,21 @@ class SnapshotData:
     text: tuple[bytes, dict] | None
     owners: np.ndarray  # shape (2, n): vector ids, listing keys
     created_at: float = 0.0
+    store_id: str = ""  # the store (and restore epoch) whose ids the indexes hold
 
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    """What a snapshot must match to be used: the same store (epoch), and no sequence beyond its head."""
+
+    store_id: str
+    head: int
 
 def write_snapshot(folder: Path, data: SnapshotData, keep: int = 2) -> Path:
     """Write atomically under ``folder``; older snapshots beyond ``keep`` are removed."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"snap-{data.seq:012d}-{uuid.uuid4().hex[:8]}"
+    created = data.created_at or time.time()
+    name = f"snap-{int(created * 1000):015d}-{data.seq:012d}-{uuid.uuid4().hex[:8]}"  # newest written last
     tmp = folder / f"{TMP_PREFIX}{os.getpid()}-{name}"
     tmp.mkdir()
     try:
@@ -64,7 +73,7 @@ def write_snapshot(folder: Path, data: SnapshotData, keep: int = 2) -> Path:
         for fname, blob in files.items():
             _write_synced(tmp / fname, blob)
         manifest = {"format": FORMAT, "seq": data.seq, "models": {"image": data.models.image, "text": data.models.text},
-                    "created_at": data.created_at or time.time(),
+                    "created_at": created, "store_id": data.store_id,
                     "files": {f: hashlib.sha256(b).hexdigest() for f, b in files.items()}}
         _write_synced(tmp / MANIFEST, json.dumps(manifest, indent=2).encode())
         os.rename(tmp, folder / name)
@@ -75,20 +84,25 @@ def write_snapshot(folder: Path, data: SnapshotData, keep: int = 2) -> Path:
     return folder / name
 
 
-def load_latest(folder: Path, models: Models) -> SnapshotData | None:
-    """The newest whole snapshot made by ``models``; corrupt or foreign ones are skipped with a warning."""
+def load_latest(folder: Path, models: Models, ident: StoreIdentity | None = None) -> SnapshotData | None:
+    """The newest whole snapshot made by ``models`` (of the store ``ident`` names); corrupt or foreign
+    ones are skipped with a warning."""
     for path in _snapshots(folder):
         try:
-            return read_snapshot(path, models)
+            return read_snapshot(path, models, ident)
         except (OSError, ValueError, KeyError) as exc:
             log.warning("snapshot %s skipped: %s", path.name, exc)
     return None
 
 
-def read_snapshot(path: Path, models: Models) -> SnapshotData:
+def read_snapshot(path: Path, models: Models, ident: StoreIdentity | None = None) -> SnapshotData:
     manifest = json.loads((path / MANIFEST).read_text())
     if manifest.get("format") != FORMAT:
         raise ValueError(f"format {manifest.get('format')} is not {FORMAT}")
+    if ident is not None and manifest.get("store_id") != ident.store_id:
+        raise ValueError(f"made from store {manifest.get('store_id')!r}, serving store {ident.store_id!r}")
+    if ident is not None and int(manifest["seq"]) > ident.head:
+        raise ValueError(f"covers log sequence {manifest['seq']} but the store's log ends at {ident.head}")
     made_by = Models(manifest["models"]["image"], manifest["models"]["text"])
     if made_by != models:
         raise ValueError(f"made by encoders {made_by}, serving {models}")
@@ -100,7 +114,8 @@ def read_snapshot(path: Path, models: Models) -> SnapshotData:
         blobs[fname] = blob
     text = (blobs["text.faiss"], json.loads(blobs["text.json"])) if "text.faiss" in blobs else None
     return SnapshotData(int(manifest["seq"]), made_by, (blobs["image.faiss"], json.loads(blobs["image.json"])), text,
-                        np.load(io.BytesIO(blobs["owners.npy"]), allow_pickle=False), float(manifest["created_at"]))
+                        np.load(io.BytesIO(blobs["owners.npy"]), allow_pickle=False), float(manifest["created_at"]),
+                        str(manifest.get("store_id", "")))
 
 
 def prune(folder: Path, keep: int) -> None:
@@ -131,21 +146,26 @@ def publish(path: Path, blobs: BlobStore) -> None:
     log.info("snapshot %s published to %s", path.name, blobs.url)
 
 
-def fetch_published(blobs: BlobStore, folder: Path, models: Models) -> SnapshotData | None:
+def fetch_published(blobs: BlobStore, folder: Path, models: Models, ident: StoreIdentity | None = None
+                    ) -> SnapshotData | None:
     """The published snapshot, copied into ``folder`` and checked; None when absent or unusable."""
+    tmp = folder / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         name = _latest_name(blobs)
         if not name:
             return None
-        tmp = folder / f"{TMP_PREFIX}{os.getpid()}-{name}"
         tmp.mkdir(parents=True, exist_ok=True)
         for key in blobs.keys(f"snapshots/{name}/"):
             _write_synced(tmp / key.rsplit("/", 1)[1], blobs.get(key))
-        data = read_snapshot(tmp, models)
-        os.rename(tmp, folder / name)
+        data = read_snapshot(tmp, models, ident)
+        try:
+            os.rename(tmp, folder / name)
+        except OSError:  # another worker fetched the same one first: theirs is identical
+            shutil.rmtree(tmp, ignore_errors=True)
         return data
     except (OSError, ValueError, KeyError, StorageError, BlobNotFound) as exc:
         log.warning("published snapshot not usable: %s", exc)
+        shutil.rmtree(tmp, ignore_errors=True)
         return None
 
 

@@ -347,6 +347,13 @@ class SearchEngine:
         except IdempotentReplay as replay:  # a concurrent retry won the race
             self._delete_blobs(p.blob_key for p in item.photos)
             return Written(self._replayed(replay.listing_id), False, self.store.head())
+        except StorageError:
+            if self._committed_anyway(item.listing_id):  # the connection broke after the commit
+                log.warning("listing %s committed although the store reported an error", item.listing_id)
+                self._follow_own_write()
+                return Written(self._committed(item), True, self.store.head())
+            self._delete_blobs(p.blob_key for p in item.photos)
+            raise
         except BaseException:
             self._delete_blobs(p.blob_key for p in item.photos)
             raise
@@ -378,6 +385,13 @@ class SearchEngine:
                 self.blobs.delete(key)
             except StorageError as exc:  # the start-up sweep and the orphan check catch what is left
                 log.warning("blob %s not deleted: %s", key, exc)
+
+    def _committed_anyway(self, listing_id: str) -> bool:
+        """Whether a write whose commit reported an error is in the store after all (ids are unique)."""
+        try:
+            return self.store.listing(listing_id) is not None
+        except StorageError:
+            return False  # cannot tell: the client retries with its Idempotency-Key
 
     def _follow_own_write(self) -> None:
         """Read-your-writes on this replica; a failure here never hides the committed write."""

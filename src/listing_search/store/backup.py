@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -61,6 +62,7 @@ def restore(src: Path, store: SqlStore, blobs: BlobStore) -> dict:
     copy.close()
     _copy_blobs(LocalBlobStore(src / "blobs"), blobs, _blob_keys(tables))
     store.insert_all(tables)  # rows last: a listing is never visible before its photos' bytes
+    store.set_meta("store_id", os.urandom(8).hex())  # a new epoch: snapshots of before are not reused
     log.info("restored the backup at seq %d from %s", manifest["seq"], src)
     return manifest
 

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -41,7 +42,7 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None: ...
     def keys(self, prefix: str = "") -> Iterator[str]: ...
     def local_path(self, key: str) -> Path | None: ...
-    def sweep_temp(self) -> int: ...
+    def sweep_temp(self, older_than_s: float = 600.0) -> int: ...
     def probe(self) -> str | None: ...
 
 
@@ -128,14 +129,18 @@ class LocalBlobStore:
         path = self._path(key)
         return path if path.is_file() else None
 
-    def sweep_temp(self) -> int:
-        """Delete temp files left by interrupted puts; call it when no put is in flight (at start-up)."""
-        count = 0
+    def sweep_temp(self, older_than_s: float = 600.0) -> int:
+        """Delete temp files left by interrupted puts: only old ones, since other processes sharing
+        the folder may be writing theirs right now."""
+        count, cutoff = 0, time.time() - older_than_s
         for folder, _, files in os.walk(self.root):
             for name in files:
                 if TEMP_NAME.fullmatch(name):
                     try:
-                        (Path(folder) / name).unlink()
+                        path = Path(folder) / name
+                        if path.stat().st_mtime > cutoff:
+                            continue
+                        path.unlink()
                     except FileNotFoundError:
                         continue
                     except OSError as exc:
@@ -291,7 +296,7 @@ class S3BlobStore:
         check_key(key)
         return None
 
-    def sweep_temp(self) -> int:
+    def sweep_temp(self, older_than_s: float = 600.0) -> int:
         return 0
 
     def probe(self) -> str | None:

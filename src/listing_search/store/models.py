@@ -98,6 +98,8 @@ class MergeReport:
     unchanged: int = 0
     deleted: int = 0
     kept_api: int = 0
+    skipped_deleted: int = 0  # dataset listings deleted through the API, not loaded again
+    orphan_photos_removed: int = 0
     would_delete: list[str] = field(default_factory=list)
     last_seq: int = 0
 

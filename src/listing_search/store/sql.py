@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -26,7 +27,7 @@ import numpy as np
 
 from listing_search.errors import IdempotencyConflict, StoreVersionError
 from listing_search.store.models import (
-    DELETE, LISTING_FIELDS, ORIGIN_API, UPSERT, Change, Filters, Listing, ListingIn, ListingVectors, MergeReport,
+    DELETE, LISTING_FIELDS, ORIGIN_API, ORIGIN_DATASET, UPSERT, Change, Filters, Listing, ListingIn, ListingVectors, MergeReport,
     Models, PhotoIn,
 )
 
@@ -167,6 +168,9 @@ class SqlStore:
         """Apply the numbered SQL files this database has not had yet; returns the schema version."""
         files = sorted(f for f in resources.files(self.migrations_package).iterdir() if f.name.endswith(".sql"))
         known = [(int(f.name.split("_", 1)[0]), f) for f in files]
+        latest = max((v for v, _ in known), default=0)
+        if self._current_version() == latest:  # nothing to do: no write (read-only storage still serves)
+            return latest
         with self.write() as con:
             con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = con.execute("SELECT MAX(version) FROM schema_version").fetchone()
@@ -185,6 +189,28 @@ class SqlStore:
 
     def schema_version(self) -> int:
         return int(self._rows("SELECT MAX(version) FROM schema_version")[0][0] or 0)
+
+    def _current_version(self) -> int | None:
+        """The schema version, or None before the first migration (no table yet)."""
+        try:
+            return self.schema_version()
+        except Exception as exc:
+            if self._translate(exc) is not None and "schema_version" not in str(exc):
+                raise
+            self._drop_con()
+            return None
+
+    def store_id(self) -> str:
+        """This store's identity (a new one after a restore): snapshots record it, so ids of another
+        store are never taken for this one's."""
+        ident = self.get_meta("store_id")
+        if ident is None:
+            ident = os.urandom(8).hex()
+            with self.write() as con:
+                if con.execute(self._sql("SELECT 1 FROM meta WHERE name = 'store_id'")).fetchone() is None:
+                    con.execute(self._sql("INSERT INTO meta (name, value) VALUES ('store_id', ?)"), [json.dumps(ident)])
+            ident = self.get_meta("store_id")
+        return str(ident)
 
     # ------------------------------------------------------------- change log
     def head(self) -> int:
@@ -229,6 +255,9 @@ class SqlStore:
     def photo_blob_key(self, image_id: str) -> str | None:
         rows = self._rows("SELECT blob_key FROM photos WHERE image_id = ?", [image_id])
         return rows[0][0] if rows else None
+
+    def photo_blob_keys(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT blob_key FROM photos")]
 
     def photo_vector_ids_many(self, listing_keys: Iterable[int]) -> dict[int, list[int]]:
         rows = self._rows_in("SELECT listing_key, vector_id FROM photos WHERE listing_key {in} ORDER BY vector_id",
@@ -361,7 +390,8 @@ class SqlStore:
         """Delete vectors made by any other encoder version (after a re-embed); returns how many."""
         with self.write() as con:
             n = con.execute(self._sql("DELETE FROM photo_vectors WHERE model <> ?"), [models.image]).rowcount
-            n += con.execute(self._sql("DELETE FROM text_vectors WHERE model <> ?"), [models.text or ""]).rowcount
+            if models.text is not None:  # without a text model, text vectors are kept, not dropped
+                n += con.execute(self._sql("DELETE FROM text_vectors WHERE model <> ?"), [models.text]).rowcount
         return int(n)
 
     # ------------------------------------------------------------- meta
@@ -441,8 +471,10 @@ class SqlStore:
         con.execute(self._sql("INSERT INTO text_vectors (listing_key, model, vector) VALUES (?, ?, ?)"),
                     [key, models.text, vector_bytes(vector)])
 
-    def delete_listing(self, listing_id: str) -> tuple[int, list[str], int] | None:
-        """Delete a listing and its photos with a log entry; (key, blob keys, seq), or None if unknown."""
+    def delete_listing(self, listing_id: str, dataset_load: bool = False) -> tuple[int, list[str], int] | None:
+        """Delete a listing and its photos with a log entry; (key, blob keys, seq), or None if unknown.
+
+        A delete that is not the dataset load's own prune is remembered, so the listing is not loaded again."""
         with self.write() as con:
             row = con.execute(self._sql("SELECT key FROM listings WHERE listing_id = ?"), [listing_id]).fetchone()
             if row is None:
@@ -451,6 +483,10 @@ class SqlStore:
             blobs = [r[0] for r in con.execute(self._sql("SELECT blob_key FROM photos WHERE listing_key = ?"), [key])]
             con.execute(self._sql("DELETE FROM photos WHERE listing_key = ?"), [key])
             con.execute(self._sql("DELETE FROM listings WHERE key = ?"), [key])
+            if not dataset_load:  # a deleted dataset listing stays deleted when the dataset is loaded again
+                con.execute(self._sql("DELETE FROM deleted_listings WHERE listing_id = ?"), [listing_id])
+                con.execute(self._sql("INSERT INTO deleted_listings (listing_id, at) VALUES (?, ?)"),
+                            [listing_id, time.time()])
             seq = self._log(con, DELETE, key, listing_id)
         return key, blobs, seq
 
@@ -461,18 +497,22 @@ class SqlStore:
         are deleted only with ``prune``; otherwise they are reported in ``would_delete``.
         """
         report = MergeReport()
+        _check_unique(items)
         existing = dict(self._rows("SELECT listing_id, content_hash FROM listings"))
         api = set(self.listing_ids(ORIGIN_API))
+        deleted = {r[0] for r in self._rows("SELECT listing_id FROM deleted_listings")}
+        items = [it for it in items if it.listing_id not in deleted]
+        report.skipped_deleted = len(deleted)
         incoming = {it.listing_id for it in items}
         for start in range(0, len(items), chunk):
             with self.write() as con:
                 for item in items[start : start + chunk]:
                     self._merge_one(con, item, models, existing, api, report)
-        gone = sorted(set(self.listing_ids()) - incoming - api)
-        report.kept_api = len(api)
+        gone = sorted(set(self.listing_ids(ORIGIN_DATASET)) - incoming)  # API listings are never "gone"
+        report.kept_api = len(self.listing_ids(ORIGIN_API))
         if prune:
             for listing_id in gone:
-                report.deleted += self.delete_listing(listing_id) is not None
+                report.deleted += self.delete_listing(listing_id, dataset_load=True) is not None
         else:
             report.would_delete = gone
         report.last_seq = self.head()
@@ -566,11 +606,14 @@ class SqlStore:
         yield
 
     def is_empty(self) -> bool:
-        return self.head() == 0 and self.counts() == {"listings": 0, "photos": 0}
+        """No listings, photos, log or idempotency keys (meta, e.g. a health probe's row, may exist)."""
+        return all(int(self._rows(f"SELECT COUNT(*) FROM {t}")[0][0]) == 0
+                   for t in TABLES if t != "meta") and self.head() == 0
 
     def insert_all(self, tables: dict[str, tuple[list[str], list[tuple]]]) -> None:
         """Rows as ``read_all`` gives them, ids kept, in one transaction; id sequences moved past them."""
         with self.write() as con:
+            con.execute("DELETE FROM meta")  # the backup's meta replaces this store's (probe rows, ids)
             for table in TABLES:
                 cols, rows = tables[table]
                 sql = self._sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})")
@@ -582,7 +625,18 @@ class SqlStore:
         """Dialects whose id generators do not follow explicit ids move them here."""
 
 
-TABLES = ("listings", "photos", "photo_vectors", "text_vectors", "changes", "idempotency", "meta")
+TABLES = ("listings", "photos", "photo_vectors", "text_vectors", "changes", "idempotency", "meta", "deleted_listings")
+
+
+def _check_unique(items: list[ListingIn]) -> None:
+    """A batch naming a listing or a photo twice is refused before anything is written."""
+    for what, values in (("listing id", [it.listing_id for it in items]),
+                         ("photo id", [p.image_id for it in items for p in it.photos])):
+        seen: set[str] = set()
+        for value in values:
+            if value in seen:
+                raise ValueError(f"the batch names {what} {value!r} twice: nothing was loaded")
+            seen.add(value)
 
 
 def _statements(script: str) -> list[str]:

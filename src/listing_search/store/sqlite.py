@@ -12,6 +12,7 @@ from listing_search.store.sql import SqlStore
 
 BUSY_TIMEOUT_S = 30
 FULL = ("database or disk is full", "disk is full")
+PROGRAMMING = ("no such table", "no such column", "syntax error")
 UNAVAILABLE = ("readonly", "read-only", "unable to open", "disk i/o error", "locked", "not a database", "malformed")
 
 
@@ -30,7 +31,7 @@ class SqliteStore(SqlStore):
             con = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
                                   timeout=BUSY_TIMEOUT_S)
             con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss too
             con.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
             raise self._translate(exc) or exc from exc
@@ -59,6 +60,8 @@ class SqliteStore(SqlStore):
         if not isinstance(exc, sqlite3.Error) or isinstance(exc, sqlite3.IntegrityError):
             return None
         text = str(exc).lower()
+        if any(s in text for s in PROGRAMMING):  # a bug, not storage: let it be a 500 with a traceback
+            return None
         if any(s in text for s in FULL):
             return StorageFull(f"the store's disk is full ({self.path}): {exc}")
         if isinstance(exc, sqlite3.OperationalError) or any(s in text for s in UNAVAILABLE):
