@@ -456,7 +456,8 @@ class SearchEngine:
             return problem
         problem = None
         try:
-            self.store.set_meta("probe", time.time())
+            store_problem = self.store.write_problem()  # read-only checks: a probe never queues behind writers
+            problem = f"store: {store_problem}" if store_problem else None
         except StorageError as exc:
             problem = f"store: {exc.reason}"
         if problem is None:

@@ -47,6 +47,11 @@ class PostgresStore(SqlStore):
             con.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
                         f"GREATEST((SELECT COALESCE(MAX({column}), 0) FROM {table}), 1))")
 
+    def write_problem(self) -> str | None:
+        """Why a write would fail, found without writing: a standby or read-only server, no connection."""
+        (read_only,) = self._rows("SHOW transaction_read_only")[0]
+        return "the PostgreSQL server only accepts reads (transaction_read_only)" if read_only == "on" else None
+
     def _translate(self, exc: Exception) -> Exception | None:
         import psycopg
 

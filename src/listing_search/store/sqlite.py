@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,6 +56,13 @@ class SqliteStore(SqlStore):
             yield
         finally:
             con.execute("COMMIT")
+
+    def write_problem(self) -> str | None:
+        """Why a write would fail, found without writing: a read-only mount, or an unreadable file."""
+        self._rows("SELECT 1")
+        if os.statvfs(self.path.parent).f_flag & os.ST_RDONLY:
+            return f"read-only file system under {self.path.parent}"
+        return None
 
     def _translate(self, exc: Exception) -> Exception | None:
         if not isinstance(exc, sqlite3.Error) or isinstance(exc, sqlite3.IntegrityError):
