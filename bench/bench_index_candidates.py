@@ -1,4 +1,6 @@
-"""Claim: a 1M x 1000-d catalogue is searched with recall@10 >= 0.95 in <= 2 ms/query in <= 1.5 GB.
+"""Candidate structures at one size: which FAISS index could meet recall@10 >= 0.95, <= 2 ms, <= 1.5 GB.
+
+(The selector's own pick, through the product's build path, at 100k/300k/1M: bench_index_scale.py.)
 
 Builds each candidate index over the same synthetic catalogue (see vectors.py: sampled around the
 real embeddings when ART/image_embeddings.npy exists, else a seeded Gaussian mixture), sweeps its
@@ -10,7 +12,7 @@ build cost at 1M); each variant's ``build_s`` counts that shared cost in full. H
 sample (``--hnsw-n``) because on 2 cores a 1M x 1000-d graph takes far longer than the whole
 bench; its 1M build time and memory are extrapolated and marked so.
 
-    python bench/bench_index_scale.py --data DIR --artifacts ART [--n 1000000] [--queries 1000]
+    python bench/bench_index_candidates.py --data DIR --artifacts ART [--n 1000000] [--queries 1000]
 """
 
 from __future__ import annotations
@@ -361,13 +363,13 @@ def meets(row: dict[str, Any], target: float, max_ms: float, budget_bytes: int) 
 # --- the serving engineer's selector -------------------------------------------------------------
 
 
-def selector_choice(n: int, d: int, budget_mb: int, exact_max: int) -> Any:
+def selector_choice(n: int, d: int, budget_mb: int, latency_ms: float) -> Any:
     """What ``listing_search.index.select.choose_index`` picks for this catalogue (None if absent)."""
     try:
         from listing_search.index.select import choose_index
     except ImportError:
         return None
-    return choose_index(n, d, budget_mb, exact_max)
+    return choose_index(n, d, budget_mb, latency_ms)
 
 
 def selector_row(choice: Any, rows: list[dict[str, Any]], xb: np.ndarray, coarse: Coarse | None,
@@ -424,7 +426,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }]
     ev = dict(xq=xq, truth=truth, k=args.k, target=args.target_recall, sweep_queries=args.sweep_queries,
               batch1_queries=args.batch1_queries, threads=args.threads, batch1_threads=args.batch1_threads)
-    choice = selector_choice(args.n, args.dim, args.budget_mb, args.exact_max)
+    choice = selector_choice(args.n, args.dim, args.budget_mb, args.max_ms)
     nlist = args.nlist or (choice.nlist if choice is not None and choice.nlist else default_nlist(args.n))
     train = train_sample(xb, args.train_n, args.seed)
     skip = set(args.skip)
@@ -484,8 +486,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ok = [r for r in rows if r["meets_goal"]]
     best = min(ok, key=lambda r: r["batch1_ms_per_query"])["name"] if ok else None
     return {
-        "bench": "index_scale",
-        "command": f"python bench/bench_index_scale.py --n {args.n} --queries {args.queries}",
+        "bench": "index_candidates",
+        "command": f"python bench/bench_index_candidates.py --n {args.n} --queries {args.queries}",
         "n": args.n, "dim": args.dim, "queries": args.queries, "k": args.k, "metric": "inner_product (unit vectors)",
         "distribution": source, "generate_s": round(gen_s, 1), "nlist": nlist, "threads": args.threads,
         "batch1_threads": args.batch1_threads,
@@ -520,7 +522,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sweep-queries", type=int, default=200)
     p.add_argument("--batch1-queries", type=int, default=200)
     p.add_argument("--exact-batch1", type=int, default=5, help="single exact queries timed")
-    p.add_argument("--exact-max", type=int, default=200_000, help="the selector's exact_max setting")
     p.add_argument("--skip", nargs="*", default=[], choices=["ivf_sq8", "pca", "hnsw", "selector"])
     return p.parse_args(argv)
 
