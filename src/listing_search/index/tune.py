@@ -27,11 +27,12 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 RECALL_TARGET = 0.95
+TUNE_MARGIN = 0.01  # tuned on 200 queries, the smallest knob just over 0.95 falls under it on new ones
 RECALL_K = 10
 SELECTIVITIES = (0.1, 0.01)
 FILTERED_P50_MS = 10.0
-HNSW_GRID = (16, 32, 64, 128, 256, 512, 1024, 2048)
-IVF_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+HNSW_GRID = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048)
+IVF_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096)
 
 
 @dataclass
@@ -61,7 +62,7 @@ def knob_grid(index: "VectorIndex") -> tuple[str, list[int]]:
 
 
 def tune_and_measure(index: "VectorIndex", probe: Probe, latency_budget_ms: float, memory_budget_mb: int) -> None:
-    """Smallest knob reaching the recall target, unfiltered then filtered; measurements into the infos."""
+    """Smallest knob reaching the recall target plus a margin, unfiltered then filtered; results into the infos."""
     truth = exact_top_k(probe.x, probe.ids, probe.q, RECALL_K, mask=probe.keep)
     name, grid = knob_grid(index)
     recall = 0.0
@@ -69,7 +70,7 @@ def tune_and_measure(index: "VectorIndex", probe: Probe, latency_budget_ms: floa
         if name:
             index.set_search_params({**index.infos["search_params"], name: value})
         recall = _recall(index, probe, truth)
-        if recall >= RECALL_TARGET:
+        if recall >= RECALL_TARGET + TUNE_MARGIN:
             break
     timing = time_singles(lambda q: index.search(q, RECALL_K), probe.q)
     index.infos["recall_at_10"] = round(recall, 4)
@@ -101,7 +102,7 @@ def _tune_filtered(index: "VectorIndex", probe: Probe, s: float, name: str, grid
             index.set_search_params({**sp, "filtered": sorted(entries, reverse=True)})
             sp = index.infos["search_params"]
         recall = _recall(index, probe, truth, allowed)
-        if recall >= RECALL_TARGET:
+        if recall >= RECALL_TARGET + TUNE_MARGIN:
             break
     timing = time_singles(lambda q: index.search(q, RECALL_K, allowed), probe.q[:100])
     return {"allowed": int(len(allowed)), "path": "exact scan" if exact else "index + ID selector",
