@@ -262,5 +262,7 @@ def _build(store: SqlStore, name: str, vectors: np.ndarray, ids: np.ndarray, set
     if recorded is None and len(ids) and (fresh_choice or not store.get_meta(f"index:{name}")):
         store.set_meta(f"index:{name}", {"choice": index.infos["choice"],
                                           "search_params": index.infos.get("search_params", {}),
-                                          "recall_at_10": index.infos.get("recall_at_10")})
+                                          "recall_at_10": index.infos.get("recall_at_10"),
+                                          "measured": index.infos.get("measured"),
+                                          "budget": index.infos.get("budget")})
     return index
