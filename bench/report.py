@@ -106,8 +106,8 @@ def summary(records: list[dict[str, Any]]) -> list[str]:
         load = r.get("machine_start", {}).get("load1")
         rows.append((goal, value, "met" if met else ("missed" if met is not None else "n/a"), load, how))
 
-    if "index_scale" in by:
-        r = by["index_scale"]
+    if "index_candidates" in by:
+        r = by["index_candidates"]
         res = {x["name"]: x for x in r["results"]}
         sel = res.get("selector") or {}
         best = res.get(r.get("best_meeting_goal") or "", {})
@@ -115,7 +115,7 @@ def summary(records: list[dict[str, Any]]) -> list[str]:
             if x:
                 add(f"1M x 1000-d index, {label}: recall@10 >= 0.95, <= 2 ms/query, <= 1.5 GB",
                     f"`{x['index']}`: recall {x['recall_at_k']:.3f}, {x['batch1_ms_per_query']:.2f} ms, "
-                    f"{x['index_gb']:.2f} GB", x["meets_goal"], r, "bench_index_scale.py")
+                    f"{x['index_gb']:.2f} GB", x["meets_goal"], r, "bench_index_candidates.py")
     if "embed" in by:
         r = by["embed"]
         best = r["best_full_path"]
@@ -142,7 +142,7 @@ def summary(records: list[dict[str, Any]]) -> list[str]:
 
 
 RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
-    "index_scale": index_scale, "embed": embed, "serve": serve, "pipeline": pipeline}
+    "index_candidates": index_scale, "embed": embed, "serve": serve, "pipeline": pipeline}
 
 
 def main() -> None:

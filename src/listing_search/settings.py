@@ -69,9 +69,11 @@ class TextSettings(BaseModel):
 
 
 class IndexSettings(BaseModel):
-    memory_budget_mb: int = Field(1536, ge=16)
-    exact_max: int = Field(200_000, ge=1, description="Catalogues up to this size get an exact index.")
-    recall_sample: int = Field(200, ge=1)
+    memory_budget_mb: int = Field(1536, ge=16, description="Bytes of one index (photo or text) at most.")
+    latency_budget_ms: float = Field(2.0, gt=0, description="p50 of one unfiltered query on one thread; "
+                                     "the index type is chosen by a cost model to fit it (index/select.py).")
+    recall_sample: int = Field(200, ge=1, description="Held-out queries measuring recall@10 and latency.")
+    kind: Literal["flat", "hnsw", "ivfsq8", "ivfpq"] | None = Field(None, description="Force one index type.")
 
 
 class RankSettings(BaseModel):

@@ -118,7 +118,7 @@ def test_hnsw_indexes_follow_updates(tmp_path: Path) -> None:
     s = open_store(f"sqlite:///{tmp_path / 'store.sqlite'}")
     for i in range(60):
         s.add_listing(listing(i), M)
-    settings = IndexSettings(exact_max=10)  # force HNSW at this size
+    settings = IndexSettings(kind="hnsw")  # the selector would pick Flat at this size
     live = LiveIndexes.open(s, M, DIMS, tmp_path / "snaps", settings)
     assert live.image.kind == "hnsw" and live.text.kind == "hnsw"
     new_text = listing(5, 9).text_vector

@@ -268,10 +268,12 @@ def _build(store: SqlStore, name: str, vectors: np.ndarray, ids: np.ndarray, set
     recorded = None if fresh_choice else store.get_meta(f"index:{name}")
     choice = IndexChoice(**recorded["choice"]) if recorded else None
     params = recorded["search_params"] if recorded else ({} if len(ids) == 0 else None)
-    index = VectorIndex.build(vectors, ids, settings.memory_budget_mb, settings.exact_max, settings.recall_sample,
-                              kind=kind, choice=choice, search_params=params)
+    index = VectorIndex.build(vectors, ids, settings.memory_budget_mb, settings.latency_budget_ms,
+                              settings.recall_sample, kind=kind or settings.kind, choice=choice, search_params=params)
     if recorded is None and len(ids) and (fresh_choice or not store.get_meta(f"index:{name}")):
         store.set_meta(f"index:{name}", {"choice": index.infos["choice"],
                                           "search_params": index.infos.get("search_params", {}),
-                                          "recall_at_10": index.infos.get("recall_at_10")})
+                                          "recall_at_10": index.infos.get("recall_at_10"),
+                                          "measured": index.infos.get("measured"),
+                                          "budget": index.infos.get("budget")})
     return index

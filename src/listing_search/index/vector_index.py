@@ -4,10 +4,16 @@ Vectors are L2-normalised on the way in, so inner product = cosine similarity an
 [-1, 1]. The same class serves photo embeddings and (later) listing text embeddings.
 
 Files, for ``name`` in a folder: ``<name>.faiss`` (the FAISS index), ``<name>.infos.json`` (type,
-size, dimension, build time, recall@10 against exact search, search parameters) and, for types that
-cannot delete (HNSW), ``<name>.tombstones.json``: removed ids stay in the graph, are excluded from
+size, dimension, build time, the selector's choice, recall@10 and p50/p99 measured on held-out queries,
+filtered-search measurements, search parameters, budget verdict) and, for types that cannot delete
+(HNSW), ``<name>.tombstones.json``: removed ids stay in the graph, are excluded from
 every search with an ``IDSelectorNot``, and the graph is rebuilt from the live vectors (compaction)
-once tombstones pass ``COMPACT_RATIO`` of it. Flat and IVF indexes delete for real.
+once tombstones pass ``COMPACT_RATIO`` of it. Flat and IVF indexes delete for real (IVF through
+its id -> (list, offset) hashtable), so every structure the selector can choose follows live changes.
+
+Filtered search: allowed sets up to ``subset_exact_max`` ids (the cost model's switch point) are
+scanned exactly; larger ones go through the index with an ID selector and the larger knob tuned at
+build for that selectivity (``search_params["filtered"]``).
 """
 
 from __future__ import annotations
@@ -21,15 +27,18 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from listing_search.index.select import FLAT, HNSW, IVF_KINDS, IndexChoice, choose_index
+from listing_search.index.select import FLAT, HNSW, IVF_KINDS, IVF_SQ8, IndexChoice, choose_index, subset_exact_max
+from listing_search.index.tune import (  # noqa: F401  (re-exported: the reference searches live with the index)
+    RECALL_K, RECALL_TARGET, Probe, exact_top_k, recall_at, recall_with_ties, tune_and_measure,
+)
 from listing_search.pipeline import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 COMPACT_RATIO = 0.2
-SUBSET_EXACT_MAX = 20_000  # filtered searches over at most this many ids are done exactly
-RECALL_TARGET = 0.95
-RECALL_K = 10
+TRAIN_PER_LIST, TRAIN_MIN = 16, 10_000  # IVF k-means sample: enough per list, bounded build time
+MAX_EF = 4096
+QUANTIZER_EF = 32  # efSearch of an IVF's HNSW coarse quantizer, at least twice nprobe
 
 
 @dataclass
@@ -54,40 +63,47 @@ class VectorIndex:
         self.index, self.kind, self.infos = index, kind, infos
         self.tombstones: set[int] = tombstones or set()
         self.path: Path | None = None
-        self._apply_params(infos.get("search_params", {}))
+        self._not_dead_cache: tuple | None = None
+        self.set_search_params(infos.get("search_params", {}))
 
     # ----------------------------------------------------------------- build / persist
     @classmethod
     def build(
-        cls, vectors: np.ndarray, ids: np.ndarray, memory_budget_mb: int = 1536, exact_max: int = 200_000,
+        cls, vectors: np.ndarray, ids: np.ndarray, memory_budget_mb: int = 1536, latency_budget_ms: float = 2.0,
         recall_sample: int = 200, kind: str | None = None, seed: int = 0, choice: IndexChoice | None = None,
         search_params: dict | None = None,
     ) -> "VectorIndex":
-        """Choose the type, train if needed, add, tune search parameters and measure recall@10.
+        """Choose the type from the budgets, train, add, tune and measure on held-out queries.
 
         A rebuild passes the builder's recorded ``choice`` and ``search_params``: the same structure,
-        no new tuning.
+        no new tuning or measuring.
         """
         t0 = time.perf_counter()
         x, ids = normalise(vectors), np.asarray(ids, dtype=np.int64)
         if len(x) != len(ids) or len(np.unique(ids)) != len(ids):
             raise ValueError("ids must be unique and one per vector")
-        choice = choice or choose_index(len(x), x.shape[1], memory_budget_mb, exact_max, kind)
+        choice = choice or choose_index(len(x), x.shape[1], memory_budget_mb, latency_budget_ms, kind)
         index = _new_index(choice, x.shape[1], x, seed)
-        index.add_with_ids(x, ids)
         infos = {
             "kind": choice.kind, "factory": choice.factory, "dimension": int(x.shape[1]),
             "size": int(len(x)), "metric": "cosine (inner product of unit vectors)",
-            "choice": choice.to_json(), "memory_budget_mb": memory_budget_mb, "exact_max": exact_max,
+            "choice": choice.to_json(), "memory_budget_mb": memory_budget_mb, "latency_budget_ms": latency_budget_ms,
         }
         self = cls(index, choice.kind, infos)
-        if search_params is None:
-            self._tune(x, ids, recall_sample, seed)
+        if search_params is not None or len(x) == 0:
+            _add(index, x, ids)
+            self.set_search_params(search_params or {})
         else:
-            self._apply_params(search_params)
+            self.set_search_params({} if choice.kind == FLAT else {"subset_exact_max": subset_exact_max(x.shape[1])})
+            held = _held_out(len(x), recall_sample, seed)
+            _add(index, x, ids, skip=held)
+            probe = Probe(x[held], x, ids, ~held, np.random.default_rng(seed + 1))
+            tune_and_measure(self, probe, latency_budget_ms, memory_budget_mb)
+            _add(index, x[held], ids[held])
         self.infos["build_seconds"] = round(time.perf_counter() - t0, 3)
         self.infos["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        log.info("index %s: %d x %d, recall@10 %s", choice.factory, len(x), x.shape[1], self.infos.get("recall_at_10"))
+        log.info("index %s: %d x %d, recall@10 %s, p50 %s ms", choice.factory, len(x), x.shape[1],
+                 self.infos.get("recall_at_10"), self.infos.get("measured", {}).get("p50_ms"))
         return self
 
     def to_bytes(self) -> tuple[bytes, dict]:
@@ -182,7 +198,6 @@ class VectorIndex:
         index = _new_index(choice, self.dim, x, 0)
         index.add_with_ids(x, live)
         self.index, self.tombstones = index, set()
-        self._apply_params(self.infos.get("search_params", {}))
         log.info("index compacted to %d vectors", len(live))
         if persist and self.path is not None:
             self.save()
@@ -198,22 +213,26 @@ class VectorIndex:
         return ids
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
-        """Stored (unit) vectors of ``ids``; approximate for IVF-PQ."""
+        """Stored (unit) vectors of ``ids``; approximate for IVF codes."""
         ids = np.asarray(ids, dtype=np.int64)
-        out = np.empty((len(ids), self.dim), dtype=np.float32)
-        for row, i in enumerate(ids):
-            out[row] = self.index.reconstruct(int(i))
-        return out
+        return self.index.reconstruct_batch(ids) if len(ids) else np.empty((0, self.dim), np.float32)
 
     def reconstruct_present(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ids that are live, their vectors): unknown and tombstoned ids are skipped, not errors."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.tombstones and len(ids):
+            ids = ids[~np.isin(ids, np.fromiter(self.tombstones, np.int64))]
+        if not len(ids):
+            return ids, np.empty((0, self.dim), np.float32)
+        try:
+            return ids, self.index.reconstruct_batch(ids)  # one call in C++: the common case, all present
+        except RuntimeError:  # FAISS: some id not in the index; find which, one by one
+            pass
         kept, rows = [], []
-        for i in np.asarray(ids, dtype=np.int64):
-            if int(i) in self.tombstones:
-                continue
+        for i in ids:
             try:
                 rows.append(self.index.reconstruct(int(i)))
-            except RuntimeError:  # FAISS: id not in the index
+            except RuntimeError:
                 continue
             kept.append(int(i))
         vectors = np.stack(rows).astype(np.float32) if rows else np.empty((0, self.dim), np.float32)
@@ -221,19 +240,20 @@ class VectorIndex:
 
     # ----------------------------------------------------------------- search
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> SearchResult:
-        """Top ``k`` by cosine, optionally only among ``allowed`` ids (exact for small subsets)."""
+        """Top ``k`` by cosine, optionally only among ``allowed`` ids (an exact scan when they are few)."""
         q = normalise(queries)
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=np.int64)
             if self.tombstones:
                 allowed = allowed[~np.isin(allowed, np.fromiter(self.tombstones, np.int64))]
             if len(allowed) == 0 or k <= 0:
-                return SearchResult([np.empty(0, np.float32)] * len(q), [np.empty(0, np.int64)] * len(q))
-            if self.kind != FLAT and len(allowed) <= SUBSET_EXACT_MAX:
+                return _empty(len(q))
+            switch = self.infos["search_params"].get("subset_exact_max", subset_exact_max(self.dim))  # older infos
+            if self.kind != FLAT and len(allowed) <= int(switch):
                 return self._search_subset(q, k, allowed)
         k = int(min(k, self.size if allowed is None else len(allowed)))
         if k <= 0:
-            return SearchResult([np.empty(0, np.float32)] * len(q), [np.empty(0, np.int64)] * len(q))
+            return _empty(len(q))
         params, _keep = self._params(allowed)
         scores, ids = self.index.search(q, k, params=params)
         keep = ids >= 0
@@ -243,7 +263,7 @@ class VectorIndex:
         # An allowed id missing from the index (catalogue ahead of it after a crash) is skipped.
         allowed, x = self.reconstruct_present(allowed)
         if not len(allowed):
-            return SearchResult([np.empty(0, np.float32)] * len(q), [np.empty(0, np.int64)] * len(q))
+            return _empty(len(q))
         sims = q @ x.T
         k = min(k, len(allowed))
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
@@ -258,19 +278,20 @@ class VectorIndex:
         keep: list = []
         sel = None
         if allowed is not None:
-            sel = faiss.IDSelectorBatch(allowed)
-            keep.append(sel)
+            sel, keep = id_selector(allowed)
         if self.tombstones:
-            dead = faiss.IDSelectorBatch(np.fromiter(self.tombstones, np.int64))
-            not_dead = faiss.IDSelectorNot(dead)
-            keep += [dead, not_dead]
+            not_dead = self._not_dead()
             sel = not_dead if sel is None else faiss.IDSelectorAnd(sel, not_dead)
             keep.append(sel)
-        sp = self.infos.get("search_params", {})
+        share = None if allowed is None else len(allowed) / max(self.size, 1)
         if self.kind == HNSW:
-            params = faiss.SearchParametersHNSW(efSearch=int(sp.get("efSearch", 64)))
+            params = faiss.SearchParametersHNSW(efSearch=self.knob("efSearch", 64, share))
         elif self.kind in IVF_KINDS:
-            params = faiss.SearchParametersIVF(nprobe=int(sp.get("nprobe", 8)))
+            nprobe = self.knob("nprobe", 8, share)
+            params = faiss.SearchParametersIVF(nprobe=nprobe)
+            if self.kind == IVF_SQ8:  # its coarse quantizer is an HNSW graph: ef 16 loses ~0.01 recall@10
+                params.quantizer_params = faiss.SearchParametersHNSW(efSearch=max(QUANTIZER_EF, 2 * nprobe))
+                keep.append(params.quantizer_params)
         elif sel is None:
             return None, keep
         else:
@@ -280,76 +301,79 @@ class VectorIndex:
         keep.append(params)
         return params, keep
 
-    def _apply_params(self, sp: dict) -> None:
+    def knob(self, name: str, default: int, share: float | None = None) -> int:
+        """efSearch / nprobe for a search; filtered ones use the knob tuned for their selectivity.
+
+        Tuned at 10% and 1%: a share between uses the next lower tuned selectivity's knob; a smaller
+        share (only above the exact-scan switch point, so on large indexes) scales the 1% knob by 1/share.
+        """
+        sp = self.infos["search_params"]
+        base = int(sp.get(name, default))
+        if share is None or not sp.get("filtered"):
+            return base
+        cap = int(self.infos["choice"].get("nlist") or MAX_EF) if name == "nprobe" else MAX_EF
+        tuned = sorted(((float(s), int(v)) for s, v in sp["filtered"]), reverse=True)
+        for s, v in tuned:
+            if share >= s:
+                return max(base, v)
+        s, v = tuned[-1]
+        return int(min(cap, max(base, np.ceil(v * s / max(share, 1e-9)))))
+
+    def _not_dead(self) -> faiss.IDSelector:
+        """A selector of live ids, rebuilt only when the tombstones changed (not once per search).
+
+        Tombstones only grow until a compaction replaces the set, so (set, size) names its content.
+        """
+        key = (id(self.tombstones), len(self.tombstones))
+        cached = self._not_dead_cache
+        if cached is None or cached[0] != key:
+            dead, keep = id_selector(np.fromiter(self.tombstones, np.int64))
+            cached = self._not_dead_cache = (key, faiss.IDSelectorNot(dead), keep)
+        return cached[1]
+
+    def set_search_params(self, sp: dict) -> None:
+        """Replace the search parameters (knob, filtered knobs, exact-scan switch point)."""
         self.infos["search_params"] = dict(sp)
 
-    # ----------------------------------------------------------------- tuning / recall
-    def _tune(self, x: np.ndarray, ids: np.ndarray, sample: int, seed: int) -> None:
-        """Smallest efSearch / nprobe reaching ``RECALL_TARGET``; records recall@10 in the infos."""
-        rng = np.random.default_rng(seed)
-        rows = rng.choice(len(x), size=min(sample, len(x)), replace=False)
-        q, own = x[rows], ids[rows]
-        # Leave-one-out: a query's own vector is not one of its neighbours (it would flatter recall).
-        truth = _without(exact_top_k(x, ids, q, RECALL_K + 1), own, RECALL_K)
-        row_of = {int(i): r for r, i in enumerate(ids)}
-        if self.kind == HNSW:
-            grid = [("efSearch", v) for v in (16, 32, 64, 128, 256, 512)]
-        elif self.kind in IVF_KINDS:
-            nlist = self.infos["choice"]["nlist"]
-            grid = [("nprobe", v) for v in (1, 2, 4, 8, 16, 32, 64, 128, 256) if v <= nlist] or [("nprobe", 1)]
-        else:
-            grid = [("exact", 0)]
-        recall = 0.0
-        for name, value in grid:
-            if name != "exact":
-                self._apply_params({name: value})
-            found = _without(self.search(q, RECALL_K + 1).ids, own, RECALL_K)
-            recall = recall_with_ties(found, truth, q, x, row_of)
-            if recall >= RECALL_TARGET:
-                break
-        self.infos["recall_at_10"] = round(float(recall), 4)
-        self.infos["recall_sample"] = int(len(q))
 
+def id_selector(ids: np.ndarray) -> tuple[faiss.IDSelector, list]:
+    """A bitmap over ids 0..max when that is small (built in well under a ms for 100k ids), else a hash set.
 
-def exact_top_k(x: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int, chunk: int = 65_536) -> list[np.ndarray]:
-    """Brute-force reference: ids of the ``k`` most similar rows of unit ``x`` for each query."""
-    best_s = np.full((len(q), 0), -np.inf, np.float32)
-    best_i = np.empty((len(q), 0), np.int64)
-    for start in range(0, len(x), chunk):
-        sims = q @ x[start : start + chunk].T
-        s = np.concatenate([best_s, sims], 1)
-        i = np.concatenate([best_i, np.broadcast_to(ids[start : start + chunk], sims.shape)], 1)
-        top = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        best_s, best_i = np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1)
-    return list(best_i)
-
-
-def recall_with_ties(found: list[np.ndarray], truth: list[np.ndarray], q: np.ndarray, x: np.ndarray,
-                     row_of: dict[int, int]) -> float:
-    """Recall where a found vector as close as the k-th true neighbour counts as a hit.
-
-    Duplicate photos have identical vectors; which of them an exact search returns is arbitrary,
-    and plain id overlap would report an exact index below 1.
+    ``IDSelectorBatch`` hashes every id on each search: about 8 ms for 100k ids on this machine.
     """
-    hits = []
-    for f, t, qi in zip(found, truth, q):
-        if len(t) == 0:
-            continue
-        kth = float(x[row_of[int(t[-1])]] @ qi)
-        sims = x[[row_of[int(i)] for i in f]] @ qi if len(f) else np.empty(0)
-        hits.append(min(len(t), int((sims >= kth - 1e-5).sum())) / len(t))
-    return float(np.mean(hits)) if hits else 1.0
+    top = int(ids.max()) if len(ids) else 0
+    if int(ids.min(initial=0)) >= 0 and top < max(1 << 24, 64 * len(ids)):
+        mask = np.zeros(top + 1, bool)
+        mask[ids] = True
+        bits = np.packbits(mask, bitorder="little")
+        sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # n counts bytes
+        return sel, [sel, bits]
+    sel = faiss.IDSelectorBatch(ids)
+    return sel, [sel]
 
 
-def recall_at(found: list[np.ndarray], truth: list[np.ndarray]) -> float:
-    """Share of the true neighbours found, averaged over queries."""
-    hits = [len(set(f.tolist()) & set(t.tolist())) / max(len(t), 1) for f, t in zip(found, truth)]
-    return float(np.mean(hits)) if hits else 1.0
+def _empty(nq: int) -> SearchResult:
+    return SearchResult([np.empty(0, np.float32)] * nq, [np.empty(0, np.int64)] * nq)
 
 
-def _without(found: list[np.ndarray], own: np.ndarray, k: int) -> list[np.ndarray]:
-    """Each row without its query's own id, cut to ``k``."""
-    return [row[row != o][:k] for row, o in zip(found, own)]
+def _held_out(n: int, sample: int, seed: int) -> np.ndarray:
+    """A mask of ``sample`` rows (at most a tenth of the catalogue, at least one) kept out while measuring."""
+    held = np.zeros(n, bool)
+    count = min(sample, max(1, n // 10)) if n > 1 else 0
+    held[np.random.default_rng(seed).choice(n, size=count, replace=False)] = True
+    return held
+
+
+def _add(index: faiss.Index, x: np.ndarray, ids: np.ndarray, skip: np.ndarray | None = None,
+         chunk: int = 100_000) -> None:
+    """Add in chunks (no full copy of a large catalogue), leaving out rows marked in ``skip``."""
+    for start in range(0, len(x), chunk):
+        part, part_ids = x[start : start + chunk], ids[start : start + chunk]
+        if skip is not None:
+            keep = ~skip[start : start + chunk]
+            part, part_ids = part[keep], part_ids[keep]
+        if len(part):
+            index.add_with_ids(np.ascontiguousarray(part), np.ascontiguousarray(part_ids))
 
 
 def infos_path(path: Path) -> Path:
@@ -361,15 +385,19 @@ def tombstones_path(path: Path) -> Path:
 
 
 def _new_index(choice: IndexChoice, dim: int, train: np.ndarray, seed: int) -> faiss.Index:
-    """An empty index with int64 ids; IVF is trained on ``train`` and keeps a hashtable id map."""
+    """An empty index with int64 ids; IVF is trained on a sample of ``train`` and keeps a hashtable id map."""
     if choice.kind == FLAT:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
     if choice.kind == HNSW:
         return faiss.IndexIDMap2(faiss.index_factory(dim, choice.factory, faiss.METRIC_INNER_PRODUCT))
     index = faiss.index_factory(dim, choice.factory, faiss.METRIC_INNER_PRODUCT)
-    ivf = faiss.extract_index_ivf(index)
-    ivf.cp.seed = seed
-    index.train(train)
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    ivf.cp.seed, ivf.cp.niter, ivf.cp.min_points_per_centroid = seed, 10, 4
+    if isinstance(ivf, faiss.IndexIVFPQ):  # polysemous codes are never searched here, and cost minutes to train
+        ivf.pq.cp.niter, ivf.do_polysemous_training = 10, False
+    size = min(len(train), max(TRAIN_MIN, TRAIN_PER_LIST * choice.nlist))
+    rows = np.sort(np.random.default_rng(seed).choice(len(train), size=size, replace=False))
+    index.train(np.ascontiguousarray(train[rows]))
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
     return index
 
