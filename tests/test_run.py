@@ -1,0 +1,42 @@
+"""`listing-search run --no-serve` on a tiny dataset: every stage, the store loaded, text searchable."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from listing_search.cli import app
+from listing_search.rank.candidates import SearchQuery
+from listing_search.rank.engine import SearchEngine
+from tests.vision.fixtures import TINY_VISION, tiny_settings, trained_artifacts  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trained fixture's settings, as `make run` would read them from the environment."""
+    monkeypatch.setenv("LISTING_SEARCH_DATA__IMAGE_SIZE", "96")
+    monkeypatch.setenv("LISTING_SEARCH_DATA__WORKERS", "1")
+    for name, value in TINY_VISION.items():
+        monkeypatch.setenv(f"LISTING_SEARCH_VISION__{name.upper()}", str(value))
+
+
+def test_run_builds_every_stage_into_the_store(trained_artifacts: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    art = Path(shutil.copytree(trained_artifacts, tmp_path / "art"))
+    raw = trained_artifacts.parent / "raw"
+    tiny_env(monkeypatch)
+    result = CliRunner().invoke(app, ["run", "--data", str(raw), "--artifacts", str(art), "--no-serve"])
+    assert result.exit_code == 0, result.output
+    engine = SearchEngine.load(tiny_settings().model_copy(update={"artifacts_dir": art}))
+    assert engine.has_text and engine.store.counts()["listings"] == 12
+    listing = engine.store.listing(sorted(engine.store.listing_ids())[3])
+    hits = engine.search(SearchQuery(text=f"{listing.title}. {listing.description}", k=12))
+    best_text = max(hits, key=lambda h: h.scores["text"])
+    assert best_text.listing.listing_id == listing.listing_id and best_text.scores["text"] > 0.99
+    again = CliRunner().invoke(app, ["run", "--data", str(raw), "--artifacts", str(art), "--no-serve"])
+    assert again.exit_code == 0, again.output  # everything up to date: skipped, the store untouched
+    assert engine.store.head() == 12
