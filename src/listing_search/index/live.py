@@ -178,10 +178,7 @@ class LiveIndexes:
     def poll(self) -> int:
         """One follower step: note the head, then catch up."""
         self.head_seen = self.store.head()
-        if self.head_seen > self.seq:
-            pending = self.store.changes_since(self.seq, 1)
-            self.oldest_pending_at = pending[0].at if pending else None
-        return self.catch_up()
+        return self.catch_up() if self.head_seen > self.seq else 0  # catch_up notes the oldest pending entry
 
     # ------------------------------------------------------------- snapshots
     def snapshot_data(self) -> snap.SnapshotData:

@@ -16,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from listing_search import schema as S
 from listing_search.errors import BlobNotFound
+from listing_search.store import open_storage
 from listing_search.store.blobs import BlobStore
-from listing_search.store.models import Models
+from listing_search.store.models import Models, model_versions
 from listing_search.store.sql import SqlStore
-from listing_search.text.encoder import listing_text
+from listing_search.text.encoder import TextEncoder, listing_text
+from listing_search.vision.encoder import ImageEncoder
 
 log = logging.getLogger(__name__)
 BATCH = 64
@@ -82,12 +85,6 @@ def _texts(store: SqlStore, models: Models, encoder, batch: int, report: Reembed
 
 def reembed_artifacts(settings, artifacts: Path, drop_old: bool = False) -> ReembedReport:
     """The verb: the store and blob store of the settings, the encoders of ``artifacts``."""
-    from listing_search.store import open_storage
-    from listing_search.store.models import model_versions
-    from listing_search.text.encoder import TextEncoder
-    from listing_search import schema as S
-    from listing_search.vision.encoder import ImageEncoder
-
     artifacts = Path(artifacts)
     image_encoder = ImageEncoder.from_artifacts(artifacts, settings.data.max_image_pixels)
     text_encoder = TextEncoder.from_artifacts(artifacts) if (artifacts / S.TEXT_ONNX).is_file() else None

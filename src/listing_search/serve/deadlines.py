@@ -19,7 +19,7 @@ from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from listing_search.serve.limits import send_json
+from listing_search.serve.limits import run_guarded, send_json
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class BodyDeadlineMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        deadline, done, started = time.monotonic() + self.seconds, False, False
+        deadline, done = time.monotonic() + self.seconds, False
 
         async def timed_receive() -> Message:
             nonlocal done
@@ -55,17 +55,8 @@ class BodyDeadlineMiddleware:
             done = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, timed_receive, tracking_send)
-        except BodyTimeout:
-            if started:
-                raise
-            await send_json(send, 408, body_timeout_reason(self.seconds))
+        await run_guarded(self.app, scope, timed_receive, send, BodyTimeout,
+                          lambda s: send_json(s, 408, body_timeout_reason(self.seconds)))
 
     async def _receive_by(self, receive: Receive, deadline: float) -> Message:
         remaining = deadline - time.monotonic()

@@ -8,7 +8,7 @@ Starlette spools form files to anonymous temporary files; no upload is stored un
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,7 +39,6 @@ class BodyLimitMiddleware:
             await _reject(send, limit)
             return
         seen = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -50,17 +49,26 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge(limit)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        await run_guarded(self.app, scope, limited_receive, send, BodyTooLarge, lambda s: _reject(s, limit))
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if started:
-                raise
-            await _reject(send, limit)
+
+async def run_guarded(app: ASGIApp, scope: Scope, receive: Receive, send: Send, error: type[Exception],
+                      reply: Callable[[Send], Awaitable[None]]) -> None:
+    """Run ``app`` with a guarded ``receive``: ``error`` raised from it is answered by ``reply`` while no
+    response has started (after that, the connection can only be dropped)."""
+    started = False
+
+    async def tracking_send(message: Message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, receive, tracking_send)
+    except error:
+        if started:
+            raise
+        await reply(send)
 
 
 def _content_length(scope: Scope) -> int | None:
