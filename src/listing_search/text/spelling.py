@@ -1,0 +1,122 @@
+"""Typo correction against the catalogue's own vocabulary (symspellpy).
+
+A general English dictionary would "correct" brand names and model numbers and would miss the
+catalogue's own words; the words that listings actually use are the right targets. Counts are
+kept current as listings change, so a word that no listing uses any more stops being a target.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from symspellpy import SymSpell, Verbosity
+
+TOKEN = re.compile(r"[a-z0-9]+")
+MAX_DISTANCE = 2
+MIN_CORRECTED_LENGTH = 4  # shorter words have too many neighbours within distance 2 to guess safely
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The query as typed, the query to search with (lower-case words), and what was replaced."""
+
+    original: str
+    corrected: str
+    changed: bool
+    replacements: list[tuple[str, str]] = field(default_factory=list)
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case ``[a-z0-9]+`` words, the unit of both the vocabulary and correction."""
+    return TOKEN.findall((text or "").lower())
+
+
+class Speller:
+    """Word counts of the catalogue plus a symspell dictionary of the words counted ``min_count`` times.
+
+    Every word ever counted (count > 0) is "known" and never rewritten, even below ``min_count``: a
+    query word that some listing contains already finds that listing. ``min_count`` only decides
+    which words a misspelling may be corrected *to*, keeping rare catalogue typos out of the targets.
+    """
+
+    def __init__(self, min_count: int = 1) -> None:
+        self.min_count = max(1, min_count)
+        self._counts: Counter[str] = Counter()
+        self._symspell = SymSpell(max_dictionary_edit_distance=MAX_DISTANCE, prefix_length=7)
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str], min_count: int = 1) -> Speller:
+        """A speller over every word of ``texts`` (titles and descriptions)."""
+        speller = cls(min_count)
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(tokens(text))
+        speller._apply(counts)
+        return speller
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Number of correction targets (words counted at least ``min_count`` times)."""
+        return len(self._symspell.words)
+
+    def count(self, word: str) -> int:
+        """How many times the live catalogue uses ``word``."""
+        return self._counts.get(word.lower(), 0)
+
+    def add(self, text: str) -> None:
+        """Count the words of a new listing's text."""
+        self._apply(Counter(tokens(text)))
+
+    def remove(self, text: str) -> None:
+        """Uncount the words of a removed listing's text (the same text that was added)."""
+        self._apply(Counter({word: -n for word, n in Counter(tokens(text)).items()}))
+
+    def correct(self, query: str) -> Correction:
+        """Replace each unknown alphabetic word of 4+ letters by its nearest, then most frequent, target."""
+        words = tokens(query)
+        replacements: list[tuple[str, str]] = []
+        out: list[str] = []
+        for word in words:
+            fixed = self._fix(word)
+            if fixed != word:
+                replacements.append((word, fixed))
+            out.append(fixed)
+        return Correction(original=query, corrected=" ".join(out), changed=bool(replacements),
+                          replacements=replacements)
+
+    def _fix(self, word: str) -> str:
+        """The correction of one word, or the word itself when it is safe or nothing is close."""
+        if len(word) < MIN_CORRECTED_LENGTH or not word.isalpha() or self._counts.get(word, 0) > 0:
+            return word
+        suggestions = self._symspell.lookup(word, Verbosity.CLOSEST, max_edit_distance=MAX_DISTANCE)
+        if not suggestions:
+            return word
+        best = min(suggestions, key=lambda s: (s.distance, -s.count, s.term))
+        return best.term
+
+    def _apply(self, deltas: Counter[str]) -> None:
+        """Add signed count changes and keep the symspell targets equal to the words at ``min_count``+."""
+        for word, delta in deltas.items():
+            before = self._counts.get(word, 0)
+            after = max(0, before + delta)
+            if after:
+                self._counts[word] = after
+            else:
+                self._counts.pop(word, None)
+            self._sync(word, before, after)
+
+    def _sync(self, word: str, before: int, after: int) -> None:
+        """Mirror one word's count into symspell, which can only add to a count or delete the word."""
+        was, now = before >= self.min_count, after >= self.min_count
+        if before == after or not (was or now):
+            return
+        if was and now and after > before:
+            self._symspell.create_dictionary_entry(word, after - before)
+            return
+        if was:
+            self._symspell.delete_dictionary_entry(word)
+        if now:
+            self._symspell.create_dictionary_entry(word, after)

@@ -1,0 +1,70 @@
+"""Typo correction: fixes dropped letters against the catalogue's words, never touches safe words."""
+
+from __future__ import annotations
+
+from listing_search.text.spelling import Correction, Speller
+
+TEXTS = ["Grey corner sofa", "Office chair, black", "Pine wardrobe with two doors", "Kids chair and table",
+         "iphone 12 pro 256gb"]
+
+
+def speller(min_count: int = 1) -> Speller:
+    return Speller.from_texts(TEXTS, min_count=min_count)
+
+
+def test_dropped_letter_words_are_corrected():
+    got = speller().correct("Chir and wardobe")
+    assert got == Correction(original="Chir and wardobe", corrected="chair and wardrobe", changed=True,
+                             replacements=[("chir", "chair"), ("wardobe", "wardrobe")])
+
+
+def test_known_words_numbers_and_short_words_are_left_alone():
+    s = speller()
+    for query in ["corner sofa", "256gb 12", "1234", "sfa", "pne", "tabl3"]:
+        got = s.correct(query)
+        assert got.corrected == query and not got.changed and got.replacements == []
+    assert s.correct("Corner SOFA").corrected == "corner sofa"  # lower-cased, but nothing replaced
+    assert not s.correct("Corner SOFA").changed
+
+
+def test_a_word_with_no_close_target_is_kept():
+    got = speller().correct("xylophone sofa")
+    assert got.corrected == "xylophone sofa" and not got.changed
+
+
+def test_of_two_equally_close_targets_the_more_frequent_wins():
+    s = Speller.from_texts(["lamp shade", "lamb stew", "lamb chops", "lamb roast"])
+    assert s.correct("lamz").corrected == "lamb"
+    s.add("lamp post")
+    s.add("lamp oil")
+    s.add("lamp base")
+    assert s.correct("lamz").corrected == "lamp"
+
+
+def test_smaller_distance_beats_higher_count():
+    s = Speller.from_texts(["chair"] + ["chain"] * 10)
+    assert s.correct("chir").corrected == "chair"
+
+
+def test_removal_stops_a_word_being_a_target_and_add_restores_it():
+    s = speller()
+    assert s.correct("wardobe").corrected == "wardrobe"
+    s.remove("Pine wardrobe with two doors")
+    assert s.count("wardrobe") == 0
+    assert s.correct("wardobe").corrected == "wardobe"
+    s.add("wardrobe")
+    assert s.correct("wardobe").corrected == "wardrobe"
+
+
+def test_removing_one_of_several_uses_lowers_the_count_but_keeps_the_target():
+    s = speller()
+    s.remove("Office chair, black")
+    assert s.count("chair") == 1
+    assert s.correct("chir").corrected == "chair"
+
+
+def test_min_count_keeps_rare_words_out_of_targets_but_known():
+    s = Speller.from_texts(["sofa bed", "sofa", "sofas", "sofaa"], min_count=2)
+    assert s.vocabulary_size == 1  # only "sofa" is a target
+    assert s.correct("sofaa").corrected == "sofaa"  # a catalogue word, so not rewritten
+    assert s.correct("sofs").corrected == "sofa"
