@@ -60,8 +60,8 @@ def test_a_key_repeated_in_one_batch_keeps_its_last_version():
 
 
 def test_allowed_and_exclude_are_respected_in_both_filter_paths(index, monkeypatch):
-    for in_query_max in (lexical.FILTER_IN_QUERY_MAX, 0):
-        monkeypatch.setattr(lexical, "FILTER_IN_QUERY_MAX", in_query_max)
+    for density in (1.0, 0.0):  # every allowed set in the query, then none
+        monkeypatch.setattr(lexical, "FILTER_IN_QUERY_DENSITY", density)
         assert keys(index.search("sofa", k=10, allowed={11, 12})) == [11]
         assert keys(index.search("sofa", k=1, allowed={11, 13})) == [13]
         assert index.search("sofa", k=10, allowed=set()) == []
@@ -69,9 +69,11 @@ def test_allowed_and_exclude_are_respected_in_both_filter_paths(index, monkeypat
         assert keys(index.search("sofa", k=10, allowed={10, 11}, exclude={10})) == [11]
 
 
-def test_filtered_scores_are_the_unfiltered_scores(index):
+def test_filtered_scores_are_the_unfiltered_scores(index, monkeypatch):
     full = dict(index.search("grey sofa", k=10))
-    assert dict(index.search("grey sofa", k=10, allowed={10, 11})) == {key: full[key] for key in (10, 11)}
+    for density in (1.0, 0.0):
+        monkeypatch.setattr(lexical, "FILTER_IN_QUERY_DENSITY", density)
+        assert dict(index.search("grey sofa", k=10, allowed={10, 11})) == {key: full[key] for key in (10, 11)}
 
 
 def test_scores_equal_search_scores_and_zero_for_non_matches(index):

@@ -22,7 +22,10 @@ ANALYZER = "listing_en"
 TITLE_BOOST = 2.0
 MAX_QUERY_TERMS = 32  # bounds the cost of a pasted paragraph; BM25 gains nothing past this
 MAX_WORD_CHARS = 40  # tantivy's own en_stem limit: longer "words" are base64 blobs and URLs
-FILTER_IN_QUERY_MAX = 50_000  # an allowed set up to this size becomes a term-set clause in the query
+# An allowed set up to this fraction of the index becomes a term-set clause; a denser one filters an
+# over-fetched list. At 10k docs, k=50: 100 keys 1.9 ms in the query vs 16 ms over-fetched; 1,000 keys
+# 3.9 vs 3.2 ms; 5,000 keys 8.8 vs 0.7 ms (a term-set clause costs about 1.5 us a key).
+FILTER_IN_QUERY_DENSITY = 0.1
 WRITER_HEAP = 50_000_000  # tantivy needs >= 15 MB per writer thread; one thread keeps the CPU light
 
 
@@ -107,21 +110,22 @@ class LexicalIndex:
                exclude: set[int] | frozenset[int] = frozenset()) -> list[tuple[int, float]]:
         """The best ``k`` (key, BM25 score) pairs, best first; [] when the text has no words.
 
-        A small ``allowed`` set and any ``exclude`` set become clauses of the query, so exactly the
-        permitted documents are scored; a large ``allowed`` set is applied to an over-fetched list.
+        A sparse ``allowed`` set and any ``exclude`` set become clauses of the query, so exactly the
+        permitted documents are scored; a dense ``allowed`` set is applied to an over-fetched list.
         """
         words = self.words(text)
         if not words or k <= 0 or (allowed is not None and not allowed):
             return []
         query = self._words_query(words)
-        if allowed is not None and len(allowed) <= FILTER_IN_QUERY_MAX:
+        searcher = self._index.searcher()
+        if allowed is not None and len(allowed) <= FILTER_IN_QUERY_DENSITY * searcher.num_docs:
             query = self._restrict(query, allowed)
             allowed = None
         if exclude:
             query = query.and_must_not_match(tantivy.Query.term_set_query(self._schema, KEY, _ints(exclude)))
         if allowed is None:
-            return self._top(self._index.searcher(), query, k)
-        return self._top_allowed(query, k, allowed)
+            return self._top(searcher, query, k)
+        return self._top_allowed(searcher, query, k, allowed)
 
     def scores(self, text: str, keys: list[int]) -> np.ndarray:
         """BM25 score of each of ``keys`` (0 where it matches no word or is not indexed), in one query."""
@@ -173,10 +177,10 @@ class LexicalIndex:
         keys = searcher.fast_field_values(KEY, [address for _, address in hits])
         return [(int(key), float(score)) for (score, _), key in zip(hits, keys)]
 
-    def _top_allowed(self, query: tantivy.Query, k: int, allowed: set[int]) -> list[tuple[int, float]]:
-        """Best ``k`` hits inside a large ``allowed`` set: fetch twice as many each round until enough
+    def _top_allowed(self, searcher: tantivy.Searcher, query: tantivy.Query, k: int,
+                     allowed: set[int]) -> list[tuple[int, float]]:
+        """Best ``k`` hits inside a dense ``allowed`` set: fetch twice as many each round until enough
         pass or the matches run out. One searcher snapshot so the rounds agree."""
-        searcher = self._index.searcher()
         limit = 2 * k
         while True:
             hits = self._top(searcher, query, limit)
