@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
-from listing_search.rank.metrics import concat_vectors, graded, ndcg_at_k, simulated_users
+from listing_search.rank.metrics import (concat_vectors, graded, ndcg_at_k, ndcg_at_k_groups, precision_at_k_groups,
+                                         simulated_users)
 from tests.rank.fixtures import make_vectors
 
 
@@ -36,3 +38,16 @@ def test_pool_keeps_rows_and_photos_aligned():
     pool = concat_vectors(a, b)
     assert len(pool) == 10 and np.allclose(pool.photos_of(7), b.photos_of(1))
     assert pool.texts[7] == b.texts[1]
+
+
+def test_group_metrics_match_per_query_reference():
+    scores = np.array([0.1, 0.9, 0.5, 0.3, 0.2])
+    grades = np.array([2, 0, 1, 0, 1])
+    groups = np.array([3, 2])
+    first = ndcg_at_k(np.array([0, 1, 2]), grades[:3])
+    second = ndcg_at_k(np.array([0, 1]), grades[3:])
+    assert ndcg_at_k_groups(scores, grades, groups) == pytest.approx((first + second) / 2)
+    assert precision_at_k_groups(scores, grades, groups, k=2) == pytest.approx((0.5 + 0.5) / 2)
+    assert ndcg_at_k_groups(np.zeros(2), np.zeros(2, int), np.array([2])) == 0.0  # nothing relevant counts 0
+    with pytest.raises(ValueError, match="query sizes"):
+        ndcg_at_k_groups(scores, grades, np.array([2, 2]))

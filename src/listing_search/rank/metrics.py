@@ -51,6 +51,30 @@ def ndcg_at_k(ranked_grades: np.ndarray, all_grades: np.ndarray, k: int = K) -> 
     return dcg(np.asarray(ranked_grades)[:k]) / ideal if ideal > 0 else 0.0
 
 
+def _ranked_groups(scores: np.ndarray, grades: np.ndarray, groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(grades by descending score, all grades) per query; rows of a query are contiguous, ties keep row order."""
+    scores, grades, groups = np.asarray(scores), np.asarray(grades), np.asarray(groups, np.int64)
+    if len(scores) != len(grades) or int(groups.sum()) != len(scores):
+        raise ValueError(f"{len(scores)} scores, {len(grades)} grades, query sizes summing to {int(groups.sum())}")
+    out = []
+    for lo, hi in zip(np.r_[0, np.cumsum(groups)[:-1]], np.cumsum(groups)):
+        g = grades[lo:hi]
+        out.append((g[np.argsort(-scores[lo:hi], kind="stable")], g))
+    return out
+
+
+def ndcg_at_k_groups(scores: np.ndarray, grades: np.ndarray, groups: np.ndarray, k: int = K) -> float:
+    """Mean ``ndcg_at_k`` over queries given as contiguous row groups (LightGBM's ``group``)."""
+    per = [ndcg_at_k(ranked, all_g, k) for ranked, all_g in _ranked_groups(scores, grades, groups)]
+    return float(np.mean(per)) if per else float("nan")
+
+
+def precision_at_k_groups(scores: np.ndarray, grades: np.ndarray, groups: np.ndarray, k: int = K) -> float:
+    """Mean share of each query's top k (fewer when it has fewer rows) with grade >= 1."""
+    per = [float((ranked[:k] >= 1).mean()) for ranked, _ in _ranked_groups(scores, grades, groups)]
+    return float(np.mean(per)) if per else float("nan")
+
+
 def graded(vectors: ListingVectors, rows: np.ndarray, label: int, path: str) -> np.ndarray:
     """2 = same category path, 1 = same root category, 0 = otherwise."""
     same_root = vectors.labels[rows] == label

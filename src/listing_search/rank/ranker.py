@@ -12,10 +12,16 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from listing_search.pipeline import atomic_write_text
+
+if TYPE_CHECKING:
+    from listing_search.rank.ltr import LambdaMartRanker
+
+ORDINAL = "ordinal_logistic_regression"
 
 
 def ids_sha(ids: np.ndarray | list[str]) -> str:
@@ -44,7 +50,7 @@ class Ranker:
         return sigmoid(z).sum(axis=1)
 
     def to_json(self) -> dict:
-        return {"kind": "ordinal_logistic_regression", "features": self.features, "mean": self.mean.tolist(),
+        return {"kind": ORDINAL, "features": self.features, "mean": self.mean.tolist(),
                 "scale": self.scale.tolist(), "weights": self.weights.tolist(), "biases": self.biases.tolist(),
                 "grades": "same category path = 2, same root category = 1, else 0",
                 "fit_split": self.fit_split, "fit_listing_ids_sha": ids_sha(self.fit_listing_ids),
@@ -53,6 +59,8 @@ class Ranker:
 
     @classmethod
     def from_json(cls, d: dict) -> "Ranker":
+        if d.get("kind", ORDINAL) != ORDINAL:
+            raise ValueError(f"not an ordinal ranker: kind {d['kind']!r} (use load_ranker)")
         return cls(list(d["features"]), np.asarray(d["mean"], np.float32), np.asarray(d["scale"], np.float32),
                    np.asarray(d["weights"], np.float32), np.asarray(d["biases"], np.float32),
                    d.get("fit_split", "train"), list(d.get("fit_listing_ids", [])), d.get("report", {}))
@@ -93,3 +101,20 @@ def fit_ranker(x: np.ndarray, grades: np.ndarray, features: list[str], fit_listi
     return Ranker(list(features), mean.astype(np.float32), scale.astype(np.float32),
                   np.asarray(weights, np.float32), np.asarray(biases, np.float32), "train",
                   sorted(map(str, fit_listing_ids)))
+
+
+def ranker_from_json(d: dict) -> "Ranker | LambdaMartRanker":
+    """Either kind of ranker from its JSON; files written before ``kind`` existed are ordinal."""
+    kind = d.get("kind", ORDINAL)
+    if kind == ORDINAL:
+        return Ranker.from_json(d)
+    if kind == "lambdamart":
+        from listing_search.rank.ltr import LambdaMartRanker  # lazy: LightGBM only when this kind is used
+
+        return LambdaMartRanker.from_json(d)
+    raise ValueError(f"unknown ranker kind {kind!r}: expected {ORDINAL!r} or 'lambdamart'")
+
+
+def load_ranker(path: Path) -> "Ranker | LambdaMartRanker":
+    """Load ``ranker.json`` of either kind."""
+    return ranker_from_json(json.loads(Path(path).read_text()))
