@@ -81,7 +81,7 @@ def test_evaluate_counts_what_it_cannot_score(trained_artifacts: Path, eval_data
     assert result["n_images"] == 12 - 2 and result["n_listings"] == 6
     assert result["skipped"] == {"listings_unknown_category": 1, "photos_unknown_category": 1,
                                  "photo_not_an_image": 1, "photo_file_missing": 1}
-    for key in ("image_accuracy", "listing_accuracy", "image_precision_at_10"):
+    for key in ("vision_photo_accuracy", "vision_listing_accuracy", "vision_photo_precision_at_10"):
         assert 0.0 <= result[key] <= 1.0
     assert sum(c["n_images"] for c in result["per_category"].values()) == result["n_images"]
 

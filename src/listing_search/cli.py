@@ -291,9 +291,9 @@ def run(
         run_train(settings, artifacts, progress=True)
         run_embed(settings, artifacts, progress=True)
         run_embed_text(settings, artifacts, progress=True)
-        run_tune_ranker(settings, artifacts, progress=True)
         build_index(settings, artifacts)
         reembed_artifacts(settings, artifacts)  # API-added listings, after an encoder change
+        run_tune_ranker(settings, artifacts, progress=True)  # ranks through the engine over the index
     if serve:
         from listing_search.serve.server import serve as run_serve
 

@@ -247,18 +247,18 @@ def _n_listings(ctx: EvalContext) -> int:
     return int(len(set(ctx.vision.listing_ids)))
 
 
-@metric("image_accuracy")
+@metric("vision_photo_accuracy")
 def _image_accuracy(ctx: EvalContext) -> float:
     return round(accuracy(ctx.vision.logits, ctx.vision.labels), 4)
 
 
-@metric("listing_accuracy")
+@metric("vision_listing_accuracy")
 def _listing_accuracy(ctx: EvalContext) -> float:
     v = ctx.vision
     return round(listing_accuracy_of(v.logits, v.labels, v.listing_ids), 4)
 
 
-@metric("image_precision_at_10")
+@metric("vision_photo_precision_at_10")
 def _image_precision_at_10(ctx: EvalContext) -> float:
     v, cat = ctx.vision, ctx.catalogue
     roots = np.array(ctx.categories, dtype=object)[v.labels] if len(v.labels) else np.array([], dtype=object)
@@ -275,6 +275,6 @@ def _embed_layer(ctx: EvalContext) -> str:
     return str(ctx.card.get("embed_layer"))
 
 
-# Ranking, text and personalisation metrics (listing_accuracy_fused, listing_precision_at_10, ...)
-# live with the ranker; importing the module registers them here.
+# Search metrics through the serving engine (search_title_precision_at_10, own_photo_at_1, ...) live
+# with the ranker; importing the module registers them here.
 import listing_search.rank.metrics  # noqa: E402,F401

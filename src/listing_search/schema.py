@@ -70,6 +70,7 @@ BLOBS_DIR = "blobs"  # the default blob store: photos/<image id>.jpg, snapshots/
 SNAPSHOTS_DIR = "snapshots"  # this replica's snapshots of the derived indexes (index/snapshot.py)
 RANKER_JSON = "ranker.json"
 CATEGORY_PREDICTOR_JSON = "category_predictor.json"  # photos + text -> root category (numpy-only weights)
+RELEVANCE_JSON = "relevance.json"  # ranker score -> calibrated P(same root category), and the no-match threshold
 
 
 class DataFormatError(ValueError):

@@ -83,6 +83,11 @@ class RankSettings(BaseModel):
     category_image_weight: float = Field(
         0.3, ge=0.0, description="Photos + words: weight of the photo expert (chosen on the val split)."
     )
+    val_queries: int = Field(600, ge=10, description="Val-split listings used to choose the ranker and calibrate it.")
+    ranker: Literal["auto", "lambdamart", "logistic"] = Field(
+        "auto", description="Re-ranker kind; auto keeps whichever scores the better val nDCG@10.")
+    spelling: bool = Field(True, description="Correct misspelt query words against the catalogue's vocabulary.")
+    lexical: bool = Field(True, description="BM25 over titles and descriptions as a candidate channel.")
     history_weight: float = Field(0.3, ge=0.0, le=1.0, description="Share of the profile in a personalised search.")
     half_life_days: float = Field(14.0, gt=0, description="History events lose half their weight per half-life.")
     seed: int = 42
@@ -131,6 +136,9 @@ class ServeSettings(BaseModel):
     photo_batch_max: int = Field(8, ge=1, description="Most photos run through the vision model in one call.")
     photo_batch_wait_ms: float = Field(2.0, ge=0, description=(
         "How long the model waits for more admitted photos to join a batch."))
+    query_log: Path | None = Field(None, description=(
+        "Append one JSON line per search (query, corrections, result ids, relevance, model versions) to "
+        "this file; off when unset."))
     quantized: bool = Field(
         False, description="Serve the int8 vision graph (vision/quantize.py): ~2x faster network, embeddings "
         "at cosine ~0.99 to fp32; check the accuracy cost first (docs/performance.md).")

@@ -1,15 +1,16 @@
-"""Evaluation helpers: nDCG against a hand computation, the personalisation simulation's users."""
+"""Evaluation helpers: nDCG against a hand computation, the ideal grades, query making."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
 import pytest
 
-from listing_search.rank.metrics import (concat_vectors, graded, ndcg_at_k, ndcg_at_k_groups, precision_at_k_groups,
-                                         simulated_users)
-from tests.rank.fixtures import make_vectors
+from listing_search.rank.metrics import (
+    grade, ideal_grades, ndcg_at_k, ndcg_at_k_groups, precision_at_k_groups, query_of,
+)
 
 
 def test_ndcg_hand_computed():
@@ -19,25 +20,24 @@ def test_ndcg_hand_computed():
     assert ndcg_at_k(np.array([0, 0]), np.array([0, 0])) == 0.0
 
 
-def test_graded_relevance():
-    v = make_vectors(n=9)
-    assert graded(v, np.arange(9), v.labels[0], v.paths[0]).tolist() == [2, 0, 0, 1, 0, 0, 2, 0, 0]
+def test_ideal_grades_and_grading():
+    assert ideal_grades(3, 5, k=10).tolist() == [2, 2, 2, 1, 1]
+    assert ideal_grades(12, 20, k=10).tolist() == [2] * 10
+    assert grade("Home", "Home / Sofas", "Home", "Home / Sofas") == 2
+    assert grade("Home", "Home / Sofas", "Home", "Home / Beds") == 1
+    assert grade("Home", "Home / Sofas", "Toys", "Toys / Lego") == 0
 
 
-def test_simulated_users_history_is_catalogue_listings_of_the_target_path():
-    catalogue, queries = make_vectors(n=60, seed=0), make_vectors(n=9, seed=1)
-    users = simulated_users(catalogue, queries, seed=0, n_users=5)
-    assert len(users) == 5
-    for target, history in users:
-        rows = [catalogue.row_of(e.listing_id) for e in history]
-        assert len(set(rows)) == 3 and all(catalogue.paths[r] == queries.paths[target] for r in rows)
-
-
-def test_pool_keeps_rows_and_photos_aligned():
-    a, b = make_vectors(n=6, seed=0), make_vectors(n=4, seed=1)
-    pool = concat_vectors(a, b)
-    assert len(pool) == 10 and np.allclose(pool.photos_of(7), b.photos_of(1))
-    assert pool.texts[7] == b.texts[1]
+def test_queries_of_each_mode():
+    rng = np.random.default_rng(0)
+    item = {"title": "Wooden dining table", "photo": b"jpeg", "root": "Home", "path": "Home / Tables"}
+    assert query_of(item, "title", rng).text == "Wooden dining table" and query_of(item, "title", rng).image is None
+    q = query_of(item, "photo_title", rng)
+    assert q.text and q.image == b"jpeg"
+    assert query_of(item, "photo", rng).text is None
+    typo = query_of(item, "typo_title", rng).text
+    assert typo != item["title"] and len(typo) == len(item["title"]) - 1
+    assert query_of({**item, "photo": None}, "photo", rng) is None
 
 
 def test_group_metrics_match_per_query_reference():

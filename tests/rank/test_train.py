@@ -1,4 +1,4 @@
-"""The re-ranker and category predictor are fit on the train split only, and load back identically."""
+"""tune-ranker: fit on train-split queries through the engine, choose on val, calibrate, set "no match"."""
 
 from __future__ import annotations
 
@@ -9,57 +9,77 @@ import numpy as np
 from listing_search import schema as S
 from listing_search.data.prepare import load_listings
 from listing_search.rank.category import CategoryPredictor, fit_category_predictor
+from listing_search.rank.engine import SearchEngine
 from listing_search.rank.features import FEATURES
-from listing_search.rank.ranker import Ranker, fit_ranker, ids_sha
-from listing_search.rank.train import grades_against, tune_ranker
+from listing_search.rank.ranker import Ranker, fit_ranker, ids_sha, load_ranker
+from listing_search.rank.relevance import Relevance
+from listing_search.rank.train import QueryMaker, file_sha, no_match_queries, unlike_photos
+from listing_search.rank.vectors import load_listing_vectors
 from tests.rank.fixtures import make_vectors
-from tests.text.fixtures import text_artifacts, tiny_settings  # noqa: F401
+from tests.serve.conftest import serve_settings
 
 
-def test_tune_ranker_fits_on_train_ids_only(text_artifacts):
-    report = tune_ranker(tiny_settings(text_artifacts), text_artifacts, force=True)
-    listings = load_listings(text_artifacts)
+def test_tune_ranker_fits_on_train_ids_and_records_the_choice(ranked_artifacts):
+    listings = load_listings(ranked_artifacts)
     train = set(listings.loc[listings[S.SPLIT] == "train", S.LISTING_ID])
     val = set(listings.loc[listings[S.SPLIT] == "val", S.LISTING_ID])
     assert val, "the tiny catalogue must have val listings for this test to mean anything"
-    saved = json.loads((text_artifacts / S.RANKER_JSON).read_text())
+    saved = json.loads((ranked_artifacts / S.RANKER_JSON).read_text())
     assert saved["fit_split"] == "train" and saved["features"] == list(FEATURES)
     assert set(saved["fit_listing_ids"]) == train and not set(saved["fit_listing_ids"]) & val
-    predictor = json.loads((text_artifacts / S.CATEGORY_PREDICTOR_JSON).read_text())
+    comparison = saved["report"]["comparison_on_val"]
+    assert comparison["chosen"] in ("logistic", "lambdamart")
+    best = max(("logistic", "lambdamart"), key=lambda n: comparison[n]["ndcg_at_10"])
+    assert comparison[best]["ndcg_at_10"] == comparison[comparison["chosen"]]["ndcg_at_10"]
+    predictor = json.loads((ranked_artifacts / S.CATEGORY_PREDICTOR_JSON).read_text())
     assert predictor["fit_listing_ids_sha"] == ids_sha(sorted(train)) and predictor["n_fit_listings"] == len(train)
-    assert report["pairs"] > 0
+    relevance = Relevance.load(ranked_artifacts / S.RELEVANCE_JSON)
+    assert relevance.ranker_sha == file_sha(ranked_artifacts / S.RANKER_JSON)
+    assert 0.0 <= relevance.no_match_below <= 1.01
+    assert "ece_held_out_half" in relevance.report
 
 
-def test_tune_ranker_never_reads_val_vectors(text_artifacts, monkeypatch):
-    """Poison the val listings' vectors: a fit that touched them would produce NaN weights."""
-    import listing_search.rank.train as train_mod
+def test_training_queries_never_see_val_listings_or_themselves(ranked_artifacts):
+    """The candidates a train query is featurised with come from other train listings only."""
+    settings = serve_settings(ranked_artifacts)
+    engine = SearchEngine.load(settings, ranked_artifacts)
+    try:
+        vectors = load_listing_vectors(ranked_artifacts)
+        maker = QueryMaker(engine, vectors, seed=0)
+        val_keys = maker.split_keys["val"]
+        seen = 0
+        for row in np.flatnonzero(vectors.splits == "train")[:8]:
+            for mode in ("text", "image", "both", "typo"):
+                query = maker.query(int(row), mode, "val")
+                if query is None:
+                    continue
+                cands, x, _ = maker.features(query)
+                keys = {c.listing_key for c in cands}
+                assert keys and not keys & val_keys
+                assert maker.key_of[str(vectors.ids[row])] not in keys
+                assert x.shape == (len(cands), len(FEATURES)) and np.isfinite(x).all()
+                seen += 1
+        assert seen >= 16
+    finally:
+        engine.close()
 
-    real = train_mod.load_listing_vectors
 
-    def poisoned(artifacts):
-        v = real(artifacts)
-        val = v.splits == "val"
-        v.text[val] = np.nan
-        v.photos[val[v.photo_row]] = np.nan
-        return v
-
-    monkeypatch.setattr(train_mod, "load_listing_vectors", poisoned)
-    monkeypatch.setattr(train_mod, "validation_report", lambda *a, **k: {})
-    tune_ranker(tiny_settings(text_artifacts), text_artifacts, force=True)
-    ranker = Ranker.load(text_artifacts / S.RANKER_JSON)
-    predictor = CategoryPredictor.load(text_artifacts / S.CATEGORY_PREDICTOR_JSON)
-    assert np.isfinite(ranker.weights).all() and np.isfinite(predictor.coef).all()
+def test_nonsense_inputs_are_committed_and_seeded():
+    queries = no_match_queries()
+    assert len(queries) >= 20 and all(q.strip() for q in queries)
+    assert unlike_photos(4, seed=3) == unlike_photos(4, seed=3)
 
 
-def test_ranker_round_trip_and_learns_text_similarity():
+def test_ranker_round_trip_and_learns_text_similarity(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, len(FEATURES))).astype(np.float32)
     grades = np.digitize(x[:, 0] + 0.3 * rng.normal(size=600), [0.0, 1.0])
     ranker = fit_ranker(x, grades, list(FEATURES), ["b", "a"])
     assert ranker.weights[0, 0] > 0 and ranker.weights[1, 0] > 0
     assert ranker.fit_listing_ids == ["a", "b"]
-    back = Ranker.from_json(json.loads(json.dumps(ranker.to_json())))
-    np.testing.assert_allclose(back.score(x), ranker.score(x), atol=1e-6)
+    ranker.save(tmp_path / "r.json")
+    np.testing.assert_allclose(load_ranker(tmp_path / "r.json").score(x), ranker.score(x), atol=1e-6)
+    assert isinstance(load_ranker(tmp_path / "r.json"), Ranker)
 
 
 def test_category_predictor_learns_clusters_and_serves_every_input():
@@ -76,8 +96,3 @@ def test_category_predictor_learns_clusters_and_serves_every_input():
                                predictor.predict_proba(text=v.text[:3], words=v.texts[:3]), atol=1e-3)
     assert predictor.words_coef is not None
     assert predictor.n_fit_listings == len(train)
-
-
-def test_grades():
-    v = make_vectors(n=9)
-    assert grades_against(v, 0, np.arange(9)).tolist() == [2, 0, 0, 1, 0, 0, 2, 0, 0]

@@ -11,7 +11,7 @@ import pytest
 from listing_search import schema as S
 from listing_search.index.build import build_index
 from listing_search.store.models import Filters
-from listing_search.rank.candidates import IMAGE, TEXT, SearchQuery
+from listing_search.rank.candidates import IMAGE, LEXICAL, TEXT, SearchQuery
 from listing_search.rank.engine import NEAR_DUPLICATE, SearchEngine, TextSearchUnavailable
 from tests.index.tiny_artifacts import RARE
 from tests.serve.conftest import photo_bytes, serve_settings
@@ -80,7 +80,7 @@ def test_text_and_image_fused_with_a_custom_rescorer(artifacts: Path) -> None:
     ahead = [h for h in both if h.listing.listing_id != "listing-004"][: [h.listing.listing_id for h in both]
                                                                         .index("listing-004")]
     assert all(h.scores[IMAGE] >= NEAR_DUPLICATE for h in ahead)  # text weighs more, but the same photo wins
-    assert all(set(h.scores) == {IMAGE, TEXT} for h in both)  # missing channel filled exactly
+    assert all(set(h.scores) == {IMAGE, TEXT, LEXICAL} for h in both)  # missing channels filled exactly
     assert len(seen) == 2
     written = engine.add_listing({"title": "Item 31", "root_category": RARE}, [photo_bytes(artifacts)])
     assert written.created and written.seq == engine.live.seq

@@ -1,5 +1,5 @@
-"""A serving process's derived indexes: FAISS photo and text indexes built from the store, kept current
-by following its change log.
+"""A serving process's derived indexes: FAISS photo and text indexes and the lexical (BM25) index with
+its spelling vocabulary, built from the store and kept current by following its change log.
 
 Start-up: the newest local snapshot made by the serving encoders, else the published one, else a
 rebuild from the store (which then writes a snapshot); then every log entry after the snapshot's
@@ -25,6 +25,8 @@ from listing_search.settings import IndexSettings
 from listing_search.store.blobs import BlobStore
 from listing_search.store.models import Change, Models
 from listing_search.store.sql import SqlStore
+from listing_search.text.lexical import LexicalIndex
+from listing_search.text.spelling import Speller
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,25 @@ class LiveIndexes:
             self.photos_of.setdefault(key, []).append(vid)
         self.head_seen, self.oldest_pending_at = self.seq, None
         self.snapshot_seq, self.snapshot_at = -1, 0.0
+        self.lexical: LexicalIndex | None = None  # set by attach_lexical()
+        self.speller: Speller | None = None
+        self._texts: dict[int, str] = {}  # what the speller counted per listing, to uncount on change
+
+    def attach_lexical(self, spelling: bool = True) -> None:
+        """BM25 index and spelling vocabulary of every listing's title and description at ``seq``.
+
+        Held under the applier lock, so no log entry is applied halfway through the build."""
+        t0 = time.perf_counter()
+        with self._applying:
+            lexical = LexicalIndex()
+            texts: dict[int, str] = {}
+            for batch in self.store.iter_listing_texts():
+                lexical.upsert(batch)
+                texts.update((k, f"{t} {d}") for k, t, d in batch)
+            self.speller = Speller.from_texts(texts.values()) if spelling else None
+            self._texts = texts if spelling else {}
+            self.lexical = lexical
+        log.info("lexical index: %d listings in %.1fs", len(texts), time.perf_counter() - t0)
 
     # ------------------------------------------------------------- opening
     @classmethod
@@ -122,11 +143,31 @@ class LiveIndexes:
         """
         keys = list(dict.fromkeys(c.listing_key for c in changes))
         state = self.store.listing_vectors(keys, self.models)
+        records = self.store.listings_by_key(keys) if self.lexical is not None else {}
         with self.lock:
             self._apply_photos(keys, state)
             if self.text is not None:
                 self._apply_texts(keys, state)
+            if self.lexical is not None:
+                self._apply_lexical(keys, records)
             self.seq = max(self.seq, changes[-1].seq)
+
+    def _apply_lexical(self, keys: list[int], records: dict) -> None:
+        assert self.lexical is not None
+        gone = [k for k in keys if k not in records]
+        if gone:
+            self.lexical.remove(gone)
+        present = [(k, records[k].title or "", records[k].description or "") for k in keys if k in records]
+        if present:
+            self.lexical.upsert(present)
+        if self.speller is not None:
+            for key in keys:
+                old = self._texts.pop(key, None)
+                if old is not None:
+                    self.speller.remove(old)
+                if key in records:
+                    self._texts[key] = f"{records[key].title} {records[key].description}"
+                    self.speller.add(self._texts[key])
 
     def _apply_photos(self, keys: list[int], state: dict) -> None:
         gone, new_ids, new_vecs = [], [], []

@@ -1,8 +1,8 @@
-"""Search requests, candidates and the default fusion of per-channel scores.
+"""Search requests, candidates, results and the fallback fusion of per-channel scores.
 
-Retrieval gives each candidate listing one score per channel ("image", "text"); a ``Rescorer``
-turns those into the final order. The default is a weighted mean of the channels the query used;
-a learned re-ranker or personalisation replaces it by passing ``rescorer=`` to ``SearchEngine``.
+Retrieval gives each candidate listing one score per channel ("image", "text", "lexical"); a
+``Rescorer`` turns those into the final order. The engine's is the learned ranker
+(``rank.serving``); the weighted mean below is only the fallback before ``tune-ranker`` has run.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 
 from listing_search.store.models import Filters, Listing
 
-IMAGE, TEXT = "image", "text"
+IMAGE, TEXT, LEXICAL = "image", "text", "lexical"
 SORTS = ("relevance", "newest", "price_asc", "price_desc")
-DEFAULT_WEIGHTS = {IMAGE: 0.5, TEXT: 0.5}
+DEFAULT_WEIGHTS = {IMAGE: 0.5, TEXT: 0.5, LEXICAL: 0.0}
 
 
 @dataclass
@@ -34,9 +34,17 @@ class SearchQuery:
     text_vec: np.ndarray | None = None  # set by the engine: the words' embedding, computed once
     sort: str = "relevance"  # or newest, price_asc, price_desc (SORTS)
     offset: int = 0  # results to skip (paging)
+    category_probs: np.ndarray | None = None  # set by the engine (or, when fitting, by a cross-fitted predictor)
+    spelling: bool = True  # correct misspelt words against the catalogue's vocabulary
+    searched_text: str | None = None  # set by the engine: the words after spelling correction
+    vision_probs: np.ndarray | None = None  # set by the engine: the vision head's categories for the photo
+
+    @property
+    def has_image(self) -> bool:
+        return self.image is not None or self.image_vec is not None
 
     def channels(self) -> list[str]:
-        return [c for c, v in ((IMAGE, self.image), (TEXT, self.text)) if v]
+        return [c for c, v in ((IMAGE, self.has_image), (TEXT, bool(self.text))) if v]
 
 
 @dataclass
@@ -47,6 +55,7 @@ class Candidate:
     scores: dict[str, float] = field(default_factory=dict)
     matched_vector_ids: list[int] = field(default_factory=list)
     score: float = 0.0
+    relevance: float | None = None  # calibrated, set by the ranking service
 
 
 @dataclass
@@ -57,6 +66,19 @@ class ListingHit:
     score: float
     scores: dict[str, float]
     matched_image_ids: list[str]
+    relevance: float | None = None  # calibrated P(shares the query's root category), when calibrated
+
+
+@dataclass
+class SearchResult:
+    """A search's hits and what the engine made of the query."""
+
+    hits: list[ListingHit]
+    searched_text: str | None = None  # the words searched, after spelling correction
+    corrections: list[tuple[str, str]] = field(default_factory=list)  # (typed, searched) word pairs
+    predicted_categories: list[tuple[str, float]] = field(default_factory=list)  # for a photo: best first
+    no_match: bool = False  # nothing reached the calibrated "good match" threshold
+    best_relevance: float | None = None
 
 
 class Rescorer(Protocol):
@@ -74,7 +96,7 @@ class TextQueryEncoder(Protocol):
 def weighted_mean(query: SearchQuery, candidates: list[Candidate],
                   weights: dict[str, float] = DEFAULT_WEIGHTS) -> list[Candidate]:
     """Default rescorer: weighted mean of the query's channels (a missing channel scores 0)."""
-    channels = query.channels() or [IMAGE]
+    channels = [c for c in query.channels() + ([LEXICAL] if TEXT in query.channels() else [])] or [IMAGE]
     total = sum(weights.get(c, 1.0) for c in channels) or 1.0
     for cand in candidates:
         cand.score = sum(weights.get(c, 1.0) * cand.scores.get(c, 0.0) for c in channels) / total

@@ -37,7 +37,8 @@ from listing_search.errors import StorageError
 from listing_search.index.live import Follower, LiveIndexes
 from listing_search.index.vector_index import VectorIndex
 from listing_search.rank.candidates import (
-    IMAGE, TEXT, Candidate, ListingHit, Rescorer, SearchQuery, TextQueryEncoder, group_by_listing, weighted_mean,
+    IMAGE, LEXICAL, TEXT, Candidate, ListingHit, Rescorer, SearchQuery, SearchResult, TextQueryEncoder,
+    group_by_listing, weighted_mean,
 )
 from listing_search.vision.batcher import PhotoQueue, QueueLimits
 from listing_search.vision.encoder import ImageEncoder
@@ -113,6 +114,8 @@ class SearchEngine:
                                 blobs)
         if live.image.size and live.image.dim != encoder.dim:
             raise ValueError(f"model embeds {encoder.dim} dims but the index holds {live.image.dim}: re-embed")
+        if settings.rank.lexical or settings.rank.spelling:
+            live.attach_lexical(spelling=settings.rank.spelling)
         engine = cls(settings, artifacts, store, blobs, live, encoder, categories, text_encoder)
         engine.attach_ranking()
         return engine
@@ -156,6 +159,11 @@ class SearchEngine:
         with self.live.lock:
             yield
 
+    def versions(self) -> dict[str, str | None]:
+        """Which models answer: every response and the query log carry these."""
+        return {"ranker": self.ranking.version if self.ranking is not None else "hand-weighted",
+                "image_encoder": self.models.image, "text_encoder": self.models.text}
+
     @property
     def has_text(self) -> bool:
         return self.text_encoder is not None and self.text_index is not None
@@ -191,31 +199,75 @@ class SearchEngine:
                 if int(v) in names][:k]
 
     def search(self, query: SearchQuery) -> list[ListingHit]:
+        """Ranked listings for a photo and/or words (see :meth:`search_result`)."""
+        return self.search_result(query).hits
+
+    def search_result(self, query: SearchQuery) -> SearchResult:
         """Ranked listings for a photo and/or words, filtered, one result per listing; filters alone browse.
 
-        A (nearly) identical catalogue photo puts its listing first whatever the ranker prefers;
-        ``sort`` re-orders the relevant pool; ``offset`` pages through it.
+        The one ranking path: :meth:`understand` (spelling, embeddings, category), :meth:`retrieve`
+        (photo, dense text and BM25 channels, each candidate scored in every channel), the rescorer
+        (learned ranker + history), then a (nearly) identical catalogue photo first whatever the
+        ranker prefers; ``sort`` re-orders the relevant pool; ``offset`` pages through it.
         """
         if query.text and not self.has_text:
             raise TextSearchUnavailable("text search is not available: no text model or text index is loaded")
         self.check_filters(query.filters)
-        if not query.image and not query.text:
-            return self.browse(query)
+        if not query.has_image and not query.text:
+            return SearchResult(self.browse(query))
         want = query.k + query.offset
+        corrections = self.understand(query)
+        ranked = near_duplicates_first(self.rescorer(query, self.retrieve(query, want)))[:want]
+        result = SearchResult(sort_hits(self._hits(ranked), query.sort)[query.offset:], query.searched_text,
+                              corrections)
+        if self.ranking is not None:
+            self.ranking.annotate(query, ranked, result)
+        return result
+
+    def understand(self, query: SearchQuery) -> list[tuple[str, str]]:
+        """Correct the words, embed words and photo once, infer the category; returns the corrections.
+
+        Vectors (and category probabilities) a caller already set are kept: fitting passes stored
+        photo vectors and cross-fitted predictions through the same path."""
+        corrections: list[tuple[str, str]] = []
+        query.searched_text = query.text
+        speller = self.live.speller
+        if query.text and query.spelling and speller is not None:
+            fixed = speller.correct(query.text)
+            if fixed.changed:
+                query.searched_text, corrections = fixed.corrected, list(fixed.replacements)
+        if query.image is not None and query.image_vec is None:
+            query.image_vec, query.vision_probs = self.embed_photo(query.image)
+        if query.searched_text and query.text_vec is None and self.text_encoder is not None:
+            query.text_vec = self.text_encoder.encode([query.searched_text])[0]
+        if query.category_probs is None and self.ranking is not None:
+            query.category_probs = self.ranking.category_probs(query.text_vec, query.image_vec, query.searched_text)
+        return corrections
+
+    def retrieve(self, query: SearchQuery, want: int) -> list[Candidate]:
+        """Candidates of every channel the query used, each scored in all of them (missing scores filled
+        exactly from the stored vectors and the BM25 index)."""
         candidates: dict[int, Candidate] = {}
-        image_vec = self.embed_image(query.image) if query.image else None
-        text_vec = self.text_encoder.encode([query.text])[0] if query.text and self.text_encoder else None
-        query.image_vec, query.text_vec = image_vec, text_vec  # for the rescorer (no second embedding)
+        image_vec, text_vec, words = query.image_vec, query.text_vec, query.searched_text
         if image_vec is not None:
-            candidates = self._image_candidates(image_vec[None], want, query.filters, query.exclude_listing_keys)
+            candidates = self._image_candidates(np.asarray(image_vec)[None], want, query.filters,
+                                                query.exclude_listing_keys)
         if text_vec is not None:
             self._merge_text(candidates, text_vec, want, query.filters, query.exclude_listing_keys)
-        if image_vec is not None and text_vec is not None:  # each channel scores the other's finds exactly
+        lexical = self.live.lexical if self.settings.rank.lexical else None
+        if words and lexical is not None:
+            self._merge_lexical(candidates, words, want, query.filters, query.exclude_listing_keys)
+        if image_vec is not None and (text_vec is not None or words):
             self._score_images([c for c in candidates.values() if IMAGE not in c.scores], image_vec)
+        if text_vec is not None:
             self._score_texts([c for c in candidates.values() if TEXT not in c.scores], text_vec)
-        ranked = near_duplicates_first(self.rescorer(query, list(candidates.values())))[:want]
-        hits = self._hits(ranked)
-        return sort_hits(hits, query.sort)[query.offset:]
+        if words and lexical is not None:
+            missing = [c for c in candidates.values() if LEXICAL not in c.scores]
+            if missing:
+                scores = lexical.scores(words, [c.listing_key for c in missing])
+                for cand, score in zip(missing, scores):
+                    cand.scores[LEXICAL] = float(score)
+        return list(candidates.values())
 
     def browse(self, query: SearchQuery) -> list[ListingHit]:
         """Listings passing the filters, in ``query.sort`` order (relevance means newest here), paged."""
@@ -232,7 +284,10 @@ class SearchEngine:
             _, vectors = self.image_index.reconstruct_present(np.array(self.live.photos_of.get(listing.key, []), np.int64))
         if len(vectors) == 0:
             return []
-        query = SearchQuery(k=k, exclude_listing_keys=frozenset({listing.key}))
+        mean = vectors.mean(0)
+        query = SearchQuery(k=k, exclude_listing_keys=frozenset({listing.key}),
+                            image_vec=mean / (np.linalg.norm(mean) or 1.0))
+        self.understand(query)
         cands = self._image_candidates(vectors, k, Filters(), query.exclude_listing_keys)
         return self._hits(self.rescorer(query, list(cands.values()))[:k])
 
@@ -264,6 +319,15 @@ class SearchEngine:
                 continue
             candidates.setdefault(int(key), Candidate(int(key))).scores[TEXT] = float(score)
 
+    def _merge_lexical(self, candidates: dict[int, Candidate], words: str, k: int, filters: Filters,
+                       exclude: frozenset[int]) -> None:
+        """Listings whose title and description match the words best by BM25, merged into ``candidates``."""
+        assert self.live.lexical is not None
+        allowed = set(self.store.matching_listing_keys(filters)) if filters.active() else None
+        fetch = max(k * WIDEN, self.settings.rank.candidates)
+        for key, score in self.live.lexical.search(words, fetch, allowed, exclude):
+            candidates.setdefault(int(key), Candidate(int(key))).scores[LEXICAL] = float(score)
+
     def _score_images(self, cands: list[Candidate], vec: np.ndarray) -> None:
         """Best-photo cosine of each candidate, from its stored photo vectors (one lookup for all)."""
         if not cands:
@@ -294,7 +358,7 @@ class SearchEngine:
         names = self.store.image_ids(v for c in ranked for v in c.matched_vector_ids)
         return [
             ListingHit(listings[c.listing_key], c.score, dict(c.scores),
-                       [names[v][0] for v in c.matched_vector_ids if v in names])
+                       [names[v][0] for v in c.matched_vector_ids if v in names], c.relevance)
             for c in ranked if c.listing_key in listings
         ]
 

@@ -1,51 +1,56 @@
-"""Features of (query, candidate listing) pairs, the re-ranker's inputs.
+"""Features of (query, candidate listing) pairs: the re-ranker's inputs, computed in one place.
 
-A query is whatever the user gave (words, photos, both) plus what we infer from it (category
-probabilities); a user profile built from history is a query of the same shape, so the same
-features and the same learned weights rank both searches and feeds.
+The engine retrieves candidates per channel (photos, dense text, BM25) and scores every candidate
+in every channel the query used; these functions turn the candidates, their listing records and
+what the engine made of the query (:class:`QueryContext`) into one row of features each. Serving,
+``tune-ranker`` and ``evaluate`` all reach this module through the engine, so the features a
+ranker was fit on are the ones it scores at serving time. numpy only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from listing_search.rank.vectors import ListingVectors, best_photo_cosine, tokens
+from listing_search.rank.vectors import tokens
 
-FEATURES = ("text_cos", "image_cos", "category_agreement", "title_overlap", "price_gap")
+IMAGE, TEXT, LEXICAL = "image", "text", "lexical"
+FEATURES = (
+    "text_cos",  # dense text cosine (MiniLM) of the words and the listing's title + description
+    "image_cos",  # best-photo cosine of the query photo and the listing's photos
+    "bm25",  # BM25 of the words over the listing's title and description (tantivy)
+    "bm25_share",  # that BM25 over the best BM25 among this query's candidates (0..1)
+    "title_overlap",  # share of the query's words found in the title
+    "category_agreement",  # log P(listing's root category | query), centred on the uniform belief
+    "root_vote",  # weighted share of the query's top candidates sharing this listing's root category
+    "path_vote",  # the same for the full category path
+    "has_text",  # which inputs the query had: one model ranks words, photos and both
+    "has_image",
+)
+VOTERS = 20  # top candidates (by reciprocal-rank fusion of the channels) whose categories vote
+RRF_K = 60.0
 _EPS = 1e-3
 
 
 @dataclass
-class Query:
-    """One query's vectors. Missing parts are None and give 0 for their features."""
+class QueryContext:
+    """What the engine made of one query: the words searched (after spelling correction), the
+    inferred root-category probabilities, and which inputs it had."""
 
-    text_vec: np.ndarray | None = None  # [Dt] unit
-    image_vecs: np.ndarray | None = None  # [M, Di] unit photo vectors (best photo is taken)
-    category_probs: np.ndarray | None = None  # [C], sums to 1
     words: frozenset[str] = field(default_factory=frozenset)
-    price: float | None = None
+    category_probs: np.ndarray | None = None
+    has_text: bool = False
+    has_image: bool = False
 
     @classmethod
-    def from_text(cls, text: str, text_vec: np.ndarray | None, **kw) -> "Query":
-        return cls(text_vec=text_vec, words=tokens(text), **kw)
-
-
-def text_cosine(query: Query, vectors: ListingVectors) -> np.ndarray:
-    if query.text_vec is None:
-        return np.zeros(len(vectors), np.float32)
-    return vectors.text @ np.asarray(query.text_vec, np.float32)
-
-
-def image_cosine(query: Query, vectors: ListingVectors) -> np.ndarray:
-    if query.image_vecs is None or not len(query.image_vecs):
-        return np.zeros(len(vectors), np.float32)
-    return best_photo_cosine(query.image_vecs, vectors)
+    def of(cls, text: str | None, category_probs: np.ndarray | None, has_image: bool) -> "QueryContext":
+        return cls(tokens(text or ""), category_probs, bool(text), has_image)
 
 
 def log_agreement(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """log P(label | query), centred so a uniform belief scores 0 (training and serving share it)."""
+    """log P(label | query), centred so a uniform belief scores 0."""
     p = np.asarray(probs, np.float64)
     return (np.log(p[np.asarray(labels, np.int64)] + _EPS) - np.log(1.0 / len(p) + _EPS)).astype(np.float32)
 
@@ -55,20 +60,43 @@ def word_overlap(words: frozenset[str], title_tokens: frozenset[str]) -> float:
     return len(words & title_tokens) / len(words) if words else 0.0
 
 
-def category_agreement(query: Query, vectors: ListingVectors, rows: np.ndarray) -> np.ndarray:
-    """log P(candidate's root category | query), centred so a uniform belief scores 0."""
-    if query.category_probs is None:
-        return np.zeros(len(rows), np.float32)
-    return log_agreement(query.category_probs, vectors.labels[rows])
+def rrf(channel_scores: Sequence[dict[str, float]], channels: Sequence[str]) -> np.ndarray:
+    """Reciprocal-rank fusion: sum over channels of 1 / (60 + rank in that channel)."""
+    out = np.zeros(len(channel_scores), np.float64)
+    for ch in channels:
+        s = np.array([c.get(ch, -np.inf) for c in channel_scores], np.float64)
+        if not np.isfinite(s).any():
+            continue
+        ranks = np.empty(len(s), np.int64)
+        ranks[np.lexsort((np.arange(len(s)), -s))] = np.arange(len(s))
+        out += np.where(np.isfinite(s), 1.0 / (RRF_K + ranks + 1), 0.0)
+    return out
 
 
-def title_overlap(query: Query, vectors: ListingVectors, rows: np.ndarray) -> np.ndarray:
-    """Share of the query's words found in the candidate's title."""
-    titles = vectors.title_tokens
-    return np.array([word_overlap(query.words, titles[r]) for r in rows], np.float32)
+def votes(groups: Sequence[str | None], weights: np.ndarray, voters: int = VOTERS) -> np.ndarray:
+    """For each candidate: the weight of the top ``voters`` OTHER candidates in its group, over theirs.
+
+    A listing whose category the best candidates agree on is likelier to be what was meant, whatever
+    channel found it (pseudo-relevance feedback on categories).
+    """
+    n = len(groups)
+    if n == 0:
+        return np.zeros(0, np.float32)
+    top = np.argsort(-weights, kind="stable")[:voters]
+    total = float(weights[top].sum())
+    mass: dict[str | None, float] = {}
+    for j in top:
+        mass[groups[j]] = mass.get(groups[j], 0.0) + float(weights[j])
+    out = np.zeros(n, np.float32)
+    in_top = set(top.tolist())
+    for i, g in enumerate(groups):
+        own = float(weights[i]) if i in in_top else 0.0
+        rest = total - own
+        out[i] = (mass.get(g, 0.0) - own) / rest if rest > 0 and g is not None else 0.0
+    return out
 
 
-def stack_features(n: int, **columns: np.ndarray) -> np.ndarray:
+def stack_features(n: int, **columns) -> np.ndarray:
     """[n, len(FEATURES)] in the ranker's column order; a feature not given is 0."""
     out = np.zeros((n, len(FEATURES)), np.float32)
     for name, values in columns.items():
@@ -76,25 +104,33 @@ def stack_features(n: int, **columns: np.ndarray) -> np.ndarray:
     return out
 
 
-def price_gap(query: Query, vectors: ListingVectors, rows: np.ndarray) -> np.ndarray:
-    """|log price ratio|, 0 when either price is unknown: similar items ask similar prices."""
-    if query.price is None or not np.isfinite(query.price):
-        return np.zeros(len(rows), np.float32)
-    cand = vectors.prices[rows]
-    gap = np.abs(np.log1p(max(query.price, 0.0)) - np.log1p(np.clip(cand, 0.0, None)))
-    return np.where(np.isfinite(gap), gap, 0.0).astype(np.float32)
+def candidate_features(qc: QueryContext, channel_scores: Sequence[dict[str, float]],
+                       titles: Sequence[str | None], roots: Sequence[str | None], paths: Sequence[str | None],
+                       label_of: Callable[[str | None], int | None]) -> np.ndarray:
+    """[len(candidates), len(FEATURES)]: one row per candidate, aligned with the inputs.
 
-
-def pair_features(query: Query, vectors: ListingVectors, rows: np.ndarray,
-                  text_sims: np.ndarray | None = None, image_sims: np.ndarray | None = None) -> np.ndarray:
-    """[len(rows), len(FEATURES)] features of the query against the listings at ``rows``.
-
-    Full-catalogue similarities may be passed in when the caller already computed them for retrieval.
+    ``channel_scores`` holds each candidate's score per channel (a channel the query did not use
+    is absent and scores 0); ``titles``/``roots``/``paths`` come from its listing record (None when
+    the record is gone), ``label_of`` maps a root category to the predictor's class index.
     """
-    rows = np.asarray(rows, np.int64)
-    t = text_cosine(query, vectors) if text_sims is None else text_sims
-    i = image_cosine(query, vectors) if image_sims is None else image_sims
+    n = len(channel_scores)
+    bm25 = np.array([c.get(LEXICAL, 0.0) for c in channel_scores], np.float32)
+    top_bm25 = float(bm25.max()) if n else 0.0
+    agreement = np.zeros(n, np.float32)
+    if qc.category_probs is not None:
+        for i, root in enumerate(roots):
+            label = label_of(root)
+            if label is not None and label < len(qc.category_probs):
+                agreement[i] = log_agreement(qc.category_probs, np.array([label]))[0]
+    used = [ch for ch, on in ((IMAGE, qc.has_image), (TEXT, qc.has_text), (LEXICAL, qc.has_text)) if on]
+    fused = rrf(channel_scores, used)
     return stack_features(
-        len(rows), text_cos=t[rows], image_cos=i[rows], category_agreement=category_agreement(query, vectors, rows),
-        title_overlap=title_overlap(query, vectors, rows), price_gap=price_gap(query, vectors, rows),
+        n,
+        text_cos=[c.get(TEXT, 0.0) for c in channel_scores],
+        image_cos=[c.get(IMAGE, 0.0) for c in channel_scores],
+        bm25=bm25, bm25_share=bm25 / top_bm25 if top_bm25 > 0 else 0.0,
+        title_overlap=[word_overlap(qc.words, tokens(t)) if t else 0.0 for t in titles],
+        category_agreement=agreement,
+        root_vote=votes(roots, fused), path_vote=votes(paths, fused),
+        has_text=float(qc.has_text), has_image=float(qc.has_image),
     )

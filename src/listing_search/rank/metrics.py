@@ -1,41 +1,42 @@
-"""Ranking, text and personalisation metrics on never-seen listings, registered into ``evaluate``.
+"""Search quality on never-seen listings, measured through the serving engine (the path users hit).
 
-All use the ranker and category predictor fit on the catalogue's train split (``tune-ranker``);
-the evaluated folder's listings are only ever queries (or, in the personalisation simulation,
-extra candidates), never fitted on.
+The engine is loaded over the catalogue's artifacts (store, indexes, ranker, calibration) exactly
+as ``serve`` loads it; each never-seen listing of the evaluated folder becomes queries the way a
+buyer would search: its title, its first photo (the file's bytes, decoded by the serving path),
+title + photo, and the title with one interior letter dropped (``text.typos``, seeded). A result
+counts for precision when it shares the query's root category; nDCG grades 2 for the same full
+category path, 1 for the same root. Keys name the model they measure: ``search_*`` the whole
+ranking path, ``predictor_*`` the photo + text category predictor, ``vision_*`` (in ``evaluate``)
+the vision model alone.
 
-Personalisation simulation (``personalised_ndcg_at_10``): for each never-seen listing T whose
-category path has at least 3 catalogue listings, a user viewed 3 random catalogue listings of
-that path (1, 2 and 3 days ago) and then typed the first two words of T's title. Candidates are
-the catalogue plus every never-seen listing; grades are 2 for T's category path, 1 for its root
-category. The same queries without the history give ``personalised_ndcg_at_10_off``;
-``personalised_target_hit_at_10[_off]`` is the share of users whose T itself is in the top 10.
+``own_photo_at_1`` queries every catalogue photo's stored bytes: the share whose rank-1 listing is
+the photo's own or one holding a byte-identical photo.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from listing_search import schema as S
 from listing_search.evaluate import EvalContext, metric
-from listing_search.rank.category import CategoryPredictor, words_of
-from listing_search.rank.features import Query
-from listing_search.rank.personalise import HistoryEvent, build_profile, recommend
-from listing_search.rank.ranker import Ranker
-from listing_search.rank.search import rank
-from listing_search.settings import RankSettings
-from listing_search.rank.vectors import ListingVectors, load_listing_vectors, tokens, unit_rows
-from listing_search.text.encoder import TextEncoder, listing_text
+from listing_search.rank.candidates import SearchQuery
+from listing_search.rank.personalise import HistoryEvent
+from listing_search.text.typos import drop_letter
 
 log = logging.getLogger(__name__)
 K = 10
+MODES = ("title", "photo", "photo_title", "typo_title")
 SIM_HISTORY = 3
-SIM_USERS = 400
+SIM_USERS = 300
 SIM_QUERY_WORDS = 2
 SIM_NOW = 1_700_000_000.0  # a fixed "now" so the simulation is reproducible
+REQUIRED = (S.RANKER_JSON, S.CATEGORY_PREDICTOR_JSON, S.TEXT_ONNX)
 
 
 # --- pure functions (tested on hand-made arrays) ------------------------------------------------
@@ -75,209 +76,247 @@ def precision_at_k_groups(scores: np.ndarray, grades: np.ndarray, groups: np.nda
     return float(np.mean(per)) if per else float("nan")
 
 
-def graded(vectors: ListingVectors, rows: np.ndarray, label: int, path: str) -> np.ndarray:
-    """2 = same category path, 1 = same root category, 0 = otherwise."""
-    same_root = vectors.labels[rows] == label
-    return np.where(vectors.paths[rows] == path, 2, np.where(same_root, 1, 0))
+def ideal_grades(n_path: int, n_root: int, k: int = K) -> np.ndarray:
+    """The best k grades a catalogue with ``n_path`` listings of the path and ``n_root`` of the root allows."""
+    return np.array([2] * min(n_path, k) + [1] * max(0, min(n_root - n_path, k - min(n_path, k))), np.int64)
 
 
-def concat_vectors(a: ListingVectors, b: ListingVectors) -> ListingVectors:
-    """One pool of listings: ``a``'s rows, then ``b``'s."""
-    return ListingVectors(
-        ids=np.concatenate([a.ids, b.ids]), labels=np.concatenate([a.labels, b.labels]),
-        paths=np.concatenate([a.paths, b.paths]), titles=a.titles + b.titles,
-        prices=np.concatenate([a.prices, b.prices]), text=np.vstack([a.text, b.text]),
-        photos=np.vstack([a.photos, b.photos]), photo_row=np.concatenate([a.photo_row, b.photo_row + len(a)]),
-        categories=a.categories, texts=a.texts + b.texts,
-    )
+def grade(root: str, path: str, hit_root: str, hit_path: str) -> int:
+    return 2 if hit_path == path else 1 if hit_root == root else 0
 
 
-def listing_query(vectors: ListingVectors, row: int, predictor: CategoryPredictor) -> Query:
-    """A listing used as a query: its photos and whole text, price, and the predicted category."""
-    photos = vectors.photos_of(row)
-    image = vectors.image_mean[row] if len(photos) else None
-    price = float(vectors.prices[row]) if np.isfinite(vectors.prices[row]) else None
-    return Query.from_text(vectors.titles[row], vectors.text[row], image_vecs=photos if len(photos) else None,
-                           price=price, category_probs=predictor.predict_proba(
-                               vectors.text[row], image, words_of(vectors, [row]))[0])
-
-
-# --- what the metrics share, computed once per evaluation ------------------------------------------
+# --- the engine over the catalogue, and the queries ---------------------------------------------
 
 @dataclass
-class RankEval:
-    catalogue: ListingVectors
-    queries: ListingVectors  # the evaluated (never-seen) listings
-    ranker: Ranker
-    predictor: CategoryPredictor
-    encoder: TextEncoder
-    candidates: int
+class SearchEval:
+    engine: object  # rank.engine.SearchEngine, loaded as `serve` loads it
+    listings: list[dict]  # never-seen listings: id, title, root, path, photo (bytes or None)
+    path_counts: Counter = field(default_factory=Counter)
+    root_counts: Counter = field(default_factory=Counter)
+    runs: dict = field(default_factory=dict)
 
 
-REQUIRED = (S.RANKER_JSON, S.CATEGORY_PREDICTOR_JSON, S.TEXT_ONNX, S.TEXT_EMBEDDINGS_NPY)
-
-
-def rank_eval(ctx: EvalContext) -> RankEval | None:
-    """Built on first use and kept on the context; None (logged) before `embed-text`/`tune-ranker`."""
-    if "_rank_eval" not in ctx.__dict__:
+def search_eval(ctx: EvalContext) -> SearchEval | None:
+    """Built on first use and kept on the context; None (logged) before `embed-text`/`index`/`tune-ranker`."""
+    if "_search_eval" not in ctx.__dict__:
         missing = [n for n in REQUIRED if not (ctx.artifacts / n).is_file()]
         if missing:
-            log.warning("evaluate: ranking metrics skipped, %s missing: run `embed-text` and `tune-ranker`", missing)
-        ctx.__dict__["_rank_eval"] = None if missing else _build_rank_eval(ctx)
-    return ctx.__dict__["_rank_eval"]
+            log.warning("evaluate: search metrics skipped, %s missing: run `embed-text`, `index` and `tune-ranker`",
+                        missing)
+        ctx.__dict__["_search_eval"] = None if missing else _build(ctx)
+    return ctx.__dict__["_search_eval"]
 
 
-def _build_rank_eval(ctx: EvalContext) -> RankEval:
-    ranker = Ranker.load(ctx.artifacts / S.RANKER_JSON)
-    if ranker.fit_split != "train":
-        raise ValueError(f"ranker was fit on {ranker.fit_split!r}, not the train split")
-    encoder = TextEncoder.from_artifacts(ctx.artifacts)
-    catalogue = load_listing_vectors(ctx.artifacts)
-    return RankEval(catalogue, _evaluated_vectors(ctx, encoder, catalogue.categories), ranker,
-                    CategoryPredictor.load(ctx.artifacts / S.CATEGORY_PREDICTOR_JSON), encoder,
-                    ctx.settings.rank.candidates)
+def _build(ctx: EvalContext) -> SearchEval:
+    from listing_search.rank.engine import SearchEngine
+
+    engine = SearchEngine.load(ctx.settings, ctx.artifacts)
+    listings, photos = ctx.tables
+    first_photo = photos.drop_duplicates(S.LISTING_ID).set_index(S.LISTING_ID)[S.IMAGE_ID]
+    rows = []
+    for lid, title, root, path in zip(listings[S.LISTING_ID], listings[S.TITLE], listings[S.ROOT_CATEGORY],
+                                      listings[S.CATEGORY_PATH]):
+        image_id = first_photo.get(lid)
+        file = ctx.data / S.IMAGES_DIR / f"{image_id}.jpg" if image_id is not None else None
+        rows.append({"id": lid, "title": str(title or ""), "root": root, "path": path,
+                     "photo": file.read_bytes() if file is not None and file.is_file() else None})
+    ev = SearchEval(engine, rows)
+    for batch in engine.store.iter_listing_texts():
+        keys = [k for k, _, _ in batch]
+        for rec in engine.store.listings_by_key(keys).values():
+            ev.path_counts[rec.category_path] += 1
+            ev.root_counts[rec.root_category] += 1
+    return ev
 
 
-def _evaluated_vectors(ctx: EvalContext, encoder: TextEncoder, categories: list[str]) -> ListingVectors:
-    listings, _ = ctx.tables
-    v = ctx.vision
-    index = {c: i for i, c in enumerate(categories)}
-    row_of = {lid: r for r, lid in enumerate(listings[S.LISTING_ID])}
-    texts = [listing_text(t, d) for t, d in zip(listings[S.TITLE], listings[S.DESCRIPTION])]
-    log.info("evaluate: embedding the text of %d listings", len(texts))
-    return ListingVectors(
-        ids=listings[S.LISTING_ID].to_numpy(dtype=object),
-        labels=listings[S.ROOT_CATEGORY].map(index).to_numpy(np.int64),
-        paths=listings[S.CATEGORY_PATH].to_numpy(dtype=object), titles=listings[S.TITLE].tolist(),
-        prices=listings[S.PRICE].astype(float).to_numpy(), text=encoder.encode(texts),
-        photos=unit_rows(v.embeddings), photo_row=np.array([row_of[i] for i in v.listing_ids], np.int64),
-        categories=categories, texts=texts,
-    )
-
-
-# --- registered metrics ------------------------------------------------------------------------------
-
-@metric("n_listings_ranked")
-def n_listings_ranked(ctx: EvalContext) -> int | None:
-    """Never-seen listings used by the metrics below (with or without usable photos)."""
-    r = rank_eval(ctx)
-    return None if r is None else len(r.queries)
-
-
-@metric("listing_accuracy_fused")
-def listing_accuracy_fused(ctx: EvalContext) -> float | None:
-    """Root category of each never-seen listing from its photos (when any) and its text."""
-    r = rank_eval(ctx)
-    if r is None:
+def query_of(item: dict, mode: str, rng: np.random.Generator) -> SearchQuery | None:
+    """A never-seen listing as a buyer's query; None when it cannot make one (no photo, no long word)."""
+    if mode in ("photo", "photo_title") and item["photo"] is None:
         return None
-    q = r.queries
-    has = q.has_photo if q.photos.shape[1] else np.zeros(len(q), bool)
-    pred = np.empty(len(q), np.int64)
-    if has.any():
-        words = words_of(q, np.flatnonzero(has))
-        pred[has] = r.predictor.predict_proba(q.text[has], q.image_mean[has], words).argmax(1)
-    if (~has).any():
-        words = words_of(q, np.flatnonzero(~has))
-        pred[~has] = r.predictor.predict_proba(text=q.text[~has], words=words).argmax(1)
-    return round(float((pred == q.labels).mean()), 4) if len(q) else float("nan")
-
-
-@metric("listing_precision_at_10")
-def listing_precision_at_10(ctx: EvalContext) -> float | None:
-    """Each never-seen listing (photos + text) as a query: share of its top 10 in the same root category."""
-    r = rank_eval(ctx)
-    if r is None:
+    if mode == "typo_title":
+        text = drop_letter(item["title"], rng)
+        if text is None:
+            return None
+    else:
+        text = item["title"] if mode in ("title", "photo_title") else None
+    if mode in ("title", "typo_title", "photo_title") and not (text or "").strip():
         return None
-    hits = []
-    for row in range(len(r.queries)):
-        top = rank(listing_query(r.queries, row, r.predictor), r.catalogue, r.ranker, K, r.candidates).rows
-        hits.append(float((r.catalogue.labels[top] == r.queries.labels[row]).mean()) if len(top) else 0.0)
-    return round(float(np.mean(hits)), 4) if hits else float("nan")
+    return SearchQuery(text=text, image=item["photo"] if mode in ("photo", "photo_title") else None, k=K)
 
 
-@metric("text_ndcg_at_10")
-def text_ndcg_at_10(ctx: EvalContext) -> float | None:
-    """Never-seen listings' titles as text queries; graded: same path 2, same root 1."""
-    r = rank_eval(ctx)
-    if r is None:
-        return None
-    q, cat = r.queries, r.catalogue
-    title_vecs = r.encoder.encode(q.titles)
-    scores = []
-    for row in range(len(q)):
-        query = Query.from_text(q.titles[row], title_vecs[row],
-                                category_probs=r.predictor.predict_proba(text=title_vecs[row],
-                                                                         words=[q.titles[row]])[0])
-        top = rank(query, cat, r.ranker, K, r.candidates).rows
-        all_grades = graded(cat, np.arange(len(cat)), q.labels[row], q.paths[row])
-        scores.append(ndcg_at_k(graded(cat, top, q.labels[row], q.paths[row]), all_grades))
-    return round(float(np.mean(scores)), 4) if scores else float("nan")
+def run_mode(ev: SearchEval, mode: str, seed: int) -> dict:
+    """Every never-seen listing as a ``mode`` query through the engine: P@10, nDCG@10, relevance, no-match."""
+    if mode in ev.runs:
+        return ev.runs[mode]
+    from listing_search.data.images import ImageRejected
 
-
-@metric("personalised_ndcg_at_10")
-def personalised_ndcg_at_10(ctx: EvalContext) -> float | None:
-    """nDCG@10 of the simulated users' searches with their history (see the module docstring)."""
-    return personalisation(ctx).get("on")
-
-
-@metric("personalised_ndcg_at_10_off")
-def personalised_ndcg_at_10_off(ctx: EvalContext) -> float | None:
-    """The same searches with personalisation off (no history)."""
-    return personalisation(ctx).get("off")
-
-
-@metric("personalisation_simulation")
-def personalisation_simulation(ctx: EvalContext) -> dict:
-    """How the simulation was made, and how often the target itself reached the top 10."""
-    return {k: v for k, v in personalisation(ctx).items() if k not in ("on", "off")}
-
-
-def personalisation(ctx: EvalContext) -> dict:
-    if "_personalisation" not in ctx.__dict__:
-        r = rank_eval(ctx)
-        ctx.__dict__["_personalisation"] = {} if r is None else _simulate(r, ctx.settings.rank)
-    return ctx.__dict__["_personalisation"]
-
-
-def _simulate(r: RankEval, rs: RankSettings) -> dict:
-    pool = concat_vectors(r.catalogue, r.queries)
-    users = simulated_users(r.catalogue, r.queries, rs.seed)
-    short = [" ".join(r.queries.titles[t].split()[:SIM_QUERY_WORDS]) for t, _ in users]
-    vecs = r.encoder.encode(short)
-    out: dict[bool, tuple[list[float], list[float]]] = {True: ([], []), False: ([], [])}
-    for (target, history), text, vec in zip(users, short, vecs):
-        query = Query.from_text(text, vec, category_probs=r.predictor.predict_proba(text=vec, words=[text])[0])
-        all_grades = graded(pool, np.arange(len(pool)), r.queries.labels[target], r.queries.paths[target])
-        for use_history, (nd, hit) in out.items():
-            profile = build_profile(history if use_history else [], pool, now=SIM_NOW,
-                                    half_life_days=rs.half_life_days)
-            top = recommend(profile, pool, r.ranker, K, query, rs.history_weight, r.candidates).rows
-            nd.append(ndcg_at_k(all_grades[top], all_grades))
-            hit.append(float(len(r.catalogue) + target in set(top.tolist())))
-    return {"on": _mean(out[True][0]), "off": _mean(out[False][0]),
-            "target_hit_at_10_on": _mean(out[True][1]), "target_hit_at_10_off": _mean(out[False][1]),
-            "users": len(users), "history_weight": rs.history_weight,
-            "design": f"history = {SIM_HISTORY} catalogue listings of the target's category path, viewed 1-3 days "
-                      f"ago; query = first {SIM_QUERY_WORDS} words of the target's title; candidates = "
-                      "catalogue + evaluated listings; grades: same path 2, same root 1"}
-
-
-def simulated_users(catalogue: ListingVectors, queries: ListingVectors, seed: int,
-                    n_users: int = SIM_USERS) -> list[tuple[int, list[HistoryEvent]]]:
-    """(target row in ``queries``, history of SIM_HISTORY catalogue listings of the target's path)."""
     rng = np.random.default_rng(seed)
-    by_path: dict[str, np.ndarray] = {}
-    for path in set(queries.paths):
-        by_path[path] = np.flatnonzero(catalogue.paths == path)
-    eligible = [t for t in range(len(queries)) if len(by_path[queries.paths[t]]) >= SIM_HISTORY]
-    chosen = rng.permutation(eligible)[:n_users]
-    users = []
-    for t in chosen:
-        rows = rng.choice(by_path[queries.paths[t]], size=SIM_HISTORY, replace=False)
-        users.append((int(t), [HistoryEvent(str(catalogue.ids[r]), "viewed", SIM_NOW - 86400.0 * (d + 1))
-                               for d, r in enumerate(rows)]))
-    return users
+    precision, ndcg, probs, labels, no_match, corrected = [], [], [], [], [], []
+    for item in ev.listings:
+        query = query_of(item, mode, rng)
+        if query is None:
+            continue
+        try:
+            result = ev.engine.search_result(query)
+        except ImageRejected:
+            continue
+        grades = np.array([grade(item["root"], item["path"], h.listing.root_category, h.listing.category_path)
+                           for h in result.hits], np.int64)
+        precision.append(float((grades >= 1).mean()) if len(grades) else 0.0)
+        ideal = ideal_grades(ev.path_counts[item["path"]], ev.root_counts[item["root"]])
+        ndcg.append(ndcg_at_k(grades, ideal))
+        probs += [h.relevance for h in result.hits if h.relevance is not None]
+        labels += [int(g >= 1) for g, h in zip(grades, result.hits) if h.relevance is not None]
+        no_match.append(result.no_match)
+        corrected.append(bool(result.corrections))
+    out = {"queries": len(precision), "precision_at_10": _mean(precision), "ndcg_at_10": _mean(ndcg),
+           "no_match_rate": _mean(no_match), "probs": probs, "labels": labels}
+    if mode == "typo_title":
+        out["corrected_rate"] = _mean(corrected)
+    ev.runs[mode] = out
+    return out
 
 
-def _mean(values: list[float]) -> float:
-    return round(float(np.mean(values)), 4) if values else float("nan")
+def _mean(values) -> float:
+    return round(float(np.mean(values)), 4) if len(values) else float("nan")
+
+
+def _register(mode: str) -> None:
+    def precision(ctx: EvalContext) -> float | None:
+        ev = search_eval(ctx)
+        return None if ev is None else run_mode(ev, mode, ctx.settings.rank.seed)["precision_at_10"]
+
+    def ndcg(ctx: EvalContext) -> float | None:
+        ev = search_eval(ctx)
+        return None if ev is None else run_mode(ev, mode, ctx.settings.rank.seed)["ndcg_at_10"]
+
+    def no_match(ctx: EvalContext) -> float | None:
+        ev = search_eval(ctx)
+        return None if ev is None else run_mode(ev, mode, ctx.settings.rank.seed)["no_match_rate"]
+
+    metric(f"search_{mode}_precision_at_10")(precision)
+    metric(f"search_{mode}_ndcg_at_10")(ndcg)
+    metric(f"search_{mode}_no_match_rate")(no_match)
+
+
+for _mode in MODES:
+    _register(_mode)
+
+
+@metric("search_typo_title_corrected_rate")
+def typo_corrected_rate(ctx: EvalContext) -> float | None:
+    """Share of misspelt titles where the engine corrected at least one word."""
+    ev = search_eval(ctx)
+    return None if ev is None else run_mode(ev, "typo_title", ctx.settings.rank.seed).get("corrected_rate")
+
+
+@metric("search_relevance_ece")
+def relevance_ece(ctx: EvalContext) -> float | None:
+    """Expected calibration error of the results' relevance (P(same root)) over every mode's top 10."""
+    from listing_search.rank.calibrate import expected_calibration_error
+
+    ev = search_eval(ctx)
+    if ev is None:
+        return None
+    probs, labels = [], []
+    for mode in MODES:
+        run = run_mode(ev, mode, ctx.settings.rank.seed)
+        probs += run["probs"]
+        labels += run["labels"]
+    return round(expected_calibration_error(np.array(probs), np.array(labels)), 4) if probs else None
+
+
+@metric("search_no_match_rate_nonsense")
+def no_match_nonsense(ctx: EvalContext) -> float | None:
+    """Share of the committed nonsense queries and unlike photos answered "no good match"."""
+    from listing_search.rank.train import no_match_queries, unlike_photos
+
+    ev = search_eval(ctx)
+    if ev is None:
+        return None
+    flags = [ev.engine.search_result(SearchQuery(text=t, k=K)).no_match for t in no_match_queries()]
+    flags += [ev.engine.search_result(SearchQuery(image=p, k=K)).no_match for p in unlike_photos(seed=11)]
+    return _mean(flags)
+
+
+@metric("own_photo_at_1")
+def own_photo_at_1(ctx: EvalContext) -> float | None:
+    """Every catalogue photo's stored bytes as a query: share whose rank-1 listing is its own (or one
+    holding a byte-identical photo)."""
+    ev = search_eval(ctx)
+    if ev is None:
+        return None
+    engine = ev.engine
+    owners: dict[str, set[str]] = {}
+    photos = []
+    for batch in engine.store.iter_listing_texts():
+        for rec in engine.store.listings_by_key([k for k, _, _ in batch]).values():
+            for image_id in rec.image_ids:
+                data = _photo_bytes(engine, image_id)
+                if data is None:
+                    continue
+                digest = hashlib.sha256(data).hexdigest()
+                owners.setdefault(digest, set()).add(rec.listing_id)
+                photos.append((data, digest))
+    hits = []
+    for data, digest in photos:
+        top = engine.search(SearchQuery(image=data, k=1))
+        hits.append(bool(top) and top[0].listing.listing_id in owners[digest])
+    return _mean(hits)
+
+
+def _photo_bytes(engine, image_id: str) -> bytes | None:
+    path, data = engine.photo(image_id)
+    if path is not None:
+        return Path(path).read_bytes()
+    return data
+
+
+@metric("predictor_listing_accuracy")
+def predictor_listing_accuracy(ctx: EvalContext) -> float | None:
+    """Root category of each never-seen listing from its first photo and title, by the engine's category
+    predictor (what a photo search reports as ``predicted_categories``)."""
+    ev = search_eval(ctx)
+    if ev is None or ev.engine.ranking is None:
+        return None
+    right = []
+    for item in ev.listings:
+        if not item["title"]:
+            continue
+        cats = ev.engine.ranking.predict_category(item["photo"], item["title"], 1)
+        right.append(cats[0][0] == item["root"])
+    return _mean(right)
+
+
+@metric("personalisation")
+def personalisation(ctx: EvalContext) -> dict | None:
+    """Simulated users through ``/v1/search``'s path with and without their history.
+
+    For never-seen listing T whose category path has at least 3 catalogue listings, a user viewed 3
+    random catalogue listings of that path (1, 2 and 3 days ago), then typed the first two words of
+    T's title. nDCG@10 against the catalogue, graded 2 for T's path, 1 for T's root."""
+    ev = search_eval(ctx)
+    if ev is None:
+        return None
+    rng = np.random.default_rng(ctx.settings.rank.seed)
+    by_path: dict[str, list[str]] = {}
+    for batch in ev.engine.store.iter_listing_texts():
+        for rec in ev.engine.store.listings_by_key([k for k, _, _ in batch]).values():
+            by_path.setdefault(rec.category_path, []).append(rec.listing_id)
+    eligible = [i for i, item in enumerate(ev.listings)
+                if len(by_path.get(item["path"], [])) >= SIM_HISTORY and item["title"].split()]
+    users = rng.permutation(eligible)[:SIM_USERS]
+    on, off = [], []
+    for u in users:
+        item = ev.listings[int(u)]
+        seen = rng.choice(sorted(by_path[item["path"]]), size=SIM_HISTORY, replace=False)
+        history = tuple(HistoryEvent(str(s), "viewed", SIM_NOW - 86400.0 * (d + 1)) for d, s in enumerate(seen))
+        text = " ".join(item["title"].split()[:SIM_QUERY_WORDS])
+        ideal = ideal_grades(ev.path_counts[item["path"]], ev.root_counts[item["root"]])
+        for use, out in ((True, on), (False, off)):
+            hits = ev.engine.search(SearchQuery(text=text, k=K, history=history if use else ()))
+            grades = [grade(item["root"], item["path"], h.listing.root_category, h.listing.category_path)
+                      for h in hits]
+            out.append(ndcg_at_k(np.array(grades), ideal))
+    return {"ndcg_at_10_with_history": _mean(on), "ndcg_at_10_without": _mean(off), "users": len(on),
+            "history_weight": ctx.settings.rank.history_weight}

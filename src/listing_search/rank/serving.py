@@ -9,8 +9,10 @@ the same ranker, blended into searches and used alone for the feed. numpy only: 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,13 +20,14 @@ import numpy as np
 
 from listing_search import schema as S
 from listing_search.store.models import Filters, Listing
-from listing_search.rank.candidates import IMAGE, TEXT, Candidate, ListingHit, SearchQuery, weighted_mean
+from listing_search.rank.relevance import Relevance
+from listing_search.rank.candidates import Candidate, ListingHit, SearchQuery, SearchResult, weighted_mean
 from listing_search.rank.category import CategoryPredictor
 from listing_search.rank.engine import TextSearchUnavailable
-from listing_search.rank.features import FEATURES, log_agreement, stack_features, word_overlap
+from listing_search.rank.features import FEATURES, QueryContext, candidate_features, log_agreement, stack_features
 from listing_search.rank.personalise import PRIOR_STRENGTH, HistoryEvent, event_weight
-from listing_search.rank.ranker import Ranker
-from listing_search.rank.vectors import tokens, unit_rows
+from listing_search.rank.ranker import Ranker, load_ranker
+from listing_search.rank.vectors import unit_rows
 
 if TYPE_CHECKING:
     from listing_search.rank.engine import SearchEngine
@@ -59,30 +62,50 @@ class Feed:
 class RankingService:
     """Loaded once with the engine; every method is safe for concurrent requests (read-only state)."""
 
-    def __init__(self, engine: "SearchEngine", ranker: Ranker, predictor: CategoryPredictor | None,
-                 fitted: bool) -> None:
+    def __init__(self, engine: "SearchEngine", ranker, predictor: CategoryPredictor | None,
+                 fitted: bool, calibration: Relevance | None = None) -> None:
         self.engine, self.ranker, self.predictor, self.fitted = engine, ranker, predictor, fitted
+        self.calibration = calibration
+        self.no_match_below = calibration.no_match_below if calibration is not None else 0.0
         rs = engine.settings.rank
         self.history_weight, self.half_life_days = rs.history_weight, rs.half_life_days
+        cats = predictor.categories if predictor is not None else engine.categories
+        self._label_index = {c: i for i, c in enumerate(cats)}
 
     @classmethod
     def load(cls, engine: "SearchEngine") -> "RankingService":
         """The fitted ranker and predictor when ``tune-ranker`` has run; hand weights otherwise."""
         art = engine.artifacts
         fitted = (art / S.RANKER_JSON).is_file()
-        ranker = Ranker.load(art / S.RANKER_JSON) if fitted else Ranker.default(list(FEATURES))
+        ranker = load_ranker(art / S.RANKER_JSON) if fitted else Ranker.default(list(FEATURES))
         if list(ranker.features) != list(FEATURES):
-            log.warning("ranker.json features %s differ from %s: using hand weights", ranker.features, FEATURES)
+            log.warning("ranker.json features %s differ from %s: using hand weights until `tune-ranker` runs",
+                        ranker.features, FEATURES)
             ranker, fitted = Ranker.default(list(FEATURES)), False
+        calibration = None
+        if fitted and (art / S.RELEVANCE_JSON).is_file():
+            calibration = Relevance.load(art / S.RELEVANCE_JSON)
+            if calibration.ranker_sha and calibration.ranker_sha != file_sha(art / S.RANKER_JSON):
+                log.warning("relevance.json was calibrated for another ranker.json: relevance not shown")
+                calibration = None
         predictor = None
         if (art / S.CATEGORY_PREDICTOR_JSON).is_file():
             predictor = CategoryPredictor.load(art / S.CATEGORY_PREDICTOR_JSON)
             if predictor.image_dim not in (0, engine.encoder.dim):
                 log.warning("category predictor expects %d-d photos, model gives %d: photo part unused",
                             predictor.image_dim, engine.encoder.dim)
-        log.info("ranking: %s ranker, category predictor %s", "fitted" if fitted else "hand-weighted",
-                 "loaded" if predictor else "absent")
-        return cls(engine, ranker, predictor, fitted)
+        log.info("ranking: %s ranker, category predictor %s, relevance %s",
+                 ranker_kind(ranker) if fitted else "hand-weighted",
+                 "loaded" if predictor else "absent", "calibrated" if calibration else "uncalibrated")
+        return cls(engine, ranker, predictor, fitted, calibration)
+
+    @property
+    def version(self) -> str:
+        """Which ranker answers: its kind and a hash of its file ("hand" before ``tune-ranker``)."""
+        path = self.engine.artifacts / S.RANKER_JSON
+        if not self.fitted or not path.is_file():
+            return "hand-weighted"
+        return f"{ranker_kind(self.ranker)}-{file_sha(path)[:12]}"
 
     # ------------------------------------------------------------- category
     def category_probs(self, text_vec: np.ndarray | None, image_vec: np.ndarray | None,
@@ -118,35 +141,59 @@ class RankingService:
         return self.engine.text_encoder.encode([text])[0]
 
     # ------------------------------------------------------------- re-ranking
+    def features(self, query: SearchQuery, cands: list[Candidate]) -> tuple[np.ndarray, dict[int, Listing]]:
+        """The ranker's features of each candidate (``rank.features``), and the listing records read for them."""
+        listings = self.engine.store.listings_by_key(c.listing_key for c in cands)
+        recs = [listings.get(c.listing_key) for c in cands]
+        qc = QueryContext.of(query.searched_text or query.text, query.category_probs, query.has_image)
+        x = candidate_features(qc, [c.scores for c in cands], [r.title if r else None for r in recs],
+                               [r.root_category if r else None for r in recs],
+                               [r.category_path if r else None for r in recs], self._label_of_root)
+        return x, listings
+
     def rescore(self, query: SearchQuery, candidates: list[Candidate]) -> list[Candidate]:
-        """The engine's ``Rescorer``: learned ranker on pair features, blended with the history profile."""
+        """The engine's ``Rescorer``: learned ranker on the features, calibrated, blended with the history."""
         if not candidates:
             return []
         if not self.fitted and not query.history:
             return weighted_mean(query, candidates)
-        listings = self.engine.store.listings_by_key(c.listing_key for c in candidates)
-        scores = self.ranker.score(self._query_features(query, candidates, listings))
+        x, listings = self.features(query, candidates)
+        scores = self.ranker.score(x)
+        relevance = self.relevance(scores, query)
         if query.history:
             profile = query.profile if query.profile is not None else self.profile(query.history)
             if not profile.empty:
                 p = self.ranker.score(self.profile_features(profile, candidates, listings))
                 scores = (1.0 - self.history_weight) * scores + self.history_weight * p
-        for cand, s in zip(candidates, scores):
+        for i, (cand, s) in enumerate(zip(candidates, scores)):
             cand.score = float(s)
+            cand.relevance = None if relevance is None else float(relevance[i])
         return sorted(candidates, key=lambda c: (-c.score, c.listing_key))
 
-    def _query_features(self, query: SearchQuery, cands: list[Candidate], listings: dict[int, Listing]) -> np.ndarray:
-        """The engine embedded the query once (``query.text_vec`` / ``image_vec``); a search carries no price."""
-        probs = self.category_probs(query.text_vec, query.image_vec, query.text)
-        words = tokens(query.text or "")
-        return stack_features(
-            len(cands),  # the engine scores a channel only when the query used it
-            text_cos=[c.scores.get(TEXT, 0.0) for c in cands],
-            image_cos=[c.scores.get(IMAGE, 0.0) for c in cands],
-            category_agreement=[self._agreement(probs, listings.get(c.listing_key)) for c in cands],
-            title_overlap=[word_overlap(words, tokens(listings[c.listing_key].title))
-                           if c.listing_key in listings else 0.0 for c in cands],
-        )
+    def relevance(self, scores: np.ndarray, query: SearchQuery) -> np.ndarray | None:
+        """Calibrated P(the listing shares the query's root category); None before calibration."""
+        if self.calibration is None or not self.fitted:
+            return None
+        return self.calibration.apply(np.asarray(scores, np.float64), query_mode(query))
+
+    def annotate(self, query: SearchQuery, ranked: list[Candidate], result: SearchResult) -> None:
+        """What a searcher needs to trust the answer: the photo's likely category, and "no good match"."""
+        if query.has_image:
+            probs, names = query.category_probs, (self.predictor.categories if self.predictor else None)
+            if probs is None:
+                probs, names = query.vision_probs, (self.engine.encoder.categories or self.engine.categories)
+            if probs is not None and names:
+                order = np.argsort(-np.asarray(probs))[:3]
+                result.predicted_categories = [(names[i], float(probs[i])) for i in order if i < len(names)]
+        rel = [c.relevance for c in ranked if c.relevance is not None]
+        if rel:
+            result.best_relevance = max(rel)
+            result.no_match = result.best_relevance < self.no_match_below
+        elif not ranked:
+            result.no_match = True
+
+    def _label_of_root(self, root: str | None) -> int | None:
+        return self._label_index.get(root) if root is not None else None
 
     def _agreement(self, probs: np.ndarray | None, listing: Listing | None) -> float:
         if probs is None or listing is None:
@@ -235,7 +282,9 @@ class RankingService:
             image = np.array([float((photos[k] @ profile.image_vec).max()) if k in photos else 0.0 for k in keys],
                              np.float32)
         agree = [self._agreement(profile.category_prefs, listings.get(k)) for k in keys]
-        return stack_features(len(cands), text_cos=text, image_cos=image, category_agreement=agree)
+        return stack_features(len(cands), text_cos=text, image_cos=image, category_agreement=agree,
+                              has_text=float(profile.text_vec is not None),
+                              has_image=float(profile.image_vec is not None))
 
     def recommend(self, history: list[HistoryEvent], k: int, text: str | None = None, image: bytes | None = None,
                   filters: Filters | None = None) -> Feed:
@@ -260,6 +309,7 @@ class RankingService:
         ranked = sorted(cands, key=lambda c: (-c.score, c.listing_key))[:k]
         return Feed(self.engine._hits(ranked), profile.used, profile.unknown_ids, notes)
 
+
     def _profile_candidates(self, profile: ServingProfile, k: int, filters: Filters) -> list[Candidate]:
         engine = self.engine
         engine.check_filters(filters)
@@ -269,3 +319,18 @@ class RankingService:
         if profile.text_vec is not None and engine.text_index is not None:
             engine._merge_text(cands, profile.text_vec, k, filters, profile.seen_keys)
         return list(cands.values())
+
+
+def query_mode(query: SearchQuery) -> str:
+    """text, image or both: calibration differs by what the query gave."""
+    if query.has_image and query.text:
+        return "both"
+    return "image" if query.has_image else "text"
+
+
+def ranker_kind(ranker) -> str:
+    return "lambdamart" if type(ranker).__name__ == "LambdaMartRanker" else "ordinal_logistic"
+
+
+def file_sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,12 +1,18 @@
-"""The tune-ranker stage: fit the category predictor and the re-ranker on the TRAIN split only.
+"""The tune-ranker stage: fit the category predictor, the re-ranker and its calibration, through the engine.
 
-Training queries are made from train listings the way users search: the title as words, one photo,
-or photos plus the whole text (a listing used as a query). Candidates come from the other train
-listings by the same retrieval that serving uses, plus a few random ones; grades are 2 for the same
-category path, 1 for the same root category. The category probabilities a training query carries
-come from a predictor fit on the OTHER half of the train split, so the ranker learns how much a
-prediction on unseen listings is worth, not how well the predictor remembers its own fit.
-Val-split listings are only used for the report, never for a fit.
+Queries are made from catalogue listings the way users search: the title as words, one photo, the
+title and one photo, or the title with one letter dropped (``text.typos``). Each runs through the
+serving engine's own path (spelling, retrieval from the photo, dense text and BM25 channels,
+``rank.features``) with the other split's listings and the query listing itself excluded, so the
+ranker is fit on exactly the candidates and features it will score when serving.
+
+* Train-split queries (candidates: other train listings) fit the rankers; the category
+  probabilities they carry come from a predictor fit on the OTHER half of the train split, so the
+  ranker learns how much a prediction on unseen listings is worth.
+* Val-split queries (candidates: train listings) choose between LambdaMART and the ordinal logistic
+  model (``rank.settings.ranker = auto``), calibrate the chosen one's scores into P(same root
+  category) per query mode, and, with the committed nonsense queries and unlike photos, set the
+  "no good match" threshold. Nothing is fit on val listings' features except the calibration.
 """
 
 from __future__ import annotations
@@ -14,67 +20,178 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from listing_search import schema as S
 from listing_search.pipeline import fingerprint, is_up_to_date, write_stamp
-from listing_search.rank.category import CategoryPredictor, fit_category_predictor, words_of
-from listing_search.rank.features import FEATURES, Query, pair_features
-from listing_search.rank.ranker import Ranker, fit_ranker
-from listing_search.rank.search import rank, retrieve
+from listing_search.rank.candidates import SearchQuery
+from listing_search.rank.category import CategoryPredictor, fit_category_predictor
+from listing_search.rank.features import FEATURES
+from listing_search.rank.ranker import Ranker, fit_ranker, load_ranker
 from listing_search.rank.vectors import ListingVectors, load_listing_vectors
 from listing_search.settings import Settings
-from listing_search.text.encoder import TextEncoder
+from listing_search.text.typos import drop_letter
 
 log = logging.getLogger(__name__)
 STAGE = "tune_ranker"
-MODES = ("text", "image", "both")
-RANDOM_NEGATIVES = 20
-TRAIN_CANDIDATES = 60
+MODES = ("text", "image", "both", "typo")
+TRAIN_K = 60  # results asked per training query: the engine fetches max(4k, rank.candidates) per channel
+CALIBRATE_TOP = 20  # calibration uses each val query's top results: the scores users see
+UNLIKE_PHOTOS = 24
+NO_MATCH_QUANTILE = 0.95
+
+
+@dataclass
+class QuerySet:
+    """Pair features of many queries, grouped by query (LightGBM's ``group``), with their modes."""
+
+    x: np.ndarray
+    grades: np.ndarray
+    groups: np.ndarray
+    modes: list[str]
+
+    def split(self, pick: np.ndarray) -> "QuerySet":
+        starts = np.r_[0, np.cumsum(self.groups)]
+        rows = np.concatenate([np.arange(starts[q], starts[q + 1]) for q in np.flatnonzero(pick)]) \
+            if pick.any() else np.zeros(0, np.int64)
+        return QuerySet(self.x[rows], self.grades[rows], self.groups[pick], [m for m, p in zip(self.modes, pick) if p])
 
 
 def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progress: bool = False) -> dict:
-    """Write ranker.json and category_predictor.json; skipped when inputs and settings are unchanged."""
+    """Write category_predictor.json, ranker.json and relevance.json; skipped when nothing changed.
+
+    Needs the store and indexes of ``index`` (the engine they serve)."""
     artifacts = Path(artifacts)
     inputs = [artifacts / n for n in (S.LISTINGS_CSV, S.TRAINING_CSV, S.TEXT_EMBEDDINGS_NPY,
                                       S.IMAGE_EMBEDDINGS_NPY)]
-    fp = fingerprint(inputs, settings.section_json("rank"))
-    outputs = [artifacts / S.RANKER_JSON, artifacts / S.CATEGORY_PREDICTOR_JSON]
+    fp = fingerprint(inputs, settings.section_json("rank") + json.dumps(FEATURES))
+    outputs = [artifacts / S.RANKER_JSON, artifacts / S.CATEGORY_PREDICTOR_JSON]  # relevance.json when calibrated
     if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
         log.info("tune-ranker: up to date in %s", artifacts)
-        return {**Ranker.load(artifacts / S.RANKER_JSON).report, "up_to_date": True}
+        return {**load_ranker(artifacts / S.RANKER_JSON).report, "up_to_date": True}
+
+    from listing_search.rank.engine import SearchEngine
 
     t0 = time.perf_counter()
+    rs = settings.rank
     vectors = load_listing_vectors(artifacts)
     train_rows = np.flatnonzero(vectors.splits == "train")
     train = vectors.subset(train_rows)
-    rs = settings.rank
     predictor = fit_category_predictor(train, rs.category_c, image_weight=rs.category_image_weight)
     predictor.save(artifacts / S.CATEGORY_PREDICTOR_JSON)
+    for stale in (S.RANKER_JSON, S.RELEVANCE_JSON):  # the engine below must rank with hand weights only
+        (artifacts / stale).unlink(missing_ok=True)
 
-    encoder = TextEncoder.from_artifacts(artifacts)
-    x, grades = training_pairs(train, encoder, rs.train_queries, rs.category_c, rs.seed, progress,
-                               rs.category_image_weight)
-    ranker = fit_ranker(x, grades, list(FEATURES), train.ids.tolist())
-    ranker.report = {
-        "pairs": int(len(grades)), "grade_counts": np.bincount(grades, minlength=3).tolist(),
-        "train_listings": len(train), "weights": dict(zip(FEATURES, ranker.weights[0].round(4).tolist())),
-        **validation_report(vectors, predictor, ranker, rs.candidates, rs.seed),
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
+    engine = SearchEngine.load(settings, artifacts)
+    try:
+        maker = QueryMaker(engine, vectors, rs.seed)
+        half, halves = cross_fitted_predictors(train, rs.category_c, rs.seed, rs.category_image_weight)
+        rng = np.random.default_rng(rs.seed)
+        q_train = rng.choice(train_rows, size=min(rs.train_queries, len(train_rows)), replace=False)
+        fit_pairs = maker.pairs(q_train, [halves[1 - half[np.searchsorted(train_rows, r)]] for r in q_train],
+                                exclude_split="val", progress=progress, desc="ranker train queries")
+        val_rows = np.flatnonzero(vectors.splits == "val")
+        q_val = rng.choice(val_rows, size=min(rs.val_queries, len(val_rows)), replace=False)
+        val_pairs = maker.pairs(q_val, [predictor] * len(q_val), exclude_split="val", progress=progress,
+                                desc="ranker val queries")
+        engine.ranking.predictor = predictor
+        ranker, comparison = choose_ranker(fit_pairs, val_pairs, train.ids.tolist(), rs.ranker, rs.seed)
+        ranker.report = {"pairs": int(len(fit_pairs.grades)), "queries": int(len(fit_pairs.groups)),
+                         "grade_counts": np.bincount(fit_pairs.grades, minlength=3).tolist(),
+                         "train_listings": len(train), "comparison_on_val": comparison}
+        ranker.save(artifacts / S.RANKER_JSON)
+        try:
+            relevance = calibrate(ranker, val_pairs, rs.seed)
+        except ValueError as exc:  # a tiny catalogue: too few val results to calibrate on
+            log.warning("tune-ranker: relevance not calibrated (%s); results carry no relevance", exc)
+            relevance = None
+        if relevance is not None:
+            engine.attach_ranking()  # the chosen ranker with the calibration just fit, through the served path
+            engine.ranking.calibration = relevance
+            relevance.no_match_below, relevance.report["no_match"] = no_match_threshold(engine, maker, q_val)
+    finally:
+        engine.close()
+    ranker.report["seconds"] = round(time.perf_counter() - t0, 1)
+    if relevance is not None:
+        ranker.report["calibration"] = {k: v for k, v in relevance.report.items() if k != "reliability"}
     ranker.save(artifacts / S.RANKER_JSON)
+    if relevance is not None:
+        relevance.ranker_sha = file_sha(artifacts / S.RANKER_JSON)
+        relevance.save(artifacts / S.RELEVANCE_JSON)
     write_stamp(artifacts, STAGE, fp)
     log.info("tune-ranker: %s", json.dumps(ranker.report))
     return ranker.report
 
 
-def grades_against(vectors: ListingVectors, query_row: int, rows: np.ndarray) -> np.ndarray:
-    """2 = same category path, 1 = same root category, 0 = otherwise."""
-    same_root = vectors.labels[rows] == vectors.labels[query_row]
-    same_path = vectors.paths[rows] == vectors.paths[query_row]
-    return np.where(same_path, 2, np.where(same_root, 1, 0)).astype(np.int64)
+class QueryMaker:
+    """Catalogue listings as queries through the engine, with the features and grades of their candidates."""
+
+    def __init__(self, engine, vectors: ListingVectors, seed: int) -> None:
+        self.engine, self.vectors = engine, vectors
+        self.rng = np.random.default_rng(seed + 1)
+        key_of = engine.store.listing_ids()
+        self.key_of = key_of
+        self.split_keys = {s: frozenset(key_of[str(i)] for i, sp in zip(vectors.ids, vectors.splits)
+                                        if sp == s and str(i) in key_of) for s in ("train", "val")}
+
+    def query(self, row: int, mode: str, exclude_split: str, k: int = TRAIN_K) -> SearchQuery | None:
+        """Listing ``row`` as a ``mode`` query; None when it cannot be one (no photo, no long word)."""
+        v = self.vectors
+        title = v.titles[row]
+        photos = v.photos_of(row)
+        own = self.key_of.get(str(v.ids[row]))
+        exclude = self.split_keys[exclude_split] | ({own} if own is not None else set())
+        if mode in ("image", "both") and not len(photos):
+            return None
+        text = drop_letter(title, self.rng) if mode == "typo" else (title if mode != "image" else None)
+        if mode == "typo" and text is None:
+            return None
+        image_vec = photos[self.rng.integers(len(photos))] if mode in ("image", "both") else None
+        return SearchQuery(text=text, image_vec=image_vec, k=k, exclude_listing_keys=frozenset(exclude))
+
+    def features(self, query: SearchQuery, predictor: CategoryPredictor | None = None):
+        """(candidates, features, listings) exactly as the engine ranks them."""
+        if predictor is not None:
+            self.engine.ranking.predictor = predictor
+        self.engine.understand(query)
+        cands = self.engine.retrieve(query, query.k)
+        x, listings = self.engine.ranking.features(query, cands)
+        return cands, x, listings
+
+    def grades(self, row: int, cands, listings) -> np.ndarray:
+        """2 = same category path, 1 = same root category, 0 = otherwise (a vanished listing: 0)."""
+        root, path = self.vectors.categories[self.vectors.labels[row]], self.vectors.paths[row]
+        out = []
+        for c in cands:
+            rec = listings.get(c.listing_key)
+            out.append(0 if rec is None else 2 if rec.category_path == path else 1 if rec.root_category == root else 0)
+        return np.array(out, np.int64)
+
+    def pairs(self, rows: np.ndarray, predictors: list, exclude_split: str, progress: bool = False,
+              desc: str = "queries") -> QuerySet:
+        from tqdm import tqdm
+
+        xs, gs, groups, modes = [], [], [], []
+        for j, (row, predictor) in enumerate(tqdm(list(zip(rows, predictors)), disable=not progress, desc=desc,
+                                                  unit="query")):
+            mode = MODES[j % len(MODES)]
+            query = self.query(int(row), mode, exclude_split)
+            if query is None:
+                continue
+            cands, x, listings = self.features(query, predictor)
+            if not cands:
+                continue
+            xs.append(x)
+            gs.append(self.grades(int(row), cands, listings))
+            groups.append(len(cands))
+            modes.append("text" if mode == "typo" else mode)
+        if not xs:
+            raise ValueError("no usable ranker queries: is the catalogue indexed (`listing-search index`)?")
+        return QuerySet(np.vstack(xs), np.concatenate(gs), np.array(groups, np.int64), modes)
 
 
 def cross_fitted_predictors(train: ListingVectors, c: float, seed: int, image_weight: float = 0.3
@@ -86,73 +203,129 @@ def cross_fitted_predictors(train: ListingVectors, c: float, seed: int, image_we
     return half, predictors
 
 
-def make_query(vectors: ListingVectors, row: int, mode: str, title_vec: np.ndarray,
-               predictor: CategoryPredictor, rng: np.random.Generator) -> Query:
-    """A training query from listing ``row``: its title, one of its photos, or photos + full text."""
-    title = vectors.titles[row]
-    photos = vectors.photos_of(row)
-    if mode == "text" or not len(photos):
-        return Query.from_text(title, title_vec,
-                               category_probs=predictor.predict_proba(text=title_vec, words=[title])[0])
-    if mode == "image":
-        photo = photos[rng.integers(len(photos))][None, :]
-        return Query(image_vecs=photo, category_probs=predictor.predict_proba(image=photo)[0])
-    text_vec, mean = vectors.text[row], vectors.image_mean[row]
-    price = float(vectors.prices[row]) if np.isfinite(vectors.prices[row]) else None
-    return Query.from_text(title, text_vec, image_vecs=photos, price=price,
-                           category_probs=predictor.predict_proba(text_vec, mean, words_of(vectors, [row]))[0])
+def choose_ranker(fit: QuerySet, val: QuerySet, fit_ids: list[str], kind: str, seed: int):
+    """Fit both kinds on the train queries, compare on the val queries, keep the better (or the asked one)."""
+    from listing_search.rank.ltr import fit_lambdamart
+    from listing_search.rank.metrics import ndcg_at_k_groups, precision_at_k_groups
+
+    logistic = fit_ranker(fit.x, fit.grades, list(FEATURES), fit_ids)
+    lambdamart = fit_lambdamart(fit.x, fit.grades, fit.groups, list(FEATURES), fit_ids, seed=seed,
+                                params={"num_threads": 1})  # 2 threads: 4x slower on 2 shared cores
+    comparison = {}
+    for name, model in (("logistic", logistic), ("lambdamart", lambdamart)):
+        scores = model.score(val.x)
+        comparison[name] = {"ndcg_at_10": round(ndcg_at_k_groups(scores, val.grades, val.groups, 10), 4),
+                            "precision_at_10": round(precision_at_k_groups(scores, val.grades, val.groups, 10), 4)}
+        for mode in sorted(set(val.modes)):
+            part = val.split(np.array([m == mode for m in val.modes]))
+            s = model.score(part.x)
+            comparison[name][f"ndcg_at_10_{mode}"] = round(ndcg_at_k_groups(s, part.grades, part.groups, 10), 4)
+    if kind == "auto":
+        kind = max(("logistic", "lambdamart"), key=lambda n: comparison[n]["ndcg_at_10"])
+    comparison["chosen"] = kind
+    log.info("tune-ranker: val comparison %s", comparison)
+    return (lambdamart if kind == "lambdamart" else logistic), comparison
 
 
-def training_pairs(train: ListingVectors, encoder: TextEncoder, n_queries: int, c: float, seed: int,
-                   progress: bool = False, image_weight: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """Pair features and grades for ``n_queries`` train listings, each in one of the three modes."""
-    from tqdm import tqdm
+def top_of_groups(scores: np.ndarray, groups: np.ndarray, top: int) -> np.ndarray:
+    """Row indices of each group's ``top`` best scores."""
+    rows, start = [], 0
+    for g in groups:
+        s = scores[start:start + g]
+        rows.append(start + np.argsort(-s, kind="stable")[:top])
+        start += g
+    return np.concatenate(rows) if rows else np.zeros(0, np.int64)
+
+
+def calibrate(ranker, val: QuerySet, seed: int):
+    """Relevance per query mode from the val queries' top results; ECE measured on the half not fit on."""
+    from listing_search.rank.calibrate import expected_calibration_error, fit_mode_calibrator, reliability_table
+    from listing_search.rank.relevance import Relevance
+
+    scores = ranker.score(val.x)
+    top = top_of_groups(scores, val.groups, CALIBRATE_TOP)
+    mode_of_row = np.repeat(np.array(val.modes, dtype=object), val.groups)
+    query_of_row = np.repeat(np.arange(len(val.groups)), val.groups)
+    s, g, m, q = scores[top], val.grades[top], mode_of_row[top], query_of_row[top]
+    y = (g >= 1).astype(np.int64)
+    fold = np.random.default_rng(seed).permutation(len(val.groups)) % 2  # by query, never by row
+    a, b = fold[q] == 0, fold[q] == 1
+    held = fit_mode_calibrator(s[a], g[a], m[a])
+    probs_b = np.zeros(int(b.sum()))
+    for mode in set(m[b]):
+        rows = m[b] == mode
+        probs_b[rows] = held.apply(s[b][rows], mode)
+    report = {"fit": f"isotonic per query mode on val queries' top {CALIBRATE_TOP} results",
+              "ece_held_out_half": round(expected_calibration_error(probs_b, y[b]), 4),
+              "ece_by_mode_held_out_half": {mode: round(expected_calibration_error(probs_b[m[b] == mode],
+                                                                                 y[b][m[b] == mode]), 4)
+                                            for mode in sorted(set(m[b]))},
+              "reliability": reliability_table(probs_b, y[b]), "pairs": int(len(s))}
+    return Relevance(fit_mode_calibrator(s, g, m), report=report)
+
+
+def no_match_queries() -> list[str]:
+    """The committed nonsense queries (one per line) that must come back as no good match."""
+    text = resources.files("listing_search.rank").joinpath("no_match_queries.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def unlike_photos(n: int = UNLIKE_PHOTOS, seed: int = 7) -> list[bytes]:
+    """Photos of nothing a marketplace sells: flat colours, noise, gradients, stripes (seeded)."""
+    from io import BytesIO
+
+    from PIL import Image
 
     rng = np.random.default_rng(seed)
-    half, predictors = cross_fitted_predictors(train, c, seed, image_weight)
-    query_rows = rng.choice(len(train), size=min(n_queries, len(train)), replace=False)
-    title_vecs = encoder.encode([train.titles[r] for r in query_rows])
-    xs, gs = [], []
-    for j, row in enumerate(tqdm(query_rows, disable=not progress, desc="ranker queries")):
-        query = make_query(train, int(row), MODES[j % 3], title_vecs[j], predictors[1 - half[row]], rng)
-        allowed = np.ones(len(train), bool)
-        allowed[row] = False
-        cand, t, i = retrieve(query, train, TRAIN_CANDIDATES, allowed)
-        extra = rng.choice(np.flatnonzero(allowed), size=min(RANDOM_NEGATIVES, int(allowed.sum())), replace=False)
-        cand = np.union1d(cand, extra)
-        xs.append(pair_features(query, train, cand, t, i))
-        gs.append(grades_against(train, int(row), cand))
-    return np.vstack(xs), np.concatenate(gs)
+    out = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            arr = np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (224, 224, 3))
+        elif kind == 1:
+            arr = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+        elif kind == 2:
+            ramp = np.linspace(0, 255, 224, dtype=np.float64)
+            arr = np.stack([np.add.outer(ramp * c, ramp * (1 - c)) / 2 for c in rng.uniform(0, 1, 3)], -1)
+        else:
+            arr = np.where((np.arange(224)[:, None] // rng.integers(4, 32)) % 2 == 0, 255, 0)[..., None] \
+                * np.ones((1, 224, 3))
+        buf = BytesIO()
+        Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
 
 
-def validation_report(vectors: ListingVectors, predictor: CategoryPredictor, ranker: Ranker, candidates: int,
-                      seed: int, n: int = 300) -> dict:
-    """Val-split numbers for the log only (never used to fit): category accuracy, precision@10."""
-    val = np.flatnonzero(vectors.splits == "val")
-    if not len(val):
-        return {}
-    has = vectors.has_photo[val] if vectors.photos.shape[1] else np.zeros(len(val), bool)
-    words = words_of(vectors, val)
-    probs_text = predictor.predict_proba(text=vectors.text[val], words=words)
-    report = {"val_category_accuracy_text": round(float((probs_text.argmax(1) == vectors.labels[val]).mean()), 4)}
-    if has.any():
-        fused = predictor.predict_proba(vectors.text[val[has]], vectors.image_mean[val[has]],
-                                        words_of(vectors, val[has]))
-        report["val_category_accuracy_fused"] = round(float((fused.argmax(1) == vectors.labels[val[has]]).mean()), 4)
-    report["val_precision_at_10"] = _val_precision(vectors, predictor, ranker, candidates, seed, n)
-    return report
+def no_match_threshold(engine, maker: QueryMaker, val_rows: np.ndarray) -> tuple[float, dict]:
+    """Just above the best relevance of 95% of the nonsense queries and unlike photos.
+
+    Not above all of them: one nonsense word corrected to a real one would drag the threshold over
+    real searches. Reports how many real val queries (each mode) fall under it: its price."""
+    from listing_search.rank.candidates import SearchQuery as Q
+
+    nonsense = []
+    for text in no_match_queries():
+        nonsense.append(engine.search_result(Q(text=text, k=10)).best_relevance or 0.0)
+    for photo in unlike_photos():
+        nonsense.append(engine.search_result(Q(image=photo, k=10)).best_relevance or 0.0)
+    threshold = round(float(np.quantile(nonsense, NO_MATCH_QUANTILE)) + 0.01, 4) if nonsense else 0.0
+    real: dict[str, list[float]] = {}
+    for j, row in enumerate(val_rows[:300]):
+        mode = MODES[j % len(MODES)]
+        query = maker.query(int(row), mode, "val", k=10)
+        if query is None:
+            continue
+        real.setdefault(mode, []).append(engine.search_result(query).best_relevance or 0.0)
+    report = {"threshold": threshold, "nonsense_queries": len(nonsense),
+              "nonsense_best_relevance_max": round(float(np.max(nonsense)), 4) if nonsense else None,
+              "nonsense_best_relevance_median": round(float(np.median(nonsense)), 4) if nonsense else None,
+              "nonsense_flagged": round(float(np.mean(np.array(nonsense) < threshold)), 4) if nonsense else None,
+              "real_val_queries_flagged": {m: round(float(np.mean(np.array(v) < threshold)), 4)
+                                           for m, v in real.items()}}
+    return threshold, report
 
 
-def _val_precision(vectors: ListingVectors, predictor: CategoryPredictor, ranker: Ranker, candidates: int,
-                   seed: int, n: int) -> float:
-    """Val listings as queries (photos + text) against the train listings: share of top 10 in the same root."""
-    rng = np.random.default_rng(seed)
-    val = np.flatnonzero(vectors.splits == "val")
-    allowed = vectors.splits == "train"
-    hits = []
-    for row in rng.choice(val, size=min(n, len(val)), replace=False):
-        q = make_query(vectors, int(row), "both", vectors.text[row], predictor, rng)
-        top = rank(q, vectors, ranker, 10, candidates, allowed).rows
-        hits.append(float((vectors.labels[top] == vectors.labels[row]).mean()) if len(top) else 0.0)
-    return round(float(np.mean(hits)), 4)
+def file_sha(path: Path) -> str:
+    import hashlib
 
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -31,8 +31,19 @@ class Metrics:
                              registry=self.registry)
         self.snapshot_age = Gauge("replica_snapshot_age_seconds", "Seconds since this replica's newest snapshot.",
                                   registry=self.registry)
+        self.answers = Counter("search_answers_total", "Search and recommend answers by outcome: results, "
+                               "zero_results (nothing passed), no_match (nothing matched well).",
+                               ["endpoint", "outcome"], registry=self.registry)
+        self.corrections = Counter("search_spelling_corrections_total", "Searches whose words were corrected.",
+                                   registry=self.registry)
         self.photo_queue = PhotoQueueCollector()
         self.registry.register(self.photo_queue)
+
+    def observe_answer(self, endpoint: str, n_results: int, no_match: bool, corrected: bool = False) -> None:
+        outcome = "zero_results" if n_results == 0 else "no_match" if no_match else "results"
+        self.answers.labels(endpoint, outcome).inc()
+        if corrected:
+            self.corrections.inc()
 
     def observe_replica(self, live: object) -> None:
         """Refresh the replication gauges from the engine's derived indexes (``index.live.LiveIndexes``)."""

@@ -38,15 +38,39 @@ class ListingOut(BaseModel):
 
 
 class SearchHitOut(ListingOut):
-    score: float = Field(description="Final relevance score (cosine similarity based; higher is better).")
-    scores: dict[str, float] = Field(default_factory=dict, description="Per-channel scores: image, text.")
+    score: float = Field(description="The ranker's score: orders results within one answer only.")
+    relevance: float | None = Field(None, ge=0, le=1, description=(
+        "Calibrated probability that this listing is in the category you searched for (same root "
+        "category), comparable across searches; null before `tune-ranker` has calibrated the ranker."))
+    match: str | None = Field(None, description="The relevance in words: great match, good match, related, weak.")
+    scores: dict[str, float] = Field(default_factory=dict, description=(
+        "Per-channel scores: image and text cosine, lexical BM25."))
     matched_photos: list[PhotoOut] = Field(default_factory=list, description="Photos that matched, best first.")
 
     @classmethod
     def of_hit(cls, hit: ListingHit) -> "SearchHitOut":
         base = ListingOut.of(hit.listing).model_dump()
-        return cls(**base, score=round(hit.score, 6), scores={k: round(v, 6) for k, v in hit.scores.items()},
+        rel = None if hit.relevance is None else round(min(1.0, max(0.0, hit.relevance)), 4)
+        return cls(**base, score=round(hit.score, 6), relevance=rel, match=match_label(rel),
+                   scores={k: round(v, 6) for k, v in hit.scores.items()},
                    matched_photos=[photo_out(i) for i in hit.matched_image_ids])
+
+
+def match_label(relevance: float | None) -> str | None:
+    if relevance is None:
+        return None
+    return ("great match" if relevance >= 0.85 else "good match" if relevance >= 0.6
+            else "related" if relevance >= 0.35 else "weak match")
+
+
+class Correction(BaseModel):
+    typed: str
+    searched: str
+
+
+class CategoryGuess(BaseModel):
+    category: str
+    probability: float
 
 
 class SearchOut(BaseModel):
@@ -56,6 +80,15 @@ class SearchOut(BaseModel):
     sort: str = "relevance"
     offset: int = 0
     total: int | None = Field(None, description="Listings passing the filters, when browsing without a query.")
+    searched: str | None = Field(None, description="The words searched, after spelling correction.")
+    corrections: list[Correction] = Field(default_factory=list, description=(
+        "Misspelt words replaced from the catalogue's vocabulary (\"showing results for ...\")."))
+    predicted_categories: list[CategoryGuess] = Field(default_factory=list, description=(
+        "For a photo search: what the photo looks like, most likely root category first."))
+    no_match: bool = Field(False, description=(
+        "True when no result matched well (best relevance under the threshold set on nonsense queries)."))
+    best_relevance: float | None = None
+    versions: dict[str, str | None] = Field(default_factory=dict, description="Ranker and encoder versions.")
 
 
 class SimilarOut(BaseModel):
@@ -130,6 +163,7 @@ class RecommendOut(BaseModel):
     history_used: int = Field(description="History events that matched catalogue listings.")
     unknown_listing_ids: list[str] = Field(default_factory=list, description="History ids not in the catalogue.")
     notes: list[str] = Field(default_factory=list)
+    versions: dict[str, str | None] = Field(default_factory=dict, description="Ranker and encoder versions.")
 
 
 def photo_out(image_id: str) -> PhotoOut:

@@ -366,6 +366,17 @@ class SqlStore:
             last = int(rows[-1][0])
             yield np.array([r[0] for r in rows], np.int64), np.stack([vector_of(r[1]) for r in rows])
 
+    def iter_listing_texts(self, batch: int = 20_000) -> Iterator[list[tuple[int, str, str]]]:
+        """Batches of (key, title, description) of every listing, in key order (the lexical index's input)."""
+        last = 0
+        while True:
+            rows = self._rows("SELECT key, title, description FROM listings WHERE key > ? ORDER BY key LIMIT ?",
+                              [last, batch])
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            yield [(int(k), t or "", d or "") for k, t, d in rows]
+
     def vector_models(self) -> dict[str, dict[str, int]]:
         """How many photo and text vectors each encoder version made."""
         photos = self._rows("SELECT model, COUNT(*) FROM photo_vectors GROUP BY model")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import Field, TypeAdapter, ValidationError
 
 from listing_search.store.models import Filters
 from listing_search.rank.personalise import HistoryEvent
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k
 from listing_search.serve.errors import ERROR_RESPONSES
+from listing_search.serve.querylog import log_query
 from listing_search.serve.schemas import HistoryEventIn, RecommendIn, RecommendOut, SearchHitOut
 from listing_search.serve.validate import MAX_HISTORY_CHARS, MAX_HISTORY_EVENTS, BoundedJSONRoute
 
@@ -50,7 +51,7 @@ def first_error(exc: ValidationError) -> str:
 
 
 @router.post("/recommend", response_model=RecommendOut, summary="Listings for a user, from their history")
-def recommend(body: RecommendIn, engine: EngineDep, settings: SettingsDep) -> RecommendOut:
+def recommend(body: RecommendIn, request: Request, engine: EngineDep, settings: SettingsDep) -> RecommendOut:
     """A feed favouring what the history says (recent and liked listings weigh more), blended with
     ``query`` when given, and never containing a listing the history names."""
     check_k(body.k, settings)
@@ -61,5 +62,8 @@ def recommend(body: RecommendIn, engine: EngineDep, settings: SettingsDep) -> Re
         raise HTTPException(400, "text is not available: no text model or text index is loaded")
     feed = engine.ranking.recommend(list(to_events(body.history)), body.k, text=query,
                                     filters=Filters(root_category=body.category or None))
-    return RecommendOut(results=[SearchHitOut.of_hit(h) for h in feed.hits], k=body.k, history_used=feed.used,
-                        unknown_listing_ids=feed.unknown_ids, notes=feed.notes)
+    out = RecommendOut(results=[SearchHitOut.of_hit(h) for h in feed.hits], k=body.k, history_used=feed.used,
+                       unknown_listing_ids=feed.unknown_ids, notes=feed.notes, versions=engine.versions())
+    request.app.state.metrics.observe_answer("recommend", len(out.results), False)
+    log_query(settings, "recommend", {"text": query, "history": len(body.history), "category": body.category}, out)
+    return out

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 
 from listing_search.store.models import Filters
 from listing_search.rank.candidates import SORTS, SearchQuery
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.routes.recommend import parse_history
-from listing_search.serve.schemas import SearchHitOut, SearchOut
+from listing_search.serve.querylog import log_query
+from listing_search.serve.schemas import CategoryGuess, Correction, SearchHitOut, SearchOut
 from listing_search.serve.validate import MAX_HISTORY_CHARS, Price, Text
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
 
 @router.post("/search", response_model=SearchOut, summary="Search listings by photo and/or text")
 def search(
+    request: Request,
     engine: EngineDep,
     settings: SettingsDep,
     image: Annotated[UploadFile | None, File(description="A photo of what you look for.")] = None,
@@ -34,6 +36,8 @@ def search(
     sort: Annotated[Literal[SORTS], Form(description="relevance (newest without a query), newest, "
                                          "price_asc or price_desc.")] = "relevance",
     offset: Annotated[int, Form(ge=0, le=10_000, description="Results to skip (paging).")] = 0,
+    spelling: Annotated[bool, Form(description="Correct misspelt words against the catalogue's vocabulary "
+                                   "(false: search exactly what was typed).")] = True,
     history: Annotated[str | None, Form(max_length=MAX_HISTORY_CHARS, description=(
         "Optional JSON list of {listing_id, event: viewed|liked|searched, timestamp?}: results lean "
         "towards what the history says."), examples=['[{"listing_id": "243809c0", "event": "liked"}]'])] = None,
@@ -50,10 +54,22 @@ def search(
         raise HTTPException(422, "give an image, a text query, filters to browse by, or a combination")
     data = read_upload(image, settings) if image is not None else None
     query = SearchQuery(image=data, text=text, k=k, filters=filters, history=parse_history(history), sort=sort,
-                        offset=offset)
-    hits = engine.search(query)
-    total = engine.store.count_matching(filters) if data is None and text is None else None
+                        offset=offset, spelling=spelling)
+    result = engine.search_result(query)
+    browsing = data is None and text is None
+    total = engine.store.count_matching(filters) if browsing else None
     applied = {n: v for n, v in (("category", filters.root_category), ("price_min", price_min),
                                  ("price_max", price_max), ("location", filters.location)) if v is not None}
-    return SearchOut(results=[SearchHitOut.of_hit(h) for h in hits], k=k, filters=applied, sort=sort,
-                     offset=offset, total=total)
+    out = SearchOut(results=[SearchHitOut.of_hit(h) for h in result.hits], k=k, filters=applied, sort=sort,
+                    offset=offset, total=total, searched=result.searched_text,
+                    corrections=[Correction(typed=a, searched=b) for a, b in result.corrections],
+                    predicted_categories=[CategoryGuess(category=c, probability=round(p, 4))
+                                          for c, p in result.predicted_categories],
+                    no_match=result.no_match and not browsing,
+                    best_relevance=None if result.best_relevance is None else round(result.best_relevance, 4),
+                    versions=engine.versions())
+    if not browsing:
+        request.app.state.metrics.observe_answer("search", len(out.results), out.no_match, bool(out.corrections))
+    log_query(settings, "search", {"text": text, "image": data is not None, "filters": applied, "sort": sort,
+                                   "offset": offset, "history": len(query.history)}, out)
+    return out
