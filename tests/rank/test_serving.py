@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from listing_search.serve.app import create_app
-from tests.serve.conftest import serve_settings
+from tests.serve.conftest import photo_bytes, serve_settings
 
 @pytest.fixture(scope="module")
 def client(ranked_artifacts: Path) -> Iterator[TestClient]:
@@ -87,3 +87,94 @@ def test_bad_photo_with_words_gets_the_photo_status_not_a_generic_400(client: Te
                        files={"image": ("x.jpg", b"not a photo", "image/jpeg")})
     assert resp.status_code == 415
     assert "not_an_image" in resp.json()["reason"]
+
+
+QUERIES = [{"text": "laptop"}, {"text": "wooden garden chair"}, {"text": "mountian bike"},
+           {"image": "img-004-0"}, {"image": "img-010-1", "text": "record"},
+           {"text": "chair", "price_max": 100}]
+
+
+def _form(q: dict, artifacts: Path) -> tuple[dict, dict]:
+    data = {k: v for k, v in q.items() if k != "image"}
+    files = {"image": ("q.jpg", photo_bytes(artifacts, q["image"]), "image/jpeg")} if "image" in q else None
+    return {**data, "k": 10}, files
+
+
+def test_served_top_k_equals_the_offline_path(client: TestClient, ranked_artifacts: Path):
+    """`evaluate` and `tune-ranker` rank through SearchEngine.search_result; /v1/search must answer the same."""
+    from listing_search.rank.candidates import SearchQuery
+    from listing_search.rank.engine import SearchEngine
+    from listing_search.store.models import Filters
+
+    offline = SearchEngine.load(serve_settings(ranked_artifacts), ranked_artifacts)
+    try:
+        for q in QUERIES:
+            data, files = _form(q, ranked_artifacts)
+            served = client.post("/v1/search", data=data, files=files).json()
+            query = SearchQuery(text=q.get("text"), k=10, filters=Filters(max_price=q.get("price_max")),
+                                image=photo_bytes(ranked_artifacts, q["image"]) if "image" in q else None)
+            local = offline.search_result(query)
+            assert [r["id"] for r in served["results"]] == [h.listing.listing_id for h in local.hits], q
+            assert [r["relevance"] for r in served["results"]] == [
+                None if h.relevance is None else round(h.relevance, 4) for h in local.hits]
+            assert served["no_match"] == local.no_match
+    finally:
+        offline.close()
+
+
+def test_answers_say_what_was_searched_and_which_models(client: TestClient):
+    body = client.post("/v1/search", data={"text": "mountian bike", "k": 5}).json()
+    assert body["searched"] == "mountain bike"
+    assert body["corrections"] == [{"typed": "mountian", "searched": "mountain"}]
+    assert body["results"][0]["category"] == "Sports, Leisure & Travel"
+    assert set(body["versions"]) == {"ranker", "image_encoder", "text_encoder"}
+    assert body["versions"]["ranker"].split("-")[0] in ("lambdamart", "ordinal_logistic")
+    exact = client.post("/v1/search", data={"text": "mountian bike", "k": 5, "spelling": "false"}).json()
+    assert exact["searched"] == "mountian bike" and exact["corrections"] == []
+
+
+def test_relevance_is_calibrated_and_labelled(client: TestClient):
+    results = client.post("/v1/search", data={"text": "gaming laptop", "k": 10}).json()["results"]
+    rel = [r["relevance"] for r in results]
+    assert all(r is not None and 0.0 <= r <= 1.0 for r in rel)
+    assert all(r["match"] in ("great match", "good match", "related", "weak match") for r in results)
+    laptops = [r["relevance"] for r in results if r["category"] == "Computers & Software"]
+    others = [r["relevance"] for r in results if r["category"] != "Computers & Software"]
+    assert laptops and (not others or max(others) <= max(laptops))
+
+
+def test_photo_search_says_what_the_photo_looks_like(client: TestClient, ranked_artifacts: Path):
+    files = {"image": ("q.jpg", photo_bytes(ranked_artifacts, "img-004-0"), "image/jpeg")}
+    body = client.post("/v1/search", data={"k": 5}, files=files).json()
+    guesses = body["predicted_categories"]
+    assert guesses and all(0.0 <= g["probability"] <= 1.0 for g in guesses)
+    assert [g["probability"] for g in guesses] == sorted((g["probability"] for g in guesses), reverse=True)
+    assert client.post("/v1/search", data={"text": "laptop"}).json()["predicted_categories"] == []
+
+
+def test_nonsense_is_no_match_and_counted(client: TestClient):
+    before = _counter(client, 'search_answers_total{endpoint="search",outcome="no_match"}')
+    body = client.post("/v1/search", data={"text": "xqzvbnm", "k": 10}).json()
+    assert body["no_match"] is True
+    assert _counter(client, 'search_answers_total{endpoint="search",outcome="no_match"}') == before + 1
+    assert client.post("/v1/search", data={"text": "gaming laptop"}).json()["no_match"] is False
+
+
+def _counter(client: TestClient, name: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_query_log_is_off_by_default_and_writes_json_lines(ranked_artifacts: Path, tmp_path: Path):
+    settings = serve_settings(ranked_artifacts)
+    settings.serve.query_log = tmp_path / "queries.jsonl"
+    with TestClient(create_app(settings)) as c:
+        c.post("/v1/search", data={"text": "mountian bike", "k": 3})
+        c.post("/v1/recommend", json={"history": [{"listing_id": "listing-001"}], "k": 3})
+    lines = [json.loads(x) for x in (tmp_path / "queries.jsonl").read_text().splitlines()]
+    assert [x["endpoint"] for x in lines] == ["search", "recommend"]
+    assert lines[0]["searched"] == "mountain bike" and len(lines[0]["results"]) == 3
+    assert lines[0]["versions"]["ranker"] and lines[1]["versions"]["image_encoder"]
+    assert serve_settings(ranked_artifacts).serve.query_log is None

@@ -21,12 +21,16 @@ from listing_search.rank.calibrate import ModeCalibrator
 @dataclass
 class Relevance:
     calibrator: ModeCalibrator
-    no_match_below: float = 0.0
+    no_match_below: dict[str, float] = field(default_factory=dict)  # query mode -> threshold
     ranker_sha: str = ""
     report: dict = field(default_factory=dict)
 
     def apply(self, scores: np.ndarray, mode: str) -> np.ndarray:
         return self.calibrator.apply(np.asarray(scores, np.float64), mode)
+
+    def threshold(self, mode: str) -> float:
+        """Best relevance under which a search of this mode is answered "no good match"."""
+        return float(self.no_match_below.get(mode, 0.0))
 
     def to_json(self) -> dict:
         return {"calibrator": self.calibrator.to_json(), "no_match_below": self.no_match_below,
@@ -34,7 +38,8 @@ class Relevance:
 
     @classmethod
     def from_json(cls, d: dict) -> "Relevance":
-        return cls(ModeCalibrator.from_json(d["calibrator"]), float(d.get("no_match_below", 0.0)),
+        thresholds = {m: float(t) for m, t in d.get("no_match_below", {}).items()}
+        return cls(ModeCalibrator.from_json(d["calibrator"]), thresholds,
                    d.get("ranker_sha", ""), d.get("report", {}))
 
     def save(self, path: Path) -> None:

@@ -66,7 +66,6 @@ class RankingService:
                  fitted: bool, calibration: Relevance | None = None) -> None:
         self.engine, self.ranker, self.predictor, self.fitted = engine, ranker, predictor, fitted
         self.calibration = calibration
-        self.no_match_below = calibration.no_match_below if calibration is not None else 0.0
         rs = engine.settings.rank
         self.history_weight, self.half_life_days = rs.history_weight, rs.half_life_days
         cats = predictor.categories if predictor is not None else engine.categories
@@ -188,7 +187,8 @@ class RankingService:
         rel = [c.relevance for c in ranked if c.relevance is not None]
         if rel:
             result.best_relevance = max(rel)
-            result.no_match = result.best_relevance < self.no_match_below
+            result.no_match = self.calibration is not None and \
+                result.best_relevance < self.calibration.threshold(query_mode(query))
         elif not ranked:
             result.no_match = True
 

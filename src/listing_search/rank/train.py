@@ -296,33 +296,34 @@ def unlike_photos(n: int = UNLIKE_PHOTOS, seed: int = 7) -> list[bytes]:
     return out
 
 
-def no_match_threshold(engine, maker: QueryMaker, val_rows: np.ndarray) -> tuple[float, dict]:
-    """Just above the best relevance of 95% of the nonsense queries and unlike photos.
-
-    Not above all of them: one nonsense word corrected to a real one would drag the threshold over
-    real searches. Reports how many real val queries (each mode) fall under it: its price."""
+def no_match_threshold(engine, maker: QueryMaker, val_rows: np.ndarray) -> tuple[dict[str, float], dict]:
+    """Per query mode: just above the best relevance of 95% of the nonsense inputs of that kind
+    (nonsense words for text, unlike photos for photos; the lower of the two for both), but never
+    above the best relevance of the 5% weakest real val queries of that mode, so that one nonsense
+    word corrected to a real one cannot drag the threshold over real searches."""
     from listing_search.rank.candidates import SearchQuery as Q
 
-    nonsense = []
-    for text in no_match_queries():
-        nonsense.append(engine.search_result(Q(text=text, k=10)).best_relevance or 0.0)
-    for photo in unlike_photos():
-        nonsense.append(engine.search_result(Q(image=photo, k=10)).best_relevance or 0.0)
-    threshold = round(float(np.quantile(nonsense, NO_MATCH_QUANTILE)) + 0.01, 4) if nonsense else 0.0
+    nonsense = {"text": [engine.search_result(Q(text=t, k=10)).best_relevance or 0.0 for t in no_match_queries()],
+                "image": [engine.search_result(Q(image=p, k=10)).best_relevance or 0.0 for p in unlike_photos()]}
     real: dict[str, list[float]] = {}
-    for j, row in enumerate(val_rows[:300]):
+    for j, row in enumerate(val_rows[:400]):
         mode = MODES[j % len(MODES)]
         query = maker.query(int(row), mode, "val", k=10)
-        if query is None:
-            continue
-        real.setdefault(mode, []).append(engine.search_result(query).best_relevance or 0.0)
-    report = {"threshold": threshold, "nonsense_queries": len(nonsense),
-              "nonsense_best_relevance_max": round(float(np.max(nonsense)), 4) if nonsense else None,
-              "nonsense_best_relevance_median": round(float(np.median(nonsense)), 4) if nonsense else None,
-              "nonsense_flagged": round(float(np.mean(np.array(nonsense) < threshold)), 4) if nonsense else None,
-              "real_val_queries_flagged": {m: round(float(np.mean(np.array(v) < threshold)), 4)
-                                           for m, v in real.items()}}
-    return threshold, report
+        if query is not None:
+            real.setdefault("text" if mode == "typo" else mode, []).append(
+                engine.search_result(query).best_relevance or 0.0)
+    above = {m: float(np.quantile(v, NO_MATCH_QUANTILE)) + 0.01 for m, v in nonsense.items() if v}
+    above["both"] = min(above.values()) if above else 0.0
+    thresholds, report = {}, {}
+    for mode in ("text", "image", "both"):
+        cap = float(np.quantile(real[mode], 1 - NO_MATCH_QUANTILE)) if real.get(mode) else 1.0
+        thresholds[mode] = round(min(above.get(mode, 0.0), cap), 4)
+        noise = nonsense.get(mode, nonsense["text"] + nonsense["image"])
+        report[mode] = {"threshold": thresholds[mode], "nonsense_inputs": len(noise),
+                        "nonsense_flagged": round(float(np.mean(np.array(noise) < thresholds[mode])), 4),
+                        "real_val_queries": len(real.get(mode, [])),
+                        "real_val_flagged": round(float(np.mean(np.array(real.get(mode, [1.0])) < thresholds[mode])), 4)}
+    return thresholds, report
 
 
 def file_sha(path: Path) -> str:
