@@ -68,3 +68,11 @@ def test_min_count_keeps_rare_words_out_of_targets_but_known():
     assert s.vocabulary_size == 1  # only "sofa" is a target
     assert s.correct("sofaa").corrected == "sofaa"  # a catalogue word, so not rewritten
     assert s.correct("sofs").corrected == "sofa"
+
+
+def test_known_words_counts_only_words_the_catalogue_uses():
+    speller = Speller.from_texts(["oak dining table", "pine bed frame"])
+    assert speller.known_words("oak table xqzvbnm") == 2
+    assert speller.known_words("xqzvbnm qwzxkjv") == 0
+    speller.remove("oak dining table")
+    assert speller.known_words("oak table") == 0

@@ -77,7 +77,8 @@ class SearchResult:
     searched_text: str | None = None  # the words searched, after spelling correction
     corrections: list[tuple[str, str]] = field(default_factory=list)  # (typed, searched) word pairs
     predicted_categories: list[tuple[str, float]] = field(default_factory=list)  # for a photo: best first
-    no_match: bool = False  # nothing reached the calibrated "good match" threshold
+    no_match: bool = False  # nothing reached the calibrated "good match" threshold, or no word is known
+    unknown_words: bool = False  # words only, and the catalogue uses none of them (after correction)
     best_relevance: float | None = None
 
 

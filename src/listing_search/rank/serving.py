@@ -184,13 +184,16 @@ class RankingService:
             if probs is not None and names:
                 order = np.argsort(-np.asarray(probs))[:3]
                 result.predicted_categories = [(names[i], float(probs[i])) for i in order if i < len(names)]
+        speller = self.engine.live.speller
+        words = query.searched_text or query.text
+        result.unknown_words = bool(words and not query.has_image and speller is not None
+                                    and speller.known_words(words) == 0)
         rel = [c.relevance for c in ranked if c.relevance is not None]
         if rel:
             result.best_relevance = max(rel)
             result.no_match = self.calibration is not None and \
                 result.best_relevance < self.calibration.threshold(query_mode(query))
-        elif not ranked:
-            result.no_match = True
+        result.no_match = result.no_match or result.unknown_words or not ranked
 
     def _label_of_root(self, root: str | None) -> int | None:
         return self._label_index.get(root) if root is not None else None

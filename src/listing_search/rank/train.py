@@ -300,29 +300,38 @@ def no_match_threshold(engine, maker: QueryMaker, val_rows: np.ndarray) -> tuple
     """Per query mode: just above the best relevance of 95% of the nonsense inputs of that kind
     (nonsense words for text, unlike photos for photos; the lower of the two for both), but never
     above the best relevance of the 5% weakest real val queries of that mode, so that one nonsense
-    word corrected to a real one cannot drag the threshold over real searches."""
+    word corrected to a real one cannot drag the threshold over real searches.
+
+    Words alone that the catalogue never uses (after correction) are "no match" whatever the
+    threshold (``SearchResult.unknown_words``); the report's flagged shares count both rules."""
     from listing_search.rank.candidates import SearchQuery as Q
 
-    nonsense = {"text": [engine.search_result(Q(text=t, k=10)).best_relevance or 0.0 for t in no_match_queries()],
-                "image": [engine.search_result(Q(image=p, k=10)).best_relevance or 0.0 for p in unlike_photos()]}
-    real: dict[str, list[float]] = {}
+    def best(query) -> tuple[float, bool]:
+        result = engine.search_result(query)
+        return result.best_relevance or 0.0, result.unknown_words
+
+    nonsense = {"text": [best(Q(text=t, k=10)) for t in no_match_queries()],
+                "image": [best(Q(image=p, k=10)) for p in unlike_photos()]}
+    real: dict[str, list[tuple[float, bool]]] = {}
     for j, row in enumerate(val_rows[:400]):
         mode = MODES[j % len(MODES)]
         query = maker.query(int(row), mode, "val", k=10)
         if query is not None:
-            real.setdefault("text" if mode == "typo" else mode, []).append(
-                engine.search_result(query).best_relevance or 0.0)
-    above = {m: float(np.quantile(v, NO_MATCH_QUANTILE)) + 0.01 for m, v in nonsense.items() if v}
+            real.setdefault("text" if mode == "typo" else mode, []).append(best(query))
+    above = {m: float(np.quantile([b for b, _ in v], NO_MATCH_QUANTILE)) + 0.01 for m, v in nonsense.items() if v}
     above["both"] = min(above.values()) if above else 0.0
     thresholds, report = {}, {}
     for mode in ("text", "image", "both"):
-        cap = float(np.quantile(real[mode], 1 - NO_MATCH_QUANTILE)) if real.get(mode) else 1.0
-        thresholds[mode] = round(min(above.get(mode, 0.0), cap), 4)
+        cap = float(np.quantile([b for b, _ in real[mode]], 1 - NO_MATCH_QUANTILE)) if real.get(mode) else 1.0
+        thresholds[mode] = float(np.floor(min(above.get(mode, 0.0), cap) * 1e4) / 1e4)  # never above the cap
+
+        def flagged(items: list[tuple[float, bool]], t: float = thresholds[mode]) -> float:
+            return round(float(np.mean([b < t or unknown for b, unknown in items])), 4) if items else float("nan")
+
         noise = nonsense.get(mode, nonsense["text"] + nonsense["image"])
         report[mode] = {"threshold": thresholds[mode], "nonsense_inputs": len(noise),
-                        "nonsense_flagged": round(float(np.mean(np.array(noise) < thresholds[mode])), 4),
-                        "real_val_queries": len(real.get(mode, [])),
-                        "real_val_flagged": round(float(np.mean(np.array(real.get(mode, [1.0])) < thresholds[mode])), 4)}
+                        "nonsense_flagged": flagged(noise), "real_val_queries": len(real.get(mode, [])),
+                        "real_val_flagged": flagged(real.get(mode, []))}
     return thresholds, report
 
 

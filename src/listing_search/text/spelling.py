@@ -74,6 +74,10 @@ class Speller:
         """Uncount the words of a removed listing's text (the same text that was added)."""
         self._apply(Counter({word: -n for word, n in Counter(tokens(text)).items()}))
 
+    def known_words(self, text: str) -> int:
+        """How many of the text's words the live catalogue uses (0: nothing listed says any of them)."""
+        return sum(1 for w in tokens(text) if self._counts.get(w, 0) > 0)
+
     def correct(self, query: str) -> Correction:
         """Replace each unknown alphabetic word of 4+ letters by its nearest, then most frequent, target."""
         words = tokens(query)
