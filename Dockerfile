@@ -3,7 +3,7 @@
 #   docker run -p 8000:8000 -v "$PWD/artifacts:/artifacts" -e LISTING_SEARCH_SERVE__API_KEYS=... listing-search
 # Offline (no registry, no package index; what `make docker-test` does): wheels fetched beforehand into
 # ./wheels (pip wheel -r requirements.txt setuptools wheel) and any base with python3 + venv:
-#   docker build --build-arg BASE_IMAGE=listing-search-base:bookworm --build-arg OFFLINE=1 -t listing-search .
+#   docker build --build-arg BASE_IMAGE=listing-search-base:bookworm-gomp --build-arg OFFLINE=1 -t listing-search .
 ARG BASE_IMAGE=python:3.11-slim
 
 # --- build: a venv from requirements.txt + the package; pip and the wheels stay in this stage ---
@@ -34,6 +34,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH
 COPY --from=build /opt/venv /opt/venv
+# LightGBM (a LambdaMART ranker.json) needs the system's OpenMP runtime; the offline base ships it.
+RUN ldconfig -p | grep -q libgomp.so.1 || { apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*; }
 
 RUN useradd --create-home --uid 10001 app && mkdir -p /artifacts && chown app:app /artifacts
 USER app

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 IMAGE=${IMAGE:-listing-search:test}
 BASE_IMAGE=${BASE_IMAGE:-python:3.11-slim}
-LOCAL_BASE=listing-search-base:bookworm
+LOCAL_BASE=listing-search-base:bookworm-gomp  # libgomp1: LightGBM (the LambdaMART ranker)
 CACHE=${DOCKER_TEST_CACHE:-/var/tmp/listing-search-docker}
 WHEELS=wheels
 export DEBIAN_FRONTEND=noninteractive
@@ -66,7 +66,7 @@ build_local_base() {
     local root
     root=$(mktemp -d "${CACHE}/rootfs.XXXXXX")
     say "building $LOCAL_BASE with debootstrap (once; a few minutes)"
-    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,libgomp1 \
         bookworm "$root" "$(debian_mirror)" >"$CACHE/debootstrap.log" 2>&1 \
         || { tail -20 "$CACHE/debootstrap.log" >&2; rm -rf "$root"; die "debootstrap failed"; }
     # What python:3.11-slim also leaves out: apt lists and caches, manuals, translations.

@@ -149,3 +149,10 @@ def test_bad_artifacts_give_an_unhealthy_container_answering_503(containers: dic
     assert state["Running"] and state["Restarting"] is False  # up, reporting, not exiting in a loop
     r = httpx.get(f"{c.url(8000)}/health", timeout=10)
     assert r.status_code == 503 and reason in r.json()["detail"]
+
+
+def test_image_loads_the_ranking_libraries(image: str) -> None:
+    """A LambdaMART ranker.json needs LightGBM and its OpenMP runtime; BM25 and spelling need theirs."""
+    out = docker("run", "--rm", "--entrypoint", "python", image, "-c",
+                 "import lightgbm, tantivy, symspellpy; print(lightgbm.__version__)", timeout=120)
+    assert out.split(".")[0].isdigit()
