@@ -178,13 +178,15 @@ def evaluate(
     artifacts: ArtifactsOpt = Path("artifacts"),
     data: Annotated[Path, typer.Option("--data", help="Raw dataset folder of never-seen listings.")] = Path(
         "heldout/test"),
+    metrics: Annotated[Optional[str], typer.Option(help="Comma-separated metric keys (default: all).")] = None,
 ) -> None:
     """Accuracy and retrieval metrics on never-seen listings; prints one JSON object on stdout."""
     from listing_search.evaluate import evaluate as run_evaluate
 
     settings = _settings(artifacts)
+    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     with _stage_errors():
-        result = run_evaluate(settings, artifacts, data)
+        result = run_evaluate(settings, artifacts, data, names)
     typer.echo(json.dumps(result))
 
 

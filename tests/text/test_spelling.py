@@ -76,3 +76,12 @@ def test_known_words_counts_only_words_the_catalogue_uses():
     assert speller.known_words("xqzvbnm qwzxkjv") == 0
     speller.remove("oak dining table")
     assert speller.known_words("oak table") == 0
+
+
+def test_short_words_are_corrected_within_one_edit_only():
+    speller = Speller.from_texts(["paw print", "vape pen", "wardrobe"])
+    assert speller.correct("pqwx").corrected == "pqwx"  # "paw" is 2 edits away: nonsense stays nonsense
+    assert speller.correct("vpe").corrected == "vpe"  # 3 letters: never corrected
+    assert speller.correct("vapes").changed is False or speller.correct("vapes").corrected == "vape"
+    assert speller.correct("wrdrobe").corrected == "wardrobe"  # 7 letters: 1 edit, corrected
+    assert speller.correct("wrdrbe").corrected == "wardrobe"  # 6 letters: 2 edits allowed

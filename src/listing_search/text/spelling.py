@@ -16,6 +16,7 @@ from symspellpy import SymSpell, Verbosity
 
 TOKEN = re.compile(r"[a-z0-9]+")
 MAX_DISTANCE = 2
+SHORT_WORD = 5  # words up to this long are corrected within 1 edit only
 MIN_CORRECTED_LENGTH = 4  # shorter words have too many neighbours within distance 2 to guess safely
 
 
@@ -79,7 +80,8 @@ class Speller:
         return sum(1 for w in tokens(text) if self._counts.get(w, 0) > 0)
 
     def correct(self, query: str) -> Correction:
-        """Replace each unknown alphabetic word of 4+ letters by its nearest, then most frequent, target."""
+        """Replace each unknown alphabetic word of 4+ letters by its nearest, then most frequent, target
+        (within 1 edit up to 5 letters, 2 edits from 6)."""
         words = tokens(query)
         replacements: list[tuple[str, str]] = []
         out: list[str] = []
@@ -95,7 +97,10 @@ class Speller:
         """The correction of one word, or the word itself when it is safe or nothing is close."""
         if len(word) < MIN_CORRECTED_LENGTH or not word.isalpha() or self._counts.get(word, 0) > 0:
             return word
-        suggestions = self._symspell.lookup(word, Verbosity.CLOSEST, max_edit_distance=MAX_DISTANCE)
+        # Short words are one edit from many others: allow 2 edits only from 6 letters up, so a typed
+        # nonsense word ("pqwx") is not turned into a real one ("paw") two edits away.
+        reach = 1 if len(word) <= SHORT_WORD else MAX_DISTANCE
+        suggestions = self._symspell.lookup(word, Verbosity.CLOSEST, max_edit_distance=reach)
         if not suggestions:
             return word
         best = min(suggestions, key=lambda s: (s.distance, -s.count, s.term))
