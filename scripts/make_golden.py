@@ -92,7 +92,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--out", type=Path, default=GOLDEN)
-    p.add_argument("--catalogue", type=int, default=1500)
+    p.add_argument("--catalogue", type=int, default=1200)
     p.add_argument("--queries", type=int, default=150)
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--floors-from", help="JSON of the measured numbers (the golden test prints them)")

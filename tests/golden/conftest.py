@@ -1,4 +1,4 @@
-"""The golden catalogue: ~1,500 real listings (tests/golden/golden.json), indexed and ranker-tuned once.
+"""The golden catalogue: ~1,200 real listings (tests/golden/golden.json), indexed and ranker-tuned once.
 
 Titles, descriptions, prices, locations and categories are the real ones, cleaned by the project's
 own table code; text vectors come from the real bundled MiniLM (``text_artifacts``). Photos are NOT
@@ -11,7 +11,6 @@ photo search quality is ``evaluate``'s job with the real vision model.
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import time
 from pathlib import Path
@@ -35,13 +34,12 @@ from tests.text.fixtures import text_artifacts  # noqa: F401
 GOLDEN = Path(__file__).with_name("golden.json")
 VAL_FRACTION = 0.2
 PHOTO_SIZE = (40, 32)
-log = logging.getLogger(__name__)
 
 
 def golden_settings(artifacts: Path) -> Settings:
     """Serving defaults, with fewer ranker-fitting queries (a CI-sized fit) and candidates per channel."""
     s = Settings(artifacts_dir=artifacts)
-    s.rank.train_queries, s.rank.val_queries, s.rank.candidates = 250, 100, 100
+    s.rank.train_queries, s.rank.val_queries, s.rank.candidates = 200, 100, 100
     return s
 
 
