@@ -1,0 +1,99 @@
+"""The golden set through the API: real titles as queries must keep finding their category.
+
+Each golden query is a real listing that is NOT in the catalogue; its title (and its title with one
+letter dropped) goes to ``POST /v1/search``. P@10 counts the top 10 that share the query's root
+category; nDCG@10 grades 2 for the same category path, 1 for the same root, against the best the
+catalogue allows. The floors in golden.json sit just below the measured numbers (measured - 0.03,
+see scripts/make_golden.py), so a ranking regression fails ``make test``. At least 80% of the
+committed nonsense queries should come back ``no_match``: a strict xfail until the engine does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from listing_search.rank.metrics import ideal_grades, ndcg_at_k
+from listing_search.rank.train import no_match_queries
+from listing_search.serve.app import create_app
+from tests.golden.conftest import golden_settings, load_golden
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+K = 10
+NO_MATCH_SHARE = 0.8
+
+
+@pytest.fixture(scope="module")
+def client(golden_artifacts: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(golden_settings(golden_artifacts))) as c:
+        yield c
+
+
+def catalogue_counts(artifacts: Path) -> tuple[Counter, Counter]:
+    import pandas as pd
+
+    from listing_search import schema as S
+
+    listings = pd.read_csv(artifacts / S.LISTINGS_CSV, dtype=str, keep_default_na=False)
+    return Counter(listings[S.CATEGORY_PATH]), Counter(listings[S.ROOT_CATEGORY])
+
+
+def search(client: TestClient, text: str) -> dict:
+    resp = client.post("/v1/search", data={"text": text, "k": K})
+    assert resp.status_code == 200, (text, resp.text)
+    return resp.json()
+
+
+def measure(client: TestClient, queries: list[dict], field: str, paths: Counter, roots: Counter) -> dict:
+    """Mean P@10 and path-graded nDCG@10 of the queries' ``field`` text, and how many ran."""
+    precision, ndcg = [], []
+    for q in queries:
+        if not q[field]:
+            continue
+        results = search(client, q[field])["results"]
+        grades = np.array([2 if r["category_path"] == q["path"] else 1 if r["category"] == q["root"] else 0
+                           for r in results], np.int64)
+        precision.append(float((grades >= 1).sum()) / K)
+        ndcg.append(ndcg_at_k(grades, ideal_grades(paths[q["path"]], roots[q["root"]], K), K))
+    return {"queries": len(precision), "precision_at_10": round(float(np.mean(precision)), 4),
+            "ndcg_at_10": round(float(np.mean(ndcg)), 4)}
+
+
+def test_golden_queries_stay_above_their_floors(real_data: Path, client: TestClient, golden_artifacts: Path) -> None:
+    golden = load_golden()
+    paths, roots = catalogue_counts(golden_artifacts)
+    title = measure(client, golden["queries"], "title", paths, roots)
+    typo = measure(client, golden["queries"], "typo_title", paths, roots)
+    measured = {"title_precision_at_10": title["precision_at_10"], "title_ndcg_at_10": title["ndcg_at_10"],
+                "typo_title_precision_at_10": typo["precision_at_10"]}
+    floors = golden["floors"]
+    build = json.loads((golden_artifacts / "build_seconds.json").read_text())
+    message = (f"golden measured {json.dumps(measured)} vs floors {json.dumps(floors)} "
+               f"({title['queries']} titles, {typo['queries']} misspelt; catalogue built in {build})")
+    print(message)
+    assert floors, f"golden.json has no floors yet: {message}"
+    below = {k: v for k, v in measured.items() if v < floors[k]}
+    assert not below, f"ranking regression, below floor: {below}; {message}"
+
+
+def nonsense_no_match_share(client: TestClient) -> tuple[float, list[str]]:
+    """Share of the committed nonsense queries answered ``no_match``, and the ones that were not."""
+    nonsense = no_match_queries()
+    missed = [t for t in nonsense if not search(client, t)["no_match"]]
+    return 1 - len(missed) / len(nonsense), missed
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "engine: measured 0.00 on this 1,200-listing catalogue (0.83 with 1,500, 0.67 with 2,000): tune-ranker "
+    "caps the text no-match threshold at the weakest 5% of real val queries (here 0.2333), below the "
+    "calibrated relevance every lone nonsense word gets; the speller also turns short nonsense words "
+    "into catalogue words (pqwx->paw, vqpz->vape, lpqz->lp, kwpb->kept)"))
+def test_nonsense_queries_come_back_as_no_match(real_data: Path, client: TestClient) -> None:
+    share, missed = nonsense_no_match_share(client)
+    assert share >= NO_MATCH_SHARE, f"no_match for {share:.4f} of the nonsense queries; missed {missed}"
