@@ -99,3 +99,14 @@ def test_category_predictor_learns_clusters_and_serves_every_input():
                                predictor.predict_proba(text=v.text[:3], words=v.texts[:3]), atol=1e-3)
     assert predictor.words_coef is not None
     assert predictor.n_fit_listings == len(train)
+
+
+def test_title_view_adds_one_row_per_listing_with_its_title_words():
+    from listing_search.rank.category import training_design
+
+    v = make_vectors(n=12)
+    dense, words, labels = training_design(v)
+    dense_t, words_t, labels_t = training_design(v, title_vecs=v.text)
+    assert len(dense_t) == len(dense) + 12 and words_t[-12:] == v.titles
+    assert labels_t[-12:].tolist() == v.labels.tolist()
+    assert (dense_t[-12:, -2:] == [1.0, 0.0]).all()  # marked as words without a photo

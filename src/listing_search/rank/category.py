@@ -104,8 +104,10 @@ def words_of(vectors: ListingVectors, rows) -> list[str] | None:
     return [vectors.texts[int(r)] for r in rows] if vectors.texts else None
 
 
-def training_design(vectors: ListingVectors) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Each listing three ways (both / words only / photos only), so one model serves every input.
+def training_design(vectors: ListingVectors, title_vecs: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Each listing several ways (both / words only / photos only / title only), so one model serves
+    every input: a buyer's search is usually a short title, not a listing's whole text.
 
     Returns the dense design, the text behind each row ("" for photo-only rows) and the labels.
     """
@@ -121,18 +123,24 @@ def training_design(vectors: ListingVectors) -> tuple[np.ndarray, list[str], np.
         blocks.append(design(None, img[has], int(has.sum()), dt, di))
         words += [""] * int(has.sum())
         labels.append(vectors.labels[has])
+    if title_vecs is not None:
+        blocks.append(design(title_vecs, None, n, dt, di))
+        words += list(vectors.titles)
+        labels.append(vectors.labels)
     return np.vstack(blocks), words, np.concatenate(labels)
 
 
 def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: int = 300,
-                           n_buckets: int = N_BUCKETS, image_weight: float = 0.3) -> CategoryPredictor:
-    """Fit on exactly the listings given (the caller passes the train split)."""
+                           n_buckets: int = N_BUCKETS, image_weight: float = 0.3,
+                           title_vecs: np.ndarray | None = None) -> CategoryPredictor:
+    """Fit on exactly the listings given (the caller passes the train split); ``title_vecs`` (the
+    titles' own text vectors, row-aligned) add a title-only view of each listing."""
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
     from listing_search.rank.ranker import ids_sha
 
-    dense, words, y = training_design(vectors)
+    dense, words, y = training_design(vectors, title_vecs)
     use_words = bool(vectors.texts)
     x = sp.hstack([sp.csr_matrix(dense), hashed_matrix(words, n_buckets)]).tocsr() if use_words else dense
     model = LogisticRegression(C=c, max_iter=max_iter).fit(x, y)
