@@ -88,6 +88,9 @@ class RankSettings(BaseModel):
         "auto", description="Re-ranker kind; auto keeps whichever scores the better val nDCG@10.")
     spelling: bool = Field(True, description="Correct misspelt query words against the catalogue's vocabulary.")
     lexical: bool = Field(True, description="BM25 over titles and descriptions as a candidate channel.")
+    lexical_candidates: int = Field(40, ge=0, description=(
+        "Candidates the BM25 channel adds (at least 4 x k); every candidate it adds is scored in every channel, "
+        "so this is its latency knob."))
     history_weight: float = Field(0.3, ge=0.0, le=1.0, description="Share of the profile in a personalised search.")
     half_life_days: float = Field(14.0, gt=0, description="History events lose half their weight per half-life.")
     seed: int = 42

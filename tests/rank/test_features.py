@@ -35,7 +35,7 @@ def test_missing_channels_and_records_give_zero_features():
 def test_channel_title_category_features():
     qc = QueryContext.of("gaming laptop", np.array([0.1, 0.8, 0.1]), has_image=False)
     scores = [{TEXT: 0.9, LEXICAL: 4.0}, {TEXT: 0.2, LEXICAL: 0.0}, {TEXT: 0.5, LEXICAL: 2.0}]
-    x = dict(zip(FEATURES, candidate_features(qc, scores, ["Gaming laptop 16GB", "Sofa", "laptop bag"],
+    x = dict(zip(FEATURES, candidate_features(qc, scores, [tokens(t) for t in ("Gaming laptop 16GB", "Sofa", "laptop bag")],
                                               ["Computers", "Home", "Computers"],
                                               ["Computers / Laptops", "Home / Sofas", "Computers / Bags"],
                                               _label).T))

@@ -178,3 +178,26 @@ def test_query_log_is_off_by_default_and_writes_json_lines(ranked_artifacts: Pat
     assert lines[0]["searched"] == "mountain bike" and len(lines[0]["results"]) == 3
     assert lines[0]["versions"]["ranker"] and lines[1]["versions"]["image_encoder"]
     assert serve_settings(ranked_artifacts).serve.query_log is None
+
+
+def test_lexical_index_vocabulary_and_cards_follow_writes(ranked_artifacts: Path, tmp_path: Path):
+    """A listing added through the API is found by its words (BM25), its misspelling is corrected to
+    its words, and it leaves all three when deleted."""
+    import shutil
+
+    art = Path(shutil.copytree(ranked_artifacts, tmp_path / "art"))
+    with TestClient(create_app(serve_settings(art))) as c:
+        files = [("photos", ("a.jpg", photo_bytes(art, "img-004-0"), "image/jpeg"))]
+        fields = {"title": "zanzibar harpsichord", "description": "antique", "price": "90",
+                  "location": "Leeds", "category": "Home & Garden"}
+        made = c.post("/v1/listings", data=fields, files=files, headers={"X-API-Key": "test-key"})
+        assert made.status_code == 201, made.text
+        new_id = made.json()["id"]
+        body = c.post("/v1/search", data={"text": "harpsicord", "k": 3}).json()
+        assert body["searched"] == "harpsichord" and body["results"][0]["id"] == new_id
+        key = c.app.state.engine.store.listing(new_id).key
+        assert "harpsichord" in c.app.state.engine.live.cards[key].title_tokens
+        assert c.delete(f"/v1/listings/{new_id}", headers={"X-API-Key": "test-key"}).status_code == 200
+        after = c.post("/v1/search", data={"text": "harpsichord", "k": 3}).json()
+        assert new_id not in [r["id"] for r in after["results"]] and after["no_match"] is True
+        assert key not in c.app.state.engine.live.cards

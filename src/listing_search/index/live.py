@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,20 @@ from listing_search.store.models import Change, Models
 from listing_search.store.sql import SqlStore
 from listing_search.text.lexical import LexicalIndex
 from listing_search.text.spelling import Speller
+from listing_search.rank.vectors import tokens
 
 log = logging.getLogger(__name__)
 
 IMAGE, TEXT = "image", "text"
+
+
+@dataclass(frozen=True)
+class Card:
+    """A listing's fields the ranking features read: title words, root category, category path."""
+
+    title_tokens: frozenset[str]
+    root: str
+    path: str
 
 
 class LiveIndexes:
@@ -53,6 +64,7 @@ class LiveIndexes:
         self.lexical: LexicalIndex | None = None  # set by attach_lexical()
         self.speller: Speller | None = None
         self._texts: dict[int, str] = {}  # what the speller counted per listing, to uncount on change
+        self.cards: dict[int, Card] = {}  # what ranking features read per listing, without a store round trip
 
     def attach_lexical(self, spelling: bool = True) -> None:
         """BM25 index and spelling vocabulary of every listing's title and description at ``seq``.
@@ -62,12 +74,14 @@ class LiveIndexes:
         with self._applying:
             lexical = LexicalIndex()
             texts: dict[int, str] = {}
-            for batch in self.store.iter_listing_texts():
-                lexical.upsert(batch)
-                texts.update((k, f"{t} {d}") for k, t, d in batch)
+            cards: dict[int, Card] = {}
+            for batch in self.store.iter_listing_cards():
+                lexical.upsert([(k, t, d) for k, t, d, _, _ in batch])
+                texts.update((k, f"{t} {d}") for k, t, d, _, _ in batch)
+                cards.update((k, Card(tokens(t), r, c)) for k, t, _, r, c in batch)
             self.speller = Speller.from_texts(texts.values()) if spelling else None
             self._texts = texts if spelling else {}
-            self.lexical = lexical
+            self.lexical, self.cards = lexical, cards
         log.info("lexical index: %d listings in %.1fs", len(texts), time.perf_counter() - t0)
 
     # ------------------------------------------------------------- opening
@@ -157,6 +171,12 @@ class LiveIndexes:
         gone = [k for k in keys if k not in records]
         if gone:
             self.lexical.remove(gone)
+        for key in keys:
+            rec = records.get(key)
+            if rec is None:
+                self.cards.pop(key, None)
+            else:
+                self.cards[key] = Card(tokens(rec.title), rec.root_category, rec.category_path)
         present = [(k, records[k].title or "", records[k].description or "") for k in keys if k in records]
         if present:
             self.lexical.upsert(present)

@@ -324,7 +324,7 @@ class SearchEngine:
         """Listings whose title and description match the words best by BM25, merged into ``candidates``."""
         assert self.live.lexical is not None
         allowed = set(self.store.matching_listing_keys(filters)) if filters.active() else None
-        fetch = max(k * WIDEN, self.settings.rank.candidates)
+        fetch = max(k * WIDEN, self.settings.rank.lexical_candidates)
         for key, score in self.live.lexical.search(words, fetch, allowed, exclude):
             candidates.setdefault(int(key), Candidate(int(key))).scores[LEXICAL] = float(score)
 

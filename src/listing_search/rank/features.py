@@ -105,23 +105,24 @@ def stack_features(n: int, **columns) -> np.ndarray:
 
 
 def candidate_features(qc: QueryContext, channel_scores: Sequence[dict[str, float]],
-                       titles: Sequence[str | None], roots: Sequence[str | None], paths: Sequence[str | None],
-                       label_of: Callable[[str | None], int | None]) -> np.ndarray:
+                       titles: Sequence[frozenset[str] | None], roots: Sequence[str | None],
+                       paths: Sequence[str | None], label_of: Callable[[str | None], int | None]) -> np.ndarray:
     """[len(candidates), len(FEATURES)]: one row per candidate, aligned with the inputs.
 
     ``channel_scores`` holds each candidate's score per channel (a channel the query did not use
-    is absent and scores 0); ``titles``/``roots``/``paths`` come from its listing record (None when
-    the record is gone), ``label_of`` maps a root category to the predictor's class index.
+    is absent and scores 0); ``titles`` (title word sets, ``vectors.tokens``), ``roots`` and ``paths``
+    come from its listing (None when it is gone), ``label_of`` maps a root category to the
+    predictor's class index.
     """
     n = len(channel_scores)
     bm25 = np.array([c.get(LEXICAL, 0.0) for c in channel_scores], np.float32)
     top_bm25 = float(bm25.max()) if n else 0.0
     agreement = np.zeros(n, np.float32)
-    if qc.category_probs is not None:
-        for i, root in enumerate(roots):
-            label = label_of(root)
-            if label is not None and label < len(qc.category_probs):
-                agreement[i] = log_agreement(qc.category_probs, np.array([label]))[0]
+    if qc.category_probs is not None and n:
+        labels = np.array([-1 if (lab := label_of(r)) is None else lab for r in roots], np.int64)
+        ok = (labels >= 0) & (labels < len(qc.category_probs))
+        if ok.any():
+            agreement[ok] = log_agreement(qc.category_probs, labels[ok])
     used = [ch for ch, on in ((IMAGE, qc.has_image), (TEXT, qc.has_text), (LEXICAL, qc.has_text)) if on]
     fused = rrf(channel_scores, used)
     return stack_features(
@@ -129,7 +130,7 @@ def candidate_features(qc: QueryContext, channel_scores: Sequence[dict[str, floa
         text_cos=[c.get(TEXT, 0.0) for c in channel_scores],
         image_cos=[c.get(IMAGE, 0.0) for c in channel_scores],
         bm25=bm25, bm25_share=bm25 / top_bm25 if top_bm25 > 0 else 0.0,
-        title_overlap=[word_overlap(qc.words, tokens(t)) if t else 0.0 for t in titles],
+        title_overlap=[word_overlap(qc.words, t) if t else 0.0 for t in titles],
         category_agreement=agreement,
         root_vote=votes(roots, fused), path_vote=votes(paths, fused),
         has_text=float(qc.has_text), has_image=float(qc.has_image),

@@ -27,7 +27,8 @@ from listing_search.rank.engine import TextSearchUnavailable
 from listing_search.rank.features import FEATURES, QueryContext, candidate_features, log_agreement, stack_features
 from listing_search.rank.personalise import PRIOR_STRENGTH, HistoryEvent, event_weight
 from listing_search.rank.ranker import Ranker, load_ranker
-from listing_search.rank.vectors import unit_rows
+from listing_search.index.live import Card
+from listing_search.rank.vectors import tokens, unit_rows
 
 if TYPE_CHECKING:
     from listing_search.rank.engine import SearchEngine
@@ -140,15 +141,23 @@ class RankingService:
         return self.engine.text_encoder.encode([text])[0]
 
     # ------------------------------------------------------------- re-ranking
-    def features(self, query: SearchQuery, cands: list[Candidate]) -> tuple[np.ndarray, dict[int, Listing]]:
-        """The ranker's features of each candidate (``rank.features``), and the listing records read for them."""
-        listings = self.engine.store.listings_by_key(c.listing_key for c in cands)
-        recs = [listings.get(c.listing_key) for c in cands]
+    def features(self, query: SearchQuery, cands: list[Candidate]) -> tuple[np.ndarray, dict[int, Card]]:
+        """The ranker's features of each candidate (``rank.features``), and the listing cards they read."""
+        cards = self.cards([c.listing_key for c in cands])
+        got = [cards.get(c.listing_key) for c in cands]
         qc = QueryContext.of(query.searched_text or query.text, query.category_probs, query.has_image)
-        x = candidate_features(qc, [c.scores for c in cands], [r.title if r else None for r in recs],
-                               [r.root_category if r else None for r in recs],
-                               [r.category_path if r else None for r in recs], self._label_of_root)
-        return x, listings
+        x = candidate_features(qc, [c.scores for c in cands], [g.title_tokens if g else None for g in got],
+                               [g.root if g else None for g in got], [g.path if g else None for g in got],
+                               self._label_of_root)
+        return x, cards
+
+    def cards(self, keys: list[int]) -> dict[int, Card]:
+        """Title words and categories per listing: from the live indexes' cards, else the store."""
+        live = self.engine.live.cards
+        if live:
+            return {k: live[k] for k in keys if k in live}
+        listings = self.engine.store.listings_by_key(keys)
+        return {k: Card(tokens(v.title), v.root_category, v.category_path) for k, v in listings.items()}
 
     def rescore(self, query: SearchQuery, candidates: list[Candidate]) -> list[Candidate]:
         """The engine's ``Rescorer``: learned ranker on the features, calibrated, blended with the history."""
@@ -156,13 +165,13 @@ class RankingService:
             return []
         if not self.fitted and not query.history:
             return weighted_mean(query, candidates)
-        x, listings = self.features(query, candidates)
+        x, cards = self.features(query, candidates)
         scores = self.ranker.score(x)
         relevance = self.relevance(scores, query)
         if query.history:
             profile = query.profile if query.profile is not None else self.profile(query.history)
             if not profile.empty:
-                p = self.ranker.score(self.profile_features(profile, candidates, listings))
+                p = self.ranker.score(self.profile_features(profile, candidates, cards))
                 scores = (1.0 - self.history_weight) * scores + self.history_weight * p
         for i, (cand, s) in enumerate(zip(candidates, scores)):
             cand.score = float(s)
@@ -198,11 +207,9 @@ class RankingService:
     def _label_of_root(self, root: str | None) -> int | None:
         return self._label_index.get(root) if root is not None else None
 
-    def _agreement(self, probs: np.ndarray | None, listing: Listing | None) -> float:
-        if probs is None or listing is None:
-            return 0.0
-        label = self._label(listing)
-        if label is None or label >= len(probs):
+    def _agreement_of_root(self, probs: np.ndarray | None, root: str | None) -> float:
+        label = self._label_of_root(root)
+        if probs is None or label is None or label >= len(probs):
             return 0.0
         return float(log_agreement(probs, np.array([label]))[0])
 
@@ -270,7 +277,7 @@ class RankingService:
         return {k: np.stack(v) for k, v in out.items()}
 
     def profile_features(self, profile: ServingProfile, cands: list[Candidate],
-                         listings: dict[int, Listing]) -> np.ndarray:
+                         cards: dict[int, Card]) -> np.ndarray:
         """The profile as a query: cosines to its text and photo vectors, category preference."""
         keys = [c.listing_key for c in cands]
         text = np.zeros(len(cands), np.float32)
@@ -284,7 +291,8 @@ class RankingService:
             photos = self._photo_vectors(keys)
             image = np.array([float((photos[k] @ profile.image_vec).max()) if k in photos else 0.0 for k in keys],
                              np.float32)
-        agree = [self._agreement(profile.category_prefs, listings.get(k)) for k in keys]
+        agree = [self._agreement_of_root(profile.category_prefs, cards[k].root if k in cards else None)
+                 for k in keys]
         return stack_features(len(cands), text_cos=text, image_cos=image, category_agreement=agree,
                               has_text=float(profile.text_vec is not None),
                               has_image=float(profile.image_vec is not None))
@@ -305,8 +313,8 @@ class RankingService:
             notes.append("no usable history: nothing to recommend")
             return Feed([], 0, profile.unknown_ids, notes)
         cands = self._profile_candidates(profile, k, filters)
-        listings = self.engine.store.listings_by_key(c.listing_key for c in cands)
-        scores = self.ranker.score(self.profile_features(profile, cands, listings)) if cands else []
+        cards = self.cards([c.listing_key for c in cands])
+        scores = self.ranker.score(self.profile_features(profile, cands, cards)) if cands else []
         for cand, s in zip(cands, scores):
             cand.score = float(s)
         ranked = sorted(cands, key=lambda c: (-c.score, c.listing_key))[:k]

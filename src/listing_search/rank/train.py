@@ -156,7 +156,7 @@ class QueryMaker:
         return SearchQuery(text=text, image_vec=image_vec, k=k, exclude_listing_keys=frozenset(exclude))
 
     def features(self, query: SearchQuery, predictor: CategoryPredictor | None = None):
-        """(candidates, features, listings) exactly as the engine ranks them."""
+        """(candidates, features, listing cards) exactly as the engine ranks them."""
         if predictor is not None:
             self.engine.ranking.predictor = predictor
         self.engine.understand(query)
@@ -164,13 +164,13 @@ class QueryMaker:
         x, listings = self.engine.ranking.features(query, cands)
         return cands, x, listings
 
-    def grades(self, row: int, cands, listings) -> np.ndarray:
+    def grades(self, row: int, cands, cards) -> np.ndarray:
         """2 = same category path, 1 = same root category, 0 = otherwise (a vanished listing: 0)."""
         root, path = self.vectors.categories[self.vectors.labels[row]], self.vectors.paths[row]
         out = []
         for c in cands:
-            rec = listings.get(c.listing_key)
-            out.append(0 if rec is None else 2 if rec.category_path == path else 1 if rec.root_category == root else 0)
+            card = cards.get(c.listing_key)
+            out.append(0 if card is None else 2 if card.path == path else 1 if card.root == root else 0)
         return np.array(out, np.int64)
 
     def pairs(self, rows: np.ndarray, predictors: list, exclude_split: str, progress: bool = False,

@@ -377,6 +377,17 @@ class SqlStore:
             last = int(rows[-1][0])
             yield [(int(k), t or "", d or "") for k, t, d in rows]
 
+    def iter_listing_cards(self, batch: int = 20_000) -> Iterator[list[tuple[int, str, str, str, str]]]:
+        """Batches of (key, title, description, root category, category path) of every listing, in key order."""
+        last = 0
+        while True:
+            rows = self._rows("SELECT key, title, description, root_category, category_path FROM listings "
+                              "WHERE key > ? ORDER BY key LIMIT ?", [last, batch])
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            yield [(int(k), t or "", d or "", r or "", c or "") for k, t, d, r, c in rows]
+
     def vector_models(self) -> dict[str, dict[str, int]]:
         """How many photo and text vectors each encoder version made."""
         photos = self._rows("SELECT model, COUNT(*) FROM photo_vectors GROUP BY model")
