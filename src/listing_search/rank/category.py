@@ -1,7 +1,7 @@
 """Category prediction for sellers: photos and words together -> root category probabilities.
 
 A multinomial logistic regression on [text embedding, mean photo embedding, which of the two were
-given, hashed words of the text (``rank.lexical``)]. It is fit on train-split listings, each seen three ways (both, words only, photos only), so
+given, hashed words of the text (``rank.hashed_words``)]. It is fit on train-split listings, each seen three ways (both, words only, photos only), so
 one model serves a seller who typed a title, uploaded photos, or both. Weights are plain arrays in
 JSON: prediction needs numpy only (no scikit-learn or torch at serving time).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from listing_search.pipeline import atomic_write_text
-from listing_search.rank.lexical import N_BUCKETS, hashed_matrix, sparse_dot
+from listing_search.rank.hashed_words import N_BUCKETS, hashed_matrix, sparse_dot
 from listing_search.rank.vectors import ListingVectors, unit_rows
 
 log = logging.getLogger(__name__)

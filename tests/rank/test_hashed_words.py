@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from listing_search.rank.lexical import hashed_matrix, hashed_words, sparse_dot
+from listing_search.rank.hashed_words import hashed_matrix, hashed_words, sparse_dot
 
 
 def test_hashing_is_stable_and_unit_length():
