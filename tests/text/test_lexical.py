@@ -123,3 +123,11 @@ def test_concurrent_searches_during_upserts_do_not_crash():
         thread.join()
     assert errors == []
     assert keys(index.search("number", k=10)) == [129]
+
+
+def test_cooccurrence_counts_documents_with_the_word_and_another():
+    index = LexicalIndex.build([(1, "oak chair", "dining"), (2, "chip fryer", ""), (3, "chair", "garden")])
+    assert index.cooccurrence("chair", ["oak"]) == 1
+    assert index.cooccurrence("chair", ["oak", "garden"]) == 2
+    assert index.cooccurrence("chip", ["oak"]) == 0
+    assert index.cooccurrence("chair", []) == 0

@@ -85,3 +85,27 @@ def test_short_words_are_corrected_within_one_edit_only():
     assert speller.correct("vapes").changed is False or speller.correct("vapes").corrected == "vape"
     assert speller.correct("wrdrobe").corrected == "wardrobe"  # 7 letters: 1 edit, corrected
     assert speller.correct("wrdrbe").corrected == "wardrobe"  # 6 letters: 2 edits allowed
+
+
+def test_ties_go_to_the_word_listed_with_the_other_words():
+    speller = Speller.from_texts(["chip chip chip fryer", "chair oak dining"])
+
+    def context(candidate: str, others: list[str]) -> int:  # documents with the candidate and another word
+        docs = [{"chip", "fryer"}, {"chair", "oak", "dining"}]
+        return sum(1 for d in docs if candidate in d and d & set(others))
+
+    assert speller.correct("chir").corrected == "chip"  # no context: the more frequent word
+    assert speller.correct("oak chir", context).corrected == "oak chair"
+    assert speller.correct("chir fryer", context).corrected == "chip fryer"
+
+
+def test_three_letter_words_only_when_the_other_words_vouch():
+    speller = Speller.from_texts(["leather sofa", "spa day", "sea view"])
+
+    def context(candidate: str, others: list[str]) -> int:
+        docs = [{"leather", "sofa"}, {"spa", "day"}, {"sea", "view"}]
+        return sum(1 for d in docs if candidate in d and d & set(others))
+
+    assert speller.correct("leather sfa", context).corrected == "leather sofa"
+    assert speller.correct("sfa", context).corrected == "sfa"  # nothing to vouch: left alone
+    assert speller.correct("leather sfa").corrected == "leather sfa"  # no context: left alone

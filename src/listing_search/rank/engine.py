@@ -233,7 +233,8 @@ class SearchEngine:
         query.searched_text = query.text
         speller = self.live.speller
         if query.text and query.spelling and speller is not None:
-            fixed = speller.correct(query.text)
+            lexical = self.live.lexical
+            fixed = speller.correct(query.text, lexical.cooccurrence if lexical is not None else None)
             if fixed.changed:
                 query.searched_text, corrections = fixed.corrected, list(fixed.replacements)
         if query.image is not None and query.image_vec is None:

@@ -139,6 +139,20 @@ class LexicalIndex:
             out[i] = found.get(int(key), 0.0)
         return out
 
+    def cooccurrence(self, word: str, others: list[str]) -> int:
+        """Documents holding ``word`` and at least one of ``others`` (spelling's context: of two
+        corrections equally close, the one listed with the query's other words is meant)."""
+        mine, context = self.words(word), self.words(" ".join(others))
+        if not mine or not context:
+            return 0
+        def anywhere(term: str) -> tantivy.Query:
+            return tantivy.Query.boolean_query([(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, f, term))
+                                                for f in (TITLE, BODY)])
+        must = [(tantivy.Occur.Must, anywhere(t)) for t in mine]
+        should = tantivy.Query.boolean_query([(tantivy.Occur.Should, anywhere(t)) for t in context])
+        query = tantivy.Query.boolean_query(must + [(tantivy.Occur.Must, should)])
+        return int(self._index.searcher().search(query, limit=1, count=True).count)
+
     def words(self, text: str) -> list[str]:
         """The query's distinct index terms (analysed exactly as documents are), in order, capped."""
         terms = self._analyzer.analyze(text or "")

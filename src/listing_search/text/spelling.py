@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from symspellpy import SymSpell, Verbosity
@@ -17,6 +17,8 @@ from symspellpy import SymSpell, Verbosity
 TOKEN = re.compile(r"[a-z0-9]+")
 MAX_DISTANCE = 2
 SHORT_WORD = 5  # words up to this long are corrected within 1 edit only
+MAX_CONTEXT_CHECKS = 12  # equally close candidates checked against the other words (one query each)
+Context = Callable[[str, list[str]], int]  # (candidate, the query's other known words) -> co-occurrences
 MIN_CORRECTED_LENGTH = 4  # shorter words have too many neighbours within distance 2 to guess safely
 
 
@@ -79,23 +81,28 @@ class Speller:
         """How many of the text's words the live catalogue uses (0: nothing listed says any of them)."""
         return sum(1 for w in tokens(text) if self._counts.get(w, 0) > 0)
 
-    def correct(self, query: str) -> Correction:
-        """Replace each unknown alphabetic word of 4+ letters by its nearest, then most frequent, target
-        (within 1 edit up to 5 letters, 2 edits from 6)."""
+    def correct(self, query: str, context: Context | None = None) -> Correction:
+        """Replace each unknown alphabetic word by its nearest catalogue word (within 1 edit up to 5
+        letters, 2 from 6). Ties go to the word listed most often with the query's other words when
+        ``context`` can tell (``LexicalIndex.cooccurrence``), else to the most frequent; a 3-letter
+        word is corrected only when ``context`` finds its correction beside the other words."""
         words = tokens(query)
         replacements: list[tuple[str, str]] = []
         out: list[str] = []
-        for word in words:
-            fixed = self._fix(word)
+        for i, word in enumerate(words):
+            others = [w for j, w in enumerate(words) if j != i and self._counts.get(w, 0) > 0]
+            fixed = self._fix(word, others, context)
             if fixed != word:
                 replacements.append((word, fixed))
             out.append(fixed)
         return Correction(original=query, corrected=" ".join(out), changed=bool(replacements),
                           replacements=replacements)
 
-    def _fix(self, word: str) -> str:
+    def _fix(self, word: str, others: list[str], context: Context | None) -> str:
         """The correction of one word, or the word itself when it is safe or nothing is close."""
-        if len(word) < MIN_CORRECTED_LENGTH or not word.isalpha() or self._counts.get(word, 0) > 0:
+        short = len(word) == MIN_CORRECTED_LENGTH - 1
+        if (len(word) < MIN_CORRECTED_LENGTH and not (short and context and others)) or not word.isalpha() \
+                or self._counts.get(word, 0) > 0:
             return word
         # Short words are one edit from many others: allow 2 edits only from 6 letters up, so a typed
         # nonsense word ("pqwx") is not turned into a real one ("paw") two edits away.
@@ -103,7 +110,18 @@ class Speller:
         suggestions = self._symspell.lookup(word, Verbosity.CLOSEST, max_edit_distance=reach)
         if not suggestions:
             return word
-        best = min(suggestions, key=lambda s: (s.distance, -s.count, s.term))
+        nearest = min(s.distance for s in suggestions)
+        tied = [s for s in suggestions if s.distance == nearest]
+        if context is not None and others and (len(tied) > 1 or short):
+            scored = sorted(((context(s.term, others), s.count, s.term) for s in tied[:MAX_CONTEXT_CHECKS]),
+                            key=lambda t: (-t[0], -t[1], t[2]))
+            if short and scored[0][0] == 0:
+                return word  # a 3-letter word: only when the other words vouch for the correction
+            if scored[0][0] > 0:
+                return scored[0][2]
+        if short:
+            return word
+        best = min(tied, key=lambda s: (-s.count, s.term))
         return best.term
 
     def _apply(self, deltas: Counter[str]) -> None:
