@@ -547,10 +547,13 @@ def test_did_you_mean_and_search_instead(page) -> None:
     assert "“mountain bike”" in summary(page)
     shot(page, "12-did-you-mean")
 
-    sent = sent_search(page, page.get_by_role("button", name="Search instead for mountian bike").click)
+    button = page.get_by_role("button", name="Search instead for mountian bike")
+    button.focus()
+    sent = sent_search(page, lambda: page.keyboard.press("Enter"))  # keyboard only
     assert sent["spelling"] == "false" and sent["text"] == "mountian bike"
     wait_summary(page, "“mountian bike”")
     assert page.is_hidden("#did-you-mean")
+    assert page.evaluate("document.activeElement.id") == "results-heading", "focus was lost with the button"
     assert page.input_value("#q") == "mountian bike"
 
     sent = sent_search(page, lambda: search_text(page, "mountian bike"))

@@ -366,8 +366,10 @@ async function search({ spelling = true } = {}) {
 }
 
 function wireSearchNotes() {
+  // Both buttons hide once used: focus moves to the results heading rather than being lost.
   els.searchInstead.addEventListener("click", () => {
     els.q.value = lastTyped;
+    $("results-heading").focus();
     search({ spelling: false });
   });
   els.photoGuessChip.addEventListener("click", () => {
@@ -375,6 +377,7 @@ function wireSearchNotes() {
     if (!category) return;
     if (![...els.category.options].some((o) => o.value === category)) els.category.add(new Option(category, category));
     els.category.value = category;
+    $("results-heading").focus();
     search();
   });
 }
