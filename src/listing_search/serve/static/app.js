@@ -15,6 +15,9 @@ const els = {
   filtersBox: $("filters-box"), filtersCount: $("filters-count"), category: $("category"), priceMin: $("price-min"), priceMax: $("price-max"), location: $("location"),
   status: $("status"), error: $("error"),
   results: $("results"), resultsList: $("results-list"), resultsSummary: $("results-summary"),
+  didYouMean: $("did-you-mean"), searchedWords: $("searched-words"), typedWords: $("typed-words"),
+  searchInstead: $("search-instead"), photoGuess: $("photo-guess"), photoGuessChip: $("photo-guess-chip"),
+  noMatch: $("no-match"),
   forYou: $("for-you"), forYouList: $("for-you-list"),
   dialog: $("listing-dialog"), dialogClose: $("dialog-close"),
   title: $("listing-title"), price: $("listing-price"), location2: $("listing-location"),
@@ -26,6 +29,8 @@ const els = {
 let chosenPhoto = null; // the File searched with, from the picker, a drop or a paste
 let searchSeq = 0; // answers to older searches are ignored
 let openSeq = 0;
+let lastTyped = ""; // the words as typed for the last search, offered back when the API corrected them
+let guessedCategory = null; // what the last photo looks like, offered as a category filter
 
 /* ---------- API ---------- */
 
@@ -76,7 +81,7 @@ function normalise(raw) {
     category: raw.category ?? raw.root_category ?? "",
     categoryPath: raw.category_path ?? "",
     description: raw.description ?? "",
-    score: raw.score,
+    match: typeof raw.match === "string" && raw.match ? raw.match : null, // "great match"... or null (uncalibrated)
     photos: photosOf(raw),
   };
 }
@@ -128,12 +133,12 @@ function card(listing) {
   node.querySelector(".price").textContent = formatPrice(listing.price);
   node.querySelector(".location").textContent = listing.location;
   node.querySelector(".category").textContent = listing.category;
-  const score = node.querySelector(".score");
-  if (typeof listing.score === "number") {
-    score.textContent = `match ${listing.score.toFixed(2)}`;
-    score.title = "Relevance score";
+  const match = node.querySelector(".match");
+  if (listing.match) {
+    match.textContent = listing.match;
+    match.dataset.match = listing.match.replace(/\s+/g, "-");
   } else {
-    score.remove();
+    match.remove(); // uncalibrated ranker: its raw scores mean nothing to a reader
   }
   return node;
 }
@@ -208,7 +213,7 @@ function wirePhotoPicker() {
   els.photoClear.addEventListener("click", () => {
     setPhoto(null);
     els.photo.focus();
-    if (hasQuery()) search(); // the words alone
+    search(); // the words alone, or back to the empty page: photo results must not stay on screen
   });
   for (const type of ["dragenter", "dragover"]) {
     els.dropzone.addEventListener(type, (e) => { e.preventDefault(); els.dropzone.dataset.state = "over"; });
@@ -230,12 +235,13 @@ function wirePhotoPicker() {
 
 /* ---------- search ---------- */
 
-function searchForm() {
+function searchForm({ spelling = true } = {}) {
   const fd = new FormData();
   const text = els.q.value.trim();
   if (text) fd.append("text", text);
   if (chosenPhoto) fd.append("image", chosenPhoto, chosenPhoto.name || "photo");
   fd.append("k", String(PAGE_K));
+  if (!spelling) fd.append("spelling", "false");
   if (els.category.value) fd.append("category", els.category.value);
   if (els.priceMin.value !== "") fd.append("price_min", els.priceMin.value);
   if (els.priceMax.value !== "") fd.append("price_max", els.priceMax.value);
@@ -249,31 +255,107 @@ function hasQuery() {
   return Boolean(els.q.value.trim() || chosenPhoto);
 }
 
-async function search() {
+/** What a search looks for, in words: "“oak table” and your photo, in Home & Garden, £10 to £50, near Leeds". */
+function describeSearch({ words, photo, filters }) {
+  const what = [words ? `“${words}”` : "", photo ? "your photo" : ""].filter(Boolean).join(" and ");
+  const parts = [what];
+  if (filters.category) parts.push(`in ${filters.category}`);
+  const min = filters.price_min, max = filters.price_max;
+  if (min != null && max != null) parts.push(`${formatPrice(min)} to ${formatPrice(max)}`);
+  else if (min != null) parts.push(`from ${formatPrice(min)}`);
+  else if (max != null) parts.push(`up to ${formatPrice(max)}`);
+  if (filters.location) parts.push(`near ${filters.location}`);
+  return parts.filter(Boolean).join(", ");
+}
+
+/** The search as the form states it now, before the API answers. */
+function searchOfForm() {
+  const filters = {};
+  if (els.category.value) filters.category = els.category.value;
+  if (els.priceMin.value !== "") filters.price_min = Number(els.priceMin.value);
+  if (els.priceMax.value !== "") filters.price_max = Number(els.priceMax.value);
+  if (els.location.value.trim()) filters.location = els.location.value.trim();
+  return { words: els.q.value.trim(), photo: Boolean(chosenPhoto), filters };
+}
+
+/** Notes above the results (did you mean, photo guess, no good match) belong to one answer only. */
+function hideNotes() {
+  els.didYouMean.hidden = true;
+  els.photoGuess.hidden = true;
+  els.noMatch.hidden = true;
+  els.resultsList.classList.remove("weak");
+  guessedCategory = null;
+}
+
+/** No results on screen: the old ones would sit under a header that no longer describes them. */
+function clearResults(summary) {
+  hideNotes();
+  els.resultsList.replaceChildren();
+  els.resultsSummary.textContent = summary;
+}
+
+function showAnswer(body, asked) {
+  const listings = resultsOf(body);
+  const searched = { ...asked, words: body?.searched ?? asked.words, filters: body?.filters ?? asked.filters };
+  const what = describeSearch(searched);
+  if (!listings.length) {
+    clearResults(`No listings for ${what}. Try fewer words or wider filters.`);
+    return;
+  }
+  fill(els.resultsList, listings);
+  els.resultsSummary.textContent =
+    `${listings.length} listing${listings.length === 1 ? "" : "s"} for ${what}, best match first.`;
+  showNotes(body);
+}
+
+function showNotes(body) {
+  hideNotes();
+  const corrections = Array.isArray(body?.corrections) ? body.corrections : [];
+  if (corrections.length && body.searched) {
+    els.searchedWords.textContent = body.searched;
+    els.typedWords.textContent = lastTyped;
+    els.didYouMean.hidden = false;
+  }
+  const guess = Array.isArray(body?.predicted_categories) ? body.predicted_categories[0] : null;
+  if (guess?.category && guess.category !== els.category.value) {
+    guessedCategory = guess.category;
+    const pct = Math.round(Number(guess.probability) * 100);
+    els.photoGuessChip.textContent = `Looks like: ${guess.category}` + (Number.isFinite(pct) ? ` (${pct}%)` : "");
+    els.photoGuess.hidden = false;
+  }
+  if (body?.no_match) {
+    els.noMatch.hidden = false;
+    els.resultsList.classList.add("weak");
+  }
+}
+
+async function search({ spelling = true } = {}) {
   showError("");
   if (!hasQuery()) {
+    searchSeq++; // an answer still on its way is no longer wanted
     setStatus("");
-    els.resultsSummary.textContent = "Type what you are looking for, or add a photo.";
+    els.results.setAttribute("aria-busy", "false");
+    els.button.disabled = false;
+    clearResults("Type what you are looking for, or add a photo.");
     return;
   }
   const seq = ++searchSeq;
-  setStatus("Searching…", true);
+  const asked = searchOfForm();
+  lastTyped = asked.words;
+  setStatus(`Searching for ${describeSearch(asked)}…`, true);
   els.results.setAttribute("aria-busy", "true");
   els.button.disabled = true;
   saveStateToUrl();
   syncFilters();
   try {
-    const body = await api("search", { method: "POST", body: searchForm() });
+    const body = await api("search", { method: "POST", body: searchForm({ spelling }) });
     if (seq !== searchSeq) return;
-    const listings = resultsOf(body);
-    fill(els.resultsList, listings);
-    els.resultsSummary.textContent = listings.length
-      ? `${listings.length} listing${listings.length === 1 ? "" : "s"}, best match first.`
-      : "No listings match. Try fewer words or wider filters.";
+    showAnswer(body, asked);
     setStatus("");
   } catch (e) {
     if (seq !== searchSeq) return;
     setStatus("");
+    clearResults(`The search for ${describeSearch(asked)} failed.`);
     showError(e.message);
   } finally {
     if (seq === searchSeq) {
@@ -281,6 +363,23 @@ async function search() {
       els.button.disabled = false;
     }
   }
+}
+
+function wireSearchNotes() {
+  // Both buttons hide once used: focus moves to the results heading rather than being lost.
+  els.searchInstead.addEventListener("click", () => {
+    els.q.value = lastTyped;
+    $("results-heading").focus();
+    search({ spelling: false });
+  });
+  els.photoGuessChip.addEventListener("click", () => {
+    const category = guessedCategory;
+    if (!category) return;
+    if (![...els.category.options].some((o) => o.value === category)) els.category.add(new Option(category, category));
+    els.category.value = category;
+    $("results-heading").focus();
+    search();
+  });
 }
 
 /* The text query and filters live in the address, so a search can be bookmarked or shared. */
@@ -470,6 +569,7 @@ function init() {
   wireCardList(els.forYouList);
   wirePhotoPicker();
   wireDialog();
+  wireSearchNotes();
   window.addEventListener("hashchange", () => { const id = listingInUrl(); if (id) openListing(id); });
   els.form.addEventListener("submit", (e) => { e.preventDefault(); search(); });
   els.category.addEventListener("change", () => { if (hasQuery()) search(); });
