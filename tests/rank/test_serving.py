@@ -201,3 +201,13 @@ def test_lexical_index_vocabulary_and_cards_follow_writes(ranked_artifacts: Path
         after = c.post("/v1/search", data={"text": "harpsichord", "k": 3}).json()
         assert new_id not in [r["id"] for r in after["results"]] and after["no_match"] is True
         assert key not in c.app.state.engine.live.cards
+
+
+def test_neighbour_vote_names_the_category_of_the_nearest_listings(client: TestClient):
+    ranking = client.app.state.engine.ranking
+    vec = client.app.state.engine.text_encoder.encode(["gaming laptop computer"])[0]
+    vote = ranking.neighbour_vote(vec)
+    cats = ranking.predictor.categories
+    assert abs(vote.sum() - 1.0) < 1e-9 and cats[int(vote.argmax())] == "Computers & Software"
+    every = frozenset(client.app.state.engine.live.cards)
+    assert ranking.neighbour_vote(vec, exclude=every) is None  # nothing left to vote

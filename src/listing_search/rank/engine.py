@@ -242,7 +242,8 @@ class SearchEngine:
         if query.searched_text and query.text_vec is None and self.text_encoder is not None:
             query.text_vec = self.text_encoder.encode([query.searched_text])[0]
         if query.category_probs is None and self.ranking is not None:
-            query.category_probs = self.ranking.category_probs(query.text_vec, query.image_vec, query.searched_text)
+            query.category_probs = self.ranking.category_probs(query.text_vec, query.image_vec, query.searched_text,
+                                                               query.exclude_listing_keys)
         return corrections
 
     def retrieve(self, query: SearchQuery, want: int) -> list[Candidate]:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from listing_search.rank.engine import SearchEngine
 
 log = logging.getLogger(__name__)
+KNN_NEIGHBOURS, KNN_TEMPERATURE, KNN_SMOOTHING = 10, 0.05, 1e-3  # neighbour_vote, chosen on the val split
 
 
 @dataclass
@@ -109,17 +110,45 @@ class RankingService:
 
     # ------------------------------------------------------------- category
     def category_probs(self, text_vec: np.ndarray | None, image_vec: np.ndarray | None,
-                       text: str | None = None) -> np.ndarray | None:
-        """P(root category | words and/or photo) from the fused predictor; None without one."""
+                       text: str | None = None, exclude: frozenset[int] = frozenset()) -> np.ndarray | None:
+        """P(root category | words and/or photo): the fused predictor times, for words, the categories
+        of the catalogue listings nearest to them (``neighbour_vote``); None without a predictor."""
         if self.predictor is None or (text_vec is None and image_vec is None):
             return None
         if image_vec is not None and self.predictor.image_dim != len(image_vec):
             image_vec = None
             if text_vec is None:
                 return None
-        return self.predictor.predict_proba(None if text_vec is None else text_vec[None],
-                                            None if image_vec is None else image_vec[None],
-                                            None if text is None else [text])[0]
+        probs = self.predictor.predict_proba(None if text_vec is None else text_vec[None],
+                                             None if image_vec is None else image_vec[None],
+                                             None if text is None else [text])[0]
+        vote = self.neighbour_vote(text_vec, exclude) if text_vec is not None else None
+        if vote is None:
+            return probs
+        combined = np.log(np.maximum(probs, 1e-12)) + np.log(vote)
+        combined = np.exp(combined - combined.max())
+        return combined / combined.sum()
+
+    def neighbour_vote(self, text_vec: np.ndarray, exclude: frozenset[int] = frozenset()) -> np.ndarray | None:
+        """Root categories of the ``KNN_NEIGHBOURS`` catalogue listings whose text is nearest to the words,
+        weighted by exp(cosine / ``KNN_TEMPERATURE``), smoothed; chosen on the val split (category of a
+        val title: predictor 0.730, times this vote 0.768)."""
+        index, cards = self.engine.text_index, self.engine.live.cards
+        if index is None or not cards or index.size == 0:
+            return None
+        with self.engine.locked():
+            res = index.search(np.asarray(text_vec, np.float32)[None], KNN_NEIGHBOURS * 4 + len(exclude))
+        pairs = [(float(sc), int(k)) for sc, k in zip(res.scores[0], res.ids[0])
+                 if int(k) not in exclude][:KNN_NEIGHBOURS]
+        if not pairs:
+            return None
+        top = max(sc for sc, _ in pairs)
+        vote = np.full(len(self._label_index), KNN_SMOOTHING)
+        for sc, key in pairs:
+            label = self._label_of_root(cards[key].root) if key in cards else None
+            if label is not None and label < len(vote):
+                vote[label] += np.exp((sc - top) / KNN_TEMPERATURE)
+        return vote / vote.sum()
 
     def predict_category(self, image: bytes | None, text: str | None, top: int) -> list[tuple[str, float]]:
         """Root categories for a seller's photo and/or title; the vision head alone when no predictor."""
