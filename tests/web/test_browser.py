@@ -597,3 +597,160 @@ def test_removing_the_photo_makes_the_next_search_words_only(page, served_artifa
     assert page.is_hidden("#photo-guess"), "a photo's category guess left with the photo"
     assert "image" not in sent_search(page, lambda: search_text(page, "garden bench"))
     assert page.eval_on_selector_all("img", "is => is.filter(i => !i.hasAttribute('alt')).length") == 0
+
+
+# --- browse and sort: filters alone, a sort control, "Load more", the search in the address ---
+
+
+def wait_cards(pg, n: int) -> None:
+    pg.wait_for_function("n => document.querySelectorAll('#results-list .card').length === n "
+                         "&& document.getElementById('results').getAttribute('aria-busy') === 'false'", arg=n)
+
+
+def api_total(base_url: str, **filters) -> int:
+    body = httpx.post(f"{base_url}/v1/search", data={"k": "5", **filters}).json()
+    return body["total"]
+
+
+def test_filters_alone_browse_with_a_total(page, base_url: str) -> None:
+    sent = sent_search(page, lambda: page.select_option("#category", "Home & Garden"))
+    assert "text" not in sent and "image" not in sent and sent["category"] == "Home & Garden"
+    wait_summary(page, "newest first")
+    wait_results(page)
+    total = api_total(base_url, category="Home & Garden")
+    assert summary(page) == f"{total} listings in Home & Garden, newest first."
+    assert {c["category"] for c in cards(page)} == {"Home & Garden"}
+    assert card_count(page) == total  # fewer than a page: all of them, and no "Load more"
+    assert page.is_hidden("#more")
+    assert "category=Home+%26+Garden" in page.url
+    shot(page, "14-browse")
+
+    page.fill("#price-max", "50")
+    page.click("#search-button")
+    wait_summary(page, "up to £50")
+    wait_results(page)
+    total = api_total(base_url, category="Home & Garden", price_max="50")
+    assert summary(page) == f"{total} listings in Home & Garden, up to £50, newest first."
+    assert card_count(page) == total and max(c["value"] for c in cards(page)) <= 50
+
+    page.fill("#price-max", "")
+    page.select_option("#category", "")  # nothing left to browse by: back to the prompt
+    wait_summary(page, "Type what you are looking for")
+    assert card_count(page) == 0
+
+
+def test_sort_by_price(page) -> None:
+    search_text(page, "bike table sofa laptop")
+    sort = page.get_by_role("combobox", name="Sort by")
+    assert sort.input_value() == "relevance"
+    sent = sent_search(page, lambda: sort.select_option("price_asc"))  # a change of sort searches again
+    assert sent["sort"] == "price_asc" and sent["text"] == "bike table sofa laptop"
+    wait_summary(page, "lowest price first")
+    wait_results(page)
+    prices = [c["value"] for c in cards(page)]
+    assert len(prices) > 3 and prices == sorted(prices), prices
+    assert "sort=price_asc" in page.url
+
+    sort.focus()  # keyboard only
+    sent = sent_search(page, lambda: page.keyboard.press("ArrowDown"))
+    assert sent["sort"] == "price_desc"
+    wait_summary(page, "highest price first")
+    wait_results(page)
+    prices = [c["value"] for c in cards(page)]
+    assert prices == sorted(prices, reverse=True), prices
+    shot(page, "15-sorted")
+
+
+def test_load_more_appends_the_next_page_until_the_end(page, base_url: str) -> None:
+    total = api_total(base_url, price_min="0")
+    page_k = page.evaluate("PAGE_K")
+    assert page_k < total <= 2 * page_k, "the tiny catalogue should make exactly two pages"
+    page.fill("#price-min", "0")
+    page.select_option("#sort", "price_asc")
+    page.press("#price-min", "Enter")
+    wait_summary(page, f"{total} listings from £0, lowest price first.")
+    wait_cards(page, page_k)
+    first = cards(page)
+    more = page.get_by_role("button", name="Load more listings")
+    assert more.is_visible()
+    assert page.text_content("#more-count") == f"Showing {page_k} of {total}."
+
+    more.focus()  # keyboard only
+    sent = sent_search(page, lambda: page.keyboard.press("Enter"))
+    assert sent["offset"] == str(page_k) and sent["k"] == str(page_k) and sent["sort"] == "price_asc"
+    assert sent["price_min"] == "0" and "text" not in sent
+    wait_cards(page, total)
+    found = cards(page)
+    ids = [c["id"] for c in found]
+    assert ids[:page_k] == [c["id"] for c in first], "the first page stayed as it was"
+    assert len(set(ids)) == len(ids) == total, "a listing is shown twice"
+    prices = [c["value"] for c in found]
+    assert prices == sorted(prices), "the second page continues the order of the first"
+    assert page.is_hidden("#more"), "the last page is shown: nothing more to load"
+    assert page.evaluate("document.activeElement.classList.contains('card-link')"), "focus was lost with the button"
+    assert summary(page) == f"{total} listings from £0, lowest price first."
+    shot(page, "16-load-more")
+
+    # A new search starts again from its first page.
+    page.select_option("#sort", "price_desc")
+    wait_summary(page, "highest price first")
+    wait_cards(page, page_k)
+    assert page.is_visible("#more")
+
+
+def test_load_more_hides_when_a_page_comes_back_short(page) -> None:
+    """Without a total (a query), the end is a page shorter than asked for; a repeat is not shown twice."""
+    def answer(route) -> None:
+        sent = re.search(r'name="offset"\r\n\r\n(\d+)', route.request.post_data or "")
+        offset = int(sent.group(1)) if sent else 0
+        hit = crafted_answer()["results"][0]
+        rows = [{**hit, "id": f"listing-{i:03d}", "title": f"Thing {i}", "match": None}
+                for i in range(offset, min(offset + 24, 30))]  # 24 a page, 30 in all
+        if offset:
+            rows[0] = {**rows[0], "id": "listing-005"}  # already on the first page
+        route.fulfill(status=200, content_type="application/json",
+                      body=json.dumps(crafted_answer(results=rows, offset=offset)))
+
+    page.route("**/v1/search", answer)
+    search_text(page, "oak table")
+    wait_cards(page, 24)
+    assert re.fullmatch(r"24 listings for “oak table”, best match first\.", summary(page)), summary(page)
+    page.click("#load-more")
+    wait_cards(page, 29)
+    ids = [c["id"] for c in cards(page)]
+    assert len(set(ids)) == len(ids) == 29
+    assert page.is_hidden("#more")
+    assert summary(page).startswith("29 listings for “oak table”")
+
+
+def test_address_restores_the_search(page) -> None:
+    category = "Sports, Leisure & Travel"
+    page.goto("/?q=bike&category=Sports%2C+Leisure+%26+Travel&sort=price_asc")
+    page.wait_for_selector("body[data-ready=true]")
+    for _ in range(2):  # as opened from a shared link, then reloaded
+        wait_results(page)
+        assert page.input_value("#q") == "bike"
+        assert page.input_value("#category") == category
+        assert page.input_value("#sort") == "price_asc"
+        assert "“bike”, in Sports, Leisure & Travel, lowest price first" in summary(page)
+        found = cards(page)
+        assert {c["category"] for c in found} == {category}
+        assert [c["value"] for c in found] == sorted(c["value"] for c in found)
+        assert page.eval_on_selector("#filters-box", "d => d.open"), "a filter from the address is shown"
+        page.reload()
+        page.wait_for_selector("body[data-ready=true]")
+
+    # Each search is a step back in the browser's history; going back restores the form and the results.
+    page.select_option("#sort", "newest")
+    wait_summary(page, "newest first")
+    assert "sort=newest" in page.url
+    page.go_back()
+    wait_summary(page, "lowest price first")
+    assert page.input_value("#sort") == "price_asc"
+
+    page.goto("/?price_max=40&location=Leeds")  # filters alone, from the address: browsed
+    page.wait_for_selector("body[data-ready=true]")
+    wait_summary(page, "listings up to £40, near Leeds, newest first.")
+    wait_results(page)
+    assert page.input_value("#price-max") == "40" and page.input_value("#location") == "Leeds"
+    assert all(c["value"] <= 40 and "Leeds" in c["location"] for c in cards(page))

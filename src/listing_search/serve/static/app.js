@@ -17,7 +17,7 @@ const els = {
   results: $("results"), resultsList: $("results-list"), resultsSummary: $("results-summary"),
   didYouMean: $("did-you-mean"), searchedWords: $("searched-words"), typedWords: $("typed-words"),
   searchInstead: $("search-instead"), photoGuess: $("photo-guess"), photoGuessChip: $("photo-guess-chip"),
-  noMatch: $("no-match"),
+  noMatch: $("no-match"), sort: $("sort"), more: $("more"), moreCount: $("more-count"), loadMore: $("load-more"),
   forYou: $("for-you"), forYouList: $("for-you-list"),
   dialog: $("listing-dialog"), dialogClose: $("dialog-close"),
   title: $("listing-title"), price: $("listing-price"), location2: $("listing-location"),
@@ -31,6 +31,7 @@ let searchSeq = 0; // answers to older searches are ignored
 let openSeq = 0;
 let lastTyped = ""; // the words as typed for the last search, offered back when the API corrected them
 let guessedCategory = null; // what the last photo looks like, offered as a category filter
+let current = null; // the search on screen: {asked, searched, nextOffset, shown: Set of ids, total, loading}
 
 /* ---------- API ---------- */
 
@@ -103,6 +104,11 @@ function resultsOf(body) {
 }
 
 const priceFormat = new Intl.NumberFormat("en-GB", { style: "currency", currency: "GBP", maximumFractionDigits: 2 });
+/** A price bound in words: £0 is a bound, not "Free". */
+function formatMoney(p) {
+  return priceFormat.format(Number(p)).replace(/\.00$/, "");
+}
+
 function formatPrice(p) {
   if (p === null || p === undefined || p === "" || Number.isNaN(Number(p))) return "Price not given";
   const n = Number(p);
@@ -235,24 +241,44 @@ function wirePhotoPicker() {
 
 /* ---------- search ---------- */
 
-function searchForm({ spelling = true } = {}) {
+const PROMPT = "Type what you are looking for, add a photo, or choose a filter.";
+const ORDER = { relevance: "best match first", newest: "newest first", price_asc: "lowest price first",
+  price_desc: "highest price first" };
+
+/** The search as the form states it now; later pages of it are asked with this same snapshot. */
+function searchOfForm({ spelling = true } = {}) {
+  const filters = {};
+  if (els.category.value) filters.category = els.category.value;
+  if (els.priceMin.value !== "") filters.price_min = Number(els.priceMin.value);
+  if (els.priceMax.value !== "") filters.price_max = Number(els.priceMax.value);
+  if (els.location.value.trim()) filters.location = els.location.value.trim();
+  return { words: els.q.value.trim(), photo: chosenPhoto, filters, sort: els.sort.value || "relevance", spelling };
+}
+
+/** One page of a search as the API's form fields: the page starts at ``offset``. */
+function searchForm(asked, offset = 0) {
   const fd = new FormData();
-  const text = els.q.value.trim();
-  if (text) fd.append("text", text);
-  if (chosenPhoto) fd.append("image", chosenPhoto, chosenPhoto.name || "photo");
+  if (asked.words) fd.append("text", asked.words);
+  if (asked.photo) fd.append("image", asked.photo, asked.photo.name || "photo");
   fd.append("k", String(PAGE_K));
-  if (!spelling) fd.append("spelling", "false");
-  if (els.category.value) fd.append("category", els.category.value);
-  if (els.priceMin.value !== "") fd.append("price_min", els.priceMin.value);
-  if (els.priceMax.value !== "") fd.append("price_max", els.priceMax.value);
-  if (els.location.value.trim()) fd.append("location", els.location.value.trim());
+  if (!asked.spelling) fd.append("spelling", "false");
+  for (const [name, value] of Object.entries(asked.filters)) fd.append(name, String(value));
+  fd.append("sort", asked.sort);
+  if (offset) fd.append("offset", String(offset));
   const history = readHistory();
   if (history.length) fd.append("history", JSON.stringify(history)); // leans results towards it
   return fd;
 }
 
+/** Words, a photo or a filter: anything to search or browse by. */
 function hasQuery() {
-  return Boolean(els.q.value.trim() || chosenPhoto);
+  const filtered = [els.category, els.priceMin, els.priceMax, els.location].some((el) => el.value.trim());
+  return Boolean(els.q.value.trim() || chosenPhoto || filtered);
+}
+
+/** Filters alone: the API lists the listings that pass them, and counts them. */
+function isBrowse(s) {
+  return !s.words && !s.photo;
 }
 
 /** What a search looks for, in words: "“oak table” and your photo, in Home & Garden, £10 to £50, near Leeds". */
@@ -261,21 +287,21 @@ function describeSearch({ words, photo, filters }) {
   const parts = [what];
   if (filters.category) parts.push(`in ${filters.category}`);
   const min = filters.price_min, max = filters.price_max;
-  if (min != null && max != null) parts.push(`${formatPrice(min)} to ${formatPrice(max)}`);
-  else if (min != null) parts.push(`from ${formatPrice(min)}`);
-  else if (max != null) parts.push(`up to ${formatPrice(max)}`);
+  if (min != null && max != null) parts.push(`${formatMoney(min)} to ${formatMoney(max)}`);
+  else if (min != null) parts.push(`from ${formatMoney(min)}`);
+  else if (max != null) parts.push(`up to ${formatMoney(max)}`);
   if (filters.location) parts.push(`near ${filters.location}`);
   return parts.filter(Boolean).join(", ");
 }
 
-/** The search as the form states it now, before the API answers. */
-function searchOfForm() {
-  const filters = {};
-  if (els.category.value) filters.category = els.category.value;
-  if (els.priceMin.value !== "") filters.price_min = Number(els.priceMin.value);
-  if (els.priceMax.value !== "") filters.price_max = Number(els.priceMax.value);
-  if (els.location.value.trim()) filters.location = els.location.value.trim();
-  return { words: els.q.value.trim(), photo: Boolean(chosenPhoto), filters };
+/** "for “oak table”, in Home & Garden" for a query; "in Home & Garden" when browsing. */
+function subjectOf(s) {
+  return isBrowse(s) ? describeSearch(s) : `for ${describeSearch(s)}`;
+}
+
+/** Browsing "by relevance" has nothing to be relevant to: the API lists newest first. */
+function orderOf(s) {
+  return isBrowse(s) && s.sort === "relevance" ? ORDER.newest : (ORDER[s.sort] ?? ORDER.relevance);
 }
 
 /** Notes above the results (did you mean, photo guess, no good match) belong to one answer only. */
@@ -292,20 +318,40 @@ function clearResults(summary) {
   hideNotes();
   els.resultsList.replaceChildren();
   els.resultsSummary.textContent = summary;
+  els.more.hidden = true;
 }
 
 function showAnswer(body, asked) {
   const listings = resultsOf(body);
   const searched = { ...asked, words: body?.searched ?? asked.words, filters: body?.filters ?? asked.filters };
-  const what = describeSearch(searched);
+  current.searched = searched;
+  current.total = Number.isInteger(body?.total) ? body.total : null;
+  current.nextOffset = listings.length;
   if (!listings.length) {
-    clearResults(`No listings for ${what}. Try fewer words or wider filters.`);
+    clearResults(isBrowse(searched) ? `No listings ${describeSearch(searched)}. Try wider filters.`
+      : `No listings for ${describeSearch(searched)}. Try fewer words or wider filters.`);
     return;
   }
+  for (const l of listings) current.shown.add(l.id);
   fill(els.resultsList, listings);
-  els.resultsSummary.textContent =
-    `${listings.length} listing${listings.length === 1 ? "" : "s"} for ${what}, best match first.`;
+  showSummary();
+  showMore(listings.length);
   showNotes(body);
+}
+
+/** "312 listings in Home & Garden, up to £50, newest first.": the total when the API counts, else those shown. */
+function showSummary() {
+  const n = current.total ?? current.shown.size;
+  els.resultsSummary.textContent =
+    `${n} listing${n === 1 ? "" : "s"} ${subjectOf(current.searched)}, ${orderOf(current.searched)}.`;
+}
+
+/** "Load more" stays while the last page came back full and the total (when known) is not reached. */
+function showMore(pageLength) {
+  const done = pageLength < PAGE_K || (current.total !== null && current.nextOffset >= current.total);
+  els.more.hidden = done;
+  els.moreCount.textContent = current.total !== null ? `Showing ${current.shown.size} of ${current.total}.`
+    : `Showing ${current.shown.size}.`;
 }
 
 function showNotes(body) {
@@ -329,39 +375,78 @@ function showNotes(body) {
   }
 }
 
+function setBusy(busy) {
+  els.results.setAttribute("aria-busy", String(busy));
+  els.button.disabled = busy;
+  els.loadMore.disabled = busy;
+}
+
 async function search({ spelling = true } = {}) {
   showError("");
-  if (!hasQuery()) {
-    searchSeq++; // an answer still on its way is no longer wanted
-    setStatus("");
-    els.results.setAttribute("aria-busy", "false");
-    els.button.disabled = false;
-    clearResults("Type what you are looking for, or add a photo.");
-    return;
-  }
-  const seq = ++searchSeq;
-  const asked = searchOfForm();
-  lastTyped = asked.words;
-  setStatus(`Searching for ${describeSearch(asked)}…`, true);
-  els.results.setAttribute("aria-busy", "true");
-  els.button.disabled = true;
+  const seq = ++searchSeq; // answers to an older search (or its later pages) are no longer wanted
   saveStateToUrl();
   syncFilters();
+  if (!hasQuery()) {
+    current = null;
+    setStatus("");
+    setBusy(false);
+    clearResults(PROMPT);
+    return;
+  }
+  const asked = searchOfForm({ spelling });
+  current = { asked, searched: asked, nextOffset: 0, shown: new Set(), total: null, loading: false };
+  lastTyped = asked.words;
+  setStatus(isBrowse(asked) ? `Looking for listings ${describeSearch(asked)}…`
+    : `Searching for ${describeSearch(asked)}…`, true);
+  els.more.hidden = true;
+  setBusy(true);
   try {
-    const body = await api("search", { method: "POST", body: searchForm({ spelling }) });
+    const body = await api("search", { method: "POST", body: searchForm(asked) });
     if (seq !== searchSeq) return;
     showAnswer(body, asked);
     setStatus("");
   } catch (e) {
     if (seq !== searchSeq) return;
     setStatus("");
-    clearResults(`The search for ${describeSearch(asked)} failed.`);
+    clearResults(`The search ${subjectOf(asked)} failed.`);
     showError(e.message);
   } finally {
-    if (seq === searchSeq) {
-      els.results.setAttribute("aria-busy", "false");
-      els.button.disabled = false;
+    if (seq === searchSeq) setBusy(false);
+  }
+}
+
+/** The next page of the search on screen, appended; a listing already shown is not shown twice. */
+async function loadMore() {
+  const page = current;
+  const seq = searchSeq;
+  if (!page || page.loading) return;
+  page.loading = true;
+  showError("");
+  setStatus("Loading more listings…", true);
+  setBusy(true);
+  try {
+    const body = await api("search", { method: "POST", body: searchForm(page.asked, page.nextOffset) });
+    if (seq !== searchSeq) return;
+    const listings = resultsOf(body);
+    page.nextOffset += listings.length; // the API's count: the next page starts after this one
+    if (Number.isInteger(body?.total)) page.total = body.total;
+    const fresh = listings.filter((l) => !page.shown.has(l.id));
+    for (const l of fresh) page.shown.add(l.id);
+    els.resultsList.append(...fresh.map(card));
+    showSummary();
+    showMore(listings.length);
+    setStatus("");
+    // The button went with the last page: focus the first new card rather than losing it.
+    if (els.more.hidden && fresh.length) {
+      els.resultsList.querySelector(`article[data-listing-id="${CSS.escape(fresh[0].id)}"] .card-link`)?.focus();
     }
+  } catch (e) {
+    if (seq !== searchSeq) return;
+    setStatus("");
+    showError(`Could not load more listings: ${e.message}`); // the listings already shown stay
+  } finally {
+    page.loading = false;
+    if (seq === searchSeq) setBusy(false);
   }
 }
 
@@ -375,31 +460,49 @@ function wireSearchNotes() {
   els.photoGuessChip.addEventListener("click", () => {
     const category = guessedCategory;
     if (!category) return;
-    if (![...els.category.options].some((o) => o.value === category)) els.category.add(new Option(category, category));
-    els.category.value = category;
+    setCategory(category);
     $("results-heading").focus();
     search();
   });
 }
 
-/* The text query and filters live in the address, so a search can be bookmarked or shared. */
-const URL_FIELDS = { q: "q", category: "category", price_min: "priceMin", price_max: "priceMax", location: "location" };
+/* The words, filters and sort live in the address (the photo cannot), so a search can be bookmarked,
+ * shared, reloaded, and gone back to: each new search is a history entry. */
+const URL_FIELDS = { q: "q", category: "category", price_min: "priceMin", price_max: "priceMax",
+  location: "location", sort: "sort" };
 
-function saveStateToUrl() {
+function queryOfForm() {
   const params = new URLSearchParams();
   for (const [key, el] of Object.entries(URL_FIELDS)) {
     const v = els[el].value.trim();
-    if (v) params.set(key, v);
+    if (v && !(key === "sort" && v === "relevance")) params.set(key, v);
   }
   const qs = params.toString();
-  history.replaceState(null, "", (qs ? `?${qs}` : location.pathname) + location.hash);
+  return qs ? `?${qs}` : "";
 }
 
+let searchInUrl = location.search; // the search the form and results show, as the address writes it
+
+function saveStateToUrl() {
+  const qs = queryOfForm();
+  if (qs !== location.search) history.pushState(null, "", (qs || location.pathname) + location.hash);
+  searchInUrl = qs;
+}
+
+/** The form as the address states it; a field the address leaves out is emptied. */
 function loadStateFromUrl() {
   const params = new URLSearchParams(location.search);
+  searchInUrl = location.search;
   for (const [key, el] of Object.entries(URL_FIELDS)) {
-    if (params.has(key)) els[el].value = params.get(key);
+    if (key === "category") setCategory(params.get(key) ?? "");
+    else els[el].value = params.get(key) ?? "";
   }
+  if (!els.sort.value) els.sort.value = "relevance"; // missing or unknown
+}
+
+function setCategory(name) {
+  if (name && ![...els.category.options].some((o) => o.value === name)) els.category.add(new Option(name, name));
+  els.category.value = name;
 }
 
 /** Filters start open on wide screens, or whenever one is set; folded on phones to keep results in view. */
@@ -415,13 +518,13 @@ async function loadCategories() {
   try {
     const body = await api("categories");
     const names = Array.isArray(body) ? body : (body?.categories ?? []);
-    const wanted = new URLSearchParams(location.search).get("category") ?? els.category.value;
+    const wanted = els.category.value; // from the address, before the list came
+    els.category.length = 1; // "All categories"
     for (const c of names) {
       const name = typeof c === "string" ? c : (c.name ?? c.root_category);
-      const opt = new Option(name, name);
-      els.category.add(opt);
+      els.category.add(new Option(name, name));
     }
-    if (wanted) els.category.value = wanted;
+    setCategory(wanted);
     syncFilters(true);
   } catch (e) {
     // Without the list the filter still works as "All categories"; searching is unaffected.
@@ -572,7 +675,15 @@ function init() {
   wireSearchNotes();
   window.addEventListener("hashchange", () => { const id = listingInUrl(); if (id) openListing(id); });
   els.form.addEventListener("submit", (e) => { e.preventDefault(); search(); });
-  els.category.addEventListener("change", () => { if (hasQuery()) search(); });
+  els.category.addEventListener("change", () => search());
+  els.sort.addEventListener("change", () => search());
+  els.loadMore.addEventListener("click", loadMore);
+  // Back and forward between searches: the address changed, not only its #listing part.
+  window.addEventListener("popstate", () => {
+    if (location.search === searchInUrl) return;
+    loadStateFromUrl();
+    search();
+  });
   loadStateFromUrl();
   syncFilters(true);
   document.body.dataset.ready = "false";
