@@ -754,3 +754,206 @@ def test_address_restores_the_search(page) -> None:
     wait_results(page)
     assert page.input_value("#price-max") == "40" and page.input_value("#location") == "Leeds"
     assert all(c["value"] <= 40 and "Leeds" in c["location"] for c in cards(page))
+
+
+# --- phone, keyboard only, accessibility (issue "web page", item 7) ---
+
+def _in_viewport(pg, selector: str) -> bool:
+    """The element's whole box lies inside the visible viewport, as things stand (no scrolling done)."""
+    return pg.eval_on_selector(selector, """el => {
+        const r = el.getBoundingClientRect();
+        return r.width > 0 && r.height > 0 && r.left >= 0 && r.top >= 0
+            && r.right <= window.innerWidth && r.bottom <= window.innerHeight;
+    }""")
+
+
+def _no_sideways_scroll(pg) -> bool:
+    return pg.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_phone_with_touch_searches_without_sideways_scroll(browser, base_url: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=3,
+                                  is_mobile=True, has_touch=True, base_url=base_url)
+    context.set_default_timeout(TIMEOUT_MS)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        pg.goto("/")
+        pg.wait_for_selector("body[data-ready=true]")
+        assert pg.evaluate("window.innerWidth") == 390
+        # Before any scrolling: the search box and its button are on screen, side by side on one row.
+        assert pg.evaluate("window.scrollY") == 0
+        assert _in_viewport(pg, "#q") and _in_viewport(pg, "#search-button")
+        assert _no_sideways_scroll(pg)
+
+        pg.tap("#q")
+        pg.fill("#q", "bike table sofa laptop")
+        pg.tap("#search-button")
+        wait_results(pg)
+        assert cards(pg), "no result cards on a phone"
+        assert _no_sideways_scroll(pg), "the results page scrolls sideways on a phone"
+        widest = pg.eval_on_selector_all("#results-list .card",
+                                         "cs => Math.max(...cs.map(c => c.getBoundingClientRect().right))")
+        assert widest <= 390
+
+        # The filters and the sort stay reachable: they fit the width and work by touch.
+        for selector in ("#filters-box summary", "#sort"):
+            pg.locator(selector).scroll_into_view_if_needed()
+            assert _in_viewport(pg, selector), f"{selector} is not reachable on a phone"
+        pg.tap("#filters-box summary")
+        assert pg.eval_on_selector("#filters-box", "d => d.open")
+        for selector in ("#category", "#price-min", "#price-max", "#location"):
+            pg.locator(selector).scroll_into_view_if_needed()
+            assert _in_viewport(pg, selector), f"{selector} does not fit a phone's width"
+        assert _no_sideways_scroll(pg), "the open filters scroll sideways on a phone"
+        shot(pg, "20-phone-touch")
+
+        # The listing dialog fits too.
+        pg.locator("#results-list .card-link >> nth=0").scroll_into_view_if_needed()
+        pg.tap("#results-list article >> nth=0")
+        pg.wait_for_selector("#listing-dialog[open]")
+        assert _in_viewport(pg, "#dialog-close"), "the dialog's close button is off screen on a phone"
+        assert pg.eval_on_selector("#listing-dialog", "d => d.getBoundingClientRect().right <= window.innerWidth")
+        assert _no_sideways_scroll(pg)
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def _active(pg) -> dict:
+    return pg.evaluate("""() => {
+        const el = document.activeElement;
+        return {id: el.id, tag: el.tagName.toLowerCase(), cls: el.className,
+                card: el.closest('article[data-listing-id]')?.dataset.listingId ?? null,
+                list: el.closest('ul')?.id ?? null};
+    }""")
+
+
+def test_keyboard_only_search_open_and_close(page) -> None:
+    # From a fresh load, Tab reaches the search box first: only the skip link and the site's home link come before.
+    before: list[dict] = []
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        now = _active(page)
+        if now["id"] == "q":
+            break
+        before.append(now)
+    assert now["id"] == "q", f"Tab never reached the search box: {before}"
+    assert before and before[0]["cls"] == "skip", f"the skip link is not first: {before}"
+    assert all(b["cls"] == "skip" or b["tag"] == "a" and b["id"] == "" and b["list"] is None for b in before), before
+    assert len(before) <= 2, before
+
+    page.keyboard.type("mountain bike")
+    page.keyboard.press("Enter")
+    wait_results(page)
+    first = cards(page)[0]
+
+    # Tab on from the search box to the first result card's link (the form's controls come between).
+    for _ in range(15):
+        page.keyboard.press("Tab")
+        now = _active(page)
+        if now["list"] == "results-list":
+            break
+    assert now["list"] == "results-list" and now["card"] == first["id"], f"Tab did not reach the first card: {now}"
+    assert "card-link" in now["cls"]
+
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#listing-dialog[open]")
+    page.wait_for_function("t => document.getElementById('listing-title').textContent === t", arg=first["title"])
+    assert _active(page)["id"] == "dialog-close", "focus did not move into the dialog"
+
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#listing-dialog", state="hidden")
+    page.wait_for_function("!location.hash.includes('listing')")
+    back = _active(page)
+    assert back["list"] == "results-list" and back["card"] == first["id"] and "card-link" in back["cls"], \
+        f"focus did not return to the card: {back}"
+    shot(page, "21-keyboard")
+
+
+ARIA_LINE = re.compile(r'^\s*- \'?(?P<role>[a-z]+)(?: "(?P<name>(?:[^"\\]|\\.)*)")?')
+NAMED_ROLES = {"button", "link", "img", "textbox", "searchbox", "combobox", "spinbutton", "checkbox", "radio"}
+
+DOM_PROBLEMS = """() => {
+    const problems = [];
+    const visible = el => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+    const named = el => (el.getAttribute('aria-label') || '').trim()
+        || (el.getAttribute('aria-labelledby') || '').split(/\\s+/).filter(Boolean)
+            .map(id => document.getElementById(id)?.textContent.trim()).join('')
+        || (el.labels ? [...el.labels].map(l => l.textContent.trim()).join('') : '')
+        || (el.getAttribute('title') || '').trim();
+    for (const img of document.querySelectorAll('img')) {
+        if (!img.hasAttribute('alt')) problems.push(`img without alt: ${img.src.slice(0, 60)}`);
+    }
+    for (const el of document.querySelectorAll('input, select, textarea')) {
+        if (el.type === 'hidden') continue;
+        if (!named(el)) problems.push(`form control without a label: #${el.id || el.name}`);
+    }
+    for (const el of document.querySelectorAll('button, a[href], [role=button]')) {
+        if (!visible(el)) continue;
+        if (!(el.textContent.trim() || named(el)))
+            problems.push(`${el.tagName} without a name: #${el.id} .${el.className}`);
+    }
+    const mains = document.querySelectorAll('main, [role=main]').length;
+    if (mains !== 1) problems.push(`${mains} main landmarks`);
+    const h1s = document.querySelectorAll('h1').length;
+    if (h1s !== 1) problems.push(`${h1s} h1 headings`);
+    return problems;
+}"""
+
+
+def _aria_problems(snapshot: str) -> list[str]:
+    problems = []
+    for line in snapshot.splitlines():
+        m = ARIA_LINE.match(line)
+        if m and m["role"] in NAMED_ROLES and not (m["name"] or "").strip():
+            problems.append(f"{m['role']} without an accessible name: {line.strip()}")
+    return problems
+
+
+def test_accessibility_tree_has_no_critical_problem(page) -> None:
+    """No axe download: Chromium's own accessibility tree (Playwright's ARIA snapshot) plus DOM checks."""
+    def check(where: str) -> str:
+        snapshot = page.locator("body").aria_snapshot()
+        problems = _aria_problems(snapshot) + page.evaluate(DOM_PROBLEMS)
+        assert not problems, f"{where}: {problems}\n{snapshot}"
+        return snapshot
+
+    tree = check("on load")
+    assert re.search(r'^\s*- main\b', tree, re.M), tree
+    assert len(re.findall(r'^\s*- heading "[^"]+" \[level=1\]', tree, re.M)) == 1, tree
+    assert re.search(r'- (searchbox|textbox) "What are you looking for\?"', tree), tree
+    assert re.search(r'- button "Search"', tree), tree
+
+    search_text(page, "bike table sofa laptop")
+    page.eval_on_selector("#filters-box", "d => { d.open = true; }")
+    tree = check("with results and filters open")
+    for label in ("Category", "Min price (£)", "Max price (£)", "Location", "Sort by"):
+        assert f'"{label}"' in tree, f"{label} is not a named control\n{tree}"
+    assert re.search(r'- link "' + re.escape(cards(page)[0]["title"]) + '"', tree), "cards have no named link"
+
+    page.click("#results-list article >> nth=0")
+    page.wait_for_selector("#listing-dialog[open] #similar-list .card")
+    page.wait_for_function("[...document.querySelectorAll('#listing-photos img')].every(i => i.complete)")
+    tree = page.locator("#listing-dialog").aria_snapshot()
+    problems = _aria_problems(tree) + page.evaluate(DOM_PROBLEMS)
+    assert not problems, f"in the listing dialog: {problems}\n{tree}"
+    assert re.search(r'- dialog "[^"]+"', page.locator("body").aria_snapshot()), "the dialog has no name"
+    assert re.search(r'- button "Close"', tree), tree
+    assert re.search(r'- img "[^"]+photo 1 of', tree), f"listing photos have no alt text\n{tree}"
+
+    # The checks themselves catch what they are for: a nameless button, an image without alt, an unlabelled input.
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#listing-dialog", state="hidden")
+    page.evaluate("""() => {
+        const box = document.createElement('div');
+        box.id = 'a11y-bad';
+        box.innerHTML = '<button type="button"></button><img src="data:,"><input type="text">';
+        document.querySelector('main').append(box);
+    }""")
+    found = _aria_problems(page.locator("#a11y-bad").aria_snapshot()) + page.evaluate(DOM_PROBLEMS)
+    assert any(p.startswith("button without") for p in found), found
+    assert any(p.startswith("img without alt") for p in found), found
+    assert any(p.startswith("form control without a label") for p in found), found
+    page.evaluate("document.getElementById('a11y-bad').remove()")
