@@ -49,6 +49,11 @@ def _file_digest(path: Path) -> bytes:
     return _DIGESTS[key]
 
 
+def file_sha(path: Path) -> str:
+    """Hex sha-256 of a file's bytes, hashed once per process while the file is unchanged."""
+    return _file_digest(Path(path)).hex()
+
+
 def _folder_digest(path: Path) -> bytes:
     entries = sorted((e.name, e.stat().st_size) for e in os.scandir(path) if e.is_file())
     return hashlib.sha256(json.dumps(entries).encode()).digest()

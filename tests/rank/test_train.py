@@ -13,7 +13,8 @@ from listing_search.rank.engine import SearchEngine
 from listing_search.rank.features import FEATURES
 from listing_search.rank.ranker import Ranker, fit_ranker, ids_sha, load_ranker
 from listing_search.rank.relevance import Relevance
-from listing_search.rank.train import QueryMaker, file_sha, no_match_queries, unlike_photos
+from listing_search.pipeline import file_sha
+from listing_search.rank.train import QueryMaker, no_match_queries, unlike_photos
 from listing_search.rank.vectors import load_listing_vectors
 from tests.rank.fixtures import make_vectors
 from tests.serve.conftest import serve_settings

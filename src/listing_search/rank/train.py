@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from listing_search import schema as S
-from listing_search.pipeline import fingerprint, is_up_to_date, write_stamp
+from listing_search.pipeline import file_sha, fingerprint, is_up_to_date, write_stamp
 from listing_search.rank.candidates import SearchQuery
 from listing_search.rank.category import CategoryPredictor, fit_category_predictor
 from listing_search.rank.features import FEATURES
-from listing_search.rank.ranker import Ranker, fit_ranker, load_ranker
+from listing_search.rank.ranker import fit_ranker, load_ranker
 from listing_search.rank.vectors import ListingVectors, load_listing_vectors
 from listing_search.settings import Settings
 from listing_search.text.typos import drop_letter
@@ -349,9 +349,3 @@ def no_match_threshold(engine, maker: QueryMaker, val_rows: np.ndarray) -> tuple
                         "nonsense_flagged": flagged(noise), "real_val_queries": len(real.get(mode, [])),
                         "real_val_flagged": flagged(real.get(mode, []))}
     return thresholds, report
-
-
-def file_sha(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
