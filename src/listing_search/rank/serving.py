@@ -9,10 +9,8 @@ the same ranker, blended into searches and used alone for the feed. numpy only: 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,6 +26,7 @@ from listing_search.rank.features import FEATURES, QueryContext, candidate_featu
 from listing_search.rank.personalise import PRIOR_STRENGTH, HistoryEvent, event_weight
 from listing_search.rank.ranker import Ranker, load_ranker
 from listing_search.index.live import Card
+from listing_search.pipeline import file_sha
 from listing_search.rank.vectors import tokens, unit_rows
 
 if TYPE_CHECKING:
@@ -65,9 +64,10 @@ class RankingService:
     """Loaded once with the engine; every method is safe for concurrent requests (read-only state)."""
 
     def __init__(self, engine: "SearchEngine", ranker, predictor: CategoryPredictor | None,
-                 fitted: bool, calibration: Relevance | None = None) -> None:
+                 fitted: bool, calibration: Relevance | None = None, version: str = "hand-weighted") -> None:
         self.engine, self.ranker, self.predictor, self.fitted = engine, ranker, predictor, fitted
         self.calibration = calibration
+        self.version = version  # which ranker answers: its kind and a hash of the ranker.json it was loaded from
         rs = engine.settings.rank
         self.history_weight, self.half_life_days = rs.history_weight, rs.half_life_days
         cats = predictor.categories if predictor is not None else engine.categories
@@ -84,6 +84,7 @@ class RankingService:
                         ranker.features, FEATURES)
             ranker, fitted = Ranker.default(list(FEATURES)), False
         calibration = None
+        version = f"{ranker_kind(ranker)}-{file_sha(art / S.RANKER_JSON)[:12]}" if fitted else "hand-weighted"
         if fitted and (art / S.RELEVANCE_JSON).is_file():
             calibration = Relevance.load(art / S.RELEVANCE_JSON)
             if calibration.ranker_sha and calibration.ranker_sha != file_sha(art / S.RANKER_JSON):
@@ -98,15 +99,7 @@ class RankingService:
         log.info("ranking: %s ranker, category predictor %s, relevance %s",
                  ranker_kind(ranker) if fitted else "hand-weighted",
                  "loaded" if predictor else "absent", "calibrated" if calibration else "uncalibrated")
-        return cls(engine, ranker, predictor, fitted, calibration)
-
-    @property
-    def version(self) -> str:
-        """Which ranker answers: its kind and a hash of its file ("hand" before ``tune-ranker``)."""
-        path = self.engine.artifacts / S.RANKER_JSON
-        if not self.fitted or not path.is_file():
-            return "hand-weighted"
-        return f"{ranker_kind(self.ranker)}-{file_sha(path)[:12]}"
+        return cls(engine, ranker, predictor, fitted, calibration, version)
 
     # ------------------------------------------------------------- category
     def category_probs(self, text_vec: np.ndarray | None, image_vec: np.ndarray | None,
@@ -357,7 +350,7 @@ class RankingService:
         if profile.image_vec is not None:
             cands = engine._image_candidates(profile.image_vec[None], k, filters, profile.seen_keys)
         if profile.text_vec is not None and engine.text_index is not None:
-            engine._merge_text(cands, profile.text_vec, k, filters, profile.seen_keys)
+            engine._merge_text(cands, profile.text_vec, k, engine.allowed_keys(filters), profile.seen_keys)
         return list(cands.values())
 
 
@@ -370,7 +363,3 @@ def query_mode(query: SearchQuery) -> str:
 
 def ranker_kind(ranker) -> str:
     return "lambdamart" if type(ranker).__name__ == "LambdaMartRanker" else "ordinal_logistic"
-
-
-def file_sha(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
