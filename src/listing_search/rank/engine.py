@@ -254,11 +254,12 @@ class SearchEngine:
         if image_vec is not None:
             candidates = self._image_candidates(np.asarray(image_vec)[None], want, query.filters,
                                                 query.exclude_listing_keys)
-        if text_vec is not None:
-            self._merge_text(candidates, text_vec, want, query.filters, query.exclude_listing_keys)
         lexical = self.live.lexical if self.settings.rank.lexical else None
+        keys = self.allowed_keys(query.filters) if text_vec is not None or (words and lexical) else None
+        if text_vec is not None:
+            self._merge_text(candidates, text_vec, want, keys, query.exclude_listing_keys)
         if words and lexical is not None:
-            self._merge_lexical(candidates, words, want, query.filters, query.exclude_listing_keys)
+            self._merge_lexical(candidates, words, want, keys, query.exclude_listing_keys)
         if image_vec is not None and (text_vec is not None or words):
             self._score_images([c for c in candidates.values() if IMAGE not in c.scores], image_vec)
         if text_vec is not None:
@@ -308,26 +309,29 @@ class SearchEngine:
                 return cands
             fetch = min(pool, fetch * WIDEN)
 
-    def _merge_text(self, candidates: dict[int, Candidate], text_vec: np.ndarray, k: int, filters: Filters,
-                    exclude: frozenset[int]) -> None:
-        """Listings nearest to ``text_vec`` (words or a profile), merged into ``candidates``."""
+    def allowed_keys(self, filters: Filters) -> list[int] | None:
+        """Listing keys passing the filters (one store query per search), None when nothing filters."""
+        return self.store.matching_listing_keys(filters) if filters.active() else None
+
+    def _merge_text(self, candidates: dict[int, Candidate], text_vec: np.ndarray, k: int,
+                    allowed: list[int] | None, exclude: frozenset[int]) -> None:
+        """Listings nearest to ``text_vec`` (words or a profile) among ``allowed`` keys, merged into ``candidates``."""
         assert self.text_index is not None
-        allowed = np.array(self.store.matching_listing_keys(filters), np.int64) if filters.active() else None
         fetch = max(k * WIDEN, self.settings.rank.candidates)
         with self.live.lock:
-            res = self.text_index.search(text_vec[None], fetch, allowed)
+            res = self.text_index.search(text_vec[None], fetch,
+                                         None if allowed is None else np.array(allowed, np.int64))
         for score, key in zip(res.scores[0], res.ids[0]):
             if int(key) in exclude:
                 continue
             candidates.setdefault(int(key), Candidate(int(key))).scores[TEXT] = float(score)
 
-    def _merge_lexical(self, candidates: dict[int, Candidate], words: str, k: int, filters: Filters,
+    def _merge_lexical(self, candidates: dict[int, Candidate], words: str, k: int, allowed: list[int] | None,
                        exclude: frozenset[int]) -> None:
         """Listings whose title and description match the words best by BM25, merged into ``candidates``."""
         assert self.live.lexical is not None
-        allowed = set(self.store.matching_listing_keys(filters)) if filters.active() else None
         fetch = max(k * WIDEN, self.settings.rank.lexical_candidates)
-        for key, score in self.live.lexical.search(words, fetch, allowed, exclude):
+        for key, score in self.live.lexical.search(words, fetch, None if allowed is None else set(allowed), exclude):
             candidates.setdefault(int(key), Candidate(int(key))).scores[LEXICAL] = float(score)
 
     def _score_images(self, cands: list[Candidate], vec: np.ndarray) -> None:
