@@ -19,6 +19,7 @@ import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +92,16 @@ def grade(root: str, path: str, hit_root: str, hit_path: str) -> int:
 class SearchEval:
     engine: object  # rank.engine.SearchEngine, loaded as `serve` loads it
     listings: list[dict]  # never-seen listings: id, title, root, path, photo (bytes or None)
-    path_counts: Counter = field(default_factory=Counter)
-    root_counts: Counter = field(default_factory=Counter)
+    catalogue: list = field(default_factory=list)  # store.models.Listing of every catalogue listing, read once
     runs: dict = field(default_factory=dict)
+
+    @cached_property
+    def path_counts(self) -> Counter:
+        return Counter(rec.category_path for rec in self.catalogue)
+
+    @cached_property
+    def root_counts(self) -> Counter:
+        return Counter(rec.root_category for rec in self.catalogue)
 
 
 def search_eval(ctx: EvalContext) -> SearchEval | None:
@@ -120,13 +128,9 @@ def _build(ctx: EvalContext) -> SearchEval:
         file = ctx.data / S.IMAGES_DIR / f"{image_id}.jpg" if image_id is not None else None
         rows.append({"id": lid, "title": str(title or ""), "root": root, "path": path,
                      "photo": file.read_bytes() if file is not None and file.is_file() else None})
-    ev = SearchEval(engine, rows)
-    for batch in engine.store.iter_listing_texts():
-        keys = [k for k, _, _ in batch]
-        for rec in engine.store.listings_by_key(keys).values():
-            ev.path_counts[rec.category_path] += 1
-            ev.root_counts[rec.root_category] += 1
-    return ev
+    catalogue = [rec for batch in engine.store.iter_listing_texts()
+                 for rec in engine.store.listings_by_key([k for k, _, _ in batch]).values()]
+    return SearchEval(engine, rows, catalogue)
 
 
 def query_of(item: dict, mode: str, rng: np.random.Generator) -> SearchQuery | None:
@@ -247,22 +251,18 @@ def own_photo_at_1(ctx: EvalContext) -> float | None:
     if ev is None:
         return None
     engine = ev.engine
-    owners: dict[str, set[str]] = {}
-    photos = []
-    for batch in engine.store.iter_listing_texts():
-        for rec in engine.store.listings_by_key([k for k, _, _ in batch]).values():
-            for image_id in rec.image_ids:
-                data = _photo_bytes(engine, image_id)
-                if data is None:
-                    continue
-                digest = hashlib.sha256(data).hexdigest()
-                owners.setdefault(digest, set()).add(rec.listing_id)
-                photos.append((data, digest))
-    hits = []
-    for data, digest in photos:
-        top = engine.search(SearchQuery(image=data, k=1))
-        hits.append(bool(top) and top[0].listing.listing_id in owners[digest])
-    return _mean(hits)
+    owners: dict[str, set[str]] = {}  # photo bytes' digest -> listings holding those bytes
+    answers = []  # (digest, rank-1 listing id): each photo is read once and never kept
+    for rec in ev.catalogue:
+        for image_id in rec.image_ids:
+            data = _photo_bytes(engine, image_id)
+            if data is None:
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            owners.setdefault(digest, set()).add(rec.listing_id)
+            top = engine.search(SearchQuery(image=data, k=1))
+            answers.append((digest, top[0].listing.listing_id if top else None))
+    return _mean([top in owners[digest] for digest, top in answers])
 
 
 def _photo_bytes(engine, image_id: str) -> bytes | None:
@@ -300,9 +300,8 @@ def personalisation(ctx: EvalContext) -> dict | None:
         return None
     rng = np.random.default_rng(ctx.settings.rank.seed)
     by_path: dict[str, list[str]] = {}
-    for batch in ev.engine.store.iter_listing_texts():
-        for rec in ev.engine.store.listings_by_key([k for k, _, _ in batch]).values():
-            by_path.setdefault(rec.category_path, []).append(rec.listing_id)
+    for rec in ev.catalogue:
+        by_path.setdefault(rec.category_path, []).append(rec.listing_id)
     eligible = [i for i, item in enumerate(ev.listings)
                 if len(by_path.get(item["path"], [])) >= SIM_HISTORY and item["title"].split()]
     users = rng.permutation(eligible)[:SIM_USERS]
