@@ -97,7 +97,9 @@ class TextQueryEncoder(Protocol):
 def weighted_mean(query: SearchQuery, candidates: list[Candidate],
                   weights: dict[str, float] = DEFAULT_WEIGHTS) -> list[Candidate]:
     """Default rescorer: weighted mean of the query's channels (a missing channel scores 0)."""
-    channels = [c for c in query.channels() + ([LEXICAL] if TEXT in query.channels() else [])] or [IMAGE]
+    channels = query.channels() or [IMAGE]
+    if TEXT in channels:
+        channels = channels + [LEXICAL]
     total = sum(weights.get(c, 1.0) for c in channels) or 1.0
     for cand in candidates:
         cand.score = sum(weights.get(c, 1.0) * cand.scores.get(c, 0.0) for c in channels) / total

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from listing_search.rank.candidates import IMAGE, LEXICAL, TEXT
 from listing_search.rank.vectors import tokens
 
-IMAGE, TEXT, LEXICAL = "image", "text", "lexical"
 FEATURES = (
     "text_cos",  # dense text cosine (MiniLM) of the words and the listing's title + description
     "image_cos",  # best-photo cosine of the query photo and the listing's photos
