@@ -11,7 +11,6 @@ photo search quality is ``evaluate``'s job with the real vision model.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -24,12 +23,11 @@ from listing_search.data.tables import CategoryCodec, Dropped, clean_products, r
 from listing_search.index.build import build_index
 from listing_search.rank.train import tune_ranker
 from listing_search.settings import Settings
-from listing_search.text.encoder import TextEncoder, listing_text
 from listing_search.vision.preprocess import PreprocessConfig
 from tests.conftest import REAL_DATA
 from tests.factories import photo
 from tests.index.tiny_artifacts import DIM, INPUT_SIZE, embed_catalogue, make_onnx
-from tests.text.fixtures import text_artifacts  # noqa: F401
+from tests.text.fixtures import text_artifacts, write_text  # noqa: F401
 
 GOLDEN = Path(__file__).with_name("golden.json")
 VAL_FRACTION = 0.2
@@ -72,16 +70,6 @@ def write_photos(root: Path, listings: pd.DataFrame, categories: list[str], seed
     (root / S.MODEL_CARD).write_text(json.dumps({"preprocess": PreprocessConfig(input_size=INPUT_SIZE).to_json(),
                                                  "categories": categories, "embedding_dim": DIM}))
     embed_catalogue(root, image_ids)
-
-
-def write_text(root: Path, listings: pd.DataFrame, text_model: Path) -> None:
-    """The bundled MiniLM copied in; each listing's title + description embedded as ``embed-text`` does."""
-    (root / S.TEXT_DIR).mkdir()
-    for name in (S.TEXT_ONNX, S.TEXT_TOKENIZER, S.TEXT_MODEL_CARD):
-        shutil.copyfile(text_model / name, root / name)
-    texts = [listing_text(t, d) for t, d in zip(listings[S.TITLE], listings[S.DESCRIPTION])]
-    np.save(root / S.TEXT_EMBEDDINGS_NPY, TextEncoder.from_artifacts(root).encode(texts))
-    (root / S.TEXT_EMBEDDING_IDS).write_text(json.dumps(listings[S.LISTING_ID].tolist()))
 
 
 @pytest.fixture(scope="session")

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from listing_search import schema as S
 from listing_search.index.build import build_index
 from listing_search.rank.train import tune_ranker
-from listing_search.text.encoder import TextEncoder, listing_text
 from tests.index.tiny_artifacts import make_artifacts
 from tests.serve.conftest import serve_settings
-from tests.text.fixtures import text_artifacts  # noqa: F401
+from tests.text.fixtures import text_artifacts, write_text  # noqa: F401
 
 WORDS = {0: "wooden garden chair", 1: "gaming laptop computer", 2: "mountain bike helmet", 3: "vintage vinyl record"}
 
@@ -29,12 +25,7 @@ def ranked_artifacts(text_artifacts: Path, tmp_path_factory: pytest.TempPathFact
     listings[S.TITLE] = [f"{WORDS[lab]} {i}" for i, lab in enumerate(listings[S.LABEL])]
     listings[S.SPLIT] = ["val" if i % 5 == 0 else "train" for i in range(len(listings))]
     listings.to_csv(root / S.LISTINGS_CSV, index=False)
-    (root / S.TEXT_DIR).mkdir()
-    for name in (S.TEXT_ONNX, S.TEXT_TOKENIZER, S.TEXT_MODEL_CARD):
-        shutil.copyfile(text_artifacts / name, root / name)
-    texts = [listing_text(t, d) for t, d in zip(listings[S.TITLE], listings[S.DESCRIPTION])]
-    np.save(root / S.TEXT_EMBEDDINGS_NPY, TextEncoder.from_artifacts(root).encode(texts))
-    (root / S.TEXT_EMBEDDING_IDS).write_text(json.dumps(listings[S.LISTING_ID].tolist()))
+    write_text(root, listings, text_artifacts)
     settings = serve_settings(root)
     settings.rank.train_queries = 24
     settings.rank.val_queries = 12

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from listing_search import schema as S
 from listing_search.data.prepare import load_training, prepare
 from listing_search.settings import get_settings
+from listing_search.text.encoder import TextEncoder, listing_text
 from listing_search.text.embed import embed_text
 from tests.factories import make_dataset
 
@@ -41,3 +44,13 @@ def text_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     embed_text(settings, artifacts)
     fake_image_embeddings(artifacts)
     return artifacts
+
+
+def write_text(root: Path, listings: pd.DataFrame, text_model: Path) -> None:
+    """The bundled MiniLM copied in; each listing's title + description embedded as ``embed-text`` does."""
+    (root / S.TEXT_DIR).mkdir()
+    for name in (S.TEXT_ONNX, S.TEXT_TOKENIZER, S.TEXT_MODEL_CARD):
+        shutil.copyfile(text_model / name, root / name)
+    texts = [listing_text(t, d) for t, d in zip(listings[S.TITLE], listings[S.DESCRIPTION])]
+    np.save(root / S.TEXT_EMBEDDINGS_NPY, TextEncoder.from_artifacts(root).encode(texts))
+    (root / S.TEXT_EMBEDDING_IDS).write_text(json.dumps(listings[S.LISTING_ID].tolist()))
