@@ -93,7 +93,7 @@ def measure_size(n: int, args: argparse.Namespace, real: np.ndarray | None) -> d
 def unfiltered(index: VectorIndex, xq: np.ndarray, truth: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
     rec = recall(index.search(xq, K).ids, truth)
     t = time_singles(lambda q: index.search(q, K), xq[: args.timed])
-    return {"recall_at_10": round(rec, 4), "p50_ms": t["p50_ms"], "p99_ms": t["p99_ms"]}
+    return {"recall_at_10": round(rec, 4), **t}
 
 
 def filtered(index: VectorIndex, xb: np.ndarray, xq: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
@@ -165,8 +165,9 @@ def run_sizes(args: argparse.Namespace) -> dict[str, Any]:
     start = benchlib.machine_state()
     rows = [measure_size(n, args, real) for n in args.sizes]
     extra = [extrapolated(n, rows, args) for n in args.extrapolate]
+    source = f" --artifacts {args.artifacts}" if real is not None else ""
     return {"bench": "index_scale", "command": "python bench/bench_index_scale.py --sizes "
-            + " ".join(map(str, args.sizes)) + f" --queries {args.queries}", "dim": args.dim, "k": K,
+            + " ".join(map(str, args.sizes)) + f" --queries {args.queries}{source}", "dim": args.dim, "k": K,
             "latency_budget_ms": args.latency_ms, "threads_build": args.threads, "cost_model": select.CALIBRATED.to_json(),
             "results": rows, "extrapolated": extra, "machine_start": start}
 
@@ -187,8 +188,13 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     flat_ms = time_singles(lambda q: flat.search(q, K), xq[:30])["p50_ms"]
     del flat
     select.CALIBRATED = dataclasses.replace(select.CALIBRATED, filtered_index_ms=0.0)  # tune the index path too
+    quarter = VectorIndex.build(xb[: n // 4], np.arange(n // 4), kind=IVF_SQ8, latency_budget_ms=args.latency_ms,
+                                seed=args.seed)
+    nprobe_quarter = int(quarter.infos["search_params"]["nprobe"])
+    del quarter
     ivf = VectorIndex.build(xb, np.arange(n), kind=IVF_SQ8, latency_budget_ms=args.latency_ms, seed=args.seed)
     nprobe = int(ivf.infos["search_params"]["nprobe"])
+    growth = max(0.0, math.log(nprobe / nprobe_quarter) / math.log(4))  # never predicts fewer lists for more data
     nlist = ivf.infos["choice"]["nlist"]
     probes = [p for p in (1, 4, 16, 64) if p <= nlist]
     times = []
@@ -215,6 +221,8 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
         "ivf_fixed_ns_per_dim": round(max(fixed, 0.0) * 1e6 / d, 2),
         "ivf_ns_per_code_byte": round(slope * 1e6 / ((n / nlist) * d), 4),
         "ivf_nprobe": nprobe,
+        "ivf_nprobe_n": n,
+        "ivf_nprobe_growth": round(growth, 3),
         "hnsw_ns": round(hnsw_ms * 1e6 / (d * ef * math.log2(nh)), 4),
         "hnsw_ef": ef,
         "subset_ns": round(sub_slope * 1e6 / d, 3),
@@ -223,6 +231,7 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     return {"bench": "index_calibration", "command": f"python bench/bench_index_scale.py --calibrate --n {n}",
             "n": n, "dim": d, "distribution": source, "constants": constants,
             "raw": {"flat_p50_ms_on_n": [flat_ms, nf], "ivf_nprobe_p50_ms": dict(zip(probes, times)),
+                    "ivf_tuned_nprobe": {n // 4: nprobe_quarter, n: nprobe},
                     "subset_p50_ms": subset, "hnsw": [hnsw_ms, ef, nh], "ivf": ivf_infos},
             "machine_start": state}
 
@@ -241,16 +250,16 @@ def render(path: Path) -> str:
             continue
         out += [f"`{r['command']}`, budget {r['latency_budget_ms']} ms p50 (one thread), "
                 f"{GB_PER_MILLION} GB per million vectors; {r['results'][0]['distribution']}.", "",
-                "| n | pick | build s | index GB | recall@10 | p50 / p99 ms | after 1,000 adds + 1,000 deletes: "
+                "| n | pick | build s | index GB | recall@10 | p50 / p99 ms (CPU p50) | after 1,000 adds + 1,000 deletes: "
                 "recall, p50 ms | 1,000 adds s (ms each) | filtered 1%: path, recall, p50 / p99 ms | "
                 "filtered 10% | goals | load1 start / end |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for x in r["results"]:
             lv, f1, f10 = x["live"], x["filtered"]["0.01"], x["filtered"]["0.1"]
             goals = ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in x["meets_goal"].items())
             out.append(
-                f"| {x['n']:,} | `{x['pick']}` ({_knob(x)}) | {x['build_s']:.0f} | {x['index_gb']:.2f} | "
-                f"{x['recall_at_10']:.3f} | {x['p50_ms']:.2f} / {x['p99_ms']:.2f} | "
-                f"{lv['after']['recall_at_10']:.3f}, {lv['after']['p50_ms']:.2f} | {lv['add_s']:.2f} "
+                f"| {x['n']:,} | `{x['pick']}` ({_knob(x)}; predicted {x['predicted_ms']:.2f} ms) | {x['build_s']:.0f} | {x['index_gb']:.2f} | "
+                f"{x['recall_at_10']:.3f} | {x['p50_ms']:.2f} / {x['p99_ms']:.2f} ({_cpu(x)}) | "
+                f"{lv['after']['recall_at_10']:.3f}, {lv['after']['p50_ms']:.2f} ({_cpu(lv['after'])}) | {lv['add_s']:.2f} "
                 f"({lv['add_ms_each']:.2f}) | {_f(f1)} | {_f(f10)} | {goals} | "
                 f"{x['machine_start']['load1']} / {x['machine_end']['load1']} |")
         for e in r.get("extrapolated", []):
@@ -258,6 +267,10 @@ def render(path: Path) -> str:
                        f"~{e['build_s']:.0f} | ~{e['estimated_gb']:.2f} (estimate) | - | - | - | "
                        f"~{e['add_ms_each'] * 1000 / 1000:.2f} s | - | - | not judged | - |")
     return "\n".join(out) + "\n"
+
+
+def _cpu(t: dict[str, Any]) -> str:
+    return f"CPU {t['cpu_p50_ms']:.2f}" if "cpu_p50_ms" in t else "CPU -"
 
 
 def _knob(x: dict[str, Any]) -> str:

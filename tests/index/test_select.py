@@ -75,3 +75,18 @@ def test_forced_kind_and_unknown_kind() -> None:
 def test_pq_m_divides_dim_and_fits() -> None:
     m = pq_m_for(1_000_000, 1000, 50 * 1024 * 1024)
     assert 1000 % m == 0 and 1_000_000 * (m + 24) <= 50 * 1024 * 1024
+
+
+def test_lists_needed_grow_with_the_catalogue_when_the_calibration_says_so() -> None:
+    """The 1M miss of the first calibration: nprobe tuned at 200k was assumed at 1M as well."""
+    flat_growth = dataclasses.replace(CALIBRATED, ivf_nprobe=4, ivf_nprobe_n=200_000, ivf_nprobe_growth=0.0)
+    growing = dataclasses.replace(flat_growth, ivf_nprobe_growth=1.0)
+    assert growing.nprobe_at(200_000) == flat_growth.nprobe_at(1_000_000) == 4
+    assert growing.nprobe_at(1_000_000) == pytest.approx(20)
+    assert growing.nprobe_at(10) == 1  # never below one list
+    assert predict_ms(IVF_SQ8, 1_000_000, 1000, growing) > predict_ms(IVF_SQ8, 1_000_000, 1000, flat_growth)
+    # Lists that must be scanned in numbers can push IVF past the budget, and the pick says so.
+    steep = dataclasses.replace(growing, ivf_nprobe_growth=3.0)
+    choice = choose_index(1_000_000, 1000, memory_budget_mb=1536, latency_budget_ms=2.0, cost=steep)
+    assert predict_ms(IVF_SQ8, 1_000_000, 1000, steep) > 2.0
+    assert "nothing is predicted within" in choice.reason

@@ -36,7 +36,9 @@ class CostModel:
     """Single query, one thread, at the knob reaching recall@10 0.95; latencies in nanoseconds.
 
     flat:   ``n * dim * flat_ns``
-    IVF:    ``dim * ivf_fixed_ns_per_dim + nprobe * (n / nlist) * code_bytes * ivf_ns_per_code_byte``
+    IVF:    ``dim * ivf_fixed_ns_per_dim + nprobe(n) * (n / nlist) * code_bytes * ivf_ns_per_code_byte``,
+            ``nprobe(n) = ivf_nprobe * (n / ivf_nprobe_n) ** ivf_nprobe_growth`` (the tuner's nprobe at
+            two calibration sizes: the lists needed for the same recall grow with n on some data)
     HNSW:   ``dim * hnsw_ef * log2(n) * hnsw_ns``
     subset (exact scan over reconstructed allowed ids): ``ids * dim * subset_ns``
     """
@@ -50,6 +52,12 @@ class CostModel:
     subset_ns: float
     filtered_index_ms: float  # p50 of a filtered search through the index at 1% selectivity (calibration n)
     source: str
+    ivf_nprobe_n: int = 200_000  # the catalogue size ``ivf_nprobe`` was tuned at
+    ivf_nprobe_growth: float = 0.0  # log(nprobe at n / nprobe at n/4) / log(4), from the calibration
+
+    def nprobe_at(self, n: int) -> float:
+        """Predicted nprobe reaching the recall target at ``n`` vectors (at least 1)."""
+        return max(1.0, self.ivf_nprobe * (max(n, 1) / self.ivf_nprobe_n) ** self.ivf_nprobe_growth)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -132,7 +140,7 @@ def predict_ms(kind: str, n: int, dim: int, cost: CostModel | None = None, pq_m:
     else:
         nlist = ivf_nlist(n)
         code = dim if kind == IVF_SQ8 else pq_m
-        nprobe = min(nlist, cost.ivf_nprobe * (1 if kind == IVF_SQ8 else 4))  # PQ codes need more lists
+        nprobe = min(nlist, cost.nprobe_at(n) * (1 if kind == IVF_SQ8 else 4))  # PQ codes need more lists
         ns = dim * cost.ivf_fixed_ns_per_dim + nprobe * (n / nlist) * code * cost.ivf_ns_per_code_byte
     return ns / 1e6
 
