@@ -40,3 +40,11 @@ def test_run_builds_every_stage_into_the_store(trained_artifacts: Path, tmp_path
     again = CliRunner().invoke(app, ["run", "--data", str(raw), "--artifacts", str(art), "--no-serve"])
     assert again.exit_code == 0, again.output  # everything up to date: skipped, the store untouched
     assert engine.store.head() == 12
+    # Says where it is: each stage numbered, in order, with a human summary (issue 13, first run).
+    names = ["prepare", "train", "embed", "embed-text", "index", "reembed", "tune-ranker"]
+    out = " ".join(result.output.split())
+    at = [out.index(f"stage {i}/{len(names)} {name}") for i, name in enumerate(names, 1)]
+    assert at == sorted(at)
+    assert "12 listings in" in out and "epoch" in out and "nothing to re-embed" in out
+    assert all(f"done {name} in" in out for name in names)
+    assert " ".join(again.output.split()).count("(up to date)") >= 5

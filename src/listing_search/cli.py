@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -288,18 +289,85 @@ def run(
     from listing_search.vision.train import train as run_train
 
     settings = _settings(artifacts)
+    stages = [
+        ("prepare", "clean the tables, standardise the photos",
+         lambda: run_prepare(settings, data, artifacts, progress=True), _prepare_summary),
+        ("train", "fine-tune the photo model's tail", lambda: run_train(settings, artifacts, progress=True),
+         _train_summary),
+        ("embed", "embed every photo", lambda: run_embed(settings, artifacts, progress=True), _embed_summary),
+        ("embed-text", "embed every listing's words", lambda: run_embed_text(settings, artifacts, progress=True),
+         _embed_text_summary),
+        ("index", "load the store and build the search indexes", lambda: build_index(settings, artifacts),
+         _index_summary),
+        ("reembed", "re-embed listings added through the API", lambda: reembed_artifacts(settings, artifacts),
+         _reembed_summary),
+        ("tune-ranker", "fit the re-ranker and calibrate relevance",  # ranks through the engine over the index
+         lambda: run_tune_ranker(settings, artifacts, progress=True), _ranker_summary),
+    ]
+    started = time.perf_counter()
     with _stage_errors():
-        run_prepare(settings, data, artifacts, progress=True)
-        run_train(settings, artifacts, progress=True)
-        run_embed(settings, artifacts, progress=True)
-        run_embed_text(settings, artifacts, progress=True)
-        build_index(settings, artifacts)
-        reembed_artifacts(settings, artifacts)  # API-added listings, after an encoder change
-        run_tune_ranker(settings, artifacts, progress=True)  # ranks through the engine over the index
+        for number, (name, does, stage, summary) in enumerate(stages, 1):
+            console.rule(f"[bold]stage {number}/{len(stages)} {name}[/]: {does}", align="left")
+            t0 = time.perf_counter()
+            result = stage()
+            console.print(f"[green]done[/] {name} in {_duration(time.perf_counter() - t0)}: {summary(result)}")
+    console.print(f"[bold green]built[/] {artifacts} in {_duration(time.perf_counter() - started)}")
     if serve:
         from listing_search.serve.server import serve as run_serve
 
         run_serve(settings, host, port)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 90 else f"{int(seconds // 60)} min {int(seconds % 60)} s"
+
+
+def _up_to_date(result: object) -> bool:
+    return bool(getattr(result, "up_to_date", None) or (isinstance(result, dict) and result.get("up_to_date")))
+
+
+def _prepare_summary(r) -> str:
+    dropped = ", ".join(f"{v:,} {k}" for k, v in r.dropped.items() if v) or "none"
+    bad = sum(v for k, v in r.photos.items() if k != "ok")
+    return (f"{r.listings_kept:,} listings in {r.categories} categories, {r.photos.get('ok', r.photo_rows_kept):,} "
+            f"photos ({bad:,} unusable); rows dropped: {dropped}" + (" (up to date)" if r.up_to_date else ""))
+
+
+def _train_summary(r) -> str:
+    best = r.best
+    return (f"{r.backbone} on {r.device}: validation photo accuracy {best['val_image_accuracy']:.3f} at epoch "
+            f"{best['best_epoch']}/{best['epochs_run']}" + (" (up to date)" if r.up_to_date else ""))
+
+
+def _embed_summary(r) -> str:
+    return (f"{r.images:,} photos as {r.embedding_dim}-d vectors, {r.failed} failed"
+            + (" (up to date)" if r.up_to_date else ""))
+
+
+def _embed_text_summary(r: dict) -> str:
+    return f"{r.get('listings', 0):,} listings as {r.get('dim')}-d vectors" + (" (up to date)" if _up_to_date(r) else "")
+
+
+def _index_summary(r: dict) -> str:
+    counts = r.get("catalog", {})
+    measured = r.get("measured", {})
+    where = ", ".join(f"{v:,} {k}" for k, v in counts.items()) if isinstance(counts, dict) else str(counts)
+    return (f"photo index {r.get('factory')} (recall@10 {measured.get('recall_at_10', '-')}, p50 "
+            f"{measured.get('p50_ms', '-')} ms); store: {where}" + (" (up to date)" if _up_to_date(r) else ""))
+
+
+def _reembed_summary(r) -> str:
+    if not (r.photos_embedded or r.texts_embedded or r.old_vectors_dropped):
+        return "nothing to re-embed"
+    return f"{r.photos_embedded:,} photos and {r.texts_embedded:,} texts re-embedded"
+
+
+def _ranker_summary(r: dict) -> str:
+    comparison = r.get("comparison_on_val", {})
+    chosen = comparison.get("chosen", "ranker")
+    val = comparison.get(chosen, {})
+    scores = f" (validation nDCG@10 {val['ndcg_at_10']:.3f}, P@10 {val['precision_at_10']:.3f})" if val else ""
+    return f"{chosen} kept{scores}" + (" (up to date)" if _up_to_date(r) else "")
 
 
 def main() -> None:

@@ -28,6 +28,9 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     options = dict(host=host or settings.serve.host, port=port or settings.serve.port,
                    log_level=settings.log_level.lower(), timeout_keep_alive=5, proxy_headers=True,
                    http=header_deadline_protocol(settings.serve.header_timeout_s))
+    shown = "127.0.0.1" if options["host"] in ("0.0.0.0", "::") else options["host"]
+    log.info("serving http://%s:%s/ (the web page; the API's docs at /docs) once the indexes are loaded",
+             shown, options["port"])
     if settings.serve.workers > 1:
         # Each worker process loads its own engine from the environment's settings and follows the
         # store's change log, so a write taken by one worker is searchable on all of them.

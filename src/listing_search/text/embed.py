@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from listing_search import schema as S
 from listing_search.data.prepare import load_listings
@@ -95,9 +96,14 @@ def embed_text(settings: Settings, artifacts: Path, force: bool = False, progres
 def encode_with_model(model, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:
     """sentence-transformers embeddings, unit rows, float32."""
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    vectors = model.encode(texts, batch_size=batch_size, show_progress_bar=progress,
-                           convert_to_numpy=True, normalize_embeddings=True)
-    return np.asarray(vectors, dtype=np.float32)
+    parts, step = [], batch_size * 16
+    with tqdm(total=len(texts), desc="embed-text", unit="listing", disable=not progress) as bar:
+        for start in range(0, len(texts), step):
+            chunk = texts[start : start + step]
+            parts.append(model.encode(chunk, batch_size=batch_size, show_progress_bar=False,
+                                      convert_to_numpy=True, normalize_embeddings=True))
+            bar.update(len(chunk))
+    return np.concatenate(parts).astype(np.float32) if parts else np.empty((0, 0), np.float32)
 
 
 def _save_embeddings(artifacts: Path, vectors: np.ndarray, ids: list[str]) -> None:

@@ -198,7 +198,7 @@ def fit(model: ListingClassifier, cache: ActivationCache, cut: int, vs: VisionSe
         row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss,
                "val_accuracy": val_acc, "lr_head": optimizer.param_groups[1]["lr"]}
         history.append(row)
-        _log_epoch(writer, name, row, progress)
+        _log_epoch(writer, name, row, vs.epochs, progress)
         if (val_acc, -val_loss) > (best[0], -best[1]):
             best = (val_acc, val_loss, epoch, copy.deepcopy(model.state_dict()), val_pred)
         elif epoch - best[2] >= vs.patience:
@@ -255,7 +255,7 @@ def evaluate_cache(model: ListingClassifier, x: np.ndarray, y: np.ndarray, cut: 
     return loss / n, float((pred == y).mean()) if len(y) else 0.0, pred
 
 
-def _log_epoch(writer, name: str, row: dict, progress: bool) -> None:
+def _log_epoch(writer, name: str, row: dict, epochs: int, progress: bool) -> None:
     if writer is not None:
         for key in ("train_loss", "val_loss"):
             writer.add_scalar(f"loss/{key}", row[key], row["epoch"])
@@ -263,7 +263,7 @@ def _log_epoch(writer, name: str, row: dict, progress: bool) -> None:
             writer.add_scalar(f"accuracy/{key}", row[key], row["epoch"])
         writer.add_scalar("lr/head", row["lr_head"], row["epoch"])
     log.log(logging.INFO if progress else logging.DEBUG,
-            "%s epoch %d: train loss %.3f acc %.3f | val loss %.3f acc %.3f", name, row["epoch"],
+            "%s epoch %d/%d: train loss %.3f acc %.3f | val loss %.3f acc %.3f", name, row["epoch"], epochs,
             row["train_loss"], row["train_accuracy"], row["val_loss"], row["val_accuracy"])
 
 
