@@ -1141,3 +1141,27 @@ def test_more_like_this_is_labelled_like_the_search_cards(page) -> None:
     page.wait_for_selector("#similar-list .card")
     assert [c["match"] for c in cards(page, "similar-list")] == ["great match", "good match", "related", "weak match", None]
     assert not RAW_SCORE.search(page.inner_text("#similar")) and "1.82" not in page.inner_text("#similar")
+
+
+def test_browsing_without_words_says_newest_in_the_sort_box(page) -> None:
+    sort = page.get_by_role("combobox", name="Sort by")
+    sent = sent_search(page, lambda: page.select_option("#category", "Home & Garden"))
+    wait_summary(page, "newest first")
+    assert sort.input_value() == "newest" and sent["sort"] == "newest"
+    assert page.eval_on_selector("#sort", "s => s.selectedOptions[0].textContent") == "Newest"
+    assert page.eval_on_selector("#sort option[value=relevance]", "o => o.disabled && o.hidden"), \
+        "'Best match' is offered with nothing to match"
+    assert "sort=" not in page.url, "the browse default is not a choice to keep in the address"
+
+    sent = sent_search(page, lambda: search_text(page, "garden bench"))  # words: best match again
+    assert sort.input_value() == "relevance" and sent["sort"] == "relevance"
+    wait_summary(page, "best match first")
+    assert page.eval_on_selector("#sort option[value=relevance]", "o => !o.disabled && !o.hidden")
+
+    sort.select_option("newest")  # a choice of the user's own stays, with or without words
+    wait_summary(page, "“garden bench”, in Home & Garden, newest first")
+    page.fill("#q", "")
+    page.press("#q", "Enter")
+    wait_summary(page, "listings in Home & Garden, newest first")
+    sent = sent_search(page, lambda: search_text(page, "garden bench"))
+    assert sent["sort"] == "newest" and sort.input_value() == "newest"

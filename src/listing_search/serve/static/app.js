@@ -44,6 +44,7 @@ let openSeq = 0;
 let lastTyped = ""; // the words as typed for the last search, offered back when the API corrected them
 let guessedCategory = null; // what the last photo looks like, offered as a category filter
 let current = null; // the search on screen: {asked, searched, nextOffset, shown: Set of ids, total, loading}
+let sortIsBrowseDefault = false; // "Newest" was put in the sort box because there was nothing to be relevant to
 let searchScroll = 0; // where the results were scrolled to when a listing was opened
 let openedFrom = null; // the link (a card's, a history entry's) that opened a listing: focus goes back to it
 
@@ -396,6 +397,7 @@ function setBusy(busy) {
 async function search({ spelling = true } = {}) {
   showError("");
   const seq = ++searchSeq; // answers to an older search (or its later pages) are no longer wanted
+  syncSort();
   saveStateToUrl();
   syncFilters();
   if (!hasQuery()) {
@@ -487,7 +489,7 @@ function queryOfForm() {
   const params = new URLSearchParams();
   for (const [key, el] of Object.entries(URL_FIELDS)) {
     const v = els[el].value.trim();
-    if (v && !(key === "sort" && v === "relevance")) params.set(key, v);
+    if (v && !(key === "sort" && (v === "relevance" || sortIsBrowseDefault))) params.set(key, v);
   }
   const qs = params.toString();
   return qs ? `?${qs}` : "";
@@ -510,6 +512,24 @@ function loadStateFromUrl() {
     else els[el].value = params.get(key) ?? "";
   }
   if (!els.sort.value) els.sort.value = "relevance"; // missing or unknown
+  sortIsBrowseDefault = false;
+  syncSort();
+}
+
+/** Browsing (no words, no photo) has nothing to be relevant to: the API lists the newest first, so the
+ * sort box says "Newest" and offers no "Best match". Words or a photo bring "Best match" back, unless
+ * the user chose "Newest" themselves. */
+function syncSort() {
+  const browsing = !els.q.value.trim() && !chosenPhoto;
+  const bestMatch = els.sort.querySelector('option[value="relevance"]');
+  bestMatch.hidden = bestMatch.disabled = browsing;
+  if (browsing && els.sort.value === "relevance") {
+    els.sort.value = "newest";
+    sortIsBrowseDefault = true;
+  } else if (!browsing && sortIsBrowseDefault) {
+    if (els.sort.value === "newest") els.sort.value = "relevance";
+    sortIsBrowseDefault = false;
+  }
 }
 
 function setCategory(name) {
@@ -870,7 +890,7 @@ function init() {
   wireSearchNotes();
   els.form.addEventListener("submit", (e) => { e.preventDefault(); search(); });
   els.category.addEventListener("change", () => search());
-  els.sort.addEventListener("change", () => search());
+  els.sort.addEventListener("change", () => { sortIsBrowseDefault = false; search(); });
   els.loadMore.addEventListener("click", loadMore);
   // Back and forward: between searches, and between the results and the listings opened from them.
   window.addEventListener("popstate", showRoute);
