@@ -6,11 +6,13 @@ Debian's Chromium first). Screenshots land in ``test-artifacts/web/``.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
 import socket
+import subprocess
 import threading
 import time
 import zlib
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
+from PIL import Image
 
 from listing_search.index.build import build_index
 from listing_search import schema as S
@@ -1166,6 +1169,39 @@ def test_browsing_without_words_says_newest_in_the_sort_box(page) -> None:
     wait_summary(page, "listings in Home & Garden, newest first")
     sent = sent_search(page, lambda: search_text(page, "garden bench"))
     assert sent["sort"] == "newest" and sort.input_value() == "newest"
+
+
+EMOJI_FONT_FILES = ("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf", "/usr/share/fonts/noto/NotoColorEmoji.ttf")
+
+
+def _has_emoji_font() -> bool:
+    if any(Path(f).is_file() for f in EMOJI_FONT_FILES):
+        return True
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return False
+    return "noto color emoji" in subprocess.run([fc_list], capture_output=True, text=True).stdout.lower()
+
+
+def coloured_pixels(png: bytes) -> int:
+    """Pixels far from grey: the page's text is dark grey on white, a colour emoji is not."""
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    return int(((rgb.max(axis=2) - rgb.min(axis=2)) > 80).sum())
+
+
+def test_emoji_in_a_title_renders_as_a_colour_glyph(page) -> None:
+    if not _has_emoji_font():
+        need_part("no colour emoji font (run scripts/install_system_deps.sh: fonts-noto-color-emoji)")
+    hit = crafted_answer()["results"][0]
+    rows = [{**hit, "id": "listing-001", "title": "Sunflower seeds 🌻 and a bike 🚲"},
+            {**hit, "id": "listing-002", "title": "Sunflower seeds and a bike"}]
+    page.route("**/v1/search", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(crafted_answer(results=rows))))
+    search_text(page, "sunflower")
+    with_emoji = page.locator("#results-list .card-link >> nth=0").screenshot()
+    without = page.locator("#results-list .card-link >> nth=1").screenshot()
+    assert coloured_pixels(without) == 0, "the control title has colour: the measure would not tell"
+    assert coloured_pixels(with_emoji) > 30, "the emoji rendered without colour (a missing-glyph box?)"
 
 
 def axe_violations(pg, where: str) -> list[dict]:
