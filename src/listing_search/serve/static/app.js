@@ -582,7 +582,7 @@ function goToListing(id) {
   const onListing = !els.listingView.hidden;
   if (!onListing) {
     searchScroll = window.scrollY;
-    openedFrom = document.activeElement;
+    openedFrom = document.activeElement?.closest("a") ?? null; // a card's or a history entry's link
   }
   // From a listing reached without the search page (a shared link), there are no results to go back to.
   const next = !onListing ? 1 : depth ? depth + 1 : 0;
