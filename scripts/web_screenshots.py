@@ -1,12 +1,15 @@
-"""Screenshots of the search page for the docs: a photo search on desktop and on a phone.
+"""Screenshots of the web page for the docs: a photo search (desktop and phone), a listing's own page,
+and the recommendations with the history panel.
 
 Usage (with the server running, e.g. ``listing-search serve --artifacts artifacts``):
 
     .venv/bin/python scripts/web_screenshots.py --url http://127.0.0.1:8000 \\
         --photo ../shared/data/fb_marketplace/images/<id>.jpg --text "" --out docs
 
-Writes OUT/screenshot-search.png (1280 px wide) and OUT/screenshot-phone.png (390 px), each
-reduced to a 256-colour palette when over ``--max-kb``.
+Writes into OUT: screenshot-search.png (1280 px wide), screenshot-phone.png (390 px),
+screenshot-listing.png (the first result's page) and screenshot-for-you.png (after viewing two
+results: "Recommended for you" with its reasons, and the history panel open), each reduced to a
+256-colour palette when over ``--max-kb``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ from playwright.sync_api import Page, sync_playwright
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DESKTOP, PHONE = {"width": 1280, "height": 1000}, {"width": 390, "height": 844}
+WAIT_MS = 60_000
+
+
+def images_loaded(page: Page, selector: str, n: int = 8) -> None:
+    page.wait_for_function(f"[...document.querySelectorAll({selector!r})].slice(0, {n}).every(i => i.complete)",
+                           timeout=WAIT_MS)
 
 
 def search(page: Page, url: str, photo: Path, text: str) -> None:
@@ -28,9 +38,33 @@ def search(page: Page, url: str, photo: Path, text: str) -> None:
     if text:
         page.fill("#q", text)
     page.set_input_files("#photo", str(photo))
-    page.wait_for_selector("#results[aria-busy=false] #results-list .card", timeout=60_000)
-    page.wait_for_function("[...document.querySelectorAll('#results-list img')].slice(0, 8)"
-                           ".every(i => i.complete)", timeout=30_000)
+    page.wait_for_selector("#results[aria-busy=false] #results-list .card", timeout=WAIT_MS)
+    images_loaded(page, "#results-list img")
+    page.wait_for_timeout(300)
+
+
+def open_result(page: Page, nth: int) -> None:
+    """The nth result's own page, with its photos and "More like this" loaded."""
+    page.click(f"#results-list article >> nth={nth}")
+    page.wait_for_selector("#listing-view[data-listing-id] #similar-list .card", timeout=WAIT_MS)
+    images_loaded(page, "#listing-photos img", 3)
+    images_loaded(page, "#similar-list img")
+    page.wait_for_timeout(300)
+
+
+def another_title(page: Page) -> int:
+    """The first result whose title differs from the first's (catalogues hold near-duplicate listings)."""
+    titles = page.eval_on_selector_all("#results-list .card-link", "ls => ls.map(l => l.textContent)")
+    return next((i for i, t in enumerate(titles) if t != titles[0]), 1)
+
+
+def for_you(page: Page, url: str) -> None:
+    """The search page after some viewing: the recommendations and the history panel, open."""
+    page.goto(url + "/")
+    page.wait_for_selector("#for-you:not([hidden]) #for-you-list .card", timeout=WAIT_MS)
+    page.eval_on_selector("#filters-box", "d => { d.open = false; }")  # room for the row's reasons
+    page.click("#history-box summary")
+    images_loaded(page, "#for-you-list img")
     page.wait_for_timeout(300)
 
 
@@ -49,17 +83,26 @@ def main() -> None:
     ap.add_argument("--text", default="")
     ap.add_argument("--out", type=Path, default=Path("docs"))
     ap.add_argument("--chromium", default="/usr/bin/chromium")
-    ap.add_argument("--max-kb", type=int, default=450)
+    ap.add_argument("--max-kb", type=int, default=250)
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium, args=ARGS)
-        for name, viewport in (("screenshot-search.png", {"width": 1280, "height": 1000}),
-                               ("screenshot-phone.png", {"width": 390, "height": 844})):
-            page = browser.new_page(viewport=viewport)
-            search(page, a.url, a.photo, a.text)
-            save_small(page.screenshot(), a.out / name, a.max_kb)
-            page.close()
+        phone = browser.new_page(viewport=PHONE)
+        search(phone, a.url, a.photo, a.text)
+        save_small(phone.screenshot(), a.out / "screenshot-phone.png", a.max_kb)
+        phone.close()
+
+        page = browser.new_page(viewport=DESKTOP)  # one page: the listings viewed make its history
+        search(page, a.url, a.photo, a.text)
+        save_small(page.screenshot(), a.out / "screenshot-search.png", a.max_kb)
+        open_result(page, 0)
+        save_small(page.screenshot(), a.out / "screenshot-listing.png", a.max_kb)
+        page.go_back()
+        page.wait_for_selector("#search-view:not([hidden]) #results-list .card")
+        open_result(page, another_title(page))
+        for_you(page, a.url)
+        save_small(page.screenshot(), a.out / "screenshot-for-you.png", a.max_kb)
         browser.close()
 
 

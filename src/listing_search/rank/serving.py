@@ -52,12 +52,22 @@ class ServingProfile:
         return self.used == 0
 
 
+@dataclass(frozen=True)
+class Reason:
+    """The history listing a recommendation is most like, and the strongest thing done with it."""
+
+    listing_id: str
+    title: str
+    event: str  # liked, else viewed, else searched
+
+
 @dataclass
 class Feed:
     hits: list[ListingHit]
     used: int
     unknown_ids: list[str]
     notes: list[str]
+    because: dict[str, Reason] = field(default_factory=dict)  # by the hit's listing id
 
 
 class RankingService:
@@ -330,7 +340,8 @@ class RankingService:
             query = SearchQuery(image=image, text=text, k=k, filters=filters,
                                 exclude_listing_keys=profile.seen_keys)
             query.history, query.profile = tuple(history), profile
-            return Feed(self.engine.search(query), profile.used, profile.unknown_ids, notes)
+            hits = self.engine.search(query)
+            return Feed(hits, profile.used, profile.unknown_ids, notes, self.reasons(history, hits))
         if profile.empty:
             notes.append("no usable history: nothing to recommend")
             return Feed([], 0, profile.unknown_ids, notes)
@@ -340,7 +351,56 @@ class RankingService:
         for cand, s in zip(cands, scores):
             cand.score = float(s)
         ranked = sorted(cands, key=lambda c: (-c.score, c.listing_key))[:k]
-        return Feed(self.engine._hits(ranked), profile.used, profile.unknown_ids, notes)
+        hits = self.engine._hits(ranked)
+        return Feed(hits, profile.used, profile.unknown_ids, notes, self.reasons(history, hits))
+
+    def reasons(self, history: list[HistoryEvent], hits: list[ListingHit]) -> dict[str, Reason]:
+        """For each hit, the history listing it is most like ("because you viewed ..."): the highest mean
+        of the photo and words cosines both have; a hit with nothing in common with any is left out."""
+        events = {"searched": 0, "viewed": 1, "liked": 2}
+        seen: dict[int, Reason] = {}
+        for e in history:
+            listing = self.engine.store.listing(str(e.listing_id))
+            if listing is None:
+                continue
+            old = seen.get(listing.key)
+            if old is None or events.get(e.event, 0) > events.get(old.event, 0):
+                seen[listing.key] = Reason(listing.listing_id, listing.title, e.event)
+        if not seen or not hits:
+            return {}
+        past = list(seen)
+        sims = self.listing_similarity([h.listing.key for h in hits], past)
+        out = {}
+        for hit, row in zip(hits, sims):
+            if np.isfinite(row).any():
+                out[hit.listing.listing_id] = seen[past[int(np.nanargmax(row))]]
+        return out
+
+    def listing_similarity(self, a: list[int], b: list[int]) -> np.ndarray:
+        """Listing-to-listing similarity [len(a), len(b)]: the mean over channels (photos as each listing's
+        mean unit photo vector, words as its text vector) of the cosines, NaN where no channel has both."""
+        keys = list(dict.fromkeys(a + b))
+        total, count = np.zeros((len(a), len(b))), np.zeros((len(a), len(b)))
+        for vectors in (self._listing_photo_means(keys), self._listing_text_vectors(keys)):
+            rows = [i for i, k in enumerate(a) if k in vectors]
+            cols = [j for j, k in enumerate(b) if k in vectors]
+            if not rows or not cols:
+                continue
+            cosines = np.stack([vectors[a[i]] for i in rows]) @ np.stack([vectors[b[j]] for j in cols]).T
+            total[np.ix_(rows, cols)] += cosines
+            count[np.ix_(rows, cols)] += 1
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+    def _listing_photo_means(self, keys: list[int]) -> dict[int, np.ndarray]:
+        return {k: unit_rows(v.mean(0)) for k, v in self._photo_vectors(keys).items()}
+
+    def _listing_text_vectors(self, keys: list[int]) -> dict[int, np.ndarray]:
+        index = self.engine.text_index
+        if index is None:
+            return {}
+        with self.engine.locked():
+            present, vectors = index.reconstruct_present(np.array(keys, np.int64))
+        return dict(zip(present.tolist(), unit_rows(vectors)))
 
 
     def _profile_candidates(self, profile: ServingProfile, k: int, filters: Filters) -> list[Candidate]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from listing_search.store.models import Listing
 from listing_search.rank.candidates import ListingHit
 from listing_search.serve.validate import MAX_HISTORY_EVENTS, Text, Timestamp
+
+if TYPE_CHECKING:
+    from listing_search.rank.serving import Reason
 
 
 class ErrorOut(BaseModel):
@@ -157,8 +160,28 @@ class RecommendIn(BaseModel):
     category: Text | None = Field(None, max_length=200, description="Root category filter.")
 
 
+class BecauseOut(BaseModel):
+    """The history listing a recommendation is most like: what "because you viewed ..." names."""
+
+    listing_id: str
+    title: str
+    event: Literal["viewed", "liked", "searched"] = Field(description=(
+        "The strongest thing the history did with it: liked, else viewed, else searched."))
+
+
+class RecommendHitOut(SearchHitOut):
+    because: BecauseOut | None = Field(None, description=(
+        "The history listing this one is most like (photos and words); null when it shares neither."))
+
+    @classmethod
+    def of_reason(cls, hit: ListingHit, reason: Reason | None) -> RecommendHitOut:
+        because = None if reason is None else BecauseOut(listing_id=reason.listing_id, title=reason.title,
+                                                        event=reason.event)
+        return cls(**SearchHitOut.of_hit(hit).model_dump(), because=because)
+
+
 class RecommendOut(BaseModel):
-    results: list[SearchHitOut] = Field(description="Best first; never a listing named in the history.")
+    results: list[RecommendHitOut] = Field(description="Best first; never a listing named in the history.")
     k: int
     history_used: int = Field(description="History events that matched catalogue listings.")
     unknown_listing_ids: list[str] = Field(default_factory=list, description="History ids not in the catalogue.")

@@ -16,7 +16,7 @@ from listing_search.rank.personalise import HistoryEvent
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.querylog import log_query
-from listing_search.serve.schemas import HistoryEventIn, RecommendIn, RecommendOut, SearchHitOut
+from listing_search.serve.schemas import HistoryEventIn, RecommendHitOut, RecommendIn, RecommendOut
 from listing_search.serve.validate import MAX_HISTORY_CHARS, MAX_HISTORY_EVENTS, BoundedJSONRoute
 
 router = APIRouter(prefix="/v1", tags=["recommend"], responses=ERROR_RESPONSES, route_class=BoundedJSONRoute)
@@ -53,7 +53,8 @@ def first_error(exc: ValidationError) -> str:
 @router.post("/recommend", response_model=RecommendOut, summary="Listings for a user, from their history")
 def recommend(body: RecommendIn, request: Request, engine: EngineDep, settings: SettingsDep) -> RecommendOut:
     """A feed favouring what the history says (recent and liked listings weigh more), blended with
-    ``query`` when given, and never containing a listing the history names."""
+    ``query`` when given, and never containing a listing the history names. Each result names the
+    history listing it is most like (``because``), for a "because you viewed ..." line."""
     check_k(body.k, settings)
     if engine.ranking is None:
         raise HTTPException(503, "recommendations are unavailable: ranking is not loaded")
@@ -62,7 +63,8 @@ def recommend(body: RecommendIn, request: Request, engine: EngineDep, settings: 
         raise HTTPException(400, "text is not available: no text model or text index is loaded")
     feed = engine.ranking.recommend(list(to_events(body.history)), body.k, text=query,
                                     filters=Filters(root_category=body.category or None))
-    out = RecommendOut(results=[SearchHitOut.of_hit(h) for h in feed.hits], k=body.k, history_used=feed.used,
+    results = [RecommendHitOut.of_reason(h, feed.because.get(h.listing.listing_id)) for h in feed.hits]
+    out = RecommendOut(results=results, k=body.k, history_used=feed.used,
                        unknown_listing_ids=feed.unknown_ids, notes=feed.notes, versions=engine.versions())
     request.app.state.metrics.observe_answer("recommend", len(out.results), False)
     log_query(settings, "recommend", {"text": query, "history": len(body.history), "category": body.category}, out)

@@ -6,6 +6,15 @@ const PAGE_K = 24;
 const ROW_K = 12;
 const HISTORY_KEY = "listing-search.history";
 const HISTORY_MAX = 50;
+const PERSONALISE_KEY = "listing-search.personalise"; // "off" once the user turned personalisation off
+const PAGE_TITLE = document.title;
+
+/* Every relative address (the API, photos, links, the history's entries) resolves from the site's root,
+ * also on a listing's own page (listing/ID) and under a path prefix: the server gives that page
+ * <base href="../">, and the search page gets the same root here, before any address changes. */
+const ROOT = new URL(".", document.baseURI);
+(document.querySelector("base") ?? document.head.insertBefore(document.createElement("base"),
+  document.head.firstChild)).href = ROOT.href;
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -18,12 +27,15 @@ const els = {
   didYouMean: $("did-you-mean"), searchedWords: $("searched-words"), typedWords: $("typed-words"),
   searchInstead: $("search-instead"), photoGuess: $("photo-guess"), photoGuessChip: $("photo-guess-chip"),
   noMatch: $("no-match"), sort: $("sort"), more: $("more"), moreCount: $("more-count"), loadMore: $("load-more"),
-  forYou: $("for-you"), forYouList: $("for-you-list"),
-  dialog: $("listing-dialog"), dialogClose: $("dialog-close"),
+  forYou: $("for-you"), forYouList: $("for-you-list"), forYouNote: $("for-you-note"),
+  historyBox: $("history-box"), historySummary: $("history-summary"), personalise: $("personalise"),
+  historyNote: $("history-note"), historyList: $("history-list"), historyClear: $("history-clear"),
+  skip: document.querySelector(".skip"), searchView: $("search-view"), listingView: $("listing-view"),
+  backLink: $("back-link"), backText: $("back-text"), listingDetail: $("listing-detail"),
   title: $("listing-title"), price: $("listing-price"), location2: $("listing-location"),
   category2: $("listing-category"), like: $("like"), photos: $("listing-photos"), description: $("listing-description"),
-  listingError: $("listing-error"), similarList: $("similar-list"), similarStatus: $("similar-status"),
-  cardTemplate: $("card-template"),
+  listingError: $("listing-error"), similar: $("similar"), similarList: $("similar-list"),
+  similarStatus: $("similar-status"), cardTemplate: $("card-template"),
 };
 
 let chosenPhoto = null; // the File searched with, from the picker, a drop or a paste
@@ -32,6 +44,9 @@ let openSeq = 0;
 let lastTyped = ""; // the words as typed for the last search, offered back when the API corrected them
 let guessedCategory = null; // what the last photo looks like, offered as a category filter
 let current = null; // the search on screen: {asked, searched, nextOffset, shown: Set of ids, total, loading}
+let sortIsBrowseDefault = false; // "Newest" was put in the sort box because there was nothing to be relevant to
+let searchScroll = 0; // where the results were scrolled to when a listing was opened
+let openedFrom = null; // the link (a card's, a history entry's) that opened a listing: focus goes back to it
 
 /* ---------- API ---------- */
 
@@ -84,6 +99,7 @@ function normalise(raw) {
     description: raw.description ?? "",
     match: typeof raw.match === "string" && raw.match ? raw.match : null, // "great match"... or null (uncalibrated)
     photos: photosOf(raw),
+    because: raw.because?.title ? raw.because : null, // recommendations: the history listing it is most like
   };
 }
 
@@ -135,7 +151,7 @@ function card(listing) {
   }
   const link = node.querySelector(".card-link");
   link.textContent = listing.title;
-  link.href = `#listing=${encodeURIComponent(listing.id)}`;
+  link.href = listingHref(listing.id);
   node.querySelector(".price").textContent = formatPrice(listing.price);
   node.querySelector(".location").textContent = listing.location;
   node.querySelector(".category").textContent = listing.category;
@@ -146,33 +162,30 @@ function card(listing) {
   } else {
     match.remove(); // uncalibrated ranker: its raw scores mean nothing to a reader
   }
+  if (listing.because) {
+    const because = node.querySelector(".because");
+    because.textContent = `Because you ${EVENT_PAST[listing.because.event] ?? "viewed"} “${listing.because.title}”`;
+    because.hidden = false;
+  }
   return node;
 }
+
+const EVENT_PAST = { viewed: "viewed", liked: "saved", searched: "searched for" };
 
 function fill(list, listings) {
   list.replaceChildren(...listings.map(card));
 }
 
 /** One handler for every card list: a click anywhere on a card, or Enter on its link, opens the listing.
- * Ctrl/Cmd/Shift-click is left to the browser: the link's address (#listing=ID) opens it in a new tab. */
+ * Ctrl/Cmd/Shift-click is left to the browser: the link's address (listing/ID) opens it in a new tab. */
 function wireCardList(list) {
   list.addEventListener("click", (e) => {
     if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
     const art = e.target.closest("article[data-listing-id]");
     if (!art) return;
     e.preventDefault();
-    openListing(art.dataset.listingId);
+    goToListing(art.dataset.listingId);
   });
-}
-
-function listingInUrl() {
-  const m = /^#listing=(.+)$/.exec(location.hash);
-  return m ? decodeURIComponent(m[1]) : null;
-}
-
-function setListingInUrl(id) {
-  const base = location.pathname + location.search;
-  history.replaceState(null, "", id ? `${base}#listing=${encodeURIComponent(id)}` : base);
 }
 
 /* ---------- status and errors ---------- */
@@ -265,7 +278,7 @@ function searchForm(asked, offset = 0) {
   for (const [name, value] of Object.entries(asked.filters)) fd.append(name, String(value));
   fd.append("sort", asked.sort);
   if (offset) fd.append("offset", String(offset));
-  const history = readHistory();
+  const history = historyToSend();
   if (history.length) fd.append("history", JSON.stringify(history)); // leans results towards it
   return fd;
 }
@@ -384,6 +397,7 @@ function setBusy(busy) {
 async function search({ spelling = true } = {}) {
   showError("");
   const seq = ++searchSeq; // answers to an older search (or its later pages) are no longer wanted
+  syncSort();
   saveStateToUrl();
   syncFilters();
   if (!hasQuery()) {
@@ -475,7 +489,7 @@ function queryOfForm() {
   const params = new URLSearchParams();
   for (const [key, el] of Object.entries(URL_FIELDS)) {
     const v = els[el].value.trim();
-    if (v && !(key === "sort" && v === "relevance")) params.set(key, v);
+    if (v && !(key === "sort" && (v === "relevance" || sortIsBrowseDefault))) params.set(key, v);
   }
   const qs = params.toString();
   return qs ? `?${qs}` : "";
@@ -485,7 +499,7 @@ let searchInUrl = location.search; // the search the form and results show, as t
 
 function saveStateToUrl() {
   const qs = queryOfForm();
-  if (qs !== location.search) history.pushState(null, "", (qs || location.pathname) + location.hash);
+  if (qs !== location.search) history.pushState(null, "", qs || ROOT.pathname);
   searchInUrl = qs;
 }
 
@@ -498,6 +512,24 @@ function loadStateFromUrl() {
     else els[el].value = params.get(key) ?? "";
   }
   if (!els.sort.value) els.sort.value = "relevance"; // missing or unknown
+  sortIsBrowseDefault = false;
+  syncSort();
+}
+
+/** Browsing (no words, no photo) has nothing to be relevant to: the API lists the newest first, so the
+ * sort box says "Newest" and offers no "Best match". Words or a photo bring "Best match" back, unless
+ * the user chose "Newest" themselves. */
+function syncSort() {
+  const browsing = !els.q.value.trim() && !chosenPhoto;
+  const bestMatch = els.sort.querySelector('option[value="relevance"]');
+  bestMatch.hidden = bestMatch.disabled = browsing;
+  if (browsing && els.sort.value === "relevance") {
+    els.sort.value = "newest";
+    sortIsBrowseDefault = true;
+  } else if (!browsing && sortIsBrowseDefault) {
+    if (els.sort.value === "newest") els.sort.value = "relevance";
+    sortIsBrowseDefault = false;
+  }
 }
 
 function setCategory(name) {
@@ -532,35 +564,98 @@ async function loadCategories() {
   }
 }
 
-/* ---------- one listing, its photos, and more like it ---------- */
+/* ---------- a listing's own page: listing/ID, its photos, and more like it ---------- */
+
+function listingHref(id) {
+  return `listing/${encodeURIComponent(id)}`;
+}
+
+/** The listing id in the address (listing/ID under the site's root), or null on the search page. */
+function listingInUrl() {
+  const m = /^listing\/([^/]+)\/?$/.exec(location.pathname.slice(ROOT.pathname.length));
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+/** Open a listing as a new page of the browser's history; Back returns to where it was opened. */
+function goToListing(id) {
+  const depth = history.state?.listingDepth ?? 0; // listings opened since the search page; 0 if none was seen
+  const onListing = !els.listingView.hidden;
+  if (!onListing) {
+    searchScroll = window.scrollY;
+    openedFrom = document.activeElement?.closest("a") ?? null; // a card's or a history entry's link
+  }
+  // From a listing reached without the search page (a shared link), there are no results to go back to.
+  const next = !onListing ? 1 : depth ? depth + 1 : 0;
+  history.pushState({ listingDepth: next }, "", listingHref(id));
+  showRoute();
+}
+
+/** The view the address names: a listing's page, or the search page with the search in the address. */
+function showRoute() {
+  const id = listingInUrl();
+  if (id) showListingView(id);
+  else showSearchView();
+}
+
+function showListingView(id) {
+  els.searchView.hidden = true;
+  els.listingView.hidden = false;
+  els.skip.href = "#listing-title";
+  els.skip.textContent = "Skip to the listing";
+  const depth = history.state?.listingDepth ?? 0;
+  els.backText.textContent = depth ? "Back to results" : "Search all listings";
+  window.scrollTo(0, 0);
+  openListing(id);
+}
+
+function showSearchView() {
+  openSeq++; // a listing still loading is no longer wanted
+  const wasListing = !els.listingView.hidden;
+  els.listingView.hidden = true;
+  els.searchView.hidden = false;
+  els.skip.href = "#results-heading";
+  els.skip.textContent = "Skip to results";
+  document.title = PAGE_TITLE;
+  if (location.search !== searchInUrl) {
+    loadStateFromUrl();
+    search();
+  }
+  if (!wasListing) return;
+  showHistory();
+  loadForYou();
+  window.scrollTo(0, searchScroll);
+  // Focus goes back to the link that opened the listing, else to the results' heading.
+  (openedFrom?.isConnected ? openedFrom : $("results-heading")).focus({ preventScroll: true });
+}
 
 async function openListing(id) {
   const seq = ++openSeq;
   els.title.textContent = "Loading…";
+  document.title = `Loading… – ${PAGE_TITLE}`;
   for (const el of [els.price, els.location2, els.category2, els.description]) el.textContent = "";
   els.photos.replaceChildren();
   els.similarList.replaceChildren();
   els.similarStatus.textContent = "";
+  els.listingDetail.hidden = false;
+  els.similar.hidden = false;
   els.listingError.hidden = true;
   els.like.hidden = true;
-  if (!els.dialog.open) els.dialog.showModal();
-  els.dialogClose.focus();
+  delete els.listingView.dataset.listingId;
+  els.title.focus();
   const [detail, similar] = await Promise.allSettled([
     api(`listings/${encodeURIComponent(id)}`),
     api(`listings/${encodeURIComponent(id)}/similar?k=${ROW_K}`),
   ]);
   if (seq !== openSeq) return;
-  if (detail.status === "fulfilled") {
-    showDetail(normalise(detail.value));
-    setListingInUrl(id);
-    remember(id);
-  } else {
-    els.title.textContent = "Listing unavailable";
-    els.listingError.textContent = detail.reason.message;
-    els.listingError.hidden = false;
+  if (detail.status === "rejected") {
+    showListingProblem(id, detail.reason);
+    return;
   }
+  const listing = normalise(detail.value);
+  showDetail(listing);
+  remember(listing.id, "viewed", listing.title);
   if (similar.status === "fulfilled") {
-    const listings = resultsOf(similar.value).filter((l) => l.id !== String(id));
+    const listings = resultsOf(similar.value).filter((l) => l.id !== listing.id);
     fill(els.similarList, listings);
     els.similarStatus.textContent = listings.length ? "" : "Nothing similar found.";
   } else {
@@ -568,14 +663,29 @@ async function openListing(id) {
   }
 }
 
+/** An unknown id says so in words (it may have been sold); any other failure gives the API's reason. */
+function showListingProblem(id, error) {
+  const missing = error.status === 404;
+  els.title.textContent = missing ? "Listing not found" : "Listing unavailable";
+  document.title = `${els.title.textContent} – ${PAGE_TITLE}`;
+  els.listingError.textContent = missing
+    ? `There is no listing “${id}”. It may have been sold or removed; search for something like it instead.`
+    : `Could not load this listing: ${error.message}`;
+  els.listingError.hidden = false;
+  els.listingDetail.hidden = true;
+  els.similar.hidden = true;
+}
+
 function showDetail(listing) {
-  els.dialog.dataset.listingId = listing.id;
+  els.listingView.dataset.listingId = listing.id;
+  els.listingView.dataset.title = listing.title;
+  document.title = `${listing.title} – ${PAGE_TITLE}`;
   els.title.textContent = listing.title;
   els.price.textContent = formatPrice(listing.price);
   els.location2.textContent = listing.location;
   els.category2.textContent = listing.categoryPath || listing.category;
   els.description.textContent = listing.description;
-  els.like.hidden = false;
+  els.like.hidden = !personalised(); // saving is remembering: not while personalisation is off
   els.like.setAttribute("aria-pressed", String(isLiked(listing.id)));
   els.photos.replaceChildren(...listing.photos.map((p, i) => {
     const li = document.createElement("li");
@@ -588,31 +698,45 @@ function showDetail(listing) {
   }));
 }
 
-function wireDialog() {
-  els.dialogClose.addEventListener("click", () => els.dialog.close());
+function wireListingView() {
+  els.backLink.addEventListener("click", (e) => {
+    if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    const depth = history.state?.listingDepth ?? 0;
+    if (depth) {
+      history.go(-depth); // the results as they were, with their scroll position
+    } else {
+      history.pushState(null, "", ROOT.pathname);
+      showRoute();
+    }
+  });
   els.like.addEventListener("click", () => {
-    const id = els.dialog.dataset.listingId;
+    const id = els.listingView.dataset.listingId;
     if (!id) return;
     const liked = !isLiked(id);
-    setLiked(id, liked);
+    setLiked(id, liked, els.listingView.dataset.title);
     els.like.setAttribute("aria-pressed", String(liked));
-  });
-  // A click on the backdrop (outside the dialog's box) closes it; Esc closes it natively.
-  els.dialog.addEventListener("click", (e) => { if (e.target === els.dialog) els.dialog.close(); });
-  els.dialog.addEventListener("close", () => {
-    openSeq++;
-    delete els.dialog.dataset.listingId;
-    setListingInUrl(null);
-    loadForYou();
   });
 }
 
-/* ---------- history and "for you" ---------- */
+/* ---------- history, personalisation, and "for you" ---------- */
+
+/** On unless the user turned it off; the choice is kept in this browser like the history. */
+function personalised() {
+  try { return localStorage.getItem(PERSONALISE_KEY) !== "off"; } catch (e) { return true; }
+}
+
+function setPersonalised(on) {
+  try {
+    if (on) localStorage.removeItem(PERSONALISE_KEY);
+    else localStorage.setItem(PERSONALISE_KEY, "off");
+  } catch (e) { /* storage off: nothing is remembered anyway */ }
+}
 
 function readHistory() {
   try {
     const h = JSON.parse(localStorage.getItem(HISTORY_KEY) ?? "[]");
-    return Array.isArray(h) ? h : [];
+    return Array.isArray(h) ? h.filter((e) => e && typeof e.listing_id === "string") : [];
   } catch (e) {
     return [];
   }
@@ -621,18 +745,28 @@ function readHistory() {
 function writeHistory(h) {
   h.splice(0, Math.max(0, h.length - HISTORY_MAX));
   try { localStorage.setItem(HISTORY_KEY, JSON.stringify(h)); } catch (e) { /* storage full or off */ }
+  showHistory();
 }
 
-/** An event in the shape of rank.personalise.HistoryEvent: the timestamp is in seconds since the epoch. */
-function historyEvent(listingId, event) {
-  return { listing_id: String(listingId), event, timestamp: Math.round(Date.now() / 1000) };
+/** What goes to the API: the events in the shape of rank.personalise.HistoryEvent (the titles stay
+ * here, for the history panel), and nothing at all while personalisation is off. */
+function historyToSend() {
+  if (!personalised()) return [];
+  return readHistory().map(({ listing_id, event, timestamp }) => ({ listing_id, event, timestamp }));
 }
 
-function remember(listingId) {
+/** An event as kept: timestamp in seconds since the epoch, the title for the history panel. */
+function historyEvent(listingId, event, title) {
+  return { listing_id: String(listingId), event, timestamp: Math.round(Date.now() / 1000), title: title ?? "" };
+}
+
+/** Nothing is remembered while personalisation is off. */
+function remember(listingId, event, title) {
+  if (!personalised()) return;
   const h = readHistory();
   const last = h[h.length - 1];
-  if (last && last.listing_id === String(listingId) && last.event === "viewed") h.pop(); // reopened: keep the latest
-  h.push(historyEvent(listingId, "viewed"));
+  if (last && last.listing_id === String(listingId) && last.event === event) h.pop(); // reopened: keep the latest
+  h.push(historyEvent(listingId, event, title));
   writeHistory(h);
 }
 
@@ -640,15 +774,87 @@ function isLiked(listingId) {
   return readHistory().some((e) => e.listing_id === String(listingId) && e.event === "liked");
 }
 
-function setLiked(listingId, liked) {
+function setLiked(listingId, liked, title) {
+  if (!personalised()) return;
   const h = readHistory().filter((e) => !(e.listing_id === String(listingId) && e.event === "liked"));
-  if (liked) h.push(historyEvent(listingId, "liked"));
+  if (liked) h.push(historyEvent(listingId, "liked", title));
   writeHistory(h);
 }
 
-/** The "for you" row shows only when there is history and the recommend endpoint answers. */
+/** The remembered listings, most recent first, each once, with what was done: viewed, saved. */
+function rememberedListings() {
+  const byId = new Map();
+  for (const e of readHistory().reverse()) {
+    const item = byId.get(e.listing_id) ?? { id: e.listing_id, title: "", events: new Set() };
+    item.title ||= e.title;
+    item.events.add(EVENT_PAST[e.event] ?? e.event);
+    byId.set(e.listing_id, item);
+  }
+  return [...byId.values()];
+}
+
+const HISTORY_NOTE = {
+  on: "Listings you open or save are remembered in this browser only (its local storage, at most "
+    + `${HISTORY_MAX} events) and sent to this site with your searches, to lean results and the `
+    + "recommendations towards them. Nothing is sent anywhere else.",
+  off: "Personalisation is off: nothing you open or save is remembered, no history is sent with your "
+    + "searches, and there are no recommendations. What was remembered before stays in this browser "
+    + "until you clear it, and is used again if you turn personalisation back on.",
+};
+
+/** The history panel: the toggle, what it means, the remembered listings, and a way to forget them. */
+function showHistory() {
+  const on = personalised();
+  const items = rememberedListings();
+  els.personalise.checked = on;
+  els.historyNote.textContent = on ? HISTORY_NOTE.on : HISTORY_NOTE.off;
+  els.historySummary.textContent = !on ? "(personalisation off)"
+    : items.length ? `(${items.length} listing${items.length === 1 ? "" : "s"})` : "(nothing yet)";
+  els.historyList.replaceChildren(...items.map((item) => {
+    const li = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = listingHref(item.id);
+    a.textContent = item.title || `Listing ${item.id}`;
+    a.dataset.listingId = item.id;
+    const what = document.createElement("span");
+    what.className = "what";
+    what.textContent = ` ${[...item.events].join(", ")}`;
+    li.append(a, what);
+    return li;
+  }));
+  els.historyClear.disabled = items.length === 0;
+}
+
+function wireHistory() {
+  els.personalise.addEventListener("change", () => {
+    setPersonalised(els.personalise.checked);
+    showHistory();
+    loadForYou();
+    if (current) search(); // the results on screen were leaned (or not) by the history: ask again
+  });
+  els.historyClear.addEventListener("click", () => {
+    try { localStorage.removeItem(HISTORY_KEY); } catch (e) { /* nothing stored */ }
+    showHistory();
+    loadForYou();
+    setStatus("Your history was cleared.");
+    els.personalise.focus(); // the button is disabled now: focus stays in the panel
+  });
+  els.historyList.addEventListener("click", (e) => {
+    const a = e.target.closest("a[data-listing-id]");
+    if (!a || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    goToListing(a.dataset.listingId);
+  });
+  // Another tab changed the history or the setting: this page follows.
+  window.addEventListener("storage", (e) => {
+    if (e.key === HISTORY_KEY || e.key === PERSONALISE_KEY || e.key === null) { showHistory(); loadForYou(); }
+  });
+}
+
+/** The "for you" row shows only while personalisation is on, with some history, and the recommend
+ * endpoint answers; each card says which remembered listing it is like. */
 async function loadForYou() {
-  const history = readHistory();
+  const history = historyToSend();
   if (!history.length) { els.forYou.hidden = true; return; }
   try {
     const body = await api("recommend", {
@@ -656,8 +862,15 @@ async function loadForYou() {
       headers: { "Content-Type": "application/json", Accept: "application/json" },
       body: JSON.stringify({ history, k: ROW_K }),
     });
+    if (!personalised()) return; // turned off while asking
     const listings = resultsOf(body);
+    const focused = els.forYouList.contains(document.activeElement); // a card of the old row had focus
     fill(els.forYouList, listings);
+    if (focused) $("for-you-heading").focus({ preventScroll: true });
+    const used = new Set(history.map((e) => e.listing_id)); // listings, not events; the API's unknown ones aside
+    for (const id of body?.unknown_listing_ids ?? []) used.delete(id);
+    els.forYouNote.textContent = `Based on the ${used.size} listing${used.size === 1 ? "" : "s"} you opened or `
+      + "saved in this browser (see Your history above).";
     els.forYou.hidden = listings.length === 0;
   } catch (e) {
     els.forYou.hidden = true;
@@ -667,31 +880,31 @@ async function loadForYou() {
 /* ---------- start ---------- */
 
 function init() {
+  history.scrollRestoration = "manual"; // the results' scroll position is put back by showSearchView
   wireCardList(els.resultsList);
   wireCardList(els.similarList);
   wireCardList(els.forYouList);
   wirePhotoPicker();
-  wireDialog();
+  wireListingView();
+  wireHistory();
   wireSearchNotes();
-  window.addEventListener("hashchange", () => { const id = listingInUrl(); if (id) openListing(id); });
   els.form.addEventListener("submit", (e) => { e.preventDefault(); search(); });
   els.category.addEventListener("change", () => search());
-  els.sort.addEventListener("change", () => search());
+  els.sort.addEventListener("change", () => { sortIsBrowseDefault = false; search(); });
   els.loadMore.addEventListener("click", loadMore);
-  // Back and forward between searches: the address changed, not only its #listing part.
-  window.addEventListener("popstate", () => {
-    if (location.search === searchInUrl) return;
-    loadStateFromUrl();
-    search();
-  });
-  loadStateFromUrl();
+  // Back and forward: between searches, and between the results and the listings opened from them.
+  window.addEventListener("popstate", showRoute);
+  const legacy = /^#listing=(.+)$/.exec(location.hash); // links shared before listings had their own address
+  if (legacy) history.replaceState(null, "", listingHref(decodeURIComponent(legacy[1])));
+  const listing = listingInUrl();
+  loadStateFromUrl(); // a listing's address holds no search: the form starts empty
   syncFilters(true);
+  showHistory();
   document.body.dataset.ready = "false";
   Promise.allSettled([loadCategories(), loadForYou()]).then(() => {
     document.body.dataset.ready = "true";
-    if (hasQuery()) search();
-    const shared = listingInUrl();
-    if (shared) openListing(shared);
+    if (listing) showListingView(listing);
+    else if (hasQuery()) search();
   });
 }
 

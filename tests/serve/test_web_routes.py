@@ -1,0 +1,33 @@
+"""The web page's two addresses: ``/`` (search) and ``/listing/{id}`` (a listing's own page)."""
+
+from __future__ import annotations
+
+from urllib.parse import urljoin
+
+from fastapi.testclient import TestClient
+
+
+def test_listing_address_serves_the_page_with_the_sites_root_as_base(client: TestClient) -> None:
+    home = client.get("/")
+    page = client.get("/listing/listing-001")
+    assert home.status_code == page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["cache-control"] == "no-cache"
+    assert "<base" not in home.text
+    assert page.text == home.text.replace("<head>", '<head>\n  <base href="../">', 1)
+    # The base resolves to the site's root, also under a path prefix, so static/ and v1/ are found.
+    for prefix in ("", "/shop"):
+        root = urljoin(f"http://host{prefix}/listing/listing-001", "../")
+        assert root == f"http://host{prefix}/"
+        assert client.get(urljoin(root, "static/app.js").removeprefix(f"http://host{prefix}")).status_code == 200
+
+
+def test_an_unknown_listing_gets_the_page_which_says_so(client: TestClient) -> None:
+    """The page asks the API (404) and shows "listing not found"; the browser tests check the words."""
+    assert client.get("/listing/no-such-listing").status_code == 200
+    assert client.get("/v1/listings/no-such-listing").status_code == 404
+
+
+def test_only_one_segment_is_a_listing(client: TestClient) -> None:
+    assert client.get("/listing/a/b").status_code == 404
+    assert client.get("/listing/").status_code == 404
