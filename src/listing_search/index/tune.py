@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 RECALL_TARGET = 0.95
-TUNE_MARGIN = 0.01  # tuned on 200 queries, the smallest knob just over 0.95 falls under it on new ones
+TUNE_MARGIN = 0.02  # tuned on 200 held-out queries; new queries measured up to 0.017 lower (300k, around_real)
 RECALL_K = 10
 SELECTIVITIES = (0.1, 0.01)
 FILTERED_P50_MS = 10.0
