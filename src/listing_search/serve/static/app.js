@@ -573,7 +573,13 @@ function listingHref(id) {
 /** The listing id in the address (listing/ID under the site's root), or null on the search page. */
 function listingInUrl() {
   const m = /^listing\/([^/]+)\/?$/.exec(location.pathname.slice(ROOT.pathname.length));
-  return m ? decodeURIComponent(m[1]) : null;
+  return m ? decodeOrRaw(m[1]) : null;
+}
+
+/** A percent-decoded address part; a malformed escape (e.g. %E0) stays as typed and is then simply
+ * not found, instead of stopping the page. */
+function decodeOrRaw(part) {
+  try { return decodeURIComponent(part); } catch (e) { return part; }
 }
 
 /** Open a listing as a new page of the browser's history; Back returns to where it was opened. */
@@ -733,10 +739,18 @@ function setPersonalised(on) {
   } catch (e) { /* storage off: nothing is remembered anyway */ }
 }
 
+const HISTORY_EVENTS = new Set(["viewed", "liked", "searched"]);
+
+/** The remembered events, only those the API accepts (storage written by an older page or another
+ * tab must not make every search fail), newest HISTORY_MAX kept. */
 function readHistory() {
   try {
     const h = JSON.parse(localStorage.getItem(HISTORY_KEY) ?? "[]");
-    return Array.isArray(h) ? h.filter((e) => e && typeof e.listing_id === "string") : [];
+    if (!Array.isArray(h)) return [];
+    return h.filter((e) => e && typeof e.listing_id === "string" && e.listing_id.length > 0
+      && e.listing_id.length <= 200 && HISTORY_EVENTS.has(e.event)
+      && (e.timestamp === undefined || e.timestamp === null || Number.isFinite(e.timestamp)))
+      .slice(-HISTORY_MAX);
   } catch (e) {
     return [];
   }
@@ -752,7 +766,10 @@ function writeHistory(h) {
  * here, for the history panel), and nothing at all while personalisation is off. */
 function historyToSend() {
   if (!personalised()) return [];
-  return readHistory().map(({ listing_id, event, timestamp }) => ({ listing_id, event, timestamp }));
+  const now = Date.now() / 1000;
+  // A time the API would refuse (before 2000, or ahead of this clock) is left out rather than sent.
+  const plausible = (t) => (Number.isFinite(t) && t >= 946684800 && t <= now ? t : undefined);
+  return readHistory().map(({ listing_id, event, timestamp }) => ({ listing_id, event, timestamp: plausible(timestamp) }));
 }
 
 /** An event as kept: timestamp in seconds since the epoch, the title for the history panel. */
@@ -853,7 +870,10 @@ function wireHistory() {
 
 /** The "for you" row shows only while personalisation is on, with some history, and the recommend
  * endpoint answers; each card says which remembered listing it is like. */
+let forYouSeq = 0; // only the newest request may fill the row (history cleared or turned off meanwhile)
+
 async function loadForYou() {
+  const seq = ++forYouSeq;
   const history = historyToSend();
   if (!history.length) { els.forYou.hidden = true; return; }
   try {
@@ -862,7 +882,7 @@ async function loadForYou() {
       headers: { "Content-Type": "application/json", Accept: "application/json" },
       body: JSON.stringify({ history, k: ROW_K }),
     });
-    if (!personalised()) return; // turned off while asking
+    if (seq !== forYouSeq || !personalised()) return; // a newer request, a cleared history, or turned off
     const listings = resultsOf(body);
     const focused = els.forYouList.contains(document.activeElement); // a card of the old row had focus
     fill(els.forYouList, listings);
@@ -873,7 +893,7 @@ async function loadForYou() {
       + "saved in this browser (see Your history above).";
     els.forYou.hidden = listings.length === 0;
   } catch (e) {
-    els.forYou.hidden = true;
+    if (seq === forYouSeq) els.forYou.hidden = true;
   }
 }
 
@@ -895,7 +915,7 @@ function init() {
   // Back and forward: between searches, and between the results and the listings opened from them.
   window.addEventListener("popstate", showRoute);
   const legacy = /^#listing=(.+)$/.exec(location.hash); // links shared before listings had their own address
-  if (legacy) history.replaceState(null, "", listingHref(decodeURIComponent(legacy[1])));
+  if (legacy) history.replaceState(null, "", listingHref(decodeOrRaw(legacy[1])));
   const listing = listingInUrl();
   loadStateFromUrl(); // a listing's address holds no search: the form starts empty
   syncFilters(true);
