@@ -359,8 +359,12 @@ class RankingService:
         of the photo and words cosines both have; a hit with nothing in common with any is left out."""
         events = {"searched": 0, "viewed": 1, "liked": 2}
         seen: dict[int, Reason] = {}
+        resolved: dict[str, Listing | None] = {}  # one store read per distinct listing, not per event
         for e in history:
-            listing = self.engine.store.listing(str(e.listing_id))
+            lid = str(e.listing_id)
+            if lid not in resolved:
+                resolved[lid] = self.engine.store.listing(lid)
+            listing = resolved[lid]
             if listing is None:
                 continue
             old = seen.get(listing.key)
