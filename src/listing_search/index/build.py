@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from listing_search import schema as S
-from listing_search.errors import StorageError
+from listing_search.data.prepare import clean_photos_at
+from listing_search.distributed.shards import WorkArea
+from listing_search.errors import BlobNotFound, StorageError
 from listing_search.index.live import IMAGE, TEXT, LiveIndexes
 from listing_search.pipeline import atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
 from listing_search.settings import Settings
@@ -62,7 +64,8 @@ def build_index(settings: Settings, artifacts: Path, force: bool = False, kind: 
         return {**stamp["infos"], "up_to_date": True}
     t0 = time.perf_counter()
     models = model_versions(artifacts, with_text=(artifacts / S.TEXT_EMBEDDINGS_NPY).is_file())
-    report = load_dataset(store, blobs, artifacts, models, prune)
+    report = load_dataset(store, blobs, artifacts, models, prune,
+                          clean_photos_at(artifacts, settings.data.s3_endpoint_url))
     infos = build_snapshot(settings, artifacts, store, blobs, models, kind)
     infos |= {"merge": report.__dict__ | {"would_delete": report.would_delete[:20],
                                           "would_delete_count": len(report.would_delete)},
@@ -73,14 +76,22 @@ def build_index(settings: Settings, artifacts: Path, force: bool = False, kind: 
     return infos
 
 
-def load_dataset(store: SqlStore, blobs: BlobStore, artifacts: Path, models: Models, prune: bool) -> MergeReport:
-    """The prepared tables, photos and embeddings merged into the store (photo bytes into the blob store)."""
+def load_dataset(store: SqlStore, blobs: BlobStore, artifacts: Path, models: Models, prune: bool,
+                 photos_at: tuple[WorkArea, str] | None = None) -> MergeReport:
+    """The prepared tables, photos and embeddings merged into the store (photo bytes into the blob store).
+
+    ``photos_at``: the work area and prefix where a sharded ``prepare`` left the clean photos.
+    """
     vectors, photos, listings = load_inputs(artifacts)
     texts = load_text_vectors(artifacts) if models.text is not None else {}
     by_listing: dict[str, list[PhotoIn]] = {}
     for row, (image_id, listing_id) in enumerate(zip(photos[S.IMAGE_ID], photos[S.LISTING_ID])):
         by_listing.setdefault(listing_id, []).append(PhotoIn(image_id, photo_blob_key(image_id), vectors[row]))
-    copy_photos(blobs, artifacts / S.CLEAN_IMAGES_DIR, [p for ps in by_listing.values() for p in ps])
+    wanted = [p for ps in by_listing.values() for p in ps]
+    if photos_at is None:
+        copy_photos(blobs, artifacts / S.CLEAN_IMAGES_DIR, wanted)
+    else:
+        copy_photos_from(blobs, photos_at[0].store(), photos_at[1], wanted)
     items = [ListingIn(r[S.LISTING_ID], {c: r.get(c) for c in LISTING_COLUMNS}, by_listing.get(r[S.LISTING_ID], []),
                        texts.get(r[S.LISTING_ID]))
              for r in listings.to_dict("records")]
@@ -151,6 +162,20 @@ def copy_photos(blobs: BlobStore, folder: Path, photos: list[PhotoIn]) -> int:
         blobs.put(photo.blob_key, src.read_bytes())
     if todo:
         log.info("index: %d photos copied to the blob store %s", len(todo), blobs.url)
+    return len(todo)
+
+
+def copy_photos_from(blobs: BlobStore, source: BlobStore, prefix: str, photos: list[PhotoIn]) -> int:
+    """Put every photo the blob store lacks, read from ``prefix`` of another store (a work area)."""
+    have = set(blobs.keys("photos/"))
+    todo = [p for p in photos if p.blob_key not in have]
+    for photo in todo:
+        try:
+            blobs.put(photo.blob_key, source.get(f"{prefix}/{photo.image_id}.jpg"))
+        except BlobNotFound:
+            log.warning("index: photo %s not in %s", photo.image_id, source.url)
+    if todo:
+        log.info("index: %d photos copied from %s to the blob store %s", len(todo), source.url, blobs.url)
     return len(todo)
 
 
