@@ -154,11 +154,17 @@ def published(work: WorkArea, stage: str, run: str) -> dict[str, Any] | None:
 
 
 def read_output(store: BlobStore, marker: dict[str, Any], name: str) -> bytes:
-    """A shard's output, checked against the sha-256 in its marker."""
+    """A shard's output, checked against the sha-256 in its marker; a bad one loses its marker (so the
+    next run redoes that shard) and raises."""
     info = marker["files"][name]
-    data = store.get(info["key"])
-    if sha256(data) != info["sha256"]:
-        raise ShardCorrupt(f"{info['key']}: sha-256 differs from its marker's")
+    try:
+        data = store.get(info["key"])
+    except BlobNotFound:
+        data = None
+    if data is None or sha256(data) != info["sha256"]:
+        store.delete(f"{stage_prefix(marker['stage'], marker['run'])}/shards/{marker['shard']:05d}.done.json")
+        why = "missing, though its marker names it" if data is None else "sha-256 differs from its marker's"
+        raise ShardCorrupt(f"{info['key']}: {why}; the shard will be redone")
     return data
 
 

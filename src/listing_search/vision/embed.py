@@ -12,7 +12,6 @@ merges the shards into the same files as the local path.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
@@ -30,6 +29,7 @@ from listing_search.distributed import shards as sh
 from listing_search.distributed.runner import get_runner
 from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
 from listing_search.settings import Settings
+from listing_search.vision.embed_shard import embed_photos_shard
 from listing_search.vision.export import PARITY_TOLERANCE, export_onnx, onnx_session, parity
 from listing_search.vision.model import VisionGraph, embedding_dim
 from listing_search.vision.preprocess import PreprocessConfig, load_image
@@ -166,45 +166,6 @@ def _embed_on_shards(settings: Settings, artifacts: Path, model, cfg: Preprocess
     vectors, ids = sh.merge_vectors(work, markers, dim)
     sh.publish(work, STAGE, run, markers, {"model": model_key, "images": len(ids)})
     return vectors, ids, diff
-
-
-def embed_photos_shard(shard: sh.Shard, work) -> sh.ShardOutputs:
-    """On a worker: this shard's photos, read from the work area, through the graph the driver put there."""
-    p = shard.params
-    session = _session(work, p["model"])
-    photos = sh.open_store(p["photos"], p["endpoint_url"])
-    cfg = PreprocessConfig.from_json(p["cfg"])
-    read = 0
-
-    def load(image_id: str) -> np.ndarray | None:
-        nonlocal read
-        try:
-            data = photos.get(f"{p['images']}/{image_id}.jpg")
-            read += len(data)
-            return load_image(data, cfg)
-        except (OSError, ValueError) as exc:
-            log.warning("embed: photo %s skipped: %s", image_id, exc)
-            return None
-
-    rows, kept = [], []
-    for start in range(0, len(p["ids"]), p["batch"]):
-        chunk = p["ids"][start:start + p["batch"]]
-        loaded = [(i, a) for i, a in zip(chunk, map(load, chunk)) if a is not None]
-        if loaded:
-            rows.append(session.run(["embedding"], {"image": np.stack([a for _, a in loaded])})[0])
-            kept += [i for i, _ in loaded]
-    dim = session.get_outputs()[0].shape[1]
-    vectors = np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
-    return ({"vectors.npy": sh.npy_bytes(vectors), "ids.json": json.dumps(kept).encode()},
-            {"photos": len(kept), "bytes_read": read})
-
-
-@functools.lru_cache(maxsize=2)
-def _session(work, key: str):
-    """The graph read from the work area once per worker process (it is the same for every shard)."""
-    import onnxruntime as ort
-
-    return ort.InferenceSession(work.get(key), providers=["CPUExecutionProvider"])
 
 
 def _write_embeddings(artifacts: Path, vectors: np.ndarray, ids: list[str]) -> None:
