@@ -19,10 +19,14 @@ import pytest
 from listing_search import schema as S
 from listing_search.data.prepare import prepare
 from listing_search.distributed import shards as sh
+from listing_search.distributed.runner import DaskRunner
+from listing_search.index.select import IVF_SQ8
+from listing_search.index.sharded import list_assignment
 from listing_search.index.build import build_index
 from listing_search.settings import Settings
 from listing_search.text.embed import embed_text
 from listing_search.vision.embed import embed
+from tests.index.test_sharded import sharded_and_single
 from tests.realparts import dask_cluster_hiding, need_module
 from tests.vision.fixtures import tiny_settings, trained_artifacts  # noqa: F401  (fixture)
 
@@ -109,3 +113,14 @@ def _assert_done_by_workers(address: str, endpoint: str, bucket: str) -> None:
     assert {m["stage"] for m in manifests} >= {"prepare", "embed", "embed_text"}
     pids = {shard["pid"] for m in manifests for shard in m["shards"]}
     assert pids <= worker_pids and os.getpid() not in pids
+
+
+def test_ivf_filled_by_isolated_workers_equals_single_machine(dask_cluster: str, s3_bucket: str,
+                                                              s3_endpoint: str, tmp_path: Path) -> None:
+    runner = DaskRunner(dask_cluster, batch=1)
+    work = sh.WorkArea(f"s3://{s3_bucket}/work", s3_endpoint)
+    single, sharded, _ = sharded_and_single(IVF_SQ8, tmp_path, runner, work)
+    assert list_assignment(sharded.index) == list_assignment(single.index)
+    queries = np.random.default_rng(1).normal(size=(20, 32)).astype(np.float32)
+    a, b = single.search(queries, 10), sharded.search(queries, 10)
+    assert all(set(x.tolist()) == set(y.tolist()) for x, y in zip(a.ids, b.ids))
