@@ -216,11 +216,18 @@ def index(
     kind: Annotated[Optional[str], typer.Option(help="Force flat, hnsw or ivfpq (default: by size/budget).")] = None,
     force: Annotated[bool, typer.Option(help="Rebuild even if up to date (API-added listings are kept).")] = False,
     prune: Annotated[bool, typer.Option(help="Delete dataset listings that are no longer in the dataset.")] = False,
+    runner: RunnerOpt = None,
+    dask_address: DaskOpt = None,
+    work_url: WorkOpt = None,
+    shard_size: Annotated[Optional[int], typer.Option(help="Vectors per shard of an IVF fill.")] = None,
 ) -> None:
-    """Merge the dataset into the store of record, then build the indexes (type by size and budget) and snapshot them."""
+    """Merge the dataset into the store of record, then build the indexes (type by size and budget) and snapshot them.
+
+    With --work-url, IVF indexes are filled as shards by the runner's workers and merged here.
+    """
     from listing_search.index.build import build_index
 
-    settings = _settings(artifacts)
+    settings = _settings(artifacts, data=_cluster(runner, dask_address, work_url, shard_size))
     with _stage_errors():
         infos = build_index(settings, artifacts, force=force, kind=kind, prune=prune)
     _print_result(infos)

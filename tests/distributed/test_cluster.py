@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from listing_search import schema as S
 from listing_search.data.prepare import prepare
@@ -22,11 +23,14 @@ from listing_search.distributed import shards as sh
 from listing_search.distributed.runner import DaskRunner
 from listing_search.index.select import IVF_SQ8
 from listing_search.index.sharded import list_assignment
+from listing_search.cli import app
 from listing_search.index.build import build_index
+from listing_search.pipeline import read_stamp
 from listing_search.settings import Settings
 from listing_search.text.embed import embed_text
 from listing_search.vision.embed import embed
-from tests.index.test_sharded import sharded_and_single
+from tests.index.test_sharded import assert_replica_follows_the_log, assert_same_index, sharded_and_single
+from tests.index.tiny_artifacts import make_artifacts
 from tests.realparts import dask_cluster_hiding, need_module
 from tests.vision.fixtures import tiny_settings, trained_artifacts  # noqa: F401  (fixture)
 
@@ -124,3 +128,30 @@ def test_ivf_filled_by_isolated_workers_equals_single_machine(dask_cluster: str,
     queries = np.random.default_rng(1).normal(size=(20, 32)).astype(np.float32)
     a, b = single.search(queries, 10), sharded.search(queries, 10)
     assert all(set(x.tolist()) == set(y.tolist()) for x, y in zip(a.ids, b.ids))
+
+
+def test_index_verb_fills_ivf_on_isolated_workers_and_replicas_follow_its_snapshot(
+    dask_cluster: str, s3_bucket: str, s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``listing-search index --runner dask --dask-address ... --work-url s3://...``: same index as one machine,
+    published as a snapshot at the store's log sequence, from which a new replica follows the log."""
+    one, art = _tiny(tmp_path / "one"), _tiny(tmp_path / "dask")
+    single_infos = build_index(Settings(artifacts_dir=one, index={"kind": IVF_SQ8}), one)
+    monkeypatch.setenv("LISTING_SEARCH_DATA__S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("LISTING_SEARCH_STORE__PUBLISH_SNAPSHOTS", "true")
+    result = CliRunner().invoke(app, ["index", "--artifacts", str(art), "--kind", IVF_SQ8, "--runner", "dask",
+                                      "--dask-address", dask_cluster, "--work-url", f"s3://{s3_bucket}/work",
+                                      "--shard-size", "64"])
+    assert result.exit_code == 0, result.output
+    infos = read_stamp(art, "index")["infos"]
+    assert_same_index(single_infos, infos, one, art)
+    with distributed.Client(dask_cluster) as client:
+        worker_pids = set(client.run(os.getpid).values())
+    work = sh.WorkArea(f"s3://{s3_bucket}/work", s3_endpoint).store()
+    (manifest,) = [json.loads(work.get(k)) for k in work.keys("stages/index/") if k.endswith("/manifest.json")]
+    assert len(manifest["shards"]) == 4 and {s["pid"] for s in manifest["shards"]} <= worker_pids
+    assert_replica_follows_the_log(art, Settings(artifacts_dir=art), infos, tmp_path / "replica")
+
+
+def _tiny(root: Path) -> Path:
+    return make_artifacts(root, n_listings=120, photos_per_listing=2, n_rare=0)

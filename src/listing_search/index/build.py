@@ -22,6 +22,7 @@ from listing_search.data.prepare import clean_photos_at
 from listing_search.distributed.shards import WorkArea
 from listing_search.errors import BlobNotFound, StorageError
 from listing_search.index.live import IMAGE, TEXT, LiveIndexes
+from listing_search.index.sharded import shard_fill
 from listing_search.pipeline import atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
 from listing_search.settings import Settings
 from listing_search.store import open_storage, photo_blob_key
@@ -107,14 +108,21 @@ def load_dataset(store: SqlStore, blobs: BlobStore, artifacts: Path, models: Mod
 
 def build_snapshot(settings: Settings, artifacts: Path, store: SqlStore, blobs: BlobStore, models: Models,
                    kind: str | None = None) -> dict:
-    """The indexes from the store, type chosen by size and budget (and recorded for replicas), snapshotted."""
+    """The indexes from the store, type chosen by size and budget (and recorded for replicas), snapshotted
+    at the store's log sequence read before the vectors (replicas follow the log from there).
+
+    With ``data.work_url`` set, IVF indexes are filled as shards by the runner's workers (``index.sharded``);
+    flat and HNSW indexes are filled here.
+    """
     dims = {IMAGE: _onnx_dim(artifacts), TEXT: _text_dim(store, models)}
-    live = LiveIndexes.rebuild(store, models, dims, settings.index, fresh_choice=True, kind=kind)
+    live = LiveIndexes.rebuild(store, models, dims, settings.index, fresh_choice=True, kind=kind,
+                               fill=shard_fill(settings))
     st = settings.store
     live.write_snapshot(st.resolved_snapshot_dir(artifacts), st.snapshot_keep,
                         blobs if st.publish_snapshots else None)
     infos = dict(live.image.infos)
     infos["text_index"] = live.text.infos.get("factory") if live.text is not None else None
+    infos["text_filled_by"] = live.text.infos.get("filled_by") if live.text is not None else None
     infos["log_seq"] = live.seq
     return infos
 

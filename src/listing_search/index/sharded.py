@@ -6,7 +6,9 @@ writes that copy back: only its inverted lists are non-empty. The driver merges 
 (``IndexIVF.merge_from``), so every vector lands in the list the shared quantizer assigns it, exactly
 as in a single-machine build: same id -> list assignment, same search results.
 
-Graphs (HNSW) cannot be merged and flat indexes gain nothing from it; only IVF kinds go through here.
+Graphs (HNSW) cannot be merged and flat indexes gain nothing from it; only IVF kinds go through here
+(``VectorIndex.build`` fills the others on the driver). The ``index`` stage uses :func:`shard_fill` when
+``data.work_url`` is set.
 """
 
 from __future__ import annotations
@@ -19,11 +21,33 @@ import faiss
 import numpy as np
 
 from listing_search.distributed import shards as sh
+from listing_search.distributed.runner import Runner, get_runner
 from listing_search.index.vector_index import normalise
+from listing_search.settings import Settings
 from listing_search.store.blobs import BlobStore
 
 log = logging.getLogger(__name__)
 STAGE = "index"
+
+
+class ShardFill:
+    """A ``VectorIndex.build`` fill: the trained IVF index filled by the runner's workers, merged here."""
+
+    def __init__(self, runner: Runner, work: sh.WorkArea, shard_size: int, name: str, progress: bool = False) -> None:
+        self.runner, self.work, self.shard_size, self.progress = runner, work, shard_size, progress
+        self.name = name  # recorded in the index infos as ``filled_by``
+
+    def __call__(self, trained: faiss.Index, vectors: np.ndarray, ids: np.ndarray) -> faiss.Index:
+        return add_on_shards(self.runner, self.work, trained, vectors, ids, self.shard_size, self.progress)
+
+
+def shard_fill(settings: Settings, progress: bool = False) -> ShardFill | None:
+    """The fill for the settings' runner and work area; None (fill on this machine) without a work area."""
+    d = settings.data
+    if not d.work_url:
+        return None
+    return ShardFill(get_runner(d.runner, d.workers, d.dask_address, batch=1), sh.WorkArea(d.work_url, d.s3_endpoint_url),
+                     d.shard_size, f"{d.runner} workers, shards of {d.shard_size} vectors", progress)
 
 
 def add_on_shards(runner, work: sh.WorkArea, trained: faiss.Index, vectors: np.ndarray, ids: np.ndarray,
