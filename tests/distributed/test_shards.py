@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from listing_search.data.prepare import prepare
+from listing_search.data.prepare import fetch_clean_photos, prepare
 from listing_search.distributed import shards as sh
 from listing_search.distributed.runner import LocalRunner
 from listing_search.settings import Settings
@@ -85,3 +85,30 @@ def test_prepare_on_shards_from_a_folder_matches_local(tiny_dataset: Path, tmp_p
     assert not (tmp_path / "sharded/images").exists()
     assert len(list((tmp_path / "work").rglob("*.jpg"))) == 22
     assert prepare(sharded, str(tiny_dataset), tmp_path / "sharded").up_to_date
+
+
+class Stop(Exception):
+    pass
+
+
+def test_train_fetches_the_clean_photos_it_reads_after_a_sharded_prepare(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from listing_search.vision import train as train_stage
+
+    settings = Settings(data={"image_size": 32, "workers": 1, "work_url": str(tmp_path / "work"), "shard_size": 5},
+                        vision={"subset": 6})
+    art = tmp_path / "art"
+    prepare(settings, str(tiny_dataset), art)
+    assert not (art / "images").exists()
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise Stop  # the photos are fetched before the model is built: nothing to train for this test
+
+    monkeypatch.setattr(train_stage, "build_model", stop)
+    with pytest.raises(Stop):
+        train_stage.train(settings, art)
+    fetched = sorted((art / "images").iterdir())
+    in_work = {p.name: p.read_bytes() for p in (tmp_path / "work").rglob("*.jpg")}
+    assert len(fetched) == 6 and all(p.read_bytes() == in_work[p.name] for p in fetched)
+    assert fetch_clean_photos(art, [p.stem for p in fetched]) == 0  # kept, not fetched again

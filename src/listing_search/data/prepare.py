@@ -14,6 +14,8 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from listing_search.data.tables import (
     read_csv_strict,
     split_by_listing,
 )
-from listing_search.pipeline import atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
+from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
 from listing_search.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -210,6 +212,33 @@ def clean_photos_at(artifacts: Path, endpoint_url: str | None = None) -> tuple[s
     """Where a sharded ``prepare`` put the clean photos (work area, key prefix), or None: in ``ART/images``."""
     work = (read_stamp(artifacts, STAGE) or {}).get("work")
     return None if not work else (sh.WorkArea(work["url"], endpoint_url), work["images"])
+
+
+def fetch_clean_photos(artifacts: Path, image_ids: Iterable[str], endpoint_url: str | None = None,
+                       threads: int = 16) -> int:
+    """Photos a driver stage reads from ``ART/images`` (training), copied there from the work area where a
+    sharded ``prepare`` left them; ones already there are kept. Returns how many were fetched (0 after a
+    local ``prepare``). Only what is asked for travels: the catalogue is embedded on the workers."""
+    at = clean_photos_at(artifacts, endpoint_url)
+    if at is None:
+        return 0
+    work, prefix = at
+    folder = Path(artifacts) / S.CLEAN_IMAGES_DIR
+    todo = [i for i in dict.fromkeys(image_ids) if not (folder / f"{i}.jpg").is_file()]
+    if not todo:
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    store = work.store()
+
+    def fetch(image_id: str) -> None:
+        data = store.get(f"{prefix}/{image_id}.jpg")  # BlobNotFound: the work area lost a committed photo
+        with atomic_path(folder / f"{image_id}.jpg") as tmp:
+            tmp.write_bytes(data)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(fetch, todo))
+    log.info("prepare: %d clean photos fetched from %s into %s", len(todo), work.url, folder)
+    return len(todo)
 
 
 def _write_outputs(
