@@ -46,8 +46,9 @@ def shard_fill(settings: Settings, progress: bool = False) -> ShardFill | None:
     d = settings.data
     if not d.work_url:
         return None
-    return ShardFill(get_runner(d.runner, d.workers, d.dask_address, batch=1), sh.WorkArea(d.work_url, d.s3_endpoint_url),
-                     d.shard_size, f"{d.runner} workers, shards of {d.shard_size} vectors", progress)
+    runner = get_runner(d.runner, d.workers, d.dask_address, batch=1)
+    return ShardFill(runner, sh.WorkArea(d.work_url, d.s3_endpoint_url), d.shard_size,
+                     f"{d.runner} workers, shards of {d.shard_size} vectors", progress)
 
 
 def add_on_shards(runner, work: sh.WorkArea, trained: faiss.Index, vectors: np.ndarray, ids: np.ndarray,

@@ -564,8 +564,9 @@ class SqlStore:
         rows: dict[str, list[list]] = {t: [] for t in BULK_COLUMNS}
         now = time.time()
         for item, key, seq in zip(items, keys, seqs):
-            rows["listings"].append([key, *(_column_value(c, item.fields.get(c) if c != "listing_id" else item.listing_id)
-                                            for c in WRITE_FIELDS), item.origin, content_hash(item, models)])
+            fields = {**item.fields, "listing_id": item.listing_id}
+            rows["listings"].append([key, *(_column_value(c, fields.get(c)) for c in WRITE_FIELDS), item.origin,
+                                     content_hash(item, models)])
             if item.text_vector is not None and models.text is not None:
                 rows["text_vectors"].append([key, models.text, vector_bytes(item.text_vector)])
             for photo in item.photos:
