@@ -45,6 +45,9 @@ def shard_fill(settings: Settings, progress: bool = False) -> ShardFill | None:
     """The fill for the settings' runner and work area; None (fill on this machine) without a work area."""
     d = settings.data
     if not d.work_url:
+        if d.runner != "local":
+            log.warning("index: the %s runner needs a work area (--work-url) its workers share; filling the "
+                        "indexes on this machine", d.runner)
         return None
     runner = get_runner(d.runner, d.workers, d.dask_address, batch=1)
     return ShardFill(runner, sh.WorkArea(d.work_url, d.s3_endpoint_url), d.shard_size,
