@@ -27,7 +27,7 @@ from typing import NoReturn
 
 import pytest
 
-__all__ = ["in_ci", "mount_tmpfs", "moto_server", "need_module", "need_part", "postgres_server", "postgres_url",
+__all__ = ["dask_cluster_hiding", "in_ci", "mount_tmpfs", "moto_server", "need_module", "need_part", "postgres_server", "postgres_url",
            "s3_bucket", "s3_endpoint"]
 
 REALPART_FIXTURES = frozenset({"moto_server", "postgres_server", "postgres_url", "s3_bucket", "s3_endpoint"})
@@ -198,3 +198,59 @@ def mount_tmpfs(path: Path, size: str) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+# --- Dask: a scheduler and worker processes that cannot see the driver's files ---------------------
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _hiding_prefix(hidden: Path) -> list[str]:
+    """A command prefix that runs the rest in a new mount namespace with an empty tmpfs over ``hidden``.
+
+    As root a plain ``unshare -m``; otherwise a user namespace too (``unshare -rm``), where the mount
+    is allowed. A worker that still reads the driver's artifacts path then finds an empty folder.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        need_part("unshare (util-linux) not found: cannot hide the driver's files from the Dask workers")
+    flags = ["-m"] if os.geteuid() == 0 else ["-r", "-m"]
+    probe = subprocess.run([unshare, *flags, "--propagation", "private", "sh", "-c",
+                            f'mount -t tmpfs -o size=1m tmpfs "{hidden}"'], capture_output=True, text=True)
+    if probe.returncode != 0:
+        need_part(f"cannot mount a tmpfs in a new mount namespace here: {probe.stderr.strip()}")
+    return [unshare, *flags, "--propagation", "private", "sh", "-c",
+            'mount -t tmpfs -o size=1m tmpfs "$0" && exec "$@"', str(hidden)]
+
+
+@contextmanager
+def dask_cluster_hiding(hidden: Path, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``dask scheduler`` and ``workers`` ``dask worker`` processes on loopback; yields the address.
+
+    The workers run with ``hidden`` (the driver's temp root) masked by an empty tmpfs, so they share
+    nothing with the driver but the network: a job that reads an artifacts path fails.
+    """
+    need_module("distributed", "dask[distributed] is not installed")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), **(env or {})}
+    prefix = _hiding_prefix(hidden)
+    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        _wait_for_port(port, procs[0], "dask scheduler")
+        for i in range(workers):
+            procs.append(subprocess.Popen(
+                [*prefix, sys.executable, "-m", "dask", "worker", address, "--name", f"w{i}", "--nthreads", "1",
+                 "--no-dashboard", "--host", "127.0.0.1", "--local-directory", tempfile.gettempdir()],
+                env=env, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()

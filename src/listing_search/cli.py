@@ -27,6 +27,11 @@ log = logging.getLogger("listing_search")
 
 ArtifactsOpt = Annotated[Path, typer.Option("--artifacts", "--out", help="Artifacts folder.")]
 DataOpt = Annotated[str, typer.Option("--data", help="Dataset folder or s3://bucket/prefix.")]
+RunnerOpt = Annotated[Optional[str], typer.Option(help="local (default) or dask.")]
+DaskOpt = Annotated[Optional[str], typer.Option(help="tcp://scheduler:8786; none starts one.")]
+WorkOpt = Annotated[Optional[str], typer.Option(
+    help="s3://bucket/prefix (or folder) the workers share: the stage runs as shards there.")]
+ShardOpt = Annotated[Optional[int], typer.Option(help="Photos or listings per shard.")]
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -83,15 +88,18 @@ def prepare(
     artifacts: ArtifactsOpt = Path("artifacts"),
     image_size: Annotated[Optional[int], typer.Option(help="Side of the square photos.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Processes; 0 = one per core.")] = None,
-    runner: Annotated[Optional[str], typer.Option(help="local (default) or dask.")] = None,
-    dask_address: Annotated[Optional[str], typer.Option(help="tcp://scheduler:8786; none starts one.")] = None,
+    runner: RunnerOpt = None,
+    dask_address: DaskOpt = None,
+    work_url: WorkOpt = None,
+    shard_size: ShardOpt = None,
     force: Annotated[bool, typer.Option(help="Rebuild even if up to date.")] = False,
 ) -> None:
     """Clean the tables, encode categories, standardise photos, and write the report."""
     from listing_search.data.prepare import prepare as run_prepare
 
     settings = _settings(artifacts, data={"image_size": image_size, "workers": workers, "runner": runner,
-                                          "dask_address": dask_address})
+                                          "dask_address": dask_address, "work_url": work_url,
+                                          "shard_size": shard_size})
     with _stage_errors():
         report = run_prepare(settings, data, artifacts, force=force, progress=True)
     console.print_json(json.dumps(report.summary()))
@@ -132,15 +140,23 @@ def train(
     _print_result(report)
 
 
+def _cluster(runner: str | None, dask_address: str | None, work_url: str | None, shard_size: int | None) -> dict:
+    return {"runner": runner, "dask_address": dask_address, "work_url": work_url, "shard_size": shard_size}
+
+
 @app.command()
 def embed(
     artifacts: ArtifactsOpt = Path("artifacts"),
+    runner: RunnerOpt = None,
+    dask_address: DaskOpt = None,
+    work_url: WorkOpt = None,
+    shard_size: ShardOpt = None,
     force: Annotated[bool, typer.Option(help="Re-embed even if up to date.")] = False,
 ) -> None:
     """Export ART/model/vision.onnx (checked against PyTorch) and embed every catalogue photo."""
     from listing_search.vision.embed import embed as run_embed
 
-    settings = _settings(artifacts)
+    settings = _settings(artifacts, data=_cluster(runner, dask_address, work_url, shard_size))
     with _stage_errors():
         report = run_embed(settings, artifacts, force=force, progress=True)
     _print_result(report)
@@ -149,12 +165,16 @@ def embed(
 @app.command("embed-text")
 def embed_text(
     artifacts: ArtifactsOpt = Path("artifacts"),
+    runner: RunnerOpt = None,
+    dask_address: DaskOpt = None,
+    work_url: WorkOpt = None,
+    shard_size: ShardOpt = None,
     force: Annotated[bool, typer.Option(help="Re-embed even if up to date.")] = False,
 ) -> None:
     """Embed every listing's title + description (MiniLM) and export the torch-free query encoder."""
     from listing_search.text.embed import embed_text as run_embed_text
 
-    settings = _settings(artifacts)
+    settings = _settings(artifacts, data=_cluster(runner, dask_address, work_url, shard_size))
     with _stage_errors():
         card = run_embed_text(settings, artifacts, force=force, progress=True)
     _print_result(card)
@@ -197,11 +217,18 @@ def index(
     kind: Annotated[Optional[str], typer.Option(help="Force flat, hnsw or ivfpq (default: by size/budget).")] = None,
     force: Annotated[bool, typer.Option(help="Rebuild even if up to date (API-added listings are kept).")] = False,
     prune: Annotated[bool, typer.Option(help="Delete dataset listings that are no longer in the dataset.")] = False,
+    runner: RunnerOpt = None,
+    dask_address: DaskOpt = None,
+    work_url: WorkOpt = None,
+    shard_size: Annotated[Optional[int], typer.Option(help="Vectors per shard of an IVF fill.")] = None,
 ) -> None:
-    """Merge the dataset into the store of record, then build the indexes (type by size and budget) and snapshot them."""
+    """Merge the dataset into the store of record, then build the indexes (type by size and budget) and snapshot them.
+
+    With --work-url, IVF indexes are filled as shards by the runner's workers and merged here.
+    """
     from listing_search.index.build import build_index
 
-    settings = _settings(artifacts)
+    settings = _settings(artifacts, data=_cluster(runner, dask_address, work_url, shard_size))
     with _stage_errors():
         infos = build_index(settings, artifacts, force=force, kind=kind, prune=prune)
     _print_result(infos)

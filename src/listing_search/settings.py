@@ -33,6 +33,10 @@ class DataSettings(BaseModel):
     dask_address: str | None = Field(
         None, description="tcp://scheduler:8786 of a running Dask cluster; None starts a local one."
     )
+    work_url: str | None = Field(
+        None, description="s3://bucket/prefix (or a folder) where the batch stages run as shards: workers read "
+        "inputs and write outputs there by URL and share nothing else with the driver. None: the local path.")
+    shard_size: int = Field(500, ge=1, description="Photos or listings per shard of a stage run on shards.")
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of listings held out.")
     seed: int = 42
 

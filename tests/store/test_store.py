@@ -94,6 +94,47 @@ def test_merge_inserts_updates_and_never_touches_api_listings(store: SqlStore) -
     assert pruned.deleted == 1 and store.listing("d2") is None and store.listing("api") is not None
 
 
+def test_merge_inserts_new_listings_in_bulk_with_vectors_and_log(store: SqlStore, monkeypatch) -> None:
+    """New dataset listings go in as a few bulk statements per chunk (COPY on PostgreSQL), with the same
+    rows, vectors and one log entry each as single inserts; ids and sequences continue, never reused."""
+    old_key, _ = store.add_listing(item("old", seed=99), M1)
+    store.delete_listing("old")
+    calls: list[tuple[str, int]] = []
+    insert_rows = store._insert_rows
+    monkeypatch.setattr(store, "_insert_rows", lambda con, t, c, rows: (calls.append((t, len(rows))),
+                                                                        insert_rows(con, t, c, rows))[1])
+    report = store.merge([item(f"d{i}", seed=i, origin="dataset") for i in range(300)], M1, chunk=200)
+    assert report.inserted == 300 and report.last_seq == store.head() == 302
+    assert calls == _bulk_calls(200) + _bulk_calls(100)
+    changes = store.changes_since(2)
+    keys = store.listing_ids()
+    assert [(c.seq, c.op, c.listing_key) for c in changes] == \
+        [(3 + i, UPSERT, keys[f"d{i}"]) for i in range(300)] and min(keys.values()) > old_key
+    one = store.listing_vectors([keys["d7"]], M1)[keys["d7"]]
+    want = item("d7", seed=7)
+    np.testing.assert_array_equal(one.photo_vectors, np.stack([p.vector for p in want.photos]))
+    np.testing.assert_array_equal(one.text_vector, want.text_vector)
+    assert store.listing("d7").image_ids == ["d7-0", "d7-1"] and store.listing("d7").price == 10.0
+    again = store.merge([item(f"d{i}", seed=i, origin="dataset") for i in range(300)], M1)
+    assert (again.inserted, again.unchanged, store.head()) == (0, 300, 302)  # same content hashes
+    key, seq = store.add_listing(item("after"), M1)
+    assert key > max(keys.values()) and seq == 303
+    assert min(store.photo_vector_ids_many([key])[key]) > max(v for vs in store.photo_vector_ids_many(
+        keys.values()).values() for v in vs)
+
+
+def _bulk_calls(n: int) -> list[tuple[str, int]]:
+    return [("listings", n), ("photos", 2 * n), ("photo_vectors", 2 * n), ("text_vectors", n), ("changes", n)]
+
+
+def test_a_failed_bulk_merge_writes_nothing(store: SqlStore) -> None:
+    store.add_listing(item("a"), M1)  # photos a-0, a-1
+    clash = ListingIn("d1", {"title": "x"}, [PhotoIn("a-0", "photos/a-0.jpg", np.ones(4, np.float32))], None, "dataset")
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        store.merge([item("d0", origin="dataset"), clash], M1)
+    assert store.head() == 1 and store.counts() == {"listings": 1, "photos": 2} and store.listing("d0") is None
+
+
 def test_vectors_are_kept_per_encoder_version(store: SqlStore) -> None:
     key, _ = store.add_listing(item("a"), M1)
     assert [v for v, _, _ in store.stale_photos(M2.image)] == store.photo_vector_ids_many([key])[key]

@@ -9,6 +9,7 @@ count failures by reason; nothing is dropped silently.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import warnings
 from collections import Counter
@@ -25,6 +26,8 @@ from listing_search.pipeline import atomic_write_bytes
 
 if TYPE_CHECKING:
     from listing_search.distributed.runner import Runner
+    from listing_search.distributed.shards import Shard, ShardOutputs
+    from listing_search.store.blobs import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +210,36 @@ def _is_done(dest: Path, size: int) -> bool:
             return im.size == (size, size)
     except (OSError, UnidentifiedImageError):
         return False
+
+
+def clean_photos_shard(shard: "Shard", work: "BlobStore") -> "ShardOutputs":
+    """A shard of photos: each read from the source by URL, standardised, put into the work area.
+
+    Runs on a cluster worker that shares nothing with the driver but the source and the work area.
+    Returns the statuses (one per id, in order) as the shard's output.
+    """
+    from listing_search.distributed.shards import open_store
+    from listing_search.errors import BlobNotFound
+
+    p = shard.params
+    source = open_store(p["source"], p["endpoint_url"])
+    statuses, read = [], 0
+    for image_id in p["ids"]:
+        dest = f"{p['dest']}/{image_id}.jpg"
+        try:
+            data = source.get(f"{p['images']}/{image_id}.jpg")
+        except BlobNotFound:
+            statuses.append(MISSING)
+            continue
+        read += len(data)
+        try:
+            img = standardise(data, p["size"], p["max_pixels"], tuple(p["fill"]))
+        except ImageRejected as exc:
+            statuses.append(exc.reason)
+            continue
+        work.put(dest, encode_jpeg(img, p["quality"]))
+        statuses.append(OK)
+    return {"statuses.json": json.dumps(statuses).encode()}, {"photos": len(statuses), "bytes_read": read}
 
 
 def run_jobs(jobs: list[PhotoJob], runner: "Runner | None" = None, progress: bool = False) -> list[str]:

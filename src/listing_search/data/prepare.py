@@ -2,13 +2,20 @@
 
 Reader (local folder or S3 mirror) -> table cleaning -> photo standardisation (parallel) -> writer.
 Every dropped row or photo is counted by reason in ``prepare_report.json``.
+
+With ``data.work_url`` set the photos are cleaned as shards (``distributed.shards``): no mirror, each
+worker reads its photos from the source by URL and puts the clean ones under the stage's prefix in the
+work area; the driver reads only the two tables and writes the small outputs into ``artifacts``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,8 +23,10 @@ import pandas as pd
 
 from listing_search import schema as S
 from listing_search.data import images as img
-from listing_search.data.source import resolve_source
+from listing_search.data.source import image_listing, resolve_source
+from listing_search.distributed import shards as sh
 from listing_search.distributed.runner import get_runner
+from listing_search.errors import BlobNotFound
 from listing_search.data.tables import (
     CategoryCodec,
     Dropped,
@@ -26,7 +35,7 @@ from listing_search.data.tables import (
     read_csv_strict,
     split_by_listing,
 )
-from listing_search.pipeline import atomic_write_text, fingerprint, is_up_to_date, write_stamp
+from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
 from listing_search.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,6 +68,8 @@ def prepare(
     """Run the data stage from ``src`` (folder or ``s3://``) into ``artifacts``."""
     t0 = time.perf_counter()
     artifacts = Path(artifacts)
+    if settings.data.work_url:
+        return _prepare_on_shards(settings, str(src), artifacts, force, progress)
     local = resolve_source(src, artifacts / S.SOURCE_CACHE_DIR, settings.data.s3_endpoint_url)
     inputs = [local / S.PRODUCTS_CSV, local / S.IMAGES_CSV, local / S.IMAGES_DIR]
     fp = fingerprint(inputs, settings.section_json("data"))
@@ -122,15 +133,112 @@ def _standardise_photos(
         for i in photos[S.IMAGE_ID]
     ]
     runner = get_runner(d.runner, d.workers, d.dask_address)
-    statuses = pd.Series(img.run_jobs(jobs, runner, progress), index=photos.index)
-    report.photos = {k: int(v) for k, v in statuses.value_counts().items()}
-    bad = ~statuses.isin([img.OK, img.SKIPPED])
-    for reason, group in photos[bad].groupby(statuses[bad]):
-        dropped.add(f"photo_{reason}", group[S.IMAGE_ID].tolist())
-
     on_disk = {p.stem for p in src_dir.glob("*.jpg")} if src_dir.is_dir() else set()
+    return _count_statuses(photos, img.run_jobs(jobs, runner, progress), on_disk, report, dropped)
+
+
+def _count_statuses(photos: pd.DataFrame, statuses: list[str], on_disk: set[str], report: PrepareReport,
+                    dropped: Dropped) -> pd.DataFrame:
+    """The photos that were cleaned; every other one counted by reason."""
+    status = pd.Series(statuses, index=photos.index, dtype=object)
+    report.photos = {k: int(v) for k, v in status.value_counts().items()}
+    bad = ~status.isin([img.OK, img.SKIPPED])
+    for reason, group in photos[bad].groupby(status[bad]):
+        dropped.add(f"photo_{reason}", group[S.IMAGE_ID].tolist())
     report.image_files_without_row = len(on_disk - set(photos[S.IMAGE_ID]))
     return photos[~bad].reset_index(drop=True)
+
+
+def _prepare_on_shards(settings: Settings, src: str, artifacts: Path, force: bool, progress: bool) -> PrepareReport:
+    """Tables on the driver, photos as shards on the runner, reading the source and writing the work area."""
+    t0, d = time.perf_counter(), settings.data
+    work = sh.WorkArea(d.work_url or "", d.s3_endpoint_url)
+    on_source = image_listing(src, d.s3_endpoint_url)
+    with tempfile.TemporaryDirectory(prefix="prepare-") as tmp:
+        tables = _fetch_tables(src, d.s3_endpoint_url, Path(tmp))
+        fp = fingerprint([tables / S.PRODUCTS_CSV, tables / S.IMAGES_CSV],
+                         json.dumps([_output_settings(settings), sorted(on_source.items())]))
+        outputs = [artifacts / n for n in (S.LISTINGS_CSV, S.TRAINING_CSV, S.CATEGORIES_JSON, S.PREPARE_REPORT)]
+        if not force and is_up_to_date(artifacts, STAGE, outputs, fp) and sh.published(work, STAGE, fp):
+            log.info("prepare: up to date in %s and %s", artifacts, work.url)
+            return PrepareReport(**{**json.loads((artifacts / S.PREPARE_REPORT).read_text()), "up_to_date": True})
+        report, dropped = PrepareReport(source=src), Dropped()
+        listings, photos, codec = _clean_tables(tables, settings, report, dropped)
+
+    images = f"{sh.stage_prefix(STAGE, fp)}/{S.CLEAN_IMAGES_DIR}"
+    params = {"source": src, "endpoint_url": d.s3_endpoint_url, "images": S.IMAGES_DIR, "dest": images,
+              "size": d.image_size, "max_pixels": d.max_image_pixels, "quality": d.jpeg_quality,
+              "fill": list(d.letterbox_rgb)}
+    shards = [sh.Shard(STAGE, fp, i, work, {**params, "ids": ids})
+              for i, ids in enumerate(sh.chunks(photos[S.IMAGE_ID].tolist(), d.shard_size))]
+    markers = sh.run_stage(get_runner(d.runner, d.workers, d.dask_address, batch=1), shards,
+                           img.clean_photos_shard, progress)
+    store = work.store()
+    statuses = [s for m in markers for s in json.loads(sh.read_output(store, m, "statuses.json"))]
+    photos = _count_statuses(photos, statuses, set(on_source), report, dropped)
+
+    training = photos.merge(listings, on=S.LISTING_ID, how="inner", validate="many_to_one")
+    report.listings_without_photos = int((~listings[S.LISTING_ID].isin(set(photos[S.LISTING_ID]))).sum())
+    report.photo_rows_kept = len(training)
+    report.dropped, report.dropped_examples = dict(dropped.counts), dropped.examples
+    report.seconds = round(time.perf_counter() - t0, 2)
+    _write_outputs(artifacts, listings, training[list(S.TRAINING_COLUMNS)], codec, report, settings)
+    for name in (S.LISTINGS_CSV, S.TRAINING_CSV, S.CATEGORIES_JSON):
+        store.put(f"{sh.stage_prefix(STAGE, fp)}/{name}", (artifacts / name).read_bytes())
+    sh.publish(work, STAGE, fp, markers, {"images": images, "summary": report.summary()})
+    write_stamp(artifacts, STAGE, fp, {"work": {"url": work.url, "images": images}})
+    log.info("prepare (shards on %s): %s", work.url, report.summary())
+    return report
+
+
+def _output_settings(settings: Settings) -> dict:
+    """The data settings that change what is written; where and how it runs does not (so a resumed run on
+    another cluster keeps its finished shards)."""
+    return settings.data.model_dump(mode="json", exclude={"runner", "dask_address", "workers", "s3_endpoint_url"})
+
+
+def _fetch_tables(src: str, endpoint_url: str | None, folder: Path) -> Path:
+    """The two tables of ``src`` (folder or s3://) copied into ``folder``; the photos stay where they are."""
+    source = sh.open_store(src, endpoint_url)
+    for name in (S.PRODUCTS_CSV, S.IMAGES_CSV):
+        try:
+            (folder / name).write_bytes(source.get(name))
+        except BlobNotFound as exc:
+            raise FileNotFoundError(f"{name} not found in {src}") from exc
+    return folder
+
+
+def clean_photos_at(artifacts: Path, endpoint_url: str | None = None) -> tuple[sh.WorkArea, str] | None:
+    """Where a sharded ``prepare`` put the clean photos (work area, key prefix), or None: in ``ART/images``."""
+    work = (read_stamp(artifacts, STAGE) or {}).get("work")
+    return None if not work else (sh.WorkArea(work["url"], endpoint_url), work["images"])
+
+
+def fetch_clean_photos(artifacts: Path, image_ids: Iterable[str], endpoint_url: str | None = None,
+                       threads: int = 16) -> int:
+    """Photos a driver stage reads from ``ART/images`` (training), copied there from the work area where a
+    sharded ``prepare`` left them; ones already there are kept. Returns how many were fetched (0 after a
+    local ``prepare``). Only what is asked for travels: the catalogue is embedded on the workers."""
+    at = clean_photos_at(artifacts, endpoint_url)
+    if at is None:
+        return 0
+    work, prefix = at
+    folder = Path(artifacts) / S.CLEAN_IMAGES_DIR
+    todo = [i for i in dict.fromkeys(image_ids) if not (folder / f"{i}.jpg").is_file()]
+    if not todo:
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    store = work.store()
+
+    def fetch(image_id: str) -> None:
+        data = store.get(f"{prefix}/{image_id}.jpg")  # BlobNotFound: the work area lost a committed photo
+        with atomic_path(folder / f"{image_id}.jpg") as tmp:
+            tmp.write_bytes(data)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(fetch, todo))
+    log.info("prepare: %d clean photos fetched from %s into %s", len(todo), work.url, folder)
+    return len(todo)
 
 
 def _write_outputs(

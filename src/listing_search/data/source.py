@@ -66,3 +66,21 @@ def mirror_s3(url: S3Url, cache_dir: Path, endpoint_url: str | None = None, thre
         fetched = sum(pool.map(fetch, wanted))
     log.info("s3://%s/%s: %d objects, %d downloaded", url.bucket, url.prefix, len(wanted), fetched)
     return cache_dir
+
+
+def image_listing(src: str | os.PathLike, endpoint_url: str | None = None) -> dict[str, int]:
+    """Image id -> size in bytes of every ``images/<id>.jpg`` under ``src``, from a listing (nothing read)."""
+    if not is_s3(src):
+        folder = Path(src) / IMAGES_DIR
+        if not folder.is_dir():
+            return {}
+        return {e.name[:-4]: e.stat().st_size for e in os.scandir(folder) if e.is_file() and e.name.endswith(".jpg")}
+    url = S3Url.parse(str(src))
+    found: dict[str, int] = {}
+    prefix = f"{url.prefix}{IMAGES_DIR}/"
+    for page in s3_client(endpoint_url).get_paginator("list_objects_v2").paginate(Bucket=url.bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            name = obj["Key"][len(prefix):]
+            if name.endswith(".jpg") and "/" not in name:
+                found[name[:-4]] = int(obj["Size"])
+    return found

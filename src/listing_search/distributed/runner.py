@@ -3,8 +3,9 @@
 Reader -> mapper -> writer (as in clip-retrieval's runner/distributor): stages build a list of
 picklable jobs and a top-level function, and hand both to a runner. The local runner is the
 default; the Dask runner sends the same jobs to a real distributed scheduler, either one given by
-address (``tcp://host:8786``; the workers must see the same file paths, e.g. a shared volume) or a
-local cluster started for the run.
+address (``tcp://host:8786``) or a local cluster started for the run. Jobs that name files need
+workers that see the same paths; shard jobs (``distributed.shards``) name only URLs of a work area
+(``s3://`` or a folder), so their workers share nothing but that.
 """
 
 from __future__ import annotations
@@ -87,9 +88,10 @@ def _run_batch(fn: Callable[[J], R], batch: list[J]) -> list[R]:
     return [fn(job) for job in batch]
 
 
-def get_runner(kind: str = "local", workers: int = 0, address: str | None = None) -> Runner:
+def get_runner(kind: str = "local", workers: int = 0, address: str | None = None, batch: int = 64) -> Runner:
+    """``batch`` jobs per Dask task: many for tiny jobs (one photo), 1 for shards (each is a task)."""
     if kind == "local":
         return LocalRunner(workers)
     if kind == "dask":
-        return DaskRunner(address, workers)
+        return DaskRunner(address, workers, batch)
     raise ValueError(f"unknown runner {kind!r}: expected 'local' or 'dask'")

@@ -18,8 +18,11 @@ import numpy as np
 import pandas as pd
 
 from listing_search import schema as S
-from listing_search.errors import StorageError
+from listing_search.data.prepare import clean_photos_at
+from listing_search.distributed.shards import WorkArea
+from listing_search.errors import BlobNotFound, StorageError
 from listing_search.index.live import IMAGE, TEXT, LiveIndexes
+from listing_search.index.sharded import shard_fill
 from listing_search.pipeline import atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
 from listing_search.settings import Settings
 from listing_search.store import open_storage, photo_blob_key
@@ -62,7 +65,8 @@ def build_index(settings: Settings, artifacts: Path, force: bool = False, kind: 
         return {**stamp["infos"], "up_to_date": True}
     t0 = time.perf_counter()
     models = model_versions(artifacts, with_text=(artifacts / S.TEXT_EMBEDDINGS_NPY).is_file())
-    report = load_dataset(store, blobs, artifacts, models, prune)
+    report = load_dataset(store, blobs, artifacts, models, prune,
+                          clean_photos_at(artifacts, settings.data.s3_endpoint_url))
     infos = build_snapshot(settings, artifacts, store, blobs, models, kind)
     infos |= {"merge": report.__dict__ | {"would_delete": report.would_delete[:20],
                                           "would_delete_count": len(report.would_delete)},
@@ -73,14 +77,22 @@ def build_index(settings: Settings, artifacts: Path, force: bool = False, kind: 
     return infos
 
 
-def load_dataset(store: SqlStore, blobs: BlobStore, artifacts: Path, models: Models, prune: bool) -> MergeReport:
-    """The prepared tables, photos and embeddings merged into the store (photo bytes into the blob store)."""
+def load_dataset(store: SqlStore, blobs: BlobStore, artifacts: Path, models: Models, prune: bool,
+                 photos_at: tuple[WorkArea, str] | None = None) -> MergeReport:
+    """The prepared tables, photos and embeddings merged into the store (photo bytes into the blob store).
+
+    ``photos_at``: the work area and prefix where a sharded ``prepare`` left the clean photos.
+    """
     vectors, photos, listings = load_inputs(artifacts)
     texts = load_text_vectors(artifacts) if models.text is not None else {}
     by_listing: dict[str, list[PhotoIn]] = {}
     for row, (image_id, listing_id) in enumerate(zip(photos[S.IMAGE_ID], photos[S.LISTING_ID])):
         by_listing.setdefault(listing_id, []).append(PhotoIn(image_id, photo_blob_key(image_id), vectors[row]))
-    copy_photos(blobs, artifacts / S.CLEAN_IMAGES_DIR, [p for ps in by_listing.values() for p in ps])
+    wanted = [p for ps in by_listing.values() for p in ps]
+    if photos_at is None:
+        copy_photos(blobs, artifacts / S.CLEAN_IMAGES_DIR, wanted)
+    else:
+        copy_photos_from(blobs, photos_at[0].store(), photos_at[1], wanted)
     items = [ListingIn(r[S.LISTING_ID], {c: r.get(c) for c in LISTING_COLUMNS}, by_listing.get(r[S.LISTING_ID], []),
                        texts.get(r[S.LISTING_ID]))
              for r in listings.to_dict("records")]
@@ -96,14 +108,21 @@ def load_dataset(store: SqlStore, blobs: BlobStore, artifacts: Path, models: Mod
 
 def build_snapshot(settings: Settings, artifacts: Path, store: SqlStore, blobs: BlobStore, models: Models,
                    kind: str | None = None) -> dict:
-    """The indexes from the store, type chosen by size and budget (and recorded for replicas), snapshotted."""
+    """The indexes from the store, type chosen by size and budget (and recorded for replicas), snapshotted
+    at the store's log sequence read before the vectors (replicas follow the log from there).
+
+    With ``data.work_url`` set, IVF indexes are filled as shards by the runner's workers (``index.sharded``);
+    flat and HNSW indexes are filled here.
+    """
     dims = {IMAGE: _onnx_dim(artifacts), TEXT: _text_dim(store, models)}
-    live = LiveIndexes.rebuild(store, models, dims, settings.index, fresh_choice=True, kind=kind)
+    live = LiveIndexes.rebuild(store, models, dims, settings.index, fresh_choice=True, kind=kind,
+                               fill=shard_fill(settings))
     st = settings.store
     live.write_snapshot(st.resolved_snapshot_dir(artifacts), st.snapshot_keep,
                         blobs if st.publish_snapshots else None)
     infos = dict(live.image.infos)
     infos["text_index"] = live.text.infos.get("factory") if live.text is not None else None
+    infos["text_filled_by"] = live.text.infos.get("filled_by") if live.text is not None else None
     infos["log_seq"] = live.seq
     return infos
 
@@ -151,6 +170,20 @@ def copy_photos(blobs: BlobStore, folder: Path, photos: list[PhotoIn]) -> int:
         blobs.put(photo.blob_key, src.read_bytes())
     if todo:
         log.info("index: %d photos copied to the blob store %s", len(todo), blobs.url)
+    return len(todo)
+
+
+def copy_photos_from(blobs: BlobStore, source: BlobStore, prefix: str, photos: list[PhotoIn]) -> int:
+    """Put every photo the blob store lacks, read from ``prefix`` of another store (a work area)."""
+    have = set(blobs.keys("photos/"))
+    todo = [p for p in photos if p.blob_key not in have]
+    for photo in todo:
+        try:
+            blobs.put(photo.blob_key, source.get(f"{prefix}/{photo.image_id}.jpg"))
+        except BlobNotFound:
+            log.warning("index: photo %s not in %s", photo.image_id, source.url)
+    if todo:
+        log.info("index: %d photos copied from %s to the blob store %s", len(todo), source.url, blobs.url)
     return len(todo)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from listing_search.errors import StorageError
 from listing_search.index import snapshot as snap
 from listing_search.index.select import IndexChoice
-from listing_search.index.vector_index import VectorIndex
+from listing_search.index.vector_index import Fill, VectorIndex
 from listing_search.settings import IndexSettings
 from listing_search.store.blobs import BlobStore
 from listing_search.store.models import Change, Models
@@ -113,19 +113,20 @@ class LiveIndexes:
 
     @classmethod
     def rebuild(cls, store: SqlStore, models: Models, dims: dict[str, int | None], settings: IndexSettings,
-                fresh_choice: bool = False, kind: str | None = None) -> "LiveIndexes":
+                fresh_choice: bool = False, kind: str | None = None, fill: Fill | None = None) -> "LiveIndexes":
         """Every current vector of the store; the structure recorded by the builder is reused.
 
         ``fresh_choice`` (the batch builder) picks the type by size and budget, tunes it, and records it.
+        ``fill`` adds the vectors to IVF indexes elsewhere (cluster workers; see ``VectorIndex.build``).
         """
         seq = store.head()  # read first: entries committed meanwhile are applied again, harmlessly
         t0 = time.perf_counter()
         ids, owners, vectors = _collect(store.iter_photo_vectors(models.image), dims[IMAGE] or 0, with_owner=True)
-        image = _build(store, IMAGE, vectors, ids, settings, fresh_choice, kind)
+        image = _build(store, IMAGE, vectors, ids, settings, fresh_choice, kind, fill)
         text = None
         if models.text is not None and dims.get(TEXT):
             keys, _, tvecs = _collect(((k, k, v) for k, v in store.iter_text_vectors(models.text)), dims[TEXT] or 0)
-            text = _build(store, TEXT, tvecs, keys, settings, fresh_choice)
+            text = _build(store, TEXT, tvecs, keys, settings, fresh_choice, fill=fill)
         log.info("indexes rebuilt from the store at seq %d: %d photos, %s listing texts in %.1fs", seq, image.size,
                  text.size if text else 0, time.perf_counter() - t0)
         return cls(store, models, image, text, np.stack([ids, owners]), seq)
@@ -321,13 +322,14 @@ def _collect(batches, dim: int, with_owner: bool = False) -> tuple[np.ndarray, n
 
 
 def _build(store: SqlStore, name: str, vectors: np.ndarray, ids: np.ndarray, settings: IndexSettings,
-           fresh_choice: bool, kind: str | None = None) -> VectorIndex:
+           fresh_choice: bool, kind: str | None = None, fill: Fill | None = None) -> VectorIndex:
     """Build with the recorded structure (or choose and record one); an empty index skips tuning."""
     recorded = None if fresh_choice else store.get_meta(f"index:{name}")
     choice = IndexChoice(**recorded["choice"]) if recorded else None
     params = recorded["search_params"] if recorded else ({} if len(ids) == 0 else None)
     index = VectorIndex.build(vectors, ids, settings.memory_budget_mb, settings.latency_budget_ms,
-                              settings.recall_sample, kind=kind or settings.kind, choice=choice, search_params=params)
+                              settings.recall_sample, kind=kind or settings.kind, choice=choice, search_params=params,
+                              fill=fill)
     if recorded is None and len(ids) and (fresh_choice or not store.get_meta(f"index:{name}")):
         store.set_meta(f"index:{name}", {"choice": index.infos["choice"],
                                           "search_params": index.infos.get("search_params", {}),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,10 @@ COMPACT_RATIO = 0.2
 TRAIN_PER_LIST, TRAIN_MIN = 16, 10_000  # IVF k-means sample: enough per list, bounded build time
 MAX_EF = 4096
 QUANTIZER_EF = 32  # efSearch of an IVF's HNSW coarse quantizer, at least twice nprobe
+
+# Adds (vectors, ids) to a trained, empty IVF index somewhere else (cluster workers: ``index.sharded``)
+# and returns the filled index; the index it is given is left unchanged.
+Fill = Callable[[faiss.Index, np.ndarray, np.ndarray], faiss.Index]
 
 
 @dataclass
@@ -71,12 +76,14 @@ class VectorIndex:
     def build(
         cls, vectors: np.ndarray, ids: np.ndarray, memory_budget_mb: int = 1536, latency_budget_ms: float = 2.0,
         recall_sample: int = 200, kind: str | None = None, seed: int = 0, choice: IndexChoice | None = None,
-        search_params: dict | None = None,
+        search_params: dict | None = None, fill: Fill | None = None,
     ) -> "VectorIndex":
         """Choose the type from the budgets, train, add, tune and measure on held-out queries.
 
         A rebuild passes the builder's recorded ``choice`` and ``search_params``: the same structure,
-        no new tuning or measuring.
+        no new tuning or measuring. ``fill`` adds the catalogue to an IVF index trained here (other
+        kinds are filled here: a graph cannot be merged, a flat index gains nothing); the held-out
+        queries are still added here after tuning, so the result equals the one-machine build.
         """
         t0 = time.perf_counter()
         x, ids = normalise(vectors), np.asarray(ids, dtype=np.int64)
@@ -90,21 +97,31 @@ class VectorIndex:
             "choice": choice.to_json(), "memory_budget_mb": memory_budget_mb, "latency_budget_ms": latency_budget_ms,
         }
         self = cls(index, choice.kind, infos)
+        if fill is not None and choice.kind not in IVF_KINDS:
+            fill = None
+        infos["filled_by"] = "driver" if fill is None else getattr(fill, "name", "fill")
         if search_params is not None or len(x) == 0:
-            _add(index, x, ids)
+            self._fill(x, ids, fill)
             self.set_search_params(search_params or {})
         else:
             self.set_search_params({} if choice.kind == FLAT else {"subset_exact_max": subset_exact_max(x.shape[1])})
             held = _held_out(len(x), recall_sample, seed)
-            _add(index, x, ids, skip=held)
+            self._fill(x, ids, fill, skip=held)
             probe = Probe(x[held], x, ids, ~held, np.random.default_rng(seed + 1))
             tune_and_measure(self, probe, latency_budget_ms, memory_budget_mb)
-            _add(index, x[held], ids[held])
+            _add(self.index, x[held], ids[held])
         self.infos["build_seconds"] = round(time.perf_counter() - t0, 3)
         self.infos["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         log.info("index %s: %d x %d, recall@10 %s, p50 %s ms", choice.factory, len(x), x.shape[1],
                  self.infos.get("recall_at_10"), self.infos.get("measured", {}).get("p50_ms"))
         return self
+
+    def _fill(self, x: np.ndarray, ids: np.ndarray, fill: Fill | None, skip: np.ndarray | None = None) -> None:
+        if fill is None:
+            _add(self.index, x, ids, skip=skip)
+        elif len(x):
+            keep = np.ones(len(x), bool) if skip is None else ~skip
+            self.index = fill(self.index, x[keep], ids[keep])
 
     def to_bytes(self) -> tuple[bytes, dict]:
         """The FAISS index serialised, and its infos with the tombstones (a snapshot's two parts)."""

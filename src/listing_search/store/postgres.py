@@ -47,6 +47,17 @@ class PostgresStore(SqlStore):
             con.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
                         f"GREATEST((SELECT COALESCE(MAX({column}), 0) FROM {table}), 1))")
 
+    def _reserve_ids(self, con: Any, table: str, column: str, n: int) -> list[int]:
+        rows = con.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', '{column}')) "
+                           "FROM generate_series(1, %s)", [n]).fetchall()
+        return sorted(int(r[0]) for r in rows)
+
+    def _insert_rows(self, con: Any, table: str, cols: list[str], rows: list[list]) -> None:
+        """``COPY ... FROM STDIN``: one round trip streaming every row, in the caller's transaction."""
+        with con.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def write_problem(self) -> str | None:
         """Why a write would fail, found without writing: a standby or read-only server, no connection."""
         (read_only,) = self._rows("SHOW transaction_read_only")[0]

@@ -528,8 +528,7 @@ class SqlStore:
         incoming = {it.listing_id for it in items}
         for start in range(0, len(items), chunk):
             with self.write() as con:
-                for item in items[start : start + chunk]:
-                    self._merge_one(con, item, models, existing, api, report)
+                self._merge_chunk(con, items[start : start + chunk], models, existing, api, report)
         gone = sorted(set(self.listing_ids(ORIGIN_DATASET)) - incoming)  # API listings are never "gone"
         report.kept_api = len(self.listing_ids(ORIGIN_API))
         if prune:
@@ -540,20 +539,64 @@ class SqlStore:
         report.last_seq = self.head()
         return report
 
-    def _merge_one(self, con: Any, item: ListingIn, models: Models, existing: dict[str, str], api: set[str],
+    def _merge_chunk(self, con: Any, items: list[ListingIn], models: Models, existing: dict[str, str],
+                     api: set[str], report: MergeReport) -> None:
+        """New listings in bulk (``insert_many``), changed ones one by one; API listings never touched."""
+        fresh = [it for it in items if it.listing_id not in api and it.listing_id not in existing]
+        for item in items:
+            if item.listing_id not in api and item.listing_id in existing:
+                self._merge_one(con, item, models, existing, report)
+        self.insert_many(con, fresh, models)
+        report.inserted += len(fresh)
+
+    def insert_many(self, con: Any, items: list[ListingIn], models: Models) -> list[int]:
+        """New listings with their photos, vectors and one log entry each, inside the caller's write
+        transaction, as a few bulk statements (PostgreSQL ``COPY``, SQLite ``executemany``); returns their seqs.
+
+        Keys, vector ids and log sequence numbers are reserved from the same generators as single
+        inserts, under the write lock: never reused, and the log still grows in commit order.
+        """
+        if not items:
+            return []
+        keys = self._reserve_ids(con, "listings", "key", len(items))
+        vids = iter(self._reserve_ids(con, "photos", "vector_id", sum(len(it.photos) for it in items)))
+        seqs = self._reserve_ids(con, "changes", "seq", len(items))
+        rows: dict[str, list[list]] = {t: [] for t in BULK_COLUMNS}
+        now = time.time()
+        for item, key, seq in zip(items, keys, seqs):
+            fields = {**item.fields, "listing_id": item.listing_id}
+            rows["listings"].append([key, *(_column_value(c, fields.get(c)) for c in WRITE_FIELDS), item.origin,
+                                     content_hash(item, models)])
+            if item.text_vector is not None and models.text is not None:
+                rows["text_vectors"].append([key, models.text, vector_bytes(item.text_vector)])
+            for photo in item.photos:
+                vid = next(vids)
+                rows["photos"].append([vid, photo.image_id, key, photo.blob_key])
+                if photo.vector is not None:
+                    rows["photo_vectors"].append([vid, models.image, vector_bytes(photo.vector)])
+            rows["changes"].append([seq, UPSERT, key, item.listing_id, now])
+        for table, cols in BULK_COLUMNS.items():  # parents before children (foreign keys)
+            if rows[table]:
+                self._insert_rows(con, table, cols, rows[table])
+        return seqs
+
+    def _reserve_ids(self, con: Any, table: str, column: str, n: int) -> list[int]:
+        """``n`` fresh ids of ``table.column``'s generator, taken under the write lock."""
+        raise NotImplementedError
+
+    def _insert_rows(self, con: Any, table: str, cols: list[str], rows: list[list]) -> None:
+        sql = self._sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})")
+        con.executemany(sql, rows)
+
+    def _merge_one(self, con: Any, item: ListingIn, models: Models, existing: dict[str, str],
                    report: MergeReport) -> None:
-        if item.listing_id in api:
-            return
+        """A dataset listing already in the store: updated when its content changed."""
         digest = content_hash(item, models)
-        if item.listing_id not in existing:
-            key = self._insert_listing(con, item, models)
-            report.inserted += 1
-        elif existing[item.listing_id] == digest:
+        if existing[item.listing_id] == digest:
             report.unchanged += 1
             return
-        else:
-            key = self._update_listing(con, item, models, digest)
-            report.updated += 1
+        key = self._update_listing(con, item, models, digest)
+        report.updated += 1
         self._log(con, UPSERT, key, item.listing_id)
 
     def _update_listing(self, con: Any, item: ListingIn, models: Models, digest: str) -> int:
@@ -648,6 +691,13 @@ class SqlStore:
 
 
 TABLES = ("listings", "photos", "photo_vectors", "text_vectors", "changes", "idempotency", "meta", "deleted_listings")
+BULK_COLUMNS = {  # what ``insert_many`` writes, in foreign-key order
+    "listings": ["key", *WRITE_FIELDS, "origin", "content_hash"],
+    "photos": ["vector_id", "image_id", "listing_key", "blob_key"],
+    "photo_vectors": ["vector_id", "model", "vector"],
+    "text_vectors": ["listing_key", "model", "vector"],
+    "changes": ["seq", "op", "listing_key", "listing_id", "at"],
+}
 
 
 def _check_unique(items: list[ListingIn]) -> None:

@@ -57,6 +57,12 @@ class SqliteStore(SqlStore):
         finally:
             con.execute("COMMIT")
 
+    def _reserve_ids(self, con: sqlite3.Connection, table: str, column: str, n: int) -> list[int]:
+        """After the highest id ever given (AUTOINCREMENT's ``sqlite_sequence``); explicit inserts move it on."""
+        row = con.execute(f"SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0), "
+                          f"COALESCE((SELECT MAX({column}) FROM {table}), 0))", [table]).fetchone()
+        return list(range(int(row[0]) + 1, int(row[0]) + 1 + n))
+
     def write_problem(self) -> str | None:
         """Why a write would fail, found without writing: a read-only mount, or an unreadable file."""
         self._rows("SELECT 1")

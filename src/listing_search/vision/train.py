@@ -23,7 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from listing_search import schema as S
-from listing_search.data.prepare import load_training
+from listing_search.data.prepare import fetch_clean_photos, load_training
 from listing_search.data.tables import CategoryCodec
 from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
 from listing_search.settings import Settings, VisionSettings
@@ -117,6 +117,7 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
     device = resolve_device(vs.device)
     codec = CategoryCodec.load(artifacts / S.CATEGORIES_JSON)
     photos = select_photos(load_training(artifacts), vs.subset, vs.seed)
+    fetch_clean_photos(artifacts, photos[S.IMAGE_ID], settings.data.s3_endpoint_url)  # after a sharded prepare
     model = build_model(vs, len(codec))
     cut = model.cut_index(vs.train_last_blocks)
     cfg = model.backbone.preprocess
