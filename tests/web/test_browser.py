@@ -1080,6 +1080,8 @@ def test_history_panel_lists_what_is_remembered_and_clears_it(page) -> None:
     wait_listing(page, first["id"])
     page.go_back()
     page.wait_for_selector("#for-you:not([hidden]) #for-you-list .card")
+    # Focus returns to that entry, though the panel was rebuilt meanwhile.
+    assert page.evaluate("document.activeElement.closest('#history-list a')?.dataset.listingId") == first["id"]
 
     page.click("#history-clear")
     assert history_in_storage(page) == []

@@ -630,8 +630,12 @@ function showSearchView() {
   showHistory();
   loadForYou();
   window.scrollTo(0, searchScroll);
-  // Focus goes back to the link that opened the listing, else to the results' heading.
-  (openedFrom?.isConnected ? openedFrom : $("results-heading")).focus({ preventScroll: true });
+  // Focus goes back to the link that opened the listing (a history entry's link is rebuilt by
+  // showHistory above: found again by its listing id), else to the results' heading.
+  let back = openedFrom?.isConnected ? openedFrom : null;
+  const id = openedFrom?.dataset?.listingId;
+  if (!back && id) back = els.historyList?.querySelector(`a[data-listing-id="${CSS.escape(id)}"]`) ?? null;
+  (back ?? $("results-heading")).focus({ preventScroll: true });
 }
 
 async function openListing(id) {
