@@ -246,6 +246,6 @@ def run_jobs(jobs: list[PhotoJob], runner: "Runner | None" = None, progress: boo
     """Statuses in job order, computed by ``runner`` (local processes by default)."""
     from listing_search.distributed.runner import LocalRunner
 
-    statuses = (runner or LocalRunner()).map(run_job, jobs, progress)
+    statuses = (runner or LocalRunner()).map(run_job, jobs, progress, desc="prepare photos", unit="photo")
     log.info("photos: %s", dict(Counter(statuses)))
     return statuses

@@ -24,8 +24,9 @@ R = TypeVar("R")
 
 
 class Runner(Protocol):
-    def map(self, fn: Callable[[J], R], jobs: Sequence[J], progress: bool = False) -> list[R]:
-        """Results in job order."""
+    def map(self, fn: Callable[[J], R], jobs: Sequence[J], progress: bool = False, desc: str = "",
+            unit: str = "job") -> list[R]:
+        """Results in job order; ``desc`` and ``unit`` name the progress bar ("prepare photos", "photo")."""
         ...
 
 
@@ -35,8 +36,9 @@ class LocalRunner:
     def __init__(self, workers: int = 0) -> None:
         self.workers = workers or os.cpu_count() or 1
 
-    def map(self, fn: Callable[[J], R], jobs: Sequence[J], progress: bool = False) -> list[R]:
-        bar = tqdm(total=len(jobs), desc=getattr(fn, "__name__", "jobs"), disable=not progress)
+    def map(self, fn: Callable[[J], R], jobs: Sequence[J], progress: bool = False, desc: str = "",
+            unit: str = "job") -> list[R]:
+        bar = tqdm(total=len(jobs), desc=desc or getattr(fn, "__name__", "jobs"), unit=unit, disable=not progress)
         results: list[R] = []
         try:
             if self.workers == 1 or len(jobs) < 32:
@@ -60,7 +62,8 @@ class DaskRunner:
     def __init__(self, address: str | None = None, workers: int = 0, batch: int = 64) -> None:
         self.address, self.workers, self.batch = address, workers or os.cpu_count() or 1, batch
 
-    def map(self, fn: Callable[[J], R], jobs: Sequence[J], progress: bool = False) -> list[R]:
+    def map(self, fn: Callable[[J], R], jobs: Sequence[J], progress: bool = False, desc: str = "",
+            unit: str = "job") -> list[R]:
         from distributed import Client, LocalCluster, as_completed
 
         batches = [list(jobs[i : i + self.batch]) for i in range(0, len(jobs), self.batch)]
@@ -73,7 +76,7 @@ class DaskRunner:
                 futures = client.map(_run_batch, [fn] * len(batches), batches, pure=False)
                 order = {f.key: i for i, f in enumerate(futures)}
                 out: list[list[R] | None] = [None] * len(batches)
-                bar = tqdm(total=len(jobs), desc="dask", disable=not progress)
+                bar = tqdm(total=len(jobs), desc=f"{desc or 'jobs'} (dask)", unit=unit, disable=not progress)
                 for future, result in as_completed(futures, with_results=True):
                     out[order[future.key]] = result
                     bar.update(len(result))

@@ -133,7 +133,8 @@ def run_stage(runner: Any, shards: Sequence[Shard], fn: ShardFn, progress: bool 
     done = {s.index: m for s in shards if (m := finished(store, s)) is not None}
     todo = [s for s in shards if s.index not in done]
     log.info("%s: %d shards, %d already done, %d to run", shards[0].stage, len(shards), len(done), len(todo))
-    for marker in runner.map(functools.partial(run_shard, fn), todo, progress):
+    for marker in runner.map(functools.partial(run_shard, fn), todo, progress, desc=f"{shards[0].stage} shards",
+                             unit="shard"):
         done[marker["shard"]] = marker
     return [done[s.index] for s in shards]
 
