@@ -94,7 +94,7 @@ def prepare(
 
     _write_outputs(artifacts, listings, training[list(S.TRAINING_COLUMNS)], codec, report, settings)
     write_stamp(artifacts, STAGE, fp)
-    log.info("prepare: %s", report.summary())
+    log.debug("prepare: %s", report.summary())  # the CLI prints the report
     return report
 
 
@@ -187,7 +187,7 @@ def _prepare_on_shards(settings: Settings, src: str, artifacts: Path, force: boo
         store.put(f"{sh.stage_prefix(STAGE, fp)}/{name}", (artifacts / name).read_bytes())
     sh.publish(work, STAGE, fp, markers, {"images": images, "summary": report.summary()})
     write_stamp(artifacts, STAGE, fp, {"work": {"url": work.url, "images": images}})
-    log.info("prepare (shards on %s): %s", work.url, report.summary())
+    log.debug("prepare (shards on %s): %s", work.url, report.summary())
     return report
 
 

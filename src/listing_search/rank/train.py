@@ -125,7 +125,7 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
         relevance.ranker_sha = file_sha(artifacts / S.RANKER_JSON)
         relevance.save(artifacts / S.RELEVANCE_JSON)
     write_stamp(artifacts, STAGE, fp)
-    log.info("tune-ranker: %s", json.dumps(ranker.report))
+    log.debug("tune-ranker: %s", json.dumps(ranker.report))
     return ranker.report
 
 
