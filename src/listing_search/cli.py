@@ -337,7 +337,8 @@ def run(
             console.rule(f"[bold]stage {number}/{len(stages)} {name}[/]: {does}", align="left")
             t0 = time.perf_counter()
             result = stage()
-            console.print(f"[green]done[/] {name} in {_duration(time.perf_counter() - t0)}: {summary(result)}")
+            fresh = " (up to date)" if _up_to_date(result) else ""
+            console.print(f"[green]done[/] {name} in {_duration(time.perf_counter() - t0)}: {summary(result)}{fresh}")
     console.print(f"[bold green]built[/] {artifacts} in {_duration(time.perf_counter() - started)}")
     if serve:
         from listing_search.serve.server import serve as run_serve
@@ -357,22 +358,21 @@ def _prepare_summary(r) -> str:
     dropped = ", ".join(f"{v:,} {k}" for k, v in r.dropped.items() if v) or "none"
     bad = sum(v for k, v in r.photos.items() if k != "ok")
     return (f"{r.listings_kept:,} listings in {r.categories} categories, {r.photos.get('ok', r.photo_rows_kept):,} "
-            f"photos ({bad:,} unusable); rows dropped: {dropped}" + (" (up to date)" if r.up_to_date else ""))
+            f"photos ({bad:,} unusable); rows dropped: {dropped}")
 
 
 def _train_summary(r) -> str:
     best = r.best
     return (f"{r.backbone} on {r.device}: validation photo accuracy {best['val_image_accuracy']:.3f} at epoch "
-            f"{best['best_epoch']}/{best['epochs_run']}" + (" (up to date)" if r.up_to_date else ""))
+            f"{best['best_epoch']}/{best['epochs_run']}")
 
 
 def _embed_summary(r) -> str:
-    return (f"{r.images:,} photos as {r.embedding_dim}-d vectors, {r.failed} failed"
-            + (" (up to date)" if r.up_to_date else ""))
+    return f"{r.images:,} photos as {r.embedding_dim}-d vectors, {r.failed} failed"
 
 
 def _embed_text_summary(r: dict) -> str:
-    return f"{r.get('listings', 0):,} listings as {r.get('dim')}-d vectors" + (" (up to date)" if _up_to_date(r) else "")
+    return f"{r.get('listings', 0):,} listings as {r.get('dim')}-d vectors"
 
 
 def _index_summary(r: dict) -> str:
@@ -380,7 +380,7 @@ def _index_summary(r: dict) -> str:
     measured = r.get("measured", {})
     where = ", ".join(f"{v:,} {k}" for k, v in counts.items()) if isinstance(counts, dict) else str(counts)
     return (f"photo index {r.get('factory')} (recall@10 {measured.get('recall_at_10', '-')}, p50 "
-            f"{measured.get('p50_ms', '-')} ms); store: {where}" + (" (up to date)" if _up_to_date(r) else ""))
+            f"{measured.get('p50_ms', '-')} ms); store: {where}")
 
 
 def _reembed_summary(r) -> str:
@@ -394,7 +394,7 @@ def _ranker_summary(r: dict) -> str:
     chosen = comparison.get("chosen", "ranker")
     val = comparison.get(chosen, {})
     scores = f" (validation nDCG@10 {val['ndcg_at_10']:.3f}, P@10 {val['precision_at_10']:.3f})" if val else ""
-    return f"{chosen} kept{scores}" + (" (up to date)" if _up_to_date(r) else "")
+    return f"{chosen} kept{scores}"
 
 
 def main() -> None:
