@@ -115,9 +115,7 @@ class Speller:
         if context is not None and others and (len(tied) > 1 or short):
             scored = sorted(((context(s.term, others), s.count, s.term) for s in tied[:MAX_CONTEXT_CHECKS]),
                             key=lambda t: (-t[0], -t[1], t[2]))
-            if short and scored[0][0] == 0:
-                return word  # a 3-letter word: only when the other words vouch for the correction
-            if scored[0][0] > 0:
+            if scored[0][0] > 0:  # a 3-letter word is corrected only when the other words vouch for it
                 return scored[0][2]
         if short:
             return word
