@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from listing_search.distributed.shards import npy_bytes
 from listing_search.errors import BlobNotFound, StorageError
 from listing_search.store.blobs import BlobStore
 from listing_search.store.models import Models
@@ -67,7 +68,7 @@ def write_snapshot(folder: Path, data: SnapshotData, keep: int = 2) -> Path:
     tmp.mkdir()
     try:
         files = {"image.faiss": data.image[0], "image.json": json.dumps(data.image[1]).encode(),
-                 "owners.npy": _npy_bytes(data.owners)}
+                 "owners.npy": npy_bytes(data.owners)}
         if data.text is not None:
             files |= {"text.faiss": data.text[0], "text.json": json.dumps(data.text[1]).encode()}
         for fname, blob in files.items():
@@ -188,12 +189,6 @@ def _write_synced(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
 
 
 def _alive(pid: int) -> bool:

@@ -145,12 +145,13 @@ def embed_texts_shard(shard: sh.Shard, work) -> sh.ShardOutputs:
     """On a worker: one shard's texts (read from the work area) through the bundled model."""
     p = shard.params
     try:
-        part = json.loads(work.get(p["input"]))
+        raw = work.get(p["input"])
     except BlobNotFound as exc:
         raise FileNotFoundError(f"{shard.stage} shard {shard.index}: input {p['input']} missing") from exc
+    part = json.loads(raw)
     vectors = encode_with_model(_model(p["max_length"]), part["texts"], p["batch"])
     return ({"vectors.npy": sh.npy_bytes(vectors), "ids.json": json.dumps(part["ids"]).encode()},
-            {"listings": len(part["ids"]), "bytes_read": len(json.dumps(part))})
+            {"listings": len(part["ids"]), "bytes_read": len(raw)})
 
 
 @functools.lru_cache(maxsize=1)

@@ -162,8 +162,7 @@ def _embed_on_shards(settings: Settings, artifacts: Path, model, cfg: Preprocess
               for i, ids in enumerate(sh.chunks(image_ids, d.shard_size))]
     markers = sh.run_stage(get_runner(d.runner, d.workers, d.dask_address, batch=1), shards, embed_photos_shard,
                            progress)
-    dim = int(sh.npy_load(sh.read_output(store, markers[0], "vectors.npy")).shape[1]) if markers else 0
-    vectors, ids = sh.merge_vectors(work, markers, dim)
+    vectors, ids = sh.merge_vectors(work, markers, embedding_dim(model, vs.embed_layer))
     sh.publish(work, STAGE, run, markers, {"model": model_key, "images": len(ids)})
     return vectors, ids, diff
 
