@@ -97,9 +97,8 @@ def prepare(
     """Clean the tables, encode categories, standardise photos, and write the report."""
     from listing_search.data.prepare import prepare as run_prepare
 
-    settings = _settings(artifacts, data={"image_size": image_size, "workers": workers, "runner": runner,
-                                          "dask_address": dask_address, "work_url": work_url,
-                                          "shard_size": shard_size})
+    settings = _settings(artifacts, data={"image_size": image_size, "workers": workers,
+                                          **_cluster(runner, dask_address, work_url, shard_size)})
     with _stage_errors():
         report = run_prepare(settings, data, artifacts, force=force, progress=True)
     console.print_json(json.dumps(report.summary()))
