@@ -15,7 +15,10 @@ with the trained model, category accuracy of both.
 
 Without a trained model in ART (``model/model.pt``), a stand-in with the same graph is used:
 EfficientNet-Lite0 with its ImageNet weights and a seeded random category layer. Speed is the same;
-category agreement then compares random-head predictions, and the JSON says so.
+category agreement then compares random-head predictions, and the JSON says so. A model trained on the
+int8 backbone (the default) is served int8: its ``ort_int8_static`` row is that served graph and ``ort`` the
+same weights with the backbone in fp32 (so the accuracy rows compare a tail fit to int8 features with
+fp32 ones; ``scripts/vision_variants.py`` compares models trained each way).
 
     python bench/bench_embed.py --data DIR --artifacts ART [--photos 256] [--accuracy-photos 500]
 """
@@ -45,11 +48,12 @@ log = logging.getLogger("bench.embed")
 
 @dataclass
 class Model:
-    onnx: Path
+    onnx: Path  # the fp32 graph
     torch_graph: Any  # VisionGraph (nn.Module): photo batch -> (embedding, logits)
     input_size: int
     source: str
     categories: list[str]
+    served_int8: Path | None = None  # the served graph when the model was trained on an int8 backbone
 
 
 # --- the model ------------------------------------------------------------------------------------
@@ -72,10 +76,15 @@ def load_model(artifacts: Path, workdir: Path, seed: int) -> Model:
         onnx = artifacts / S.VISION_ONNX
         source = "trained (ART/model)"
         categories = list(checkpoint.get("categories", categories))
-        if not onnx.is_file():
+        served_int8 = None
+        if checkpoint.get("backbone_onnx"):  # the served graph is int8 already: the fp32 one is made here
+            served_int8 = onnx
+            onnx = export_onnx(graph, workdir / "vision.fp32.onnx", size, ["image"], ["embedding", "logits"])
+            source += " (int8 backbone served; the same weights in fp32 exported by the bench)"
+        elif not onnx.is_file():
             onnx = export_onnx(graph, workdir / "vision.onnx", size, ["image"], ["embedding", "logits"])
             source += ", ONNX exported by the bench"
-        return Model(onnx, graph, size, source, categories)
+        return Model(onnx, graph, size, source, categories, served_int8)
 
     onnx, graph, size = standin.export_standin(workdir, categories, seed)
     return Model(onnx, graph, size, "stand-in: efficientnet_lite0 ImageNet weights + random category layer",
@@ -339,7 +348,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with contextlib.redirect_stdout(sys.stderr):  # the quantiser prints progress on stdout
             graphs = {
                 "ort": model.onnx,
-                "ort_int8_static": quantize_static_int8(model.onnx, workdir / "vision.int8s.onnx", calib),
+                "ort_int8_static": model.served_int8 or quantize_static_int8(model.onnx, workdir / "vision.int8s.onnx",
+                                                                             calib),
                 "ort_int8_dynamic": quantize_int8(model.onnx, workdir / "vision.int8d.onnx"),
             }
         paths = benchlib.real_photos(args.data, args.photos, args.seed)

@@ -5,7 +5,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from listing_search.vision.backbones import create_backbone
-from listing_search.vision.model import ListingClassifier, VisionGraph, freeze_prefix, param_groups
+from listing_search.vision.model import ListingClassifier, VisionGraph, VisionTail, freeze_prefix, param_groups
 
 
 def _model(n_categories: int = 3) -> ListingClassifier:
@@ -66,3 +66,16 @@ def test_prefix_then_tail_equals_the_whole_network() -> None:
         embedding, logits = VisionGraph(model, "logits1000")(x)
     assert torch.allclose(whole, split, atol=1e-5)
     assert torch.allclose(whole, logits, atol=1e-5) and embedding.shape == (2, 1000)
+
+
+def test_a_fully_frozen_backbone_caches_pooled_features_and_the_tail_takes_them() -> None:
+    model = _model(3).eval()
+    x = torch.randn(2, 3, 64, 64)
+    cut = model.cut_index(0)
+    assert model.frozen_backbone(cut)
+    with torch.inference_mode():
+        acts = model.prefix(x, cut)
+        assert acts.shape == (2, model.backbone.pooled_dim)  # pooled, not 1280 x 2 x 2 feature maps
+        assert torch.allclose(model.tail(acts, cut)[2], model(x), atol=1e-5)
+        embedding, logits = VisionTail(model, "logits1000")(acts)
+        assert torch.allclose(logits, model(x), atol=1e-5) and embedding.shape == (2, 1000)

@@ -54,10 +54,11 @@ class Backbone(nn.Module):
         return self.fc.out_features
 
     def features(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """Run stages ``start..`` and pool: the pooled feature vector."""
+        """Run stages ``start..`` and pool: the pooled feature vector. From ``start = len(stages)`` the
+        input may already be pooled ([N, D], what a frozen-backbone cache holds) and is returned as is."""
         for stage in self.stages[start:]:
             x = stage(x)
-        return self.pool(x)
+        return self.pool(x) if x.dim() == 4 else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))

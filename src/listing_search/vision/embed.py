@@ -31,7 +31,8 @@ from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint,
 from listing_search.settings import Settings
 from listing_search.vision.embed_shard import embed_photos_shard
 from listing_search.vision.export import PARITY_TOLERANCE, export_onnx, onnx_session, parity
-from listing_search.vision.model import VisionGraph, embedding_dim
+from listing_search.vision.cache import CACHE_DIR, PREFIX_OUTPUT, load_cache
+from listing_search.vision.model import VisionGraph, VisionTail, embedding_dim
 from listing_search.vision.preprocess import PreprocessConfig, load_image
 from listing_search.vision.train import load_model
 
@@ -73,11 +74,11 @@ def embed(settings: Settings, artifacts: Path, force: bool = False, progress: bo
     photos_at = clean_photos_at(artifacts, settings.data.s3_endpoint_url)
     if photos_at is None and not settings.data.work_url:
         samples: list = [artifacts / S.CLEAN_IMAGES_DIR / f"{i}.jpg" for i in image_ids[:4]]
-        diff = export_vision_onnx(model, vs.embed_layer, artifacts, cfg, samples)
-        vectors, ok_ids = embed_photos(artifacts / S.VISION_ONNX, artifacts / S.CLEAN_IMAGES_DIR, image_ids, cfg,
-                                       vs.embed_batch_size, progress)
+        diff = export_vision_onnx(model, vs.embed_layer, artifacts, cfg, samples, checkpoint)
+        vectors, ok_ids = _embed_locally(artifacts, model, checkpoint, vs, cfg, image_ids, progress)
     else:
-        vectors, ok_ids, diff = _embed_on_shards(settings, artifacts, model, cfg, image_ids, photos_at, progress)
+        vectors, ok_ids, diff = _embed_on_shards(settings, artifacts, model, checkpoint, cfg, image_ids, photos_at,
+                                                 progress)
     _write_embeddings(artifacts, vectors, ok_ids)
     _update_card(artifacts, vs.embed_layer, embedding_dim(model, vs.embed_layer), diff)
 
@@ -90,19 +91,82 @@ def embed(settings: Settings, artifacts: Path, force: bool = False, progress: bo
 
 
 def export_vision_onnx(model, embed_layer: str, artifacts: Path, cfg: PreprocessConfig,
-                       samples: list[Path | bytes]) -> float:
-    """Export the single serving graph and check it on real photos; raises when ONNX disagrees."""
-    graph = VisionGraph(model, embed_layer).eval()
+                       samples: list[Path | bytes], checkpoint: dict) -> float:
+    """Export the single serving graph and check it on real photos; raises when ONNX disagrees.
+
+    With an int8 backbone (``checkpoint["backbone_onnx"]``) the graph is that backbone followed by the
+    trained tail, checked against the backbone run by ONNX Runtime and the tail by PyTorch."""
     path = artifacts / S.VISION_ONNX
-    export_onnx(graph, path, cfg.input_size, ["image"], ["embedding", "logits"])
     batch = np.stack([load_image(photo, cfg) for photo in samples]) \
         if samples else np.zeros((2, 3, cfg.input_size, cfg.input_size), np.float32)
-    diff = parity(graph, path, batch)
+    backbone = checkpoint.get("backbone_onnx")
+    if backbone:
+        diff = _export_int8_graph(model, embed_layer, artifacts / backbone, path, batch)
+    else:
+        graph = VisionGraph(model, embed_layer).eval()
+        export_onnx(graph, path, cfg.input_size, ["image"], ["embedding", "logits"])
+        diff = parity(graph, path, batch)
     if diff >= PARITY_TOLERANCE:
         path.unlink(missing_ok=True)
         raise RuntimeError(f"ONNX export disagrees with PyTorch: max abs diff {diff:.2e}")
     log.info("embed: %s written, ONNX vs PyTorch max abs diff %.1e", path, diff)
     return diff
+
+
+def _export_int8_graph(model, embed_layer: str, backbone: Path, dest: Path, batch: np.ndarray) -> float:
+    """int8 backbone + fp32 tail in one graph; the largest difference from backbone (ORT) + tail (torch)."""
+    import tempfile
+
+    import torch
+
+    from listing_search.vision.quantize import append_tail
+
+    if not backbone.is_file():
+        raise FileNotFoundError(f"{backbone} not found: re-run `listing-search train`")
+    tail = VisionTail(model, embed_layer).eval()
+    pooled = onnx_session(backbone).run([PREFIX_OUTPUT], {"image": batch})[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        tail_path = Path(tmp) / "tail.onnx"
+        export_onnx(tail, tail_path, 0, ["pooled"], ["embedding", "logits"], sample=torch.from_numpy(pooled[:2]))
+        append_tail(backbone, tail_path, dest, PREFIX_OUTPUT, "pooled")
+    with torch.inference_mode():
+        expected = tail(torch.from_numpy(pooled))
+    got = onnx_session(dest).run(["embedding", "logits"], {"image": batch})
+    return float(max(np.abs(e.numpy() - g).max() for e, g in zip(expected, got)))
+
+
+def _embed_locally(artifacts: Path, model, checkpoint: dict, vs, cfg: PreprocessConfig, image_ids: list[str],
+                   progress: bool) -> tuple[np.ndarray, list[str]]:
+    """Every photo's embedding: the tail applied to the training cache's plain views where the cache holds
+    the frozen backbone's features (the same numbers the served graph computes), the graph for the rest."""
+    cached = _cached_features(artifacts, checkpoint)
+    rest = [i for i in image_ids if i not in cached]
+    vectors, ok_ids = embed_photos(artifacts / S.VISION_ONNX, artifacts / S.CLEAN_IMAGES_DIR, rest, cfg,
+                                   vs.embed_batch_size, progress) if rest else (None, [])
+    if not cached:
+        return vectors, ok_ids
+    import torch
+
+    hits = [i for i in image_ids if i in cached]
+    tail = VisionTail(model, vs.embed_layer).eval()
+    with torch.inference_mode():
+        from_cache = tail(torch.from_numpy(np.stack([cached[i] for i in hits]).astype(np.float32)))[0].numpy()
+    log.info("embed: %d photos from the training cache's features, %d through the graph", len(hits), len(ok_ids))
+    by_id = dict(zip(hits, from_cache))
+    if vectors is not None:
+        by_id.update(zip(ok_ids, vectors))
+    kept = [i for i in image_ids if i in by_id]
+    return np.stack([by_id[i] for i in kept]).astype(np.float32), kept
+
+
+def _cached_features(artifacts: Path, checkpoint: dict) -> dict[str, np.ndarray]:
+    """Image id -> cached pooled features of its plain view, when the model was trained on an int8-backbone
+    cache that is still there; empty otherwise."""
+    key = checkpoint.get("cache_key")
+    folder = artifacts / CACHE_DIR / str(key)
+    if not checkpoint.get("backbone_onnx") or not (folder / "meta.json").is_file():
+        return {}
+    return load_cache(folder).plain_views()
 
 
 def _load_batches(folder: Path, ids: list[str], cfg: PreprocessConfig,
@@ -139,8 +203,9 @@ def embed_photos(onnx_path: Path, folder: Path, ids: list[str], cfg: PreprocessC
     return vectors, kept
 
 
-def _embed_on_shards(settings: Settings, artifacts: Path, model, cfg: PreprocessConfig, image_ids: list[str],
-                     photos_at: tuple[sh.WorkArea, str] | None, progress: bool) -> tuple[np.ndarray, list[str], float]:
+def _embed_on_shards(settings: Settings, artifacts: Path, model, checkpoint: dict, cfg: PreprocessConfig,
+                     image_ids: list[str], photos_at: tuple[sh.WorkArea, str] | None,
+                     progress: bool) -> tuple[np.ndarray, list[str], float]:
     """Export here, put the graph in the work area, embed the photos as shards, merge them in order."""
     d, vs = settings.data, settings.vision
     if photos_at is None:
@@ -149,7 +214,7 @@ def _embed_on_shards(settings: Settings, artifacts: Path, model, cfg: Preprocess
     photos, images = photos_at
     work = sh.WorkArea(d.work_url or photos.url, d.s3_endpoint_url)
     diff = export_vision_onnx(model, vs.embed_layer, artifacts, cfg,
-                              [photos.store().get(f"{images}/{i}.jpg") for i in image_ids[:4]])
+                              [photos.store().get(f"{images}/{i}.jpg") for i in image_ids[:4]], checkpoint)
     graph = (artifacts / S.VISION_ONNX).read_bytes()
     model_key = f"models/vision-{sh.sha256(graph)[:16]}.onnx"
     store = work.store()

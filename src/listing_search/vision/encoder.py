@@ -51,7 +51,7 @@ class ImageEncoder:
         card = json.loads((artifacts / S.MODEL_CARD).read_text())
         cfg = PreprocessConfig.from_json(card["preprocess"])
         onnx_path = artifacts / S.VISION_ONNX
-        if quantized:
+        if quantized and not card.get("backbone_int8"):  # a model with an int8 backbone serves its own graph
             from listing_search.vision.quantize import ensure_int8
 
             onnx_path = ensure_int8(onnx_path, artifacts / S.CLEAN_IMAGES_DIR, cfg)

@@ -23,10 +23,11 @@ PARITY_TOLERANCE = 1e-3
 
 
 def export_onnx(module: nn.Module, path: Path, size: int, input_names: list[str],
-                output_names: list[str]) -> Path:
-    """Export ``module`` (on CPU, eval mode) with a dynamic batch dimension, atomically."""
+                output_names: list[str], sample: torch.Tensor | None = None) -> Path:
+    """Export ``module`` (on CPU, eval mode) with a dynamic batch dimension, atomically; its input is a
+    photo batch [2, 3, size, size] unless another ``sample`` is given."""
     module = module.cpu().eval()
-    sample = torch.zeros(2, 3, size, size)
+    sample = torch.zeros(2, 3, size, size) if sample is None else sample
     axes = {name: {0: "batch"} for name in [*input_names, *output_names]}
     with atomic_path(Path(path)) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")

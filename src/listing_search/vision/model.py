@@ -43,9 +43,12 @@ class ListingClassifier(nn.Module):
         return pooled, imagenet, self.head(imagenet)
 
     def prefix(self, x: torch.Tensor, cut: int) -> torch.Tensor:
-        for stage in self.backbone.stages[:cut]:
-            x = stage(x)
-        return x
+        """The frozen part: stages before ``cut``, pooled when every stage is frozen (``cut = len(stages)``)."""
+        return Prefix(self, cut)(x)
+
+    def frozen_backbone(self, cut: int) -> bool:
+        """Whether every convolutional stage is frozen: only the 1000-way layer and the head are trained."""
+        return cut >= len(self.backbone.stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(x, 0)[2]
@@ -75,16 +78,32 @@ def param_groups(
 
 
 class Prefix(nn.Module):
-    """The frozen stages alone, exported to ONNX to compute the activation cache fast on CPU."""
+    """The frozen stages alone, exported to ONNX to compute the activation cache fast on CPU. When every
+    stage is frozen it ends with the global pool, so the cache holds [N, D] features, not feature maps."""
 
     def __init__(self, model: ListingClassifier, cut: int) -> None:
         super().__init__()
         self.stages = nn.ModuleList(model.backbone.stages[:cut])
+        self.pool = model.backbone.pool if model.frozen_backbone(cut) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:
             x = stage(x)
-        return x
+        return self.pool(x) if self.pool is not None else x
+
+
+class VisionTail(nn.Module):
+    """The trained part after a frozen, pooled backbone: pooled [N, D] -> (embedding, category logits).
+    Appended to the backbone's int8 graph to make the served graph (``vision.quantize.append_tail``)."""
+
+    def __init__(self, model: ListingClassifier, embed_layer: EmbedLayer) -> None:
+        super().__init__()
+        self.model = model
+        self.embed_layer = embed_layer
+
+    def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled, imagenet, logits = self.model.tail(pooled, len(self.model.backbone.stages))
+        return (pooled if self.embed_layer == "pooled" else imagenet), logits
 
 
 class VisionGraph(nn.Module):

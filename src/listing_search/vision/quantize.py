@@ -67,6 +67,21 @@ def quantize_static(fp32: Path, dest: Path, calibration: np.ndarray, batch: int 
     return dest
 
 
+def append_tail(backbone: Path, tail: Path, dest: Path, backbone_output: str, tail_input: str) -> Path:
+    """One graph from the int8 backbone and the fp32 trained tail (``onnx.compose``): the backbone's
+    nodes and weights are copied unchanged, so the served graph computes the very features the
+    training cache held."""
+    import onnx
+    from onnx import compose
+
+    merged = compose.merge_models(onnx.load(str(backbone)), onnx.load(str(tail)),
+                                  io_map=[(backbone_output, tail_input)])
+    onnx.checker.check_model(merged)
+    with atomic_path(Path(dest)) as tmp:
+        onnx.save(merged, str(tmp))
+    return Path(dest)
+
+
 def calibration_batch(images: Path, cfg: PreprocessConfig, count: int = CALIBRATION_PHOTOS,
                       seed: int = 0) -> np.ndarray:
     """A seeded sample of ``count`` photos of the folder, preprocessed as the model expects."""
@@ -79,7 +94,8 @@ def calibration_batch(images: Path, cfg: PreprocessConfig, count: int = CALIBRAT
 
 
 def ensure_int8(fp32: Path, images: Path, cfg: PreprocessConfig) -> Path:
-    """The int8 graph beside ``fp32``, (re)built when missing or older than the fp32 graph."""
+    """The int8 graph beside ``fp32``, (re)built when missing or older than the fp32 graph (for models
+    trained with an fp32 backbone; one with an int8 backbone serves its graph as it is)."""
     dest = int8_path(fp32)
     if dest.is_file() and dest.stat().st_mtime >= Path(fp32).stat().st_mtime:
         return dest

@@ -25,7 +25,9 @@ from torch.nn import functional as F
 from listing_search import schema as S
 from listing_search.data.prepare import fetch_clean_photos, load_training
 from listing_search.data.tables import CategoryCodec
-from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp
+from listing_search.pipeline import (
+    atomic_path, atomic_write_bytes, atomic_write_text, fingerprint, is_up_to_date, read_stamp, write_stamp,
+)
 from listing_search.settings import Settings, VisionSettings
 from listing_search.vision import plots
 from listing_search.vision.backbones import create_backbone
@@ -124,7 +126,7 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
 
     t_cache = time.perf_counter()
     cache = build_cache(model, cut, photos, artifacts / S.CLEAN_IMAGES_DIR, cfg, vs.augment_copies, vs.seed,
-                        device, artifacts / CACHE_DIR, vs.backbone, progress)
+                        device, artifacts / CACHE_DIR, vs.backbone, progress, int8=vs.int8_backbone)
     cache_seconds = time.perf_counter() - t_cache
     log.info("train: cache of %d train views, %d val photos in %.0fs", len(cache.train_x), len(cache.val_x),
              cache_seconds)
@@ -133,7 +135,7 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
     best = max(results, key=lambda r: (r.best_val_accuracy, -r.best_val_loss))
     best_vs = vs.model_copy(update=best.overrides)
     model.load_state_dict(best.state)
-    _write_model(artifacts, model, best_vs, codec, cut, best, results)
+    _write_model(artifacts, model, best_vs, codec, cut, best, results, cache)
     _write_figures(artifacts, best, results, cache, codec)
 
     report = TrainReport(
@@ -275,13 +277,18 @@ def _summary(result: FitResult) -> dict:
 
 
 def _write_model(artifacts: Path, model: ListingClassifier, vs: VisionSettings, codec: CategoryCodec, cut: int,
-                 best: FitResult, results: list[FitResult]) -> None:
-    """Checkpoint (weights + everything needed to rebuild), model card, resolved settings."""
+                 best: FitResult, results: list[FitResult], cache: ActivationCache) -> None:
+    """Checkpoint (weights + everything needed to rebuild), model card, resolved settings; with an int8
+    backbone, that graph too (the embed stage appends the trained tail to it)."""
     cfg = model.backbone.preprocess
+    int8 = None
+    if cache.backbone_onnx is not None:
+        atomic_write_bytes(artifacts / S.BACKBONE_INT8_ONNX, cache.backbone_onnx.read_bytes())
+        int8 = S.BACKBONE_INT8_ONNX
     checkpoint = {
         "state_dict": model.state_dict(), "backbone": vs.backbone, "input_size": cfg.input_size,
         "categories": list(codec.categories), "preprocess": cfg.to_json(), "cut": cut,
-        "vision_settings": vs.model_dump(mode="json"),
+        "vision_settings": vs.model_dump(mode="json"), "backbone_onnx": int8, "cache_key": cache.key,
     }
     with atomic_path(artifacts / S.MODEL_CHECKPOINT) as tmp:
         torch.save(checkpoint, tmp)
@@ -290,6 +297,7 @@ def _write_model(artifacts: Path, model: ListingClassifier, vs: VisionSettings, 
         "embed_layer": vs.embed_layer, "embedding_dim": embedding_dim(model, vs.embed_layer),
         "embedding_normalised": False, "onnx": S.VISION_ONNX, "onnx_inputs": ["image"],
         "onnx_outputs": ["embedding", "logits"], "trained_stages": len(model.backbone.stages) - cut,
+        "backbone_int8": int8 is not None,
         "val": _summary(best), "sweep": [_summary(r) for r in results],
     }
     atomic_write_text(artifacts / S.MODEL_CARD, json.dumps(card, indent=2))
