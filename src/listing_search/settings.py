@@ -18,7 +18,8 @@ from listing_search import schema as S
 
 
 class DataSettings(BaseModel):
-    image_size: int = Field(512, ge=32, le=4096, description="Side of the square standardised photos.")
+    image_size: int = Field(512, ge=32, le=4096, description="Side of the square standardised photos; a "
+                            "smaller photo keeps its own longer side (never enlarged).")
     workers: int = Field(0, ge=0, description="Processes for photo cleaning; 0 means one per core.")
     letterbox_rgb: tuple[int, int, int] = (0, 0, 0)
     jpeg_quality: int = Field(90, ge=30, le=100)

@@ -97,3 +97,27 @@ def test_jobs_report_each_reason_and_skip_done_work(tmp_path: Path) -> None:
     assert img.run_jobs(jobs) == [img.OK, img.UNREADABLE, img.MISSING]
     assert sorted(p.name for p in dest.iterdir()) == ["good.jpg"], "no temp or partial files remain"
     assert img.run_jobs(jobs)[0] == img.SKIPPED
+
+
+def test_stored_photos_are_never_enlarged() -> None:
+    small = img.standardise(jpeg_bytes(photo((200, 30, 30), size=(30, 20))), SIZE, MAX_PIXELS, enlarge=False)
+    assert small.size == (30, 30)  # letterboxed to its own longer side
+    big = img.standardise(jpeg_bytes(photo((200, 30, 30), size=(200, 100))), SIZE, MAX_PIXELS, enlarge=False)
+    assert big.size == (SIZE, SIZE)
+    assert img.standardise(jpeg_bytes(photo((200, 30, 30), size=(30, 20))), SIZE, MAX_PIXELS).size == (SIZE, SIZE)
+
+
+def test_a_rerun_skips_photos_whose_stored_side_is_still_right(tmp_path: Path) -> None:
+    small, big = tmp_path / "small.jpg", tmp_path / "big.jpg"
+    small.write_bytes(jpeg_bytes(photo((10, 10, 200), size=(30, 20))))
+    big.write_bytes(jpeg_bytes(photo((10, 10, 200), size=(200, 100))))
+
+    def job(src: Path, size: int) -> img.PhotoJob:
+        return img.PhotoJob(src, tmp_path / "out" / src.name, size, MAX_PIXELS, 90, (0, 0, 0))
+
+    assert [img.run_job(job(p, 64)) for p in (small, big)] == [img.OK, img.OK]
+    assert [img.run_job(job(p, 64)) for p in (small, big)] == [img.SKIPPED, img.SKIPPED]
+    # a smaller size: the 30 px photo still keeps 30, the big one must be redone at 48
+    assert [img.run_job(job(p, 48)) for p in (small, big)] == [img.SKIPPED, img.OK]
+    with Image.open(tmp_path / "out" / "big.jpg") as done:
+        assert done.size == (48, 48)

@@ -156,19 +156,30 @@ def letterbox(img: Image.Image, size: int, fill: tuple[int, int, int] = (0, 0, 0
 
 
 def standardise(
-    data: bytes | Path, size: int, max_pixels: int, fill: tuple[int, int, int] = (0, 0, 0)
+    data: bytes | Path, size: int, max_pixels: int, fill: tuple[int, int, int] = (0, 0, 0), enlarge: bool = True
 ) -> Image.Image:
-    """Any photo -> ``size``x``size`` RGB, letterboxed. Raises :class:`ImageRejected`."""
-    return standardise_photo(peek(data, max_pixels, draft_to=size), size, fill)
+    """Any photo -> ``size``x``size`` RGB, letterboxed. Raises :class:`ImageRejected`.
+
+    ``enlarge=False`` (the stored catalogue photos): a photo smaller than ``size`` keeps its own longer
+    side, so no pixels are invented and later decodes stay cheap."""
+    return standardise_photo(peek(data, max_pixels, draft_to=size), size, fill, enlarge)
 
 
-def standardise_photo(photo: Photo, size: int, fill: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
-    """A peeked photo -> ``size``x``size`` RGB. The full-size decode is freed on return (the photo is
-    closed), not when the caller lets go of ``photo``: a waiting batch must not keep big buffers alive."""
+def standardise_photo(photo: Photo, size: int, fill: tuple[int, int, int] = (0, 0, 0),
+                      enlarge: bool = True) -> Image.Image:
+    """A peeked photo -> a square RGB of side ``size`` (at most ``size`` without ``enlarge``). The
+    full-size decode is freed on return (the photo is closed), not when the caller lets go of
+    ``photo``: a waiting batch must not keep big buffers alive."""
     try:
-        return letterbox(to_rgb(shrink(decode(photo.image), size)), size, fill)
+        img = to_rgb(shrink(decode(photo.image), size))
+        return letterbox(img, size if enlarge else stored_side(img.size, size), fill)
     finally:
         photo.image.close()
+
+
+def stored_side(dims: tuple[int, int], size: int) -> int:
+    """The side a stored photo of these dimensions gets: ``size``, or its own longer side when smaller."""
+    return max(1, min(size, max(dims)))
 
 
 def encode_jpeg(img: Image.Image, quality: int = 90) -> bytes:
@@ -189,26 +200,32 @@ class PhotoJob:
 
 def run_job(job: PhotoJob) -> str:
     """Standardise one photo file; returns a status. Never raises for a bad photo."""
-    if _is_done(job.dest, job.size):
+    if _is_done(job.src, job.dest, job.size):
         return SKIPPED
     if not job.src.is_file():
         return MISSING
     try:
-        img = standardise(job.src, job.size, job.max_pixels, job.fill)
+        img = standardise(job.src, job.size, job.max_pixels, job.fill, enlarge=False)
     except ImageRejected as exc:
         return exc.reason
     atomic_write_bytes(job.dest, encode_jpeg(img, job.quality))
     return OK
 
 
-def _is_done(dest: Path, size: int) -> bool:
-    """Written atomically, so an existing file is whole; only its size may be stale."""
+def _is_done(src: Path, dest: Path, size: int) -> bool:
+    """Written atomically, so an existing file is whole; only its size may be stale: the source's header
+    says which side it must have (without the source, any side up to ``size`` is taken as done)."""
     if not dest.is_file():
         return False
     try:
         with Image.open(dest) as im:
-            return im.size == (size, size)
-    except (OSError, UnidentifiedImageError):
+            done = im.size
+        if not src.is_file():
+            return done[0] == done[1] <= size
+        with Image.open(src) as original:
+            side = stored_side(original.size, size)
+        return done == (side, side)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
         return False
 
 
@@ -233,7 +250,7 @@ def clean_photos_shard(shard: "Shard", work: "BlobStore") -> "ShardOutputs":
             continue
         read += len(data)
         try:
-            img = standardise(data, p["size"], p["max_pixels"], tuple(p["fill"]))
+            img = standardise(data, p["size"], p["max_pixels"], tuple(p["fill"]), enlarge=False)
         except ImageRejected as exc:
             statuses.append(exc.reason)
             continue

@@ -495,7 +495,8 @@ class SearchEngine:
         photo, stored = peek(data, d.max_image_pixels, draft_to=d.image_size), []
 
         def prepare() -> np.ndarray:
-            stored.append(encode_jpeg(standardise_photo(photo, d.image_size, d.letterbox_rgb), d.jpeg_quality))
+            stored.append(encode_jpeg(standardise_photo(photo, d.image_size, d.letterbox_rgb, enlarge=False),
+                                      d.jpeg_quality))
             return self.encoder.prepare(stored[0])
 
         vector, _ = self.photos.embed(prepare, photo.cost)
