@@ -132,9 +132,12 @@ def training_design(vectors: ListingVectors, title_vecs: np.ndarray | None = Non
 
 def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: int = 300,
                            n_buckets: int = N_BUCKETS, image_weight: float = 0.3,
-                           title_vecs: np.ndarray | None = None) -> CategoryPredictor:
+                           title_vecs: np.ndarray | None = None,
+                           start: CategoryPredictor | None = None) -> CategoryPredictor:
     """Fit on exactly the listings given (the caller passes the train split); ``title_vecs`` (the
-    titles' own text vectors, row-aligned) add a title-only view of each listing."""
+    titles' own text vectors, row-aligned) add a title-only view of each listing. ``start``: a
+    predictor of the same design to start the solver from (the cross-fitted halves start from the
+    whole split's: the same optimum is reached in fewer iterations)."""
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
@@ -143,7 +146,14 @@ def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: in
     dense, words, y = training_design(vectors, title_vecs)
     use_words = bool(vectors.texts)
     x = sp.hstack([sp.csr_matrix(dense), hashed_matrix(words, n_buckets)]).tocsr() if use_words else dense
-    model = LogisticRegression(C=c, max_iter=max_iter).fit(x, y)
+    model = LogisticRegression(C=c, max_iter=max_iter)
+    classes = np.unique(y)
+    if start is not None:
+        coef = start.coef if start.words_coef is None or not use_words else np.hstack([start.coef, start.words_coef])
+        if coef.shape[1] == x.shape[1]:
+            model.set_params(warm_start=True)
+            model.coef_, model.intercept_ = coef[classes].astype(np.float64), start.intercept[classes].astype(np.float64)
+    model.fit(x, y)
     n_cat, d = len(vectors.categories), dense.shape[1]
     coef = np.zeros((n_cat, x.shape[1]), np.float32)
     intercept = np.full(n_cat, -30.0, np.float32)  # categories absent from the fit are never predicted

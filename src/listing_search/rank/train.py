@@ -91,7 +91,8 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
     engine = SearchEngine.load(settings, artifacts)
     try:
         maker = QueryMaker(engine, vectors, rs.seed)
-        half, halves = cross_fitted_predictors(train, rs.category_c, rs.seed, rs.category_image_weight, titles)
+        half, halves = cross_fitted_predictors(train, rs.category_c, rs.seed, rs.category_image_weight, titles,
+                                               start=predictor)
         rng = np.random.default_rng(rs.seed)
         q_train = rng.choice(train_rows, size=min(rs.train_queries, len(train_rows)), replace=False)
         fit_pairs = maker.pairs(q_train, [halves[1 - half[np.searchsorted(train_rows, r)]] for r in q_train],
@@ -197,14 +198,17 @@ class QueryMaker:
 
 
 def cross_fitted_predictors(train: ListingVectors, c: float, seed: int, image_weight: float = 0.3,
-                            title_vecs: np.ndarray | None = None) -> tuple[np.ndarray, list[CategoryPredictor]]:
-    """Two predictors, each fit on one half of ``train``; ``half[r]`` says which half row r is in."""
+                            title_vecs: np.ndarray | None = None,
+                            start: CategoryPredictor | None = None) -> tuple[np.ndarray, list[CategoryPredictor]]:
+    """Two predictors, each fit on one half of ``train``; ``half[r]`` says which half row r is in.
+    ``start``: the predictor fit on all of ``train``, where both solvers start."""
     half = np.random.default_rng(seed).permutation(len(train)) % 2
     predictors = []
     for h in (0, 1):
         rows = np.flatnonzero(half == h)
         predictors.append(fit_category_predictor(train.subset(rows), c, image_weight=image_weight,
-                                                 title_vecs=None if title_vecs is None else title_vecs[rows]))
+                                                 title_vecs=None if title_vecs is None else title_vecs[rows],
+                                                 start=start))
     return half, predictors
 
 
