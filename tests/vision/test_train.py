@@ -53,6 +53,17 @@ def test_train_skips_when_up_to_date(trained_artifacts: Path) -> None:
     assert (trained_artifacts / S.STAMPS_DIR / f"{STAGE}.json").is_file()
 
 
+def test_train_is_not_up_to_date_without_its_int8_backbone(trained_artifacts: Path, tmp_path: Path) -> None:
+    """The int8 backbone graph is a training output: embed cannot run without it, so its absence
+    (e.g. a model folder copied without it) makes train run again rather than report up to date."""
+    art = tmp_path / "art"
+    shutil.copytree(trained_artifacts, art)
+    (art / S.BACKBONE_INT8_ONNX).unlink()
+    report = train(tiny_settings(), art)
+    assert not report.up_to_date
+    assert (art / S.BACKBONE_INT8_ONNX).is_file()
+
+
 def test_sweep_trains_each_config_on_one_cache_and_plots_them(trained_artifacts: Path, tmp_path: Path) -> None:
     art = tmp_path / "art"
     art.mkdir()
