@@ -1,5 +1,5 @@
-"""Claim: image search p50 <= 10 ms / p99 <= 30 ms alone, >= 150/s at concurrency 8, text p50 <= 10 ms,
-and >= 10x the throughput of the original way of serving.
+"""Claim: photo search (``/predict/similar_images``) p50 <= 10 ms at one client, >= 10x the requests/s of
+the original way of serving at 8 clients, photo + words ``/v1/search`` p50 <= 20 ms.
 
 Starts the real server (``listing-search serve``, uvicorn, on 127.0.0.1) over ART, and the reference
 server built the original way (reference_server.py: PyTorch ResNet50 per request + exact IndexFlatL2
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import subprocess
@@ -42,6 +43,13 @@ def image_request(path: str, photos: list[bytes], data: dict[str, str] | None = 
     def send(client: httpx.AsyncClient, i: int) -> Any:
         files = {"image": ("photo.jpg", photos[i % len(photos)], "image/jpeg")}
         return client.post(path, files=files, data=data or {})
+    return send
+
+
+def photo_and_words_request(photos: list[bytes], queries: list[str]) -> Request:
+    def send(client: httpx.AsyncClient, i: int) -> Any:
+        files = {"image": ("photo.jpg", photos[i % len(photos)], "image/jpeg")}
+        return client.post("/v1/search", files=files, data={"text": queries[i % len(queries)], "k": "10"})
     return send
 
 
@@ -127,6 +135,7 @@ def measure_ours(art: Path, photos: list[bytes], queries: list[str], n: dict[int
         }
         if health.get("text") and queries:
             out["text_search"] = text_request(queries)
+            out["image_text_search"] = photo_and_words_request(photos, queries)
         return out
 
     return serve_and_measure(proc, port, cases, n, max_s)
@@ -144,21 +153,20 @@ def text_queries(artifacts: Path, count: int, seed: int) -> list[str]:
 
 
 def goals(ours: dict[str, Any], ratio: float | None) -> dict[str, Any]:
-    img, txt = ours.get("image_search", {}), ours.get("text_search", {})
+    """The speed issue's goals: photo search (the original ``/predict/similar_images``) p50 <= 10 ms at one
+    client, >= 10x the reference's requests/s at 8 clients, photo + words ``/v1/search`` p50 <= 20 ms."""
+    sim, both = ours.get("similar_images", {}), ours.get("image_text_search", {})
 
     def get(d: dict[str, Any], c: str, key: str) -> float | None:
         return d.get(c, {}).get(key)
 
     checks = {
-        "image_p50_ms_c1<=10": get(img, "c1", "p50_ms"),
-        "image_p99_ms_c1<=30": get(img, "c1", "p99_ms"),
-        "image_req_per_s_c8>=150": get(img, "c8", "req_per_s"),
-        "text_p50_ms_c1<=10": get(txt, "c1", "p50_ms"),
-        "throughput_vs_reference>=10": ratio,
+        "similar_images_p50_ms_c1<=10": get(sim, "c1", "p50_ms"),
+        "throughput_vs_reference_c8>=10": ratio,
+        "image_text_search_p50_ms_c1<=20": get(both, "c1", "p50_ms"),
     }
-    limits = {"image_p50_ms_c1<=10": (10, "le"), "image_p99_ms_c1<=30": (30, "le"),
-              "image_req_per_s_c8>=150": (150, "ge"), "text_p50_ms_c1<=10": (10, "le"),
-              "throughput_vs_reference>=10": (10, "ge")}
+    limits = {"similar_images_p50_ms_c1<=10": (10, "le"), "throughput_vs_reference_c8>=10": (10, "ge"),
+              "image_text_search_p50_ms_c1<=20": (20, "le")}
     return {name: {"value": value, "met": None if value is None else
                    (value <= limits[name][0] if limits[name][1] == "le" else value >= limits[name][0])}
             for name, value in checks.items()}
@@ -173,7 +181,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     health, ours = measure_ours(art, photos, queries, n, args.max_s, quantized=False)
     ours_int8 = None
-    if args.quantized:
+    card = art / "model" / "model_card.json"
+    int8_already = card.is_file() and bool(json.loads(card.read_text()).get("backbone_int8"))
+    if args.quantized and not int8_already:  # a model trained on the int8 backbone serves int8 anyway
         _, ours_int8 = measure_ours(art, photos, [], n, args.max_s, quantized=True)
 
     catalogue = int(health.get("index") or health.get("images") or 11_000) if isinstance(health, dict) else 11_000
