@@ -68,6 +68,22 @@ def test_int8_graph_agrees_with_fp32(tmp_path: Path) -> None:
     assert int8.stat().st_size < fp32.stat().st_size or int8.stat().st_size < 50_000
 
 
+def test_quantiser_chatter_stays_out_of_stdout_and_info_logs(tmp_path: Path, capfd: pytest.CaptureFixture[str],
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """onnxruntime's quantiser prints its progress and logs each widened bias scale at info: the
+    user's terminal (and a CLI's JSON on stdout) gets one line saying the graph was written."""
+    import logging
+
+    fp32 = export(tmp_path)
+    with caplog.at_level(logging.INFO):
+        quantize_static(fp32, int8_path(fp32), images(16, seed=1))
+    out, err = capfd.readouterr()
+    assert "Collecting tensor data" not in out + err and "Percentile" not in out + err
+    infos = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert [r.name for r in infos] == ["listing_search.vision.quantize"], [r.getMessage() for r in infos]
+    assert "int8 vision graph written" in infos[0].getMessage()
+
+
 def test_ensure_int8_builds_once_and_rebuilds_when_fp32_is_newer(tmp_path: Path) -> None:
     from PIL import Image
 

@@ -264,5 +264,5 @@ def run_jobs(jobs: list[PhotoJob], runner: "Runner | None" = None, progress: boo
     from listing_search.distributed.runner import LocalRunner
 
     statuses = (runner or LocalRunner()).map(run_job, jobs, progress, desc="prepare photos", unit="photo")
-    log.info("photos: %s", dict(Counter(statuses)))
+    log.info("photos: %s", ", ".join(f"{n:,} {status}" for status, n in Counter(statuses).most_common()))
     return statuses

@@ -86,7 +86,7 @@ def embed(settings: Settings, artifacts: Path, force: bool = False, progress: bo
                          onnx_max_abs_diff=diff, failed=len(image_ids) - len(ok_ids),
                          seconds=round(time.perf_counter() - t0, 1))
     write_stamp(artifacts, STAGE, fp, {"report": asdict(report)})
-    log.info("embed: %s", asdict(report))
+    log.debug("embed: %s", asdict(report))  # the CLI prints the summary
     return report
 
 

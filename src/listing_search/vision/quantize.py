@@ -1,9 +1,9 @@
 """The int8 fast path of the vision graph: static quantisation calibrated on catalogue photos.
 
-Opt-in (``settings.serve.quantized``): bench/bench_embed.py measured the network ~2x faster on
-2 cores with embeddings at cosine ~0.99 to the fp32 graph's, but predictions can flip on close
-calls, so the accuracy cost must be checked on the trained model before turning it on
-(docs/performance.md). Static QDQ with per-channel weights is the scheme a CNN needs: dynamic
+The default recipe (``vision.int8_backbone`` with a frozen backbone) runs the backbone int8 for the
+training cache, the catalogue embeddings and serving alike, so queries and catalogue share one graph;
+a fine-tuned fp32 model gets an int8 copy only with ``settings.serve.quantized`` (docs/performance.md
+has the accuracy cost of each). Static QDQ with per-channel weights is the scheme a CNN needs: dynamic
 quantisation (ConvInteger) was measured both slower and far less accurate than fp32 here.
 The 1000-way layer and the category layer (Gemm / MatMul) stay fp32: they are the embedding and
 the answer, and cost little next to the convolutions.
@@ -15,8 +15,9 @@ one and reused while it is newer.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,33 @@ CALIBRATION_PHOTOS = 64
 def int8_path(fp32: Path) -> Path:
     """``model/vision.onnx`` -> ``model/vision.int8.onnx``."""
     return Path(fp32).with_suffix(INT8_SUFFIX)
+
+
+class _FromQuantiser(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "onnxruntime" in record.pathname and record.levelno < logging.WARNING:
+            log.debug("quantiser: %s", record.getMessage())
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _quiet_quantiser_logs() -> Iterator[None]:
+    """The quantiser's info lines (through the root logger and its own) are dropped or become debug lines."""
+    root = logging.getLogger()
+    quiet = _FromQuantiser()
+    root.addFilter(quiet)  # its module-level logging.info(...) calls
+    named = [logging.getLogger(name) for name in ["onnxruntime", *logging.root.manager.loggerDict]
+             if name.startswith("onnxruntime")]  # and its named loggers (shape inference)
+    levels = [logger.level for logger in named]
+    for logger in named:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+        for logger, level in zip(named, levels):
+            logger.setLevel(level)
 
 
 def quantize_static(fp32: Path, dest: Path, calibration: np.ndarray, batch: int = 8) -> Path:
@@ -54,15 +82,18 @@ def quantize_static(fp32: Path, dest: Path, calibration: np.ndarray, batch: int 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.batches, None)
 
-    # The quantiser prints its progress; stdout belongs to the caller (CLI JSON, bench lines).
+    # The quantiser prints its progress and logs every bias scale it widens (dozens of lines): neither
+    # tells a user anything, and stdout belongs to the caller (CLI JSON, bench lines). Both go to debug.
+    printed = io.StringIO()
     with atomic_path(dest.with_suffix(".pre.onnx")) as prepared, atomic_path(dest) as tmp, \
-            contextlib.redirect_stdout(sys.stderr):
+            contextlib.redirect_stdout(printed), _quiet_quantiser_logs():
         quant_pre_process(str(fp32), str(prepared))
         keep_fp32 = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Gemm", "MatMul")]
         ort_quantize(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                      activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                      nodes_to_exclude=keep_fp32, calibrate_method=CalibrationMethod.Percentile)
     dest.with_suffix(".pre.onnx").unlink(missing_ok=True)
+    log.debug("quantiser output:\n%s", printed.getvalue())
     log.info("int8 vision graph written to %s (calibrated on %d photos)", dest, len(calibration))
     return dest
 
