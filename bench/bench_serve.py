@@ -123,10 +123,12 @@ def serve_and_measure(proc: subprocess.Popen, port: int,
 
 
 def measure_ours(art: Path, photos: list[bytes], queries: list[str], n: dict[int, int], max_s: float,
-                 quantized: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Our server over ``art`` (fp32 or int8 vision graph): image and, when available, text search."""
+                 quantized: bool, workers: int = 1) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Our server over ``art`` (fp32 or int8 vision graph, ``workers`` processes): image and, when
+    available, text search."""
     port = free_port()
-    proc = start_server(art, port, {"LISTING_SEARCH_SERVE__QUANTIZED": "true" if quantized else "false"})
+    proc = start_server(art, port, {"LISTING_SEARCH_SERVE__QUANTIZED": "true" if quantized else "false",
+                                    "LISTING_SEARCH_SERVE__WORKERS": str(workers)})
 
     def cases(health: dict[str, Any]) -> dict[str, Request]:
         out = {
@@ -179,7 +181,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     queries = text_queries(art, 200, args.seed)
     n = {1: args.n, 8: args.n * 2}
 
-    health, ours = measure_ours(art, photos, queries, n, args.max_s, quantized=False)
+    by_workers = {w: measure_ours(art, photos, queries, n, args.max_s, quantized=False, workers=w)
+                  for w in args.workers}
+    health, ours = by_workers[args.workers[0]]
     ours_int8 = None
     card = art / "model" / "model_card.json"
     int8_already = card.is_file() and bool(json.loads(card.read_text()).get("backbone_int8"))
@@ -209,7 +213,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     return {
         "bench": "serve",
-        "command": f"python bench/bench_serve.py --n {args.n} --max-s {args.max_s}",
+        "command": f"python bench/bench_serve.py --n {args.n} --max-s {args.max_s} "
+                   f"--workers {' '.join(map(str, args.workers))}",
         "artifacts": source, "server_health": health, "catalogue_vectors": catalogue,
         "photos": len(photos), "photo_bytes_mean": round(sum(map(len, photos)) / len(photos)),
         "ours": ours, "ours_int8_vision": ours_int8, "reference": reference,
@@ -218,6 +223,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratios_vs_reference": ratios,
         "goals": goals(ours, ratios["c8"]["similar_images_throughput_x"]),
         "goals_int8_vision": goals(ours_int8, _ratio(ours_int8, reference)) if ours_int8 else None,
+        "server_workers": args.workers[0],
+        "by_workers": {str(w): {"ours": o, "goals": goals(o, _ratio(o, reference))}
+                       for w, (_, o) in by_workers.items()} if len(by_workers) > 1 else None,
         "note": "client, our server and the reference share the same cores; one server runs at a time",
         "machine_start": state,
     }
@@ -234,6 +242,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--photos", type=int, default=100, help="distinct real photos uploaded in turn")
     p.add_argument("--quantized", action=argparse.BooleanOptionalAction, default=True,
                    help="also measure our server with serve.quantized (int8 vision graph)")
+    p.add_argument("--workers", type=int, nargs="+", default=[1],
+                   help="server processes (serve.workers); several: each measured, the first is 'ours'")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
