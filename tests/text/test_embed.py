@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from listing_search import schema as S
 from listing_search.data.prepare import load_listings
@@ -72,3 +73,19 @@ def test_length_sorted_batches_give_each_text_its_own_vector_in_order(text_artif
     alone = np.concatenate([encoder.encode([t]) for t in texts])
     assert np.abs(together - alone).max() < 1e-5
     assert np.abs(together[0] - together[-2]).max() > 1e-2  # different texts, different rows
+
+
+def test_serve_text_spinning_setting_reaches_the_query_encoder(text_artifacts):
+    """serve.text_spinning=false makes the engine's text encoder session sleep its idle threads (the
+    CPU-for-latency trade measured in docs/performance.md); the default keeps ORT's spinning."""
+    from listing_search.rank.engine import load_text_encoder
+
+    def spinning(encoder) -> str:
+        return encoder.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    quiet = load_text_encoder(text_artifacts, spinning=False)
+    assert spinning(quiet) == "0"
+    assert np.allclose(quiet.encode(["sofa"]), TextEncoder.from_artifacts(text_artifacts).encode(["sofa"]), atol=1e-6)
+    default = TextEncoder.from_artifacts(text_artifacts).session.get_session_options()
+    with pytest.raises(RuntimeError, match="allow_spinning"):  # not set: ORT's default (spinning)
+        default.get_session_config_entry("session.intra_op.allow_spinning")

@@ -106,7 +106,7 @@ class SearchEngine:
         encoder = ImageEncoder.from_artifacts(artifacts, settings.data.max_image_pixels,
                                               quantized=settings.serve.quantized)
         categories = json.loads((artifacts / S.CATEGORIES_JSON).read_text())["categories"]
-        text_encoder = text_encoder or load_text_encoder(artifacts)
+        text_encoder = text_encoder or load_text_encoder(artifacts, settings.serve.text_spinning)
         models = model_versions(artifacts, with_text=text_encoder is not None)
         store, blobs = open_storage(settings, artifacts)
         dims = {IMAGE: encoder.dim, TEXT: getattr(text_encoder, "dim", None)}
@@ -597,14 +597,14 @@ def request_hash(fields: dict, photos: list[bytes]) -> str:
     return h.hexdigest()
 
 
-def load_text_encoder(artifacts: Path) -> TextQueryEncoder | None:
+def load_text_encoder(artifacts: Path, spinning: bool = True) -> TextQueryEncoder | None:
     """The text encoder when ``embed-text`` has run; None otherwise (text search is then off)."""
     if not (artifacts / S.TEXT_ONNX).is_file():
         return None
     try:
         from listing_search.text.encoder import TextEncoder
 
-        return TextEncoder.from_artifacts(artifacts)
+        return TextEncoder.from_artifacts(artifacts, spinning=spinning)
     except (ImportError, FileNotFoundError, KeyError, ValueError) as exc:
         log.warning("text search disabled: %s", exc)
         return None

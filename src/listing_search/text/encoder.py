@@ -32,9 +32,14 @@ class TextEncoder:
     """Texts -> float32 L2-normalised MiniLM embeddings, with onnxruntime and ``tokenizers`` only."""
 
     def __init__(self, onnx_path: Path | bytes, tokenizer_path: Path | str, max_length: int = 128,
-                 batch_size: int = 64, threads: int | None = None) -> None:
+                 batch_size: int = 64, threads: int | None = None, spinning: bool = True) -> None:
         """``onnx_path`` and ``tokenizer_path`` are files, or the graph's bytes and the tokenizer's JSON
-        (a cluster worker reads them from the work area)."""
+        (a cluster worker reads them from the work area). ``spinning=False``: ORT's idle worker threads
+        sleep instead of spinning. Measured by bench_serve on 2 cores (docs/performance.md): a text
+        search then costs 14 instead of 22 ms of CPU and 8 clients get ~15% more answers a second, but
+        one client's photo + words search takes ~3 ms longer (21 vs 18 ms p50), so serving keeps
+        ORT's default (the latency goal is per query) and an operator expecting steady concurrency
+        can turn it off (``LISTING_SEARCH_SERVE__TEXT_SPINNING=false``)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -47,18 +52,20 @@ class TextEncoder:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         graph = onnx_path if isinstance(onnx_path, bytes) else str(onnx_path)
         self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
     @classmethod
-    def from_artifacts(cls, artifacts: Path, threads: int | None = None) -> "TextEncoder":
+    def from_artifacts(cls, artifacts: Path, threads: int | None = None, spinning: bool = True) -> "TextEncoder":
         """The encoder written by the ``embed-text`` stage, with the settings it was built with."""
         artifacts = Path(artifacts)
         card = json.loads((artifacts / S.TEXT_MODEL_CARD).read_text())
         return cls(artifacts / S.TEXT_ONNX, artifacts / S.TEXT_TOKENIZER, int(card["max_length"]),
-                   threads=threads)
+                   threads=threads, spinning=spinning)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """[N, D] float32 unit vectors in the order given; an empty list gives a [0, D] array.
