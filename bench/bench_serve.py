@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import psutil
 
 import benchlib
 import standin
@@ -87,12 +88,35 @@ async def load(base_url: str, send: Request, concurrency: int, n: int, max_s: fl
             "req_per_s": round(len(durations) / wall, 1) if wall else None, "non_200": failures}
 
 
-def run_phases(base_url: str, cases: dict[str, Request], n: dict[int, int], max_s: float) -> dict[str, Any]:
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of the server process and its children (uvicorn's workers) so far."""
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+    except psutil.NoSuchProcess:
+        return float("nan")
+
+
+def run_phases(base_url: str, cases: dict[str, Request], n: dict[int, int], max_s: float,
+               pid: int | None = None) -> dict[str, Any]:
+    """Each case at each concurrency; with the server's ``pid``, also its CPU ms per request (the three
+    warm-up requests counted in both the time and the count; the change-log follower's polling is in
+    the time too). Noise on a shared machine moves it less than latency."""
     out: dict[str, Any] = {}
     for name, send in cases.items():
         out[name] = {}
         for concurrency, count in n.items():
+            cpu0 = server_cpu_seconds(pid) if pid else None
             row = asyncio.run(load(base_url, send, concurrency, count, max_s))
+            if cpu0 is not None and row["n"]:
+                row["server_cpu_ms_per_request"] = round((server_cpu_seconds(pid) - cpu0) / (row["n"] + 3) * 1000, 2)
             log.info("%s c=%d %s", name, concurrency, row)
             out[name][f"c{concurrency}"] = row
     return out
@@ -113,7 +137,7 @@ def serve_and_measure(proc: subprocess.Popen, port: int,
     try:
         with httpx.Client(base_url=base, timeout=30) as client:
             health = wait_healthy(client, proc, timeout=300)
-        return health, run_phases(base, cases(health), n, max_s)
+        return health, run_phases(base, cases(health), n, max_s, proc.pid)
     finally:
         proc.terminate()
         try:
