@@ -73,7 +73,8 @@ def build_index(settings: Settings, artifacts: Path, force: bool = False, kind: 
               "catalog": store.counts(), "seconds": round(time.perf_counter() - t0, 2)}
     atomic_write_text(artifacts / S.INDEX_SETTINGS, settings.section_json("index"))
     write_stamp(artifacts, STAGE, fp, {"infos": infos})
-    log.info("index: %s, store %s, in %.1fs", infos["factory"], infos["catalog"], infos["seconds"])
+    # the CLI prints the summary
+    log.debug("index: %s, store %s, in %.1fs", infos["factory"], infos["catalog"], infos["seconds"])
     return infos
 
 

@@ -52,7 +52,7 @@ def reembed(store: SqlStore, blobs: BlobStore, models: Models, image_encoder, te
     if drop_old:
         report.old_vectors_dropped = store.drop_other_models(models)
     report.last_seq = store.head()
-    log.info("re-embed: %s", report.to_json())
+    log.debug("re-embed: %s", report.to_json())  # the CLI prints the summary
     return report
 
 

@@ -147,7 +147,7 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
         cache_seconds=round(cache_seconds, 1), seconds=round(time.perf_counter() - t0, 1),
     )
     write_stamp(artifacts, STAGE, fp, {"report": asdict(report)})
-    log.info("train: best %s", report.best)
+    log.debug("train: best %s", report.best)  # the CLI prints the summary
     return report
 
 
