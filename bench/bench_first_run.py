@@ -49,15 +49,19 @@ def answered(port: int) -> bool:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """``make run`` and everything under it (uvicorn, its workers): SIGINT first, as Ctrl-C would."""
-    for sig, wait in ((signal.SIGINT, 20), (signal.SIGKILL, 10)):
-        if proc.poll() is not None:
-            return
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
+    """``make run`` and everything in its process group (uvicorn, its workers): SIGINT first, as Ctrl-C
+    would, then SIGKILL for whatever is left (``make`` may exit before its children do)."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    time.sleep(1)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
 
 
 def run(args) -> dict:

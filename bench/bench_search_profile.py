@@ -3,9 +3,10 @@
 Loads the serving engine from ART exactly as ``listing-search serve`` does and runs real queries one at a
 time through the code the routes call (``SearchEngine.similar_images`` for ``/predict/similar_images``,
 ``SearchEngine.search_result`` for ``/v1/search``). Every part is timed by wrapping the engine's own
-methods (decode, network, text encoder, spelling, category, channels, ranker, rows), so the parts add up
-to the whole minus glue. Reports per mode: p50 / p99 wall ms, CPU ms per query (this thread), and the
-mean ms of each part. HTTP (multipart parsing, JSON) is not in here: ``bench_serve.py`` measures that.
+methods (decode, network, text encoder, spelling, category, channels, ranker, rows); parts nest where
+the methods do (FAISS and the store's photo ids run inside "photo candidates"). CPU per query counts this
+thread only (not ORT's or the photo queue's threads). Reports per mode: p50 / p99 wall ms, CPU ms per
+query (this thread), and the mean ms of each part. HTTP (multipart parsing, JSON) is not in here: ``bench_serve.py`` measures that.
 
     python bench/bench_search_profile.py --data DIR --artifacts ART [--n 200]
 """
@@ -119,9 +120,11 @@ def run(args) -> dict:
         results = [profile(engine, timer, name, calls) for name, calls in modes]
     finally:
         engine.close()
-    return {"bench": "search_profile", "artifacts": str(args.artifacts), "image_index": engine.image_index.infos.get("factory"),
-            "vision_graph": json.loads((args.artifacts / S.MODEL_CARD).read_text()).get("backbone_int8") and "int8 backbone"
-            or "fp32", "machine_start": start, "machine_end": machine_state(), "modes": results}
+    card = json.loads((args.artifacts / S.MODEL_CARD).read_text())
+    graph = "int8 backbone" if card.get("backbone_int8") else "int8 copy" if settings.serve.quantized else "fp32"
+    return {"bench": "search_profile", "artifacts": str(args.artifacts),
+            "image_index": engine.image_index.infos.get("factory"), "vision_graph": graph,
+            "machine_start": start, "machine_end": machine_state(), "modes": results}
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -115,8 +116,9 @@ def run_phases(base_url: str, cases: dict[str, Request], n: dict[int, int], max_
         for concurrency, count in n.items():
             cpu0 = server_cpu_seconds(pid) if pid else None
             row = asyncio.run(load(base_url, send, concurrency, count, max_s))
-            if cpu0 is not None and row["n"]:
-                row["server_cpu_ms_per_request"] = round((server_cpu_seconds(pid) - cpu0) / (row["n"] + 3) * 1000, 2)
+            cpu1 = server_cpu_seconds(pid) if pid else None
+            if cpu0 is not None and cpu1 is not None and row.get("n") and math.isfinite(cpu1 - cpu0):
+                row["server_cpu_ms_per_request"] = round((cpu1 - cpu0) / (row["n"] + 3) * 1000, 2)
             log.info("%s c=%d %s", name, concurrency, row)
             out[name][f"c{concurrency}"] = row
     return out

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,30 +39,40 @@ def int8_path(fp32: Path) -> Path:
 
 
 class _FromQuantiser(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        import onnxruntime
+
+        self.package = os.path.dirname(onnxruntime.__file__) + os.sep
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if "onnxruntime" in record.pathname and record.levelno < logging.WARNING:
+        if record.pathname.startswith(self.package) and record.levelno < logging.WARNING:
             log.debug("quantiser: %s", record.getMessage())
             return False
         return True
 
 
+_QUIET = threading.Lock()  # one quantisation at a time changes (and restores) the loggers
+
+
 @contextlib.contextmanager
 def _quiet_quantiser_logs() -> Iterator[None]:
     """The quantiser's info lines (through the root logger and its own) are dropped or become debug lines."""
-    root = logging.getLogger()
-    quiet = _FromQuantiser()
-    root.addFilter(quiet)  # its module-level logging.info(...) calls
-    named = [logging.getLogger(name) for name in ["onnxruntime", *logging.root.manager.loggerDict]
-             if name.startswith("onnxruntime")]  # and its named loggers (shape inference)
-    levels = [logger.level for logger in named]
-    for logger in named:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        root.removeFilter(quiet)
-        for logger, level in zip(named, levels):
-            logger.setLevel(level)
+    with _QUIET:
+        root = logging.getLogger()
+        quiet = _FromQuantiser()
+        root.addFilter(quiet)  # its module-level logging.info(...) calls
+        named = [logging.getLogger(name) for name in ["onnxruntime", *logging.root.manager.loggerDict]
+                 if name.startswith("onnxruntime")]  # and its named loggers (shape inference)
+        levels = [logger.level for logger in named]
+        for logger in named:
+            logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            root.removeFilter(quiet)
+            for logger, level in zip(named, levels):
+                logger.setLevel(level)
 
 
 def quantize_static(fp32: Path, dest: Path, calibration: np.ndarray, batch: int = 8) -> Path:
@@ -84,16 +96,19 @@ def quantize_static(fp32: Path, dest: Path, calibration: np.ndarray, batch: int 
 
     # The quantiser prints its progress and logs every bias scale it widens (dozens of lines): neither
     # tells a user anything, and stdout belongs to the caller (CLI JSON, bench lines). Both go to debug.
+    # (redirect_stdout is process-wide: another thread's print() meanwhile lands in the debug line too.)
     printed = io.StringIO()
-    with atomic_path(dest.with_suffix(".pre.onnx")) as prepared, atomic_path(dest) as tmp, \
-            contextlib.redirect_stdout(printed), _quiet_quantiser_logs():
-        quant_pre_process(str(fp32), str(prepared))
-        keep_fp32 = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Gemm", "MatMul")]
-        ort_quantize(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                     nodes_to_exclude=keep_fp32, calibrate_method=CalibrationMethod.Percentile)
+    try:
+        with atomic_path(dest.with_suffix(".pre.onnx")) as prepared, atomic_path(dest) as tmp, \
+                contextlib.redirect_stdout(printed), _quiet_quantiser_logs():
+            quant_pre_process(str(fp32), str(prepared))
+            keep_fp32 = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Gemm", "MatMul")]
+            ort_quantize(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                         nodes_to_exclude=keep_fp32, calibrate_method=CalibrationMethod.Percentile)
+    finally:
+        log.debug("quantiser output:\n%s", printed.getvalue())
     dest.with_suffix(".pre.onnx").unlink(missing_ok=True)
-    log.debug("quantiser output:\n%s", printed.getvalue())
     log.info("int8 vision graph written to %s (calibrated on %d photos)", dest, len(calibration))
     return dest
 
