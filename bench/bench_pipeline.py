@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import benchlib
+from listing_search import schema as S
 
 log = logging.getLogger("bench.pipeline")
 
@@ -63,7 +64,7 @@ def run_stage(verb: str, data: str, scratch: Path, timeout_s: float) -> dict[str
 def copy_model(artifacts: Path, scratch: Path) -> list[str]:
     """The trained model from ART, in place of training (``--skip-train``)."""
     copied = []
-    for name in ("model/model.pt", "model/model_card.json", "model/backbone.int8.onnx"):  # train's outputs
+    for name in S.TRAINED_MODEL_FILES:
         src = artifacts / name
         if src.is_file():
             (scratch / name).parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,9 @@ MODEL_DIR = "model"
 MODEL_CHECKPOINT = "model/model.pt"
 MODEL_CARD = "model/model_card.json"  # backbone, preprocessing, categories, metrics
 BACKBONE_INT8_ONNX = "model/backbone.int8.onnx"  # the frozen int8 backbone the served graph starts with
+# What `train` writes and `embed` reads: a trained model moved elsewhere is these files (the int8 graph
+# exists only with the frozen int8 backbone recipe).
+TRAINED_MODEL_FILES = (MODEL_CHECKPOINT, MODEL_CARD, BACKBONE_INT8_ONNX)
 VISION_ONNX = "model/vision.onnx"  # input "image" [N,3,S,S] -> "embedding" [N,D], "logits" [N,C]
 IMAGE_EMBEDDINGS_JSON = "image_embeddings.json"
 IMAGE_EMBEDDINGS_NPY = "image_embeddings.npy"

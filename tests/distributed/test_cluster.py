@@ -91,8 +91,8 @@ def test_pipeline_on_isolated_dask_workers_matches_local(
     report = prepare(settings, f"s3://{s3_bucket}/raw", art)
     assert not (art / S.CLEAN_IMAGES_DIR).exists() and not (art / S.SOURCE_CACHE_DIR).exists()  # no mirror
     (art / S.MODEL_DIR).mkdir()
-    for name in (S.MODEL_CHECKPOINT, S.MODEL_CARD, S.BACKBONE_INT8_ONNX):  # training is a driver stage:
-        shutil.copyfile(local / name, art / name)  # its outputs are reused
+    for name in S.TRAINED_MODEL_FILES:  # training is a driver stage: its outputs are reused
+        shutil.copyfile(local / name, art / name)
     embed(settings, art)
     embed_text(settings, art)
     infos = build_index(settings, art)

@@ -107,9 +107,8 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
     vs = settings.vision
     inputs = [artifacts / S.TRAINING_CSV, artifacts / S.CATEGORIES_JSON]
     fp = fingerprint(inputs, json.dumps(vs.model_dump(mode="json", exclude=EMBED_ONLY), sort_keys=True))
-    outputs = [artifacts / S.MODEL_CHECKPOINT, artifacts / S.MODEL_CARD]
-    if vs.int8_backbone and vs.train_last_blocks == 0:  # the int8 backbone graph is a training output too
-        outputs.append(artifacts / S.BACKBONE_INT8_ONNX)
+    int8 = vs.int8_backbone and vs.train_last_blocks == 0
+    outputs = [artifacts / name for name in S.TRAINED_MODEL_FILES if int8 or name != S.BACKBONE_INT8_ONNX]
     if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
         log.info("train: up to date in %s", artifacts)
         report = TrainReport(**read_stamp(artifacts, STAGE)["report"])
