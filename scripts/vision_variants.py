@@ -30,17 +30,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from PIL import Image
 
 from listing_search import schema as S
 from listing_search.data.prepare import load_training
+from listing_search.evaluate import accuracy, listing_accuracy_of, precision_at_k
 from listing_search.settings import Settings
 from listing_search.vision.cache import CACHE_DIR
 from listing_search.vision.embed import embed
 from listing_search.vision.encoder import ImageEncoder
-from listing_search.data.images import standardise
-from listing_search.vision.preprocess import DEFAULT_MAX_PIXELS, PreprocessConfig, normalise
+from listing_search.vision.preprocess import load_image
 from listing_search.vision.train import train
 
 PREPARED = (S.LISTINGS_CSV, S.TRAINING_CSV, S.CATEGORIES_JSON)
@@ -61,32 +59,21 @@ def scratch_artifacts(source: Path, folder: Path) -> Path:
     return folder
 
 
-def served_outputs(art: Path, ids: list[str], flip: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings, probabilities) of the served graph for these photos, optionally mirrored."""
+def served_probabilities(art: Path, ids: list[str], flip: bool) -> np.ndarray:
+    """Category probabilities of the served graph for these photos (the evaluation's preprocessing),
+    optionally mirrored: normalisation is per pixel, so mirroring the input equals mirroring the photo."""
     encoder = ImageEncoder.from_artifacts(art)
-    cfg: PreprocessConfig = encoder.preprocess
-    embs, probs = [], []
+    probs = []
     for start in range(0, len(ids), 64):
-        batch = []
-        for image_id in ids[start:start + 64]:  # exactly the serving preprocessing, then the mirror image
-            img = standardise(art / S.CLEAN_IMAGES_DIR / f"{image_id}.jpg", cfg.input_size, DEFAULT_MAX_PIXELS)
-            batch.append(normalise(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else img, cfg))
-        e, p = encoder.run(np.stack(batch))
-        embs.append(e)
-        probs.append(p)
-    return np.concatenate(embs), np.concatenate(probs)
+        batch = np.stack([load_image(art / S.CLEAN_IMAGES_DIR / f"{i}.jpg", encoder.preprocess)
+                          for i in ids[start:start + 64]])
+        probs.append(encoder.run(batch[:, :, :, ::-1] if flip else batch)[1])
+    return np.concatenate(probs)
 
 
 def listing_accuracy(probs: np.ndarray, labels: np.ndarray, listings: np.ndarray) -> float:
-    frame = pd.DataFrame(probs).assign(_g=listings, _y=labels).groupby("_g").mean()
-    return float((frame.drop(columns="_y").to_numpy().argmax(1) == frame["_y"].to_numpy()).mean())
-
-
-def precision_at_10(queries: np.ndarray, q_roots: np.ndarray, catalogue: np.ndarray, c_roots: np.ndarray) -> float:
-    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    c = catalogue / np.linalg.norm(catalogue, axis=1, keepdims=True)
-    top = np.argpartition(-(q @ c.T), 10, axis=1)[:, :10]
-    return float((c_roots[top] == q_roots[:, None]).mean())
+    """evaluate's listing accuracy (mean softmax of a listing's photos), from probabilities."""
+    return listing_accuracy_of(np.log(np.maximum(probs, 1e-30)), labels, listings)
 
 
 def measure(source: Path, scratch: Path, name: str, variant: dict, seeds: int = 1) -> dict:
@@ -105,8 +92,8 @@ def measure(source: Path, scratch: Path, name: str, variant: dict, seeds: int = 
     val = (side[S.SPLIT] == "val").to_numpy()
     val_ids = [i for i, v in zip(ids, val) if v]
     labels, listings = side[S.LABEL].to_numpy()[val], side[S.LISTING_ID].to_numpy()[val]
-    _, plain = served_outputs(art, val_ids, flip=False)
-    _, flipped = served_outputs(art, val_ids, flip=True)
+    plain = served_probabilities(art, val_ids, flip=False)
+    flipped = served_probabilities(art, val_ids, flip=True)
     both = (plain + flipped) / 2
     roots = side[S.ROOT_CATEGORY].to_numpy()
     card = json.loads((art / S.MODEL_CARD).read_text())
@@ -118,11 +105,11 @@ def measure(source: Path, scratch: Path, name: str, variant: dict, seeds: int = 
         "val_photos": int(val.sum()),
         "val_photo_accuracy_per_seed": per_seed, "val_photo_accuracy_seed_mean": round(float(np.mean(per_seed)), 4),
         "val_photo_accuracy_seed_std": round(float(np.std(per_seed)), 4),
-        "val_photo_accuracy": round(float((plain.argmax(1) == labels).mean()), 4),
-        "val_photo_accuracy_flip_tta": round(float((both.argmax(1) == labels).mean()), 4),
+        "val_photo_accuracy": round(accuracy(plain, labels), 4),
+        "val_photo_accuracy_flip_tta": round(accuracy(both, labels), 4),
         "val_listing_accuracy": round(listing_accuracy(plain, labels, listings), 4),
         "val_listing_accuracy_flip_tta": round(listing_accuracy(both, labels, listings), 4),
-        "val_photo_precision_at_10": round(precision_at_10(vectors[val], roots[val], vectors[~val], roots[~val]), 4),
+        "val_photo_precision_at_10": round(precision_at_k(vectors[val], roots[val], vectors[~val], roots[~val]), 4),
         "cache_seconds": report.cache_seconds, "train_seconds": round(train_s, 1),
         "load1_at_end": round(os.getloadavg()[0], 2),
     }
