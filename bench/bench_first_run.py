@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,16 +27,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
+from bench_serve_latency import free_port  # noqa: E402
 
 log = logging.getLogger("bench.first_run")
 GOAL_S = 600
 STAGE_LINE = re.compile(r"^done (?P<stage>[\w-]+) in (?P<took>[^:]+?):", re.M)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def answered(port: int) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -35,6 +36,7 @@ import psutil
 
 import benchlib
 import standin
+from listing_search import schema as S
 from bench_serve_latency import free_port, start_server, wait_healthy
 
 log = logging.getLogger("bench.serve")
@@ -93,16 +95,14 @@ def server_cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) of the server process and its children (uvicorn's workers) so far."""
     try:
         root = psutil.Process(pid)
-        total = 0.0
-        for proc in [root, *root.children(recursive=True)]:
-            try:
-                t = proc.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return float("nan")
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a worker that exited meanwhile
+            total += sum(proc.cpu_times()[:2])  # user + system
+    return total
 
 
 def run_phases(base_url: str, cases: dict[str, Request], n: dict[int, int], max_s: float,
@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   for w in args.workers}
     health, ours = by_workers[args.workers[0]]
     ours_int8 = None
-    card = art / "model" / "model_card.json"
+    card = art / S.MODEL_CARD
     int8_already = card.is_file() and bool(json.loads(card.read_text()).get("backbone_int8"))
     if args.quantized and not int8_already:  # a model trained on the int8 backbone serves int8 anyway
         _, ours_int8 = measure_ours(art, photos, [], n, args.max_s, quantized=True)
