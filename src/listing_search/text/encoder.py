@@ -35,11 +35,8 @@ class TextEncoder:
                  batch_size: int = 64, threads: int | None = None, spinning: bool = True) -> None:
         """``onnx_path`` and ``tokenizer_path`` are files, or the graph's bytes and the tokenizer's JSON
         (a cluster worker reads them from the work area). ``spinning=False``: ORT's idle worker threads
-        sleep instead of spinning. Measured by bench_serve on 2 cores (docs/performance.md): a text
-        search then costs 14 instead of 22 ms of CPU and 8 clients get 14-19% more answers a second,
-        but one client's photo + words search takes 3-5 ms longer (21.0-21.6 vs 16.4-17.7 ms p50), so serving keeps
-        ORT's default (the latency goal is per query) and an operator expecting steady concurrency
-        can turn it off (``LISTING_SEARCH_SERVE__TEXT_SPINNING=false``)."""
+        sleep instead of spinning: less CPU per query and more throughput under concurrency, a few ms
+        more for one client (``serve.text_spinning``; measured in docs/performance.md)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
