@@ -59,16 +59,18 @@ def scratch_artifacts(source: Path, folder: Path) -> Path:
     return folder
 
 
-def served_probabilities(art: Path, ids: list[str], flip: bool) -> np.ndarray:
+def served_probabilities(art: Path, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Category probabilities of the served graph for these photos (the evaluation's preprocessing),
-    optionally mirrored: normalisation is per pixel, so mirroring the input equals mirroring the photo."""
+    plain and mirrored, from one decode of each: normalisation is per pixel, so mirroring the input
+    equals mirroring the photo."""
     encoder = ImageEncoder.from_artifacts(art)
-    probs = []
+    plain, mirrored = [], []
     for start in range(0, len(ids), 64):
         batch = np.stack([load_image(art / S.CLEAN_IMAGES_DIR / f"{i}.jpg", encoder.preprocess)
                           for i in ids[start:start + 64]])
-        probs.append(encoder.run(batch[:, :, :, ::-1] if flip else batch)[1])
-    return np.concatenate(probs)
+        plain.append(encoder.run(batch)[1])
+        mirrored.append(encoder.run(batch[:, :, :, ::-1])[1])
+    return np.concatenate(plain), np.concatenate(mirrored)
 
 
 def listing_accuracy(probs: np.ndarray, labels: np.ndarray, listings: np.ndarray) -> float:
@@ -92,8 +94,7 @@ def measure(source: Path, scratch: Path, name: str, variant: dict, seeds: int = 
     val = (side[S.SPLIT] == "val").to_numpy()
     val_ids = [i for i, v in zip(ids, val) if v]
     labels, listings = side[S.LABEL].to_numpy()[val], side[S.LISTING_ID].to_numpy()[val]
-    plain = served_probabilities(art, val_ids, flip=False)
-    flipped = served_probabilities(art, val_ids, flip=True)
+    plain, flipped = served_probabilities(art, val_ids)
     both = (plain + flipped) / 2
     roots = side[S.ROOT_CATEGORY].to_numpy()
     card = json.loads((art / S.MODEL_CARD).read_text())
