@@ -94,6 +94,8 @@ class RankSettings(BaseModel):
     category_image_weight: float = Field(
         0.3, ge=0.0, description="Photos + words: weight of the photo expert (chosen on the val split)."
     )
+    category_char_grams: bool = Field(
+        True, description="Character n-grams of the words as category predictor features (word forms, typos).")
     val_queries: int = Field(600, ge=10, description="Val-split listings used to choose the ranker and calibrate it.")
     ranker: Literal["auto", "lambdamart", "logistic"] = Field(
         "auto", description="Re-ranker kind; auto keeps whichever scores the better val nDCG@10.")

@@ -15,7 +15,7 @@ from listing_search.rank.ranker import Ranker, fit_ranker, ids_sha, load_ranker
 from listing_search.rank.relevance import Relevance
 from listing_search.pipeline import file_sha
 from listing_search.rank.train import QueryMaker, no_match_queries, unlike_photos
-from listing_search.rank.vectors import load_listing_vectors
+from listing_search.rank.vectors import load_listing_vectors, unit_rows
 from tests.rank.fixtures import make_vectors
 from tests.serve.conftest import serve_settings
 
@@ -100,6 +100,25 @@ def test_category_predictor_learns_clusters_and_serves_every_input():
                                predictor.predict_proba(text=v.text[:3], words=v.texts[:3]), atol=1e-3)
     assert predictor.words_coef is not None
     assert predictor.n_fit_listings == len(train)
+    assert predictor.chars_coef is not None and predictor.chars_idf is not None
+    np.testing.assert_allclose(back.chars_idf, predictor.chars_idf, atol=1e-4)
+
+
+def test_character_ngrams_place_a_misspelt_word_the_words_alone_do_not_know():
+    v = make_vectors(n=60)
+    v.text[:] = unit_rows(np.ones_like(v.text))  # dense text says nothing: only the words can decide
+    train = v.subset(np.flatnonzero(v.splits == "train"))
+    with_chars = fit_category_predictor(train)
+    words_only = fit_category_predictor(train, n_char_buckets=0)
+    assert words_only.chars_coef is None
+    queries = ["laptp", "keybord", "sofas", "tents"]  # no whole word of the catalogue
+    text = np.repeat(v.text[:1], len(queries), 0)
+    expected = [1, 1, 0, 2]
+    p_chars = with_chars.predict_proba(text=text, words=queries)
+    p_words = words_only.predict_proba(text=text, words=queries)
+    assert p_chars.argmax(1).tolist() == expected
+    np.testing.assert_allclose(p_words, np.repeat(p_words[:1], 4, 0), atol=1e-6)  # cannot tell them apart
+    assert (p_chars[np.arange(4), expected] > p_words[np.arange(4), expected]).all()
 
 
 def test_title_view_adds_one_row_per_listing_with_its_title_words():

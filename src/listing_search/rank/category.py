@@ -1,7 +1,7 @@
 """Category prediction for sellers: photos and words together -> root category probabilities.
 
 A multinomial logistic regression on [text embedding, mean photo embedding, which of the two were
-given, hashed words of the text (``rank.hashed_words``)]. It is fit on train-split listings, each seen three ways (both, words only, photos only), so
+given, hashed words of the text and its hashed character n-grams (``rank.hashed_words``)]. It is fit on train-split listings, each seen three ways (both, words only, photos only), so
 one model serves a seller who typed a title, uploaded photos, or both. Weights are plain arrays in
 JSON: prediction needs numpy only (no scikit-learn or torch at serving time).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from listing_search.pipeline import atomic_write_text
-from listing_search.rank.hashed_words import N_BUCKETS, hashed_matrix, sparse_dot
+from listing_search.rank.hashed_words import N_BUCKETS, N_CHAR_BUCKETS, char_idf, hashed_matrix, sparse_dot
 from listing_search.rank.vectors import ListingVectors, unit_rows
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class CategoryPredictor:
     coef: np.ndarray  # [C, Dt + Di + 2] on :func:`design`
     intercept: np.ndarray  # [C]
     words_coef: np.ndarray | None = None  # [C, B] on the hashed words of the text
+    chars_coef: np.ndarray | None = None  # [C, Bc] on the text's character n-grams, weighted by ``chars_idf``
+    chars_idf: np.ndarray | None = None  # [Bc]
     image_weight: float = 0.3  # photos + words: log P(words) + w * log P(photos), see predict_proba
     fit_split: str = "train"
     n_fit_listings: int = 0
@@ -72,23 +74,32 @@ class CategoryPredictor:
         logits = x @ self.coef.T + self.intercept
         if words is not None and text is not None and self.words_coef is not None:
             logits = logits + sparse_dot(list(words), self.words_coef)
+        if words is not None and text is not None and self.chars_coef is not None:
+            logits = logits + sparse_dot(list(words), self.chars_coef, self.chars_idf)
         return softmax(logits)
 
     def to_json(self) -> dict:
-        words = None if self.words_coef is None else np.round(self.words_coef, 4).tolist()
+        def rounded(a: np.ndarray | None) -> list | None:  # float64 first: a rounded float32 prints 17 digits
+            return None if a is None else np.round(np.asarray(a, np.float64), 4).tolist()
+
         return {"kind": "multinomial_logistic_regression", "categories": self.categories,
-                "features": "[text embedding, mean photo embedding, has_text, has_image] + hashed words",
+                "features": "[text embedding, mean photo embedding, has_text, has_image] + hashed words"
+                            " + hashed character n-grams",
                 "text_dim": self.text_dim, "image_dim": self.image_dim, "coef": self.coef.tolist(),
-                "intercept": self.intercept.tolist(), "words_coef": words, "image_weight": self.image_weight,
+                "intercept": self.intercept.tolist(), "words_coef": rounded(self.words_coef),
+                "chars_coef": rounded(self.chars_coef), "chars_idf": rounded(self.chars_idf),
+                "image_weight": self.image_weight,
                 "fit_split": self.fit_split,
                 "n_fit_listings": self.n_fit_listings, "fit_listing_ids_sha": self.fit_listing_ids_sha}
 
     @classmethod
     def from_json(cls, d: dict) -> "CategoryPredictor":
-        words = d.get("words_coef")
+        def array(key: str) -> np.ndarray | None:
+            return None if d.get(key) is None else np.asarray(d[key], np.float32)
+
         return cls(list(d["categories"]), int(d["text_dim"]), int(d["image_dim"]),
                    np.asarray(d["coef"], np.float32), np.asarray(d["intercept"], np.float32),
-                   None if words is None else np.asarray(words, np.float32), float(d.get("image_weight", 0.3)),
+                   array("words_coef"), array("chars_coef"), array("chars_idf"), float(d.get("image_weight", 0.3)),
                    d.get("fit_split", "train"), int(d.get("n_fit_listings", 0)), d.get("fit_listing_ids_sha", ""))
 
     def save(self, path: Path) -> None:
@@ -133,11 +144,13 @@ def training_design(vectors: ListingVectors, title_vecs: np.ndarray | None = Non
 def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: int = 300,
                            n_buckets: int = N_BUCKETS, image_weight: float = 0.3,
                            title_vecs: np.ndarray | None = None,
-                           start: CategoryPredictor | None = None) -> CategoryPredictor:
+                           start: CategoryPredictor | None = None,
+                           n_char_buckets: int = N_CHAR_BUCKETS) -> CategoryPredictor:
     """Fit on exactly the listings given (the caller passes the train split); ``title_vecs`` (the
     titles' own text vectors, row-aligned) add a title-only view of each listing. ``start``: a
     predictor of the same design to start the solver from (the cross-fitted halves start from the
-    whole split's: the same optimum is reached in fewer iterations)."""
+    whole split's: the same optimum is reached in fewer iterations, and they keep its character
+    n-gram weights, which see no labels). ``n_char_buckets`` 0: no character n-grams."""
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
@@ -145,11 +158,21 @@ def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: in
 
     dense, words, y = training_design(vectors, title_vecs)
     use_words = bool(vectors.texts)
-    x = sp.hstack([sp.csr_matrix(dense), hashed_matrix(words, n_buckets)]).tocsr() if use_words else dense
+    idf = None
+    if use_words and n_char_buckets:
+        idf = start.chars_idf if start is not None and start.chars_idf is not None \
+            and len(start.chars_idf) == n_char_buckets else char_idf([w for w in words if w], n_char_buckets)
+    blocks = [sp.csr_matrix(dense)]
+    if use_words:
+        blocks.append(hashed_matrix(words, n_buckets))
+    if idf is not None:
+        blocks.append(hashed_matrix(words, idf=idf))
+    x = sp.hstack(blocks).tocsr() if use_words else dense
     model = LogisticRegression(C=c, max_iter=max_iter)
     classes = np.unique(y)
     if start is not None:
-        coef = start.coef if start.words_coef is None or not use_words else np.hstack([start.coef, start.words_coef])
+        parts = [start.coef] + [w for w in (start.words_coef, start.chars_coef) if w is not None and use_words]
+        coef = np.hstack(parts)
         if coef.shape[1] == x.shape[1]:
             model.set_params(warm_start=True)
             model.coef_, model.intercept_ = coef[classes].astype(np.float64), start.intercept[classes].astype(np.float64)
@@ -161,6 +184,7 @@ def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: in
     intercept[model.classes_] = model.intercept_
     log.info("category predictor: %d listings, %d rows, %d features", len(vectors), len(y), x.shape[1])
     return CategoryPredictor(vectors.categories, vectors.text.shape[1], vectors.photos.shape[1], coef[:, :d],
-                             intercept, coef[:, d:] if use_words else None, image_weight,
+                             intercept, coef[:, d:d + n_buckets] if use_words else None,
+                             coef[:, d + n_buckets:] if idf is not None else None, idf, image_weight,
                              n_fit_listings=len(vectors),
                              fit_listing_ids_sha=ids_sha(vectors.ids))

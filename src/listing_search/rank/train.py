@@ -31,6 +31,7 @@ from listing_search.pipeline import file_sha, fingerprint, is_up_to_date, write_
 from listing_search.rank.candidates import SearchQuery
 from listing_search.rank.category import CategoryPredictor, fit_category_predictor
 from listing_search.rank.features import FEATURES
+from listing_search.rank.hashed_words import N_CHAR_BUCKETS
 from listing_search.rank.ranker import fit_ranker, load_ranker
 from listing_search.rank.vectors import ListingVectors, load_listing_vectors
 from listing_search.settings import Settings
@@ -82,8 +83,9 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
     train_rows = np.flatnonzero(vectors.splits == "train")
     train = vectors.subset(train_rows)
     titles = title_vectors(artifacts, train)
+    chars = N_CHAR_BUCKETS if rs.category_char_grams else 0
     predictor = fit_category_predictor(train, rs.category_c, image_weight=rs.category_image_weight,
-                                       title_vecs=titles)
+                                       title_vecs=titles, n_char_buckets=chars)
     predictor.save(artifacts / S.CATEGORY_PREDICTOR_JSON)
     for stale in (S.RANKER_JSON, S.RELEVANCE_JSON):  # the engine below must rank with hand weights only
         (artifacts / stale).unlink(missing_ok=True)
@@ -92,7 +94,7 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
     try:
         maker = QueryMaker(engine, vectors, rs.seed)
         half, halves = cross_fitted_predictors(train, rs.category_c, rs.seed, rs.category_image_weight, titles,
-                                               start=predictor)
+                                               start=predictor, n_char_buckets=chars)
         rng = np.random.default_rng(rs.seed)
         q_train = rng.choice(train_rows, size=min(rs.train_queries, len(train_rows)), replace=False)
         fit_pairs = maker.pairs(q_train, [halves[1 - half[np.searchsorted(train_rows, r)]] for r in q_train],
@@ -199,7 +201,8 @@ class QueryMaker:
 
 def cross_fitted_predictors(train: ListingVectors, c: float, seed: int, image_weight: float = 0.3,
                             title_vecs: np.ndarray | None = None,
-                            start: CategoryPredictor | None = None) -> tuple[np.ndarray, list[CategoryPredictor]]:
+                            start: CategoryPredictor | None = None,
+                            n_char_buckets: int = N_CHAR_BUCKETS) -> tuple[np.ndarray, list[CategoryPredictor]]:
     """Two predictors, each fit on one half of ``train``; ``half[r]`` says which half row r is in.
     ``start``: the predictor fit on all of ``train``, where both solvers start."""
     half = np.random.default_rng(seed).permutation(len(train)) % 2
@@ -208,7 +211,7 @@ def cross_fitted_predictors(train: ListingVectors, c: float, seed: int, image_we
         rows = np.flatnonzero(half == h)
         predictors.append(fit_category_predictor(train.subset(rows), c, image_weight=image_weight,
                                                  title_vecs=None if title_vecs is None else title_vecs[rows],
-                                                 start=start))
+                                                 start=start, n_char_buckets=n_char_buckets))
     return half, predictors
 
 
