@@ -14,7 +14,7 @@ from listing_search.rank.features import FEATURES
 from listing_search.rank.ranker import Ranker, fit_ranker, ids_sha, load_ranker
 from listing_search.rank.relevance import Relevance
 from listing_search.pipeline import file_sha
-from listing_search.rank.train import QueryMaker, no_match_queries, unlike_photos
+from listing_search.rank.train import QueryMaker, no_match_queries, tune_ranker, unlike_photos
 from listing_search.rank.vectors import load_listing_vectors, unit_rows
 from tests.rank.fixtures import make_vectors
 from tests.serve.conftest import serve_settings
@@ -41,6 +41,21 @@ def test_tune_ranker_fits_on_train_ids_and_records_the_choice(ranked_artifacts):
     for mode, rep in relevance.report["no_match"].items():
         assert rep["real_val_flagged"] <= 0.34, (mode, rep)  # the cap: never most real searches
     assert "ece_held_out_half" in relevance.report
+
+
+def test_a_new_ranker_recipe_or_setting_refits_an_existing_folder(ranked_artifacts, monkeypatch):
+    from listing_search.rank import ltr
+    from listing_search.rank.train import ranker_fingerprint
+
+    settings = serve_settings(ranked_artifacts)
+    settings.rank.train_queries, settings.rank.val_queries = 24, 12
+    assert tune_ranker(settings, ranked_artifacts).get("up_to_date") is True  # the fixture's own fit
+    before = ranker_fingerprint(settings, ranked_artifacts)
+    monkeypatch.setitem(ltr.DEFAULT_PARAMS, "num_leaves", 31)
+    assert ranker_fingerprint(settings, ranked_artifacts) != before
+    monkeypatch.undo()
+    settings.rank.category_char_grams = not settings.rank.category_char_grams
+    assert ranker_fingerprint(settings, ranked_artifacts) != before
 
 
 def test_training_queries_never_see_val_listings_or_themselves(ranked_artifacts):

@@ -67,9 +67,7 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
 
     Needs the store and indexes of ``index`` (the engine they serve)."""
     artifacts = Path(artifacts)
-    inputs = [artifacts / n for n in (S.LISTINGS_CSV, S.TRAINING_CSV, S.TEXT_EMBEDDINGS_NPY,
-                                      S.IMAGE_EMBEDDINGS_NPY)]
-    fp = fingerprint(inputs, settings.section_json("rank") + json.dumps(FEATURES))
+    fp = ranker_fingerprint(settings, artifacts)
     outputs = [artifacts / S.RANKER_JSON, artifacts / S.CATEGORY_PREDICTOR_JSON]  # relevance.json when calibrated
     if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
         log.info("tune-ranker: up to date in %s", artifacts)
@@ -130,6 +128,17 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
     write_stamp(artifacts, STAGE, fp)
     log.debug("tune-ranker: %s", json.dumps(ranker.report))
     return ranker.report
+
+
+def ranker_fingerprint(settings: Settings, artifacts: Path) -> str:
+    """What the fit depends on: the catalogue's vectors, the rank settings, the features and the
+    LambdaMART parameters (a new release's recipe re-fits an existing artifacts folder)."""
+    from listing_search.rank.ltr import DEFAULT_PARAMS
+
+    inputs = [Path(artifacts) / n for n in (S.LISTINGS_CSV, S.TRAINING_CSV, S.TEXT_EMBEDDINGS_NPY,
+                                            S.IMAGE_EMBEDDINGS_NPY)]
+    recipe = json.dumps({"features": FEATURES, "lambdamart": DEFAULT_PARAMS}, sort_keys=True)
+    return fingerprint(inputs, settings.section_json("rank") + recipe)
 
 
 class QueryMaker:
