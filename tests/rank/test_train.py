@@ -11,6 +11,7 @@ from listing_search.data.prepare import load_listings
 from listing_search.rank.category import CategoryPredictor, fit_category_predictor
 from listing_search.rank.engine import SearchEngine
 from listing_search.rank.features import FEATURES
+from listing_search.rank.hashed_words import N_CHAR_BUCKETS
 from listing_search.rank.ranker import Ranker, fit_ranker, ids_sha, load_ranker
 from listing_search.rank.relevance import Relevance
 from listing_search.pipeline import file_sha
@@ -104,7 +105,7 @@ def test_ranker_round_trip_and_learns_text_similarity(tmp_path):
 def test_category_predictor_learns_clusters_and_serves_every_input():
     v = make_vectors(n=60)
     train = v.subset(np.flatnonzero(v.splits == "train"))
-    predictor = fit_category_predictor(train)
+    predictor = fit_category_predictor(train, n_char_buckets=N_CHAR_BUCKETS)
     val = np.flatnonzero(v.splits == "val")
     words = [v.texts[i] for i in val]
     for kw in ({"text": v.text[val]}, {"image": v.image_mean[val]}, {"text": v.text[val], "words": words},
@@ -123,8 +124,8 @@ def test_character_ngrams_place_a_misspelt_word_the_words_alone_do_not_know():
     v = make_vectors(n=60)
     v.text[:] = unit_rows(np.ones_like(v.text))  # dense text says nothing: only the words can decide
     train = v.subset(np.flatnonzero(v.splits == "train"))
-    with_chars = fit_category_predictor(train)
-    words_only = fit_category_predictor(train, n_char_buckets=0)
+    with_chars = fit_category_predictor(train, n_char_buckets=N_CHAR_BUCKETS)
+    words_only = fit_category_predictor(train)
     assert words_only.chars_coef is None
     queries = ["laptp", "keybord", "sofas", "tents"]  # no whole word of the catalogue
     text = np.repeat(v.text[:1], len(queries), 0)

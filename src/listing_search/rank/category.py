@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from listing_search.pipeline import atomic_write_text
-from listing_search.rank.hashed_words import N_BUCKETS, N_CHAR_BUCKETS, char_idf, hashed_matrix, sparse_dot
+from listing_search.rank.hashed_words import N_BUCKETS, char_idf, hashed_matrix, sparse_dot
 from listing_search.rank.vectors import ListingVectors, unit_rows
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,11 @@ class CategoryPredictor:
         n = len(np.atleast_2d(text if text is not None else image))
         x = design(text, image, n, self.text_dim, self.image_dim)
         logits = x @ self.coef.T + self.intercept
-        if words is not None and text is not None and self.words_coef is not None:
-            logits = logits + sparse_dot(list(words), self.words_coef)
-        if words is not None and text is not None and self.chars_coef is not None:
-            logits = logits + sparse_dot(list(words), self.chars_coef, self.chars_idf)
+        if words is not None and text is not None:
+            if self.words_coef is not None:
+                logits = logits + sparse_dot(list(words), self.words_coef)
+            if self.chars_coef is not None:
+                logits = logits + sparse_dot(list(words), self.chars_coef, self.chars_idf)
         return softmax(logits)
 
     def to_json(self) -> dict:
@@ -84,7 +85,7 @@ class CategoryPredictor:
 
         return {"kind": "multinomial_logistic_regression", "categories": self.categories,
                 "features": "[text embedding, mean photo embedding, has_text, has_image] + hashed words"
-                            " + hashed character n-grams",
+                            + (" + hashed character n-grams" if self.chars_coef is not None else ""),
                 "text_dim": self.text_dim, "image_dim": self.image_dim, "coef": self.coef.tolist(),
                 "intercept": self.intercept.tolist(), "words_coef": rounded(self.words_coef),
                 "chars_coef": rounded(self.chars_coef), "chars_idf": rounded(self.chars_idf),
@@ -145,12 +146,13 @@ def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: in
                            n_buckets: int = N_BUCKETS, image_weight: float = 0.3,
                            title_vecs: np.ndarray | None = None,
                            start: CategoryPredictor | None = None,
-                           n_char_buckets: int = N_CHAR_BUCKETS) -> CategoryPredictor:
+                           n_char_buckets: int = 0) -> CategoryPredictor:
     """Fit on exactly the listings given (the caller passes the train split); ``title_vecs`` (the
     titles' own text vectors, row-aligned) add a title-only view of each listing. ``start``: a
     predictor of the same design to start the solver from (the cross-fitted halves start from the
     whole split's: the same optimum is reached in fewer iterations, and they keep its character
-    n-gram weights, which see no labels). ``n_char_buckets`` 0: no character n-grams."""
+    n-gram weights, which see no labels). ``n_char_buckets``: character n-gram buckets (0: none, the
+    default, as ``rank.category_char_grams``; ``N_CHAR_BUCKETS`` when it is on)."""
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 

@@ -63,9 +63,8 @@ def hashed_chars(text: str, idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     idx, counts = char_gram_counts(text, len(idf))
     if not len(idx):
         return idx, counts
-    val = np.log1p(counts) * idf[idx]
-    norm = float(np.linalg.norm(val))
-    return idx, (val / norm if norm > 0 else val).astype(np.float32)
+    val = np.log1p(counts) * idf[idx]  # > 0: every count is >= 1 and every idf >= 1
+    return idx, (val / np.linalg.norm(val)).astype(np.float32)
 
 
 def char_idf(texts: list[str], n_buckets: int = N_CHAR_BUCKETS) -> np.ndarray:

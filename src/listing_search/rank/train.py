@@ -32,6 +32,7 @@ from listing_search.rank.candidates import SearchQuery
 from listing_search.rank.category import CategoryPredictor, fit_category_predictor
 from listing_search.rank.features import FEATURES
 from listing_search.rank.hashed_words import N_CHAR_BUCKETS
+from listing_search.rank.ltr import DEFAULT_PARAMS, fit_lambdamart
 from listing_search.rank.ranker import fit_ranker, load_ranker
 from listing_search.rank.vectors import ListingVectors, load_listing_vectors
 from listing_search.settings import Settings
@@ -133,8 +134,6 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
 def ranker_fingerprint(settings: Settings, artifacts: Path) -> str:
     """What the fit depends on: the catalogue's vectors, the rank settings, the features and the
     LambdaMART parameters (a new release's recipe re-fits an existing artifacts folder)."""
-    from listing_search.rank.ltr import DEFAULT_PARAMS
-
     inputs = [Path(artifacts) / n for n in (S.LISTINGS_CSV, S.TRAINING_CSV, S.TEXT_EMBEDDINGS_NPY,
                                             S.IMAGE_EMBEDDINGS_NPY)]
     recipe = json.dumps({"features": FEATURES, "lambdamart": DEFAULT_PARAMS}, sort_keys=True)
@@ -211,7 +210,7 @@ class QueryMaker:
 def cross_fitted_predictors(train: ListingVectors, c: float, seed: int, image_weight: float = 0.3,
                             title_vecs: np.ndarray | None = None,
                             start: CategoryPredictor | None = None,
-                            n_char_buckets: int = N_CHAR_BUCKETS) -> tuple[np.ndarray, list[CategoryPredictor]]:
+                            n_char_buckets: int = 0) -> tuple[np.ndarray, list[CategoryPredictor]]:
     """Two predictors, each fit on one half of ``train``; ``half[r]`` says which half row r is in.
     ``start``: the predictor fit on all of ``train``, where both solvers start."""
     half = np.random.default_rng(seed).permutation(len(train)) % 2
@@ -237,7 +236,6 @@ def title_vectors(artifacts: Path, listings: ListingVectors) -> np.ndarray | Non
 
 def choose_ranker(fit: QuerySet, val: QuerySet, fit_ids: list[str], kind: str, seed: int):
     """Fit both kinds on the train queries, compare on the val queries, keep the better (or the asked one)."""
-    from listing_search.rank.ltr import fit_lambdamart
     from listing_search.rank.metrics import ndcg_at_k_groups, precision_at_k_groups
 
     logistic = fit_ranker(fit.x, fit.grades, list(FEATURES), fit_ids)
