@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from listing_search.text.spelling import Correction, Speller
+from listing_search.text.spelling import Correction, Speller, typo_prior
 
 TEXTS = ["Grey corner sofa", "Office chair, black", "Pine wardrobe with two doors", "Kids chair and table",
          "iphone 12 pro 256gb"]
@@ -94,7 +94,7 @@ def test_ties_go_to_the_word_listed_with_the_other_words():
         docs = [{"chip", "fryer"}, {"chair", "oak", "dining"}]
         return sum(1 for d in docs if candidate in d and d & set(others))
 
-    assert speller.correct("chir").corrected == "chip"  # no context: the more frequent word
+    assert speller.correct("chir").corrected == "chair"  # no context: the likelier slip (a letter left out)
     assert speller.correct("oak chir", context).corrected == "oak chair"
     assert speller.correct("chir fryer", context).corrected == "chip fryer"
 
@@ -109,3 +109,22 @@ def test_three_letter_words_only_when_the_other_words_vouch():
     assert speller.correct("leather sfa", context).corrected == "leather sofa"
     assert speller.correct("sfa", context).corrected == "sfa"  # nothing to vouch: left alone
     assert speller.correct("leather sfa").corrected == "leather sfa"  # no context: left alone
+
+
+def test_a_left_out_letter_is_likelier_than_a_wrong_or_extra_one():
+    # "desk" and "be" are far more common, but "dess" and "bie" are one letter short of "dress" and "bike"
+    speller = Speller.from_texts(["desk desk desk desk", "dress", "be be be be", "bike", "girls bike",
+                                  "blades blades blades", "ladies"])
+    assert speller.correct("boohoo dess").corrected == "boohoo dress"
+    assert speller.correct("lades").corrected == "ladies"  # the first letter kept beats the commoner word
+
+    def context(candidate: str, others: list[str]) -> int:
+        docs = [{"girls", "bike", "be"}]
+        return sum(1 for d in docs if candidate in d and d & set(others))
+
+    assert speller.correct("girls bie", context).corrected == "girls bike"  # both vouched: the left-out letter
+
+
+def test_typo_prior_orders_the_kinds_of_slip():
+    assert typo_prior("dess", "dress") < typo_prior("dess", "desk") < typo_prior("dess", "des")
+    assert typo_prior("lades", "ladies") < typo_prior("lades", "blades")

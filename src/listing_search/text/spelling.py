@@ -83,9 +83,11 @@ class Speller:
 
     def correct(self, query: str, context: Context | None = None) -> Correction:
         """Replace each unknown alphabetic word by its nearest catalogue word (within 1 edit up to 5
-        letters, 2 from 6). Ties go to the word listed most often with the query's other words when
-        ``context`` can tell (``LexicalIndex.cooccurrence``), else to the most frequent; a 3-letter
-        word is corrected only when ``context`` finds its correction beside the other words."""
+        letters, 2 from 6). Of equally close words, one listed with the query's other words
+        (``context``, ``LexicalIndex.cooccurrence``) goes first, then the likelier slip
+        (``typo_prior``: first letter kept, a letter left out), then the one listed with them most
+        often, then the most frequent; a 3-letter word is corrected only when ``context`` finds its
+        correction beside the other words."""
         words = tokens(query)
         replacements: list[tuple[str, str]] = []
         out: list[str] = []
@@ -111,16 +113,19 @@ class Speller:
         if not suggestions:
             return word
         nearest = min(s.distance for s in suggestions)
-        tied = [s for s in suggestions if s.distance == nearest]
+        tied = sorted((s for s in suggestions if s.distance == nearest),
+                      key=lambda s: (typo_prior(word, s.term), -s.count, s.term))
         if context is not None and others and (len(tied) > 1 or short):
-            scored = sorted(((context(s.term, others), s.count, s.term) for s in tied[:MAX_CONTEXT_CHECKS]),
-                            key=lambda t: (-t[0], -t[1], t[2]))
-            if scored[0][0] > 0:  # a 3-letter word is corrected only when the other words vouch for it
-                return scored[0][2]
-        if short:
-            return word
-        best = min(tied, key=lambda s: (-s.count, s.term))
-        return best.term
+            scored = []
+            for s in tied[:MAX_CONTEXT_CHECKS]:
+                together = context(s.term, others)
+                scored.append((together == 0, typo_prior(word, s.term), -together, -s.count, s.term))
+            scored.sort()
+            if short and scored[0][0]:  # a 3-letter word is corrected only when the other words vouch for it
+                return word
+            return scored[0][4]
+        return word if short else tied[0].term
+
 
     def _apply(self, deltas: Counter[str]) -> None:
         """Add signed count changes and keep the symspell targets equal to the words at ``min_count``+."""
@@ -145,3 +150,15 @@ class Speller:
             self._symspell.delete_dictionary_entry(word)
         if now:
             self._symspell.create_dictionary_entry(word, after)
+
+
+def typo_prior(typed: str, candidate: str) -> tuple[int, int]:
+    """How unlikely it is that ``candidate`` was meant, by the kind of slip (lower: likelier).
+
+    People keep a word's first letter (it is wrong in under a tenth of misspellings), and leaving a
+    letter out is the commonest slip on a phone keyboard, ahead of a wrong letter and far ahead of
+    an extra one: "dess" is "dress" before "desk", "bie" is "bike" before "be".
+    """
+    first = int(candidate[:1] != typed[:1])
+    longer = len(candidate) - len(typed)
+    return first, (0 if longer > 0 else 1 if longer == 0 else 2)
