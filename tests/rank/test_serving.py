@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -211,3 +212,18 @@ def test_neighbour_vote_names_the_category_of_the_nearest_listings(client: TestC
     assert abs(vote.sum() - 1.0) < 1e-9 and cats[int(vote.argmax())] == "Computers & Software"
     every = frozenset(client.app.state.engine.live.cards)
     assert ranking.neighbour_vote(vec, exclude=every) is None  # nothing left to vote
+
+
+def test_a_corrected_query_is_embedded_as_typed_and_as_corrected(client: TestClient):
+    # a "correction" of a real word the catalogue lacks ("reformer" -> "recorder") must not erase it
+    engine = client.app.state.engine
+    from listing_search.rank.candidates import SearchQuery
+
+    query = SearchQuery(text="mountian bike", k=5)
+    assert engine.understand(query) == [("mountian", "mountain")]
+    typed, corrected = engine.text_encoder.encode(["mountian bike", "mountain bike"])
+    both = (typed + corrected) / np.linalg.norm(typed + corrected)
+    assert np.allclose(query.text_vec, both, atol=1e-5)
+    assert not np.allclose(query.text_vec, corrected, atol=1e-3)
+    plain = SearchQuery(text="mountain bike", k=5)
+    assert engine.understand(plain) == [] and np.allclose(plain.text_vec, corrected, atol=1e-5)

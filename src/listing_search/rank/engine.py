@@ -240,7 +240,11 @@ class SearchEngine:
         if query.image is not None and query.image_vec is None:
             query.image_vec, query.vision_probs = self.embed_photo(query.image)
         if query.searched_text and query.text_vec is None and self.text_encoder is not None:
-            query.text_vec = self.text_encoder.encode([query.searched_text])[0]
+            if corrections:  # the words as typed still mean something to MiniLM ("reformer", "lenova")
+                both = self.text_encoder.encode([query.searched_text, query.text]).sum(0)
+                query.text_vec = (both / max(float(np.linalg.norm(both)), 1e-12)).astype(np.float32)
+            else:
+                query.text_vec = self.text_encoder.encode([query.searched_text])[0]
         if query.category_probs is None and self.ranking is not None:
             query.category_probs = self.ranking.category_probs(query.text_vec, query.image_vec, query.searched_text,
                                                                query.exclude_listing_keys)
