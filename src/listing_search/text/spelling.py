@@ -126,7 +126,6 @@ class Speller:
             return scored[0][4]
         return word if short else tied[0].term
 
-
     def _apply(self, deltas: Counter[str]) -> None:
         """Add signed count changes and keep the symspell targets equal to the words at ``min_count``+."""
         for word, delta in deltas.items():
