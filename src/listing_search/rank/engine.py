@@ -40,6 +40,7 @@ from listing_search.rank.candidates import (
     IMAGE, LEXICAL, TEXT, Candidate, ListingHit, Rescorer, SearchQuery, SearchResult, TextQueryEncoder,
     group_by_listing, weighted_mean,
 )
+from listing_search.rank.vectors import unit_rows
 from listing_search.vision.batcher import PhotoQueue, QueueLimits
 from listing_search.vision.encoder import ImageEncoder
 from listing_search.settings import Settings
@@ -240,11 +241,9 @@ class SearchEngine:
         if query.image is not None and query.image_vec is None:
             query.image_vec, query.vision_probs = self.embed_photo(query.image)
         if query.searched_text and query.text_vec is None and self.text_encoder is not None:
-            if corrections:  # the words as typed still mean something to MiniLM ("reformer", "lenova")
-                both = self.text_encoder.encode([query.searched_text, query.text]).sum(0)
-                query.text_vec = (both / max(float(np.linalg.norm(both)), 1e-12)).astype(np.float32)
-            else:
-                query.text_vec = self.text_encoder.encode([query.searched_text])[0]
+            # a corrected query keeps the words as typed: MiniLM still knows "reformer" and "lenova"
+            vecs = self.text_encoder.encode([query.searched_text, query.text] if corrections else [query.searched_text])
+            query.text_vec = unit_rows(vecs.sum(0)) if corrections else vecs[0]
         if query.category_probs is None and self.ranking is not None:
             query.category_probs = self.ranking.category_probs(query.text_vec, query.image_vec, query.searched_text,
                                                                query.exclude_listing_keys)

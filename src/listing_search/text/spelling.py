@@ -116,14 +116,13 @@ class Speller:
         tied = sorted((s for s in suggestions if s.distance == nearest),
                       key=lambda s: (typo_prior(word, s.term), -s.count, s.term))
         if context is not None and others and (len(tied) > 1 or short):
-            scored = []
-            for s in tied[:MAX_CONTEXT_CHECKS]:
-                together = context(s.term, others)
-                scored.append((together == 0, typo_prior(word, s.term), -together, -s.count, s.term))
-            scored.sort()
-            if short and scored[0][0]:  # a 3-letter word is corrected only when the other words vouch for it
+            together = {s.term: context(s.term, others) for s in tied[:MAX_CONTEXT_CHECKS]}
+            # min keeps the first of equals, and ``tied`` is already in (slip, frequency, word) order
+            best = min(tied[:MAX_CONTEXT_CHECKS],
+                       key=lambda s: (together[s.term] == 0, typo_prior(word, s.term), -together[s.term]))
+            if short and together[best.term] == 0:  # a 3-letter word is corrected only when the other words vouch
                 return word
-            return scored[0][4]
+            return best.term
         return word if short else tied[0].term
 
     def _apply(self, deltas: Counter[str]) -> None:
