@@ -20,7 +20,7 @@ from tests.factories import make_dataset
 
 def tiny_settings(tmp: Path):
     return get_settings(artifacts_dir=tmp, data={"image_size": 32, "workers": 1, "val_fraction": 0.25},
-                        text={"batch_size": 8, "max_length": 64}, rank={"train_queries": 12, "candidates": 10})
+                        text={"batch_size": 8, "max_length": 64, "fine_tune_epochs": 0}, rank={"train_queries": 12, "candidates": 10})
 
 
 def fake_image_embeddings(artifacts: Path, dim: int = 16, seed: int = 0) -> None:

@@ -94,8 +94,7 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
         maker = QueryMaker(engine, vectors, rs.seed)
         half, halves = cross_fitted_predictors(train, rs.category_c, rs.seed, rs.category_image_weight, titles,
                                                start=predictor, n_char_buckets=chars)
-        rng = np.random.default_rng(rs.seed)
-        q_train = rng.choice(train_rows, size=min(rs.train_queries, len(train_rows)), replace=False)
+        q_train, rng = ranker_train_queries(vectors.splits, rs)
         fit_pairs = maker.pairs(q_train, [halves[1 - half[np.searchsorted(train_rows, r)]] for r in q_train],
                                 exclude_split="val", progress=progress, desc="ranker train queries")
         val_rows = np.flatnonzero(vectors.splits == "val")
@@ -129,6 +128,16 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
     write_stamp(artifacts, STAGE, fp)
     log.debug("tune-ranker: %s", json.dumps(ranker.report))
     return ranker.report
+
+
+def ranker_train_queries(splits: np.ndarray, rs) -> tuple[np.ndarray, np.random.Generator]:
+    """The train-split rows ``tune-ranker`` asks as its training queries (seeded by ``rank.seed``), and
+    the generator that drew them (it goes on to draw the val queries). ``embed-text`` keeps these
+    listings out of the text model's fine-tuning: the ranker then learns from queries the encoder
+    never saw, as every user's query is."""
+    train_rows = np.flatnonzero(np.asarray(splits) == "train")
+    rng = np.random.default_rng(rs.seed)
+    return rng.choice(train_rows, size=min(rs.train_queries, len(train_rows)), replace=False), rng
 
 
 def ranker_fingerprint(settings: Settings, artifacts: Path) -> str:

