@@ -153,6 +153,28 @@ def test_photo_search_says_what_the_photo_looks_like(client: TestClient, ranked_
     assert client.post("/v1/search", data={"text": "laptop"}).json()["predicted_categories"] == []
 
 
+def test_the_shown_category_probability_is_tempered_and_the_ranking_is_not(client: TestClient,
+                                                                          ranked_artifacts: Path):
+    predictor = client.app.state.engine.ranking.predictor
+    files = {"image": ("q.jpg", photo_bytes(ranked_artifacts, "img-004-0"), "image/jpeg")}
+
+    def ask() -> dict:
+        return client.post("/v1/search", data={"k": 5, "text": "laptop"}, files=files).json()
+
+    saved = predictor.temperatures
+    try:
+        predictor.temperatures = None
+        sharp = ask()
+        predictor.temperatures = {"both": 4.0}
+        soft = ask()
+    finally:
+        predictor.temperatures = saved
+    top = lambda body: body["predicted_categories"][0]  # noqa: E731
+    assert top(soft)["category"] == top(sharp)["category"]
+    assert top(soft)["probability"] < top(sharp)["probability"]
+    assert [r["id"] for r in soft["results"]] == [r["id"] for r in sharp["results"]]
+
+
 def test_nonsense_is_no_match_and_counted(client: TestClient):
     before = _counter(client, 'search_answers_total{endpoint="search",outcome="no_match"}')
     body = client.post("/v1/search", data={"text": "xqzvbnm", "k": 10}).json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from listing_search import schema as S
 from listing_search.data.prepare import load_listings
@@ -146,3 +147,31 @@ def test_title_view_adds_one_row_per_listing_with_its_title_words():
     assert len(dense_t) == len(dense) + 12 and words_t[-12:] == v.titles
     assert labels_t[-12:].tolist() == v.labels.tolist()
     assert (dense_t[-12:, -2:] == [1.0, 0.0]).all()  # marked as words without a photo
+
+
+def test_a_temperature_fit_on_labels_undoes_an_over_confident_belief():
+    from listing_search.rank.category import fit_temperature, softmax, temper, top_calibration_error
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=1.5, size=(4000, 6))
+    labels = np.array([rng.choice(6, p=p) for p in softmax(logits)])  # drawn from the honest belief
+    shown = softmax(3.0 * logits)  # what an over-confident model would say
+    t = fit_temperature(shown, labels)
+    assert 2.5 < t < 3.5, t
+    assert top_calibration_error(temper(shown, t), labels) < 0.5 * top_calibration_error(shown, labels)
+    np.testing.assert_allclose(temper(shown, t).sum(1), 1.0)
+    assert fit_temperature(softmax(logits), labels) == pytest.approx(1.0, abs=0.15)  # honest stays put
+
+
+def test_only_the_shown_category_probabilities_are_tempered(ranked_artifacts):
+    saved = json.loads((ranked_artifacts / S.CATEGORY_PREDICTOR_JSON).read_text())
+    report = json.loads((ranked_artifacts / S.RANKER_JSON).read_text())["report"]["category_temperatures"]
+    assert set(saved["temperatures"] or {}) == set(report) <= {"text", "image", "both"}
+    predictor = CategoryPredictor.load(ranked_artifacts / S.CATEGORY_PREDICTOR_JSON)
+    probs = np.array([0.7, 0.2, 0.1])
+    predictor.temperatures = {"text": 2.0}
+    soft = predictor.calibrated(probs, "text")
+    assert soft.argmax() == 0 and soft[0] < 0.7 and soft.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(predictor.calibrated(probs, "image"), probs)  # no temperature for the mode
+    predictor.temperatures = None
+    np.testing.assert_allclose(predictor.calibrated(probs, "text"), probs)

@@ -49,6 +49,7 @@ class CategoryPredictor:
     chars_coef: np.ndarray | None = None  # [C, Bc] on the text's character n-grams, weighted by ``chars_idf``
     chars_idf: np.ndarray | None = None  # [Bc]
     image_weight: float = 0.3  # photos + words: log P(words) + w * log P(photos), see predict_proba
+    temperatures: dict[str, float] | None = None  # per query mode (text, image, both): see calibrated()
     fit_split: str = "train"
     n_fit_listings: int = 0
     fit_listing_ids_sha: str = ""
@@ -79,6 +80,13 @@ class CategoryPredictor:
                 logits = logits + sparse_dot(list(words), self.chars_coef, self.chars_idf)
         return softmax(logits)
 
+    def calibrated(self, probs: np.ndarray, mode: str) -> np.ndarray:
+        """``probs`` (the served belief: predictor x neighbour vote) at the temperature fit on the val
+        split for ``mode``, so a shown "73%" is right about 73% of the time; unchanged when none was fit.
+        Only what is shown is tempered: the ranker's features read the belief it was fit on."""
+        t = (self.temperatures or {}).get(mode)
+        return np.asarray(probs, np.float64) if not t else temper(probs, t)
+
     def to_json(self) -> dict:
         def rounded(a: np.ndarray | None) -> list | None:  # float64 first: a rounded float32 prints 17 digits
             return None if a is None else np.round(np.asarray(a, np.float64), 4).tolist()
@@ -89,7 +97,7 @@ class CategoryPredictor:
                 "text_dim": self.text_dim, "image_dim": self.image_dim, "coef": self.coef.tolist(),
                 "intercept": self.intercept.tolist(), "words_coef": rounded(self.words_coef),
                 "chars_coef": rounded(self.chars_coef), "chars_idf": rounded(self.chars_idf),
-                "image_weight": self.image_weight,
+                "image_weight": self.image_weight, "temperatures": self.temperatures,
                 "fit_split": self.fit_split,
                 "n_fit_listings": self.n_fit_listings, "fit_listing_ids_sha": self.fit_listing_ids_sha}
 
@@ -101,7 +109,8 @@ class CategoryPredictor:
         return cls(list(d["categories"]), int(d["text_dim"]), int(d["image_dim"]),
                    np.asarray(d["coef"], np.float32), np.asarray(d["intercept"], np.float32),
                    array("words_coef"), array("chars_coef"), array("chars_idf"), float(d.get("image_weight", 0.3)),
-                   d.get("fit_split", "train"), int(d.get("n_fit_listings", 0)), d.get("fit_listing_ids_sha", ""))
+                   d.get("temperatures"), d.get("fit_split", "train"), int(d.get("n_fit_listings", 0)),
+                   d.get("fit_listing_ids_sha", ""))
 
     def save(self, path: Path) -> None:
         atomic_write_text(Path(path), json.dumps(self.to_json()))
@@ -109,6 +118,30 @@ class CategoryPredictor:
     @classmethod
     def load(cls, path: Path) -> "CategoryPredictor":
         return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def temper(probs: np.ndarray, t: float) -> np.ndarray:
+    """softmax(log p / t) along the last axis: t > 1 softens an over-confident belief."""
+    return softmax(np.log(np.maximum(np.asarray(probs, np.float64), 1e-12)) / t)
+
+
+TEMPERATURES = np.exp(np.linspace(np.log(0.5), np.log(5.0), 47))
+
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature (of a log-spaced grid, 0.5 to 5) with the least log loss of the true labels."""
+    probs, labels = np.asarray(probs, np.float64), np.asarray(labels, np.int64)
+    rows = np.arange(len(labels))
+    loss = [-np.log(temper(probs, t)[rows, labels] + 1e-12).mean() for t in TEMPERATURES]
+    return float(TEMPERATURES[int(np.argmin(loss))])
+
+
+def top_calibration_error(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Expected calibration error of the shown (top) category: its probability vs whether it is right."""
+    from listing_search.rank.calibrate import expected_calibration_error
+
+    probs = np.asarray(probs, np.float64)
+    return expected_calibration_error(probs.max(1), (probs.argmax(1) == np.asarray(labels)).astype(np.float64))
 
 
 def words_of(vectors: ListingVectors, rows) -> list[str] | None:

@@ -155,7 +155,7 @@ def run_mode(ev: SearchEval, mode: str, seed: int) -> dict:
     from listing_search.data.images import ImageRejected
 
     rng = np.random.default_rng(seed)
-    precision, ndcg, probs, labels, no_match, corrected = [], [], [], [], [], []
+    precision, ndcg, probs, labels, no_match, corrected, shown = [], [], [], [], [], [], []
     for item in ev.listings:
         query = query_of(item, mode, rng)
         if query is None:
@@ -173,8 +173,16 @@ def run_mode(ev: SearchEval, mode: str, seed: int) -> dict:
         labels += [int(g >= 1) for g, h in zip(grades, result.hits) if h.relevance is not None]
         no_match.append(result.no_match)
         corrected.append(bool(result.corrections))
+        if result.predicted_categories:  # what a photo search shows: its likeliest category and probability
+            name, p = result.predicted_categories[0]
+            shown.append((p, float(name == item["root"])))
     out = {"queries": len(precision), "precision_at_10": _mean(precision), "ndcg_at_10": _mean(ndcg),
            "no_match_rate": _mean(no_match), "probs": probs, "labels": labels}
+    if shown:
+        from listing_search.rank.calibrate import expected_calibration_error
+
+        p, y = np.array(shown).T
+        out["shown_category_ece"] = round(expected_calibration_error(p, y), 4)
     if mode == "typo_title":
         out["corrected_rate"] = _mean(corrected)
     ev.runs[mode] = out
@@ -205,6 +213,19 @@ def _register(mode: str) -> None:
 
 for _mode in MODES:
     _register(_mode)
+
+
+def _register_shown_category(mode: str) -> None:
+    def shown_category_ece(ctx: EvalContext) -> float | None:
+        """Calibration error of the category a photo search shows (its top category's probability)."""
+        ev = search_eval(ctx)
+        return None if ev is None else run_mode(ev, mode, ctx.settings.rank.seed).get("shown_category_ece")
+
+    metric(f"search_{mode}_shown_category_ece")(shown_category_ece)
+
+
+for _mode in ("photo", "photo_title"):
+    _register_shown_category(_mode)
 
 
 @metric("search_typo_title_corrected_rate")

@@ -158,6 +158,10 @@ class RankingService:
         text_vec = self._text_vec(text) if text else None
         image_vec, vision_probs = (self.engine.embed_photo(image) if image else (None, None))
         probs = self.category_probs(text_vec, image_vec, text)
+        if probs is not None:
+            mode = "both" if text_vec is not None and image_vec is not None else "text" if text_vec is not None \
+                else "image"
+            probs = self.predictor.calibrated(probs, mode)
         names = self.predictor.categories if probs is not None else (self.engine.encoder.categories
                                                                       or self.engine.categories)
         if probs is None:
@@ -220,6 +224,8 @@ class RankingService:
         """What a searcher needs to trust the answer: the photo's likely category, and "no good match"."""
         if query.has_image:
             probs, names = query.category_probs, (self.predictor.categories if self.predictor else None)
+            if probs is not None and self.predictor is not None:
+                probs = self.predictor.calibrated(probs, query_mode(query))
             if probs is None:
                 probs, names = query.vision_probs, (self.engine.encoder.categories or self.engine.categories)
             if probs is not None and names:

@@ -102,8 +102,11 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
         val_pairs = maker.pairs(q_val, [predictor] * len(q_val), exclude_split="val", progress=progress,
                                 desc="ranker val queries")
         engine.ranking.predictor = predictor
+        predictor.temperatures, temperature_report = fit_shown_temperatures(engine, vectors, q_val, rs.seed)
+        predictor.save(artifacts / S.CATEGORY_PREDICTOR_JSON)
         ranker, comparison = choose_ranker(fit_pairs, val_pairs, train.ids.tolist(), rs.ranker, rs.seed)
         ranker.report = {"pairs": int(len(fit_pairs.grades)), "queries": int(len(fit_pairs.groups)),
+                         "category_temperatures": temperature_report,
                          "grade_counts": np.bincount(fit_pairs.grades, minlength=3).tolist(),
                          "train_listings": len(train), "comparison_on_val": comparison}
         ranker.save(artifacts / S.RANKER_JSON)
@@ -130,6 +133,40 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
     return ranker.report
 
 
+def fit_shown_temperatures(engine, vectors: ListingVectors, rows: np.ndarray, seed: int) -> tuple[dict, dict]:
+    """Per query mode, the temperature making the shown category probability honest on val queries.
+
+    Each val listing is asked as words, photo and both through ``SearchEngine.understand`` (the
+    served belief: predictor x neighbour vote, val listings left out). The temperature is chosen on
+    one half of the queries and its calibration error reported on the other, then refit on all."""
+    from listing_search.rank.category import fit_temperature, temper, top_calibration_error
+
+    maker = QueryMaker(engine, vectors, seed + 7)  # its own photo draws: the ranker's queries stay as they were
+    got: dict[str, tuple[list, list]] = {}
+    for mode in ("text", "image", "both"):
+        for row in rows:
+            query = maker.query(int(row), mode, "val")
+            if query is None:
+                continue
+            engine.understand(query)
+            if query.category_probs is not None:
+                got.setdefault(mode, ([], []))[0].append(query.category_probs)
+                got[mode][1].append(int(vectors.labels[row]))
+    temps, report = {}, {}
+    for mode, (probs, labels) in got.items():
+        p, y = np.asarray(probs), np.asarray(labels)
+        if len(y) < 20:
+            continue
+        half = np.random.default_rng(seed).permutation(len(y)) % 2 == 0
+        t_half = fit_temperature(p[half], y[half])
+        temps[mode] = round(fit_temperature(p, y), 4)
+        report[mode] = {"temperature": temps[mode], "queries": int(len(y)),
+                        "top_ece_held_out_half": round(top_calibration_error(p[~half], y[~half]), 4),
+                        "top_ece_held_out_half_tempered": round(top_calibration_error(temper(p[~half], t_half), y[~half]), 4)}
+    log.info("shown category temperatures: %s", report)
+    return temps, report
+
+
 def ranker_train_queries(splits: np.ndarray, rs) -> tuple[np.ndarray, np.random.Generator]:
     """The train-split rows ``tune-ranker`` asks as its training queries (seeded by ``rank.seed``), and
     the generator that drew them (it goes on to draw the val queries). ``embed-text`` keeps these
@@ -145,7 +182,8 @@ def ranker_fingerprint(settings: Settings, artifacts: Path) -> str:
     LambdaMART parameters (a new release's recipe re-fits an existing artifacts folder)."""
     inputs = [Path(artifacts) / n for n in (S.LISTINGS_CSV, S.TRAINING_CSV, S.TEXT_EMBEDDINGS_NPY,
                                             S.IMAGE_EMBEDDINGS_NPY)]
-    recipe = json.dumps({"features": FEATURES, "lambdamart": DEFAULT_PARAMS}, sort_keys=True)
+    recipe = json.dumps({"features": FEATURES, "lambdamart": DEFAULT_PARAMS, "shown_temperatures": True},
+                        sort_keys=True)
     return fingerprint(inputs, settings.section_json("rank") + recipe)
 
 
