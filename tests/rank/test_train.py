@@ -163,10 +163,28 @@ def test_a_temperature_fit_on_labels_undoes_an_over_confident_belief():
     assert fit_temperature(softmax(logits), labels) == pytest.approx(1.0, abs=0.15)  # honest stays put
 
 
+def test_temperatures_are_fit_per_mode_on_val_queries_through_the_engine(ranked_artifacts, monkeypatch):
+    import listing_search.rank.train as train
+
+    floor = train.MIN_TEMPERATURE_QUERIES
+    monkeypatch.setattr(train, "MIN_TEMPERATURE_QUERIES", 2)  # the tiny catalogue has a handful of val listings
+    engine = SearchEngine.load(serve_settings(ranked_artifacts), ranked_artifacts)
+    try:
+        vectors = load_listing_vectors(ranked_artifacts)
+        val = np.flatnonzero(vectors.splits == "val")
+        temps, report = train.fit_shown_temperatures(engine, vectors, val, seed=0)
+        again, _ = train.fit_shown_temperatures(engine, vectors, val, seed=0)
+    finally:
+        engine.close()
+    assert set(temps) == set(report) == {"text", "image", "both"} and temps == again
+    for mode, rep in report.items():
+        assert 0.5 <= temps[mode] <= 5.0 and rep["queries"] <= len(val)
+        assert 0.0 <= rep["top_ece_held_out_half_tempered"] <= 1.0
+    saved = json.loads((ranked_artifacts / S.CATEGORY_PREDICTOR_JSON).read_text())  # tune-ranker's own: too few
+    assert saved["temperatures"] == {} and len(val) < floor
+
+
 def test_only_the_shown_category_probabilities_are_tempered(ranked_artifacts):
-    saved = json.loads((ranked_artifacts / S.CATEGORY_PREDICTOR_JSON).read_text())
-    report = json.loads((ranked_artifacts / S.RANKER_JSON).read_text())["report"]["category_temperatures"]
-    assert set(saved["temperatures"] or {}) == set(report) <= {"text", "image", "both"}
     predictor = CategoryPredictor.load(ranked_artifacts / S.CATEGORY_PREDICTOR_JSON)
     probs = np.array([0.7, 0.2, 0.1])
     predictor.temperatures = {"text": 2.0}

@@ -13,11 +13,11 @@ from listing_search.data.prepare import prepare
 from listing_search.rank.ranker import ids_sha
 from listing_search.rank.train import ranker_train_queries
 from listing_search.settings import TextSettings
-from listing_search.text.embed import PooledMiniLM, embed_text, load_sentence_model
+from listing_search.text.embed import PooledMiniLM, embed_text, load_sentence_model, text_recipe
 from listing_search.text.encoder import TextEncoder
 from listing_search.text.tune import _embed_top, _frozen_states, _pad, fine_tune
 from tests.factories import make_dataset
-from tests.text.fixtures import tiny_settings
+from tests.text.fixtures import text_artifacts, tiny_settings  # noqa: F401
 
 # Which category a title belongs to is arbitrary (the colour word), so the bundled model cannot know it.
 COLOURS = ("red", "green", "blue")
@@ -85,6 +85,7 @@ def test_embed_text_fine_tunes_on_train_listings_that_are_not_ranker_queries(tmp
             val = listings[S.SPLIT] == "val"
             assert val.any() and (~val).any()
             listings.loc[val, S.CATEGORY_PATH] = "Elsewhere / Entirely"
+            listings.loc[val, S.LABEL] = ((listings.loc[val, S.LABEL].astype(int) + 1) % 3).astype(str)
             listings.to_csv(artifacts / S.LISTINGS_CSV, index=False)
         card = embed_text(settings, artifacts)
         runs[name] = (card, TextEncoder.from_artifacts(artifacts).encode(["Item 3 in Leeds", "a red sofa"]))
@@ -103,3 +104,23 @@ def test_embed_text_fine_tunes_on_train_listings_that_are_not_ranker_queries(tmp
     bundled = load_sentence_model(64).encode(["Item 3 in Leeds", "a red sofa"], normalize_embeddings=True)
     assert np.abs(runs["a"][1] - bundled).max() > 1e-3, "the exported model is the bundled one"
     assert json.loads((tmp_path / "a" / S.TEXT_MODEL_CARD).read_text())["fine_tuned"]["steps"] >= 1
+
+
+def test_short_runs_keep_flat_rates_and_finish():
+    # 10 steps is where torch's one-cycle schedule divides by zero (10% of them is one warm-up step)
+    titles, roots = titles_by_colour()
+    model = load_sentence_model(64)
+    for epochs, steps in ((40 / 3, 10), (1.0, 1), (8 / 3, 2), (80 / 3, 20)):
+        report = fine_tune(model, titles, titles, roots, roots, TextSettings(fine_tune_epochs=epochs, fine_tune_layers=1))
+        assert report["steps"] == steps and np.isfinite(report["loss_per_epoch"]).all()
+
+
+def test_settings_that_only_fine_tuning_reads_leave_an_unfine_tuned_folder_up_to_date(text_artifacts):
+    settings = tiny_settings(text_artifacts)
+    settings.text.seed, settings.text.fine_tune_lr, settings.rank.train_queries = 5, 1e-3, 7
+    assert embed_text(settings, text_artifacts)["up_to_date"] is True
+    settings.text.fine_tune_epochs = 1
+    assert text_recipe(settings) != text_recipe(tiny_settings(text_artifacts))
+    before = text_recipe(settings)
+    settings.rank.train_queries = 8  # which listings fine-tuning leaves out
+    assert text_recipe(settings) != before

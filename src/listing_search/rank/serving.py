@@ -158,9 +158,9 @@ class RankingService:
         text_vec = self._text_vec(text) if text else None
         image_vec, vision_probs = (self.engine.embed_photo(image) if image else (None, None))
         probs = self.category_probs(text_vec, image_vec, text)
-        if probs is not None:
-            mode = "both" if text_vec is not None and image_vec is not None else "text" if text_vec is not None \
-                else "image"
+        if probs is not None:  # the mode of what the belief used (a photo of another model's size is left out)
+            used_image = image_vec is not None and self.predictor.image_dim == len(image_vec)
+            mode = "both" if text_vec is not None and used_image else "text" if text_vec is not None else "image"
             probs = self.predictor.calibrated(probs, mode)
         names = self.predictor.categories if probs is not None else (self.engine.encoder.categories
                                                                       or self.engine.categories)

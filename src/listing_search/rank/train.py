@@ -41,6 +41,7 @@ from listing_search.text.typos import drop_letter
 log = logging.getLogger(__name__)
 STAGE = "tune_ranker"
 MODES = ("text", "image", "both", "typo")
+MIN_TEMPERATURE_QUERIES = 20
 TRAIN_K = 60  # results asked per training query: the engine fetches max(4k, rank.candidates) per channel
 CALIBRATE_TOP = 20  # calibration uses each val query's top results: the scores users see
 UNLIKE_PHOTOS = 24
@@ -136,9 +137,11 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
 def fit_shown_temperatures(engine, vectors: ListingVectors, rows: np.ndarray, seed: int) -> tuple[dict, dict]:
     """Per query mode, the temperature making the shown category probability honest on val queries.
 
-    Each val listing is asked as words, photo and both through ``SearchEngine.understand`` (the
-    served belief: predictor x neighbour vote, val listings left out). The temperature is chosen on
-    one half of the queries and its calibration error reported on the other, then refit on all."""
+    Each of the val listings ``rows`` (``rank.val_queries`` of them) is asked as words, photo and both
+    through ``SearchEngine.understand`` (the served belief: predictor x neighbour vote, val listings
+    left out); a mode with fewer than ``MIN_TEMPERATURE_QUERIES`` answers gets no temperature. The
+    temperature is chosen on one half of the queries and its calibration error reported on the
+    other, then refit on all."""
     from listing_search.rank.category import fit_temperature, temper, top_calibration_error
 
     maker = QueryMaker(engine, vectors, seed + 7)  # its own photo draws: the ranker's queries stay as they were
@@ -155,7 +158,7 @@ def fit_shown_temperatures(engine, vectors: ListingVectors, rows: np.ndarray, se
     temps, report = {}, {}
     for mode, (probs, labels) in got.items():
         p, y = np.asarray(probs), np.asarray(labels)
-        if len(y) < 20:
+        if len(y) < MIN_TEMPERATURE_QUERIES:
             continue
         half = np.random.default_rng(seed).permutation(len(y)) % 2 == 0
         t_half = fit_temperature(p[half], y[half])

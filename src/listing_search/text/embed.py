@@ -80,8 +80,7 @@ def embed_text(settings: Settings, artifacts: Path, force: bool = False, progres
     """Embed all listings and export the query encoder; skipped when inputs and settings are unchanged."""
     artifacts = Path(artifacts)
     inputs = [artifacts / S.LISTINGS_CSV, model_dir() / "model.safetensors"]
-    held_back = [settings.rank.seed, settings.rank.train_queries] if settings.text.fine_tune_epochs else []
-    fp = fingerprint(inputs, settings.section_json("text") + json.dumps(held_back))  # listings fine-tuning leaves out
+    fp = fingerprint(inputs, text_recipe(settings))
     outputs = [artifacts / n for n in (S.TEXT_EMBEDDINGS_NPY, S.TEXT_EMBEDDING_IDS, S.TEXT_ONNX,
                                       S.TEXT_TOKENIZER, S.TEXT_MODEL_CARD)]
     if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
@@ -112,10 +111,21 @@ def embed_text(settings: Settings, artifacts: Path, force: bool = False, progres
     return card
 
 
+def text_recipe(settings: Settings) -> str:
+    """What the text stage's output depends on besides its inputs. Without fine-tuning, the settings
+    it had before fine-tuning existed (an existing folder stays up to date); with it, every text
+    setting and which listings ``tune-ranker`` asks as queries (those fine-tuning leaves out)."""
+    t = settings.text
+    if not t.fine_tune_epochs:
+        return json.dumps({"batch_size": t.batch_size, "max_length": t.max_length}, indent=2, sort_keys=True)
+    return settings.section_json("text") + json.dumps([settings.rank.seed, settings.rank.train_queries])
+
+
 def fine_tune_on_train(model, listings, texts: list[str], settings: Settings, progress: bool = False) -> dict | None:
     """``text.tune.fine_tune`` on the train-split listings that are not ``tune-ranker``'s training
-    queries (labels never leave the train split, and the ranker and its category predictor learn
-    from queries the encoder never saw); None when it is off or fewer than two root categories remain."""
+    queries: labels never leave the train split, and the ranker learns from queries the encoder never
+    saw (the category predictor is still fit on every train listing, most of them seen); None when it
+    is off or fewer than two root categories remain."""
     if settings.text.fine_tune_epochs <= 0:
         return None
     from listing_search.rank.ranker import ids_sha

@@ -35,6 +35,7 @@ COSINE_SCALE = 20.0  # logits of unit embeddings: a temperature, as cosine class
 PATH_WEIGHT = 0.5
 HEAD_LR = 1e-3
 BATCH = 32
+MIN_SCHEDULED_STEPS = 20
 
 
 def _frozen_states(bert: nn.Module, tokenizer, texts: Sequence[str], max_length: int, n_frozen: int,
@@ -115,8 +116,10 @@ def fine_tune(model, titles: Sequence[str], texts: Sequence[str], roots: np.ndar
                             weight_decay=0.01)
     n = len(titles)
     steps = max(1, int(round(settings.fine_tune_epochs * n / BATCH)))
+    # one cycle (10% warm-up, then annealing); a run too short for a warm-up step keeps the rates flat
+    # (torch's OneCycleLR divides by zero when 10% of the steps is exactly one)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[settings.fine_tune_lr, HEAD_LR], total_steps=steps,
-                                                pct_start=0.1)
+                                                pct_start=0.1) if steps >= MIN_SCHEDULED_STEPS else None
     order = np.concatenate([rng.permutation(n) for _ in range(int(np.ceil(steps * BATCH / n)) + 1)])
     y_root, y_path = torch.as_tensor(roots, dtype=torch.int64), torch.as_tensor(paths, dtype=torch.int64)
     for layer in top:
@@ -132,7 +135,8 @@ def fine_tune(model, titles: Sequence[str], texts: Sequence[str], roots: np.ndar
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sched.step()
+        if sched is not None:
+            sched.step()
         losses.append(float(loss.detach()))
     for p in bert.parameters():
         p.requires_grad_(False)
