@@ -52,7 +52,7 @@ def test_the_cached_lower_layers_give_the_models_own_embedding():
     enc = model.tokenizer(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
         expected = PooledMiniLM(bert)(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
-        got = _embed_top(bert, list(bert.encoder.layer[4:]), *_pad(_frozen_states(bert, model.tokenizer, texts, 32, 4)))
+        got = _embed_top(list(bert.encoder.layer[4:]), *_pad(_frozen_states(bert, model.tokenizer, texts, 32, 4)))
     assert torch.allclose(got, expected, atol=1e-5)
 
 

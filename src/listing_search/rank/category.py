@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from listing_search.pipeline import atomic_write_text
+from listing_search.rank.calibrate import expected_calibration_error
 from listing_search.rank.hashed_words import N_BUCKETS, char_idf, hashed_matrix, sparse_dot
 from listing_search.rank.vectors import ListingVectors, unit_rows
 
@@ -138,8 +139,6 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def top_calibration_error(probs: np.ndarray, labels: np.ndarray) -> float:
     """Expected calibration error of the shown (top) category: its probability vs whether it is right."""
-    from listing_search.rank.calibrate import expected_calibration_error
-
     probs = np.asarray(probs, np.float64)
     return expected_calibration_error(probs.max(1), (probs.argmax(1) == np.asarray(labels)).astype(np.float64))
 

@@ -29,7 +29,9 @@ import numpy as np
 from listing_search import schema as S
 from listing_search.pipeline import file_sha, fingerprint, is_up_to_date, write_stamp
 from listing_search.rank.candidates import SearchQuery
-from listing_search.rank.category import CategoryPredictor, fit_category_predictor
+from listing_search.rank.category import (
+    CategoryPredictor, fit_category_predictor, fit_temperature, temper, top_calibration_error,
+)
 from listing_search.rank.features import FEATURES
 from listing_search.rank.hashed_words import N_CHAR_BUCKETS
 from listing_search.rank.ltr import DEFAULT_PARAMS, fit_lambdamart
@@ -142,30 +144,26 @@ def fit_shown_temperatures(engine, vectors: ListingVectors, rows: np.ndarray, se
     left out); a mode with fewer than ``MIN_TEMPERATURE_QUERIES`` answers gets no temperature. The
     temperature is chosen on one half of the queries and its calibration error reported on the
     other, then refit on all."""
-    from listing_search.rank.category import fit_temperature, temper, top_calibration_error
-
     maker = QueryMaker(engine, vectors, seed + 7)  # its own photo draws: the ranker's queries stay as they were
-    got: dict[str, tuple[list, list]] = {}
+    temps, report = {}, {}
     for mode in ("text", "image", "both"):
+        answered = []  # (belief, true label) of each val listing asked this way
         for row in rows:
             query = maker.query(int(row), mode, "val")
-            if query is None:
-                continue
-            engine.understand(query)
-            if query.category_probs is not None:
-                got.setdefault(mode, ([], []))[0].append(query.category_probs)
-                got[mode][1].append(int(vectors.labels[row]))
-    temps, report = {}, {}
-    for mode, (probs, labels) in got.items():
-        p, y = np.asarray(probs), np.asarray(labels)
-        if len(y) < MIN_TEMPERATURE_QUERIES:
+            if query is not None:
+                engine.understand(query)
+                if query.category_probs is not None:
+                    answered.append((query.category_probs, int(vectors.labels[row])))
+        if len(answered) < MIN_TEMPERATURE_QUERIES:
             continue
+        p, y = np.array([a for a, _ in answered]), np.array([b for _, b in answered])
         half = np.random.default_rng(seed).permutation(len(y)) % 2 == 0
         t_half = fit_temperature(p[half], y[half])
         temps[mode] = round(fit_temperature(p, y), 4)
         report[mode] = {"temperature": temps[mode], "queries": int(len(y)),
                         "top_ece_held_out_half": round(top_calibration_error(p[~half], y[~half]), 4),
-                        "top_ece_held_out_half_tempered": round(top_calibration_error(temper(p[~half], t_half), y[~half]), 4)}
+                        "top_ece_held_out_half_tempered":
+                            round(top_calibration_error(temper(p[~half], t_half), y[~half]), 4)}
     log.info("shown category temperatures: %s", report)
     return temps, report
 

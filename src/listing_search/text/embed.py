@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -71,9 +70,14 @@ class PooledMiniLM(nn.Module):
                 token_type_ids: torch.Tensor) -> torch.Tensor:
         tokens = self.transformer(input_ids=input_ids, attention_mask=attention_mask,
                                   token_type_ids=token_type_ids).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
-        mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return nn.functional.normalize(mean, p=2, dim=1)
+        return mean_pool(tokens, attention_mask)
+
+
+def mean_pool(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """[B, L, D] token states -> [B, D]: mean over real tokens, unit length (sentence-transformers' pooling)."""
+    mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+    mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return nn.functional.normalize(mean, p=2, dim=1)
 
 
 def embed_text(settings: Settings, artifacts: Path, force: bool = False, progress: bool = False) -> dict:
@@ -129,9 +133,8 @@ def fine_tune_on_train(model, listings, texts: list[str], settings: Settings, pr
     if settings.text.fine_tune_epochs <= 0:
         return None
     from listing_search.rank.ranker import ids_sha
-    from listing_search.text.tune import fine_tune
-
     from listing_search.rank.train import ranker_train_queries
+    from listing_search.text.tune import fine_tune
 
     splits = listings[S.SPLIT].to_numpy()
     held_back, _ = ranker_train_queries(splits, settings.rank)
@@ -140,11 +143,12 @@ def fine_tune_on_train(model, listings, texts: list[str], settings: Settings, pr
     if len(np.unique(roots)) < 2:
         log.warning("embed-text: fewer than two categories in the train split; the bundled MiniLM is used as is")
         return None
-    paths = pd.factorize(listings[S.CATEGORY_PATH].to_numpy()[train], sort=True)[0]
+    paths = np.unique(listings[S.CATEGORY_PATH].to_numpy()[train], return_inverse=True)[1]
     titles = listings[S.TITLE].astype(str).tolist()
     report = fine_tune(model, [titles[i] for i in train], [texts[i] for i in train], roots, paths,
                        settings.text, progress)
-    return {**report, "split": "train", "held_back_ranker_queries": len(held_back), "listing_ids_sha": ids_sha(listings[S.LISTING_ID].to_numpy()[train].tolist())}
+    return {**report, "split": "train", "held_back_ranker_queries": len(held_back),
+            "listing_ids_sha": ids_sha(listings[S.LISTING_ID].to_numpy()[train].tolist())}
 
 
 def encode_with_model(model, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:

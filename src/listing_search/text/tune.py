@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from listing_search.settings import TextSettings
+from listing_search.text.embed import mean_pool
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,12 @@ def _pad(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, 
     return h, mask
 
 
-def _embed_top(bert: nn.Module, layers: Sequence[nn.Module], h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The trained layers, then mean pooling over real tokens and unit length (as ``PooledMiniLM``)."""
+def _embed_top(layers: Sequence[nn.Module], h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The trained layers, then the pooling ``PooledMiniLM`` ends with."""
     ext = _additive_mask(mask)
     for layer in layers:
         h = _layer(layer, h, ext)
-    m = mask.unsqueeze(-1).to(h.dtype)
-    return nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=1)
+    return mean_pool(h, mask)
 
 
 def fine_tune(model, titles: Sequence[str], texts: Sequence[str], roots: np.ndarray, paths: np.ndarray,
@@ -129,7 +129,7 @@ def fine_tune(model, titles: Sequence[str], texts: Sequence[str], roots: np.ndar
         rows = order[step * BATCH:(step + 1) * BATCH]
         loss = torch.zeros(())
         for view in ("title", "text"):
-            e = _embed_top(bert, top, *_pad([states[view][i] for i in rows])) * COSINE_SCALE
+            e = _embed_top(top, *_pad([states[view][i] for i in rows])) * COSINE_SCALE
             loss = loss + nn.functional.cross_entropy(head_root(e), y_root[rows]) \
                 + PATH_WEIGHT * nn.functional.cross_entropy(head_path(e), y_path[rows])
         opt.zero_grad()
