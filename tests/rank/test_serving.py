@@ -249,3 +249,68 @@ def test_a_corrected_query_is_embedded_as_typed_and_as_corrected(client: TestCli
     assert not np.allclose(query.text_vec, corrected, atol=1e-3)
     plain = SearchQuery(text="mountain bike", k=5)
     assert engine.understand(plain) == [] and np.allclose(plain.text_vec, corrected, atol=1e-5)
+
+
+def test_a_photo_query_is_searched_once_and_its_nearest_listings_vote_on_the_shown_category(
+        client: TestClient, ranked_artifacts: Path):
+    from listing_search.rank.candidates import IMAGE, SearchQuery
+    from listing_search.store.models import Filters
+
+    engine = client.app.state.engine
+    ranking, predictor = engine.ranking, engine.ranking.predictor
+    assert predictor.photo_vote_weight == serve_settings(ranked_artifacts).rank.photo_vote_weight > 0  # as fit
+    vec, _ = engine.embed_photo(photo_bytes(ranked_artifacts, "img-004-0"))
+    index, calls = engine.image_index, []
+    search = index.search
+    try:  # one search of the photo index per photo query: the voters are retrieval's own candidates
+        index.search = lambda *a, **kw: calls.append(1) or search(*a, **kw)
+        result = engine.search_result(SearchQuery(image_vec=vec, k=5))
+    finally:
+        del index.search
+    assert len(calls) == 1 and len(result.hits) == 5
+
+    pool = engine._image_candidates(vec[None], 5, Filters(), frozenset())  # what the search above found
+    vote, probs = ranking.photo_vote(pool), ranking.category_probs(None, vec)
+    saved = predictor.photo_vote_weight
+    try:
+        shown = {}
+        for w in (0.0, saved, 5.0):
+            predictor.photo_vote_weight = w
+            shown[w] = ranking.shown_probs(probs, vec, pool)
+        predictor.photo_vote_weight = 0.0
+        unvoted = engine.search_result(SearchQuery(image_vec=vec, k=5))
+    finally:
+        predictor.photo_vote_weight = saved
+    np.testing.assert_allclose(shown[0.0], probs)
+    top = vote.argmax()
+    assert shown[0.0][top] < shown[saved][top] < shown[5.0][top] and shown[5.0].argmax() == top
+    # what is shown changes, the ranking does not
+    assert [h.listing.listing_id for h in unvoted.hits] == [h.listing.listing_id for h in result.hits]
+    assert [h.score for h in unvoted.hits] == [h.score for h in result.hits]
+    top_shown = predictor.calibrated(shown[saved], "image").max()
+    assert result.predicted_categories[0][1] == pytest.approx(top_shown, rel=1e-5)
+
+    # listings left out of a query (its own, the other split when fitting) never vote
+    nearest = max(pool.values(), key=lambda c: c.scores[IMAGE])
+    own_root = engine.live.cards[nearest.listing_key].root
+    same = frozenset(k for k, card in engine.live.cards.items() if card.root == own_root)
+    left_out = ranking.photo_vote(engine._image_candidates(vec[None], 10, Filters(), same))
+    assert left_out[ranking._label_of_root(own_root)] < 0.01
+
+
+def test_photo_vote_weights_the_nearest_listings_most():
+    from listing_search.rank.candidates import IMAGE, Candidate
+    from listing_search.rank.serving import PHOTO_VOTE_TEMPERATURE, RankingService
+
+    class Cards:
+        root = {1: "A", 2: "A", 3: "B"}
+
+    service = RankingService.__new__(RankingService)
+    service._label_index = {"A": 0, "B": 1}
+    service.engine = type("E", (), {"live": type("L", (), {"cards": {k: type("C", (), {"root": r})()
+                                                                    for k, r in Cards.root.items()}})()})()
+    pool = {1: Candidate(1, {IMAGE: 0.5}), 2: Candidate(2, {IMAGE: 0.5}), 3: Candidate(3, {IMAGE: 0.9})}
+    vote = service.photo_vote(pool)
+    w = np.exp(-0.4 / PHOTO_VOTE_TEMPERATURE)  # two far listings of A against one near listing of B
+    np.testing.assert_allclose(vote[0] / vote[1], (2 * w + 1e-3) / (1 + 1e-3), rtol=1e-5)
+    assert service.photo_vote({}) is None

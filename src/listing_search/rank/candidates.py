@@ -35,9 +35,11 @@ class SearchQuery:
     sort: str = "relevance"  # or newest, price_asc, price_desc (SORTS)
     offset: int = 0  # results to skip (paging)
     category_probs: np.ndarray | None = None  # set by the engine (or, when fitting, by a cross-fitted predictor)
+    shown_probs: np.ndarray | None = None  # set by the engine: the category a photo search shows (rank.serving)
     spelling: bool = True  # correct misspelt words against the catalogue's vocabulary
     searched_text: str | None = None  # set by the engine: the words after spelling correction
     vision_probs: np.ndarray | None = None  # set by the engine: the vision head's categories for the photo
+    image_pool: tuple[int, dict] | None = None  # set by the engine: (k asked, photo candidates), found once
 
     @property
     def has_image(self) -> bool:

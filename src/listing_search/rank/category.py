@@ -50,6 +50,7 @@ class CategoryPredictor:
     chars_coef: np.ndarray | None = None  # [C, Bc] on the text's character n-grams, weighted by ``chars_idf``
     chars_idf: np.ndarray | None = None  # [Bc]
     image_weight: float = 0.3  # photos + words: log P(words) + w * log P(photos), see predict_proba
+    photo_vote_weight: float = 0.0  # the shown belief's exponent of the photo neighbour vote (RankingService.shown_probs)
     temperatures: dict[str, float] | None = None  # per query mode (text, image, both): see calibrated()
     fit_split: str = "train"
     n_fit_listings: int = 0
@@ -98,7 +99,8 @@ class CategoryPredictor:
                 "text_dim": self.text_dim, "image_dim": self.image_dim, "coef": self.coef.tolist(),
                 "intercept": self.intercept.tolist(), "words_coef": rounded(self.words_coef),
                 "chars_coef": rounded(self.chars_coef), "chars_idf": rounded(self.chars_idf),
-                "image_weight": self.image_weight, "temperatures": self.temperatures,
+                "image_weight": self.image_weight, "photo_vote_weight": self.photo_vote_weight,
+                "temperatures": self.temperatures,
                 "fit_split": self.fit_split,
                 "n_fit_listings": self.n_fit_listings, "fit_listing_ids_sha": self.fit_listing_ids_sha}
 
@@ -110,8 +112,8 @@ class CategoryPredictor:
         return cls(list(d["categories"]), int(d["text_dim"]), int(d["image_dim"]),
                    np.asarray(d["coef"], np.float32), np.asarray(d["intercept"], np.float32),
                    array("words_coef"), array("chars_coef"), array("chars_idf"), float(d.get("image_weight", 0.3)),
-                   d.get("temperatures"), d.get("fit_split", "train"), int(d.get("n_fit_listings", 0)),
-                   d.get("fit_listing_ids_sha", ""))
+                   float(d.get("photo_vote_weight", 0.0)), d.get("temperatures"), d.get("fit_split", "train"),
+                   int(d.get("n_fit_listings", 0)), d.get("fit_listing_ids_sha", ""))
 
     def save(self, path: Path) -> None:
         atomic_write_text(Path(path), json.dumps(self.to_json()))
@@ -178,13 +180,14 @@ def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: in
                            n_buckets: int = N_BUCKETS, image_weight: float = 0.3,
                            title_vecs: np.ndarray | None = None,
                            start: CategoryPredictor | None = None,
-                           n_char_buckets: int = 0) -> CategoryPredictor:
+                           n_char_buckets: int = 0, photo_vote_weight: float = 0.0) -> CategoryPredictor:
     """Fit on exactly the listings given (the caller passes the train split); ``title_vecs`` (the
     titles' own text vectors, row-aligned) add a title-only view of each listing. ``start``: a
     predictor of the same design to start the solver from (the cross-fitted halves start from the
     whole split's: the same optimum is reached in fewer iterations, and they keep its character
     n-gram weights, which see no labels). ``n_char_buckets``: character n-gram buckets (0: none, the
-    default, as ``rank.category_char_grams``; ``N_CHAR_BUCKETS`` when it is on)."""
+    default, as ``rank.category_char_grams``; ``N_CHAR_BUCKETS`` when it is on). ``photo_vote_weight``
+    is recorded for serving (``RankingService.shown_probs``), not fit here."""
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
@@ -220,5 +223,5 @@ def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: in
     return CategoryPredictor(vectors.categories, vectors.text.shape[1], vectors.photos.shape[1], coef[:, :d],
                              intercept, coef[:, d:d + n_buckets] if use_words else None,
                              coef[:, d + n_buckets:] if idf is not None else None, idf, image_weight,
-                             n_fit_listings=len(vectors),
+                             photo_vote_weight, n_fit_listings=len(vectors),
                              fit_listing_ids_sha=ids_sha(vectors.ids))

@@ -225,8 +225,9 @@ class SearchEngine:
             self.ranking.annotate(query, ranked, result)
         return result
 
-    def understand(self, query: SearchQuery) -> list[tuple[str, str]]:
-        """Correct the words, embed words and photo once, infer the category; returns the corrections.
+    def understand(self, query: SearchQuery, show: bool = True) -> list[tuple[str, str]]:
+        """Correct the words, embed words and photo once, infer the category (and, with ``show``, the
+        category a photo search shows); returns the corrections.
 
         Vectors (and category probabilities) a caller already set are kept: fitting passes stored
         photo vectors and cross-fitted predictions through the same path."""
@@ -247,6 +248,14 @@ class SearchEngine:
         if query.category_probs is None and self.ranking is not None:
             query.category_probs = self.ranking.category_probs(query.text_vec, query.image_vec, query.searched_text,
                                                                query.exclude_listing_keys)
+            if show and self.ranking.votes_on_photos(query.image_vec):
+                # the photo channel's candidates (those the filters allow), found once: they vote on the
+                # shown category and are retrieve's
+                want = query.k + query.offset
+                pool = self._image_candidates(np.asarray(query.image_vec)[None], want, query.filters,
+                                              query.exclude_listing_keys)
+                query.image_pool = (want, pool)
+                query.shown_probs = self.ranking.shown_probs(query.category_probs, query.image_vec, pool)
         return corrections
 
     def retrieve(self, query: SearchQuery, want: int) -> list[Candidate]:
@@ -255,8 +264,9 @@ class SearchEngine:
         candidates: dict[int, Candidate] = {}
         image_vec, text_vec, words = query.image_vec, query.text_vec, query.searched_text
         if image_vec is not None:
-            candidates = self._image_candidates(np.asarray(image_vec)[None], want, query.filters,
-                                                query.exclude_listing_keys)
+            pooled, query.image_pool = query.image_pool, None  # used once: retrieval adds to it
+            candidates = pooled[1] if pooled is not None and pooled[0] == want else self._image_candidates(
+                np.asarray(image_vec)[None], want, query.filters, query.exclude_listing_keys)
         lexical = self.live.lexical if self.settings.rank.lexical else None
         keys = self.allowed_keys(query.filters) if text_vec is not None or (words and lexical) else None
         if text_vec is not None:
@@ -293,7 +303,7 @@ class SearchEngine:
         mean = vectors.mean(0)
         query = SearchQuery(k=k, exclude_listing_keys=frozenset({listing.key}),
                             image_vec=mean / (np.linalg.norm(mean) or 1.0))
-        self.understand(query)
+        self.understand(query, show=False)
         cands = self._image_candidates(vectors, k, Filters(), query.exclude_listing_keys)
         return self._hits(self.rescorer(query, list(cands.values()))[:k])
 

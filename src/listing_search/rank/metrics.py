@@ -183,6 +183,7 @@ def run_mode(ev: SearchEval, mode: str, seed: int) -> dict:
 
         p, y = np.array(shown).T
         out["shown_category_ece"] = round(expected_calibration_error(p, y), 4)
+        out["shown_category_accuracy"] = _mean(y)
     if mode == "typo_title":
         out["corrected_rate"] = _mean(corrected)
     ev.runs[mode] = out
@@ -221,7 +222,13 @@ def _register_shown_category(mode: str) -> None:
         ev = search_eval(ctx)
         return None if ev is None else run_mode(ev, mode, ctx.settings.rank.seed).get("shown_category_ece")
 
+    def shown_category_accuracy(ctx: EvalContext) -> float | None:
+        """Share of photo searches whose shown (likeliest) category is the listing's root category."""
+        ev = search_eval(ctx)
+        return None if ev is None else run_mode(ev, mode, ctx.settings.rank.seed).get("shown_category_accuracy")
+
     metric(f"search_{mode}_shown_category_ece")(shown_category_ece)
+    metric(f"search_{mode}_shown_category_accuracy")(shown_category_accuracy)
 
 
 for _mode in ("photo", "photo_title"):

@@ -87,7 +87,8 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
     titles = title_vectors(artifacts, train)
     chars = N_CHAR_BUCKETS if rs.category_char_grams else 0
     predictor = fit_category_predictor(train, rs.category_c, image_weight=rs.category_image_weight,
-                                       title_vecs=titles, n_char_buckets=chars)
+                                       title_vecs=titles, n_char_buckets=chars,
+                                       photo_vote_weight=rs.photo_vote_weight)
     predictor.save(artifacts / S.CATEGORY_PREDICTOR_JSON)
     for stale in (S.RANKER_JSON, S.RELEVANCE_JSON):  # the engine below must rank with hand weights only
         (artifacts / stale).unlink(missing_ok=True)
@@ -96,7 +97,8 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
     try:
         maker = QueryMaker(engine, vectors, rs.seed)
         half, halves = cross_fitted_predictors(train, rs.category_c, rs.seed, rs.category_image_weight, titles,
-                                               start=predictor, n_char_buckets=chars)
+                                               start=predictor, n_char_buckets=chars,
+                                               photo_vote_weight=rs.photo_vote_weight)
         q_train, rng = ranker_train_queries(vectors.splits, rs)
         fit_pairs = maker.pairs(q_train, [halves[1 - half[np.searchsorted(train_rows, r)]] for r in q_train],
                                 exclude_split="val", progress=progress, desc="ranker train queries")
@@ -140,8 +142,8 @@ def fit_shown_temperatures(engine, vectors: ListingVectors, rows: np.ndarray, se
     """Per query mode, the temperature making the shown category probability honest on val queries.
 
     Each of the val listings ``rows`` (``rank.val_queries`` of them) is asked as words, photo and both
-    through ``SearchEngine.understand`` (the served belief: predictor x neighbour vote, val listings
-    left out); a mode with fewer than ``MIN_TEMPERATURE_QUERIES`` answers gets no temperature. The
+    through ``SearchEngine.understand`` (the shown belief: predictor x neighbour vote x photo vote, val
+    listings left out); a mode with fewer than ``MIN_TEMPERATURE_QUERIES`` answers gets no temperature. The
     temperature is chosen on one half of the queries and its calibration error reported on the
     other, then refit on all."""
     maker = QueryMaker(engine, vectors, seed + 7)  # its own photo draws: the ranker's queries stay as they were
@@ -152,8 +154,9 @@ def fit_shown_temperatures(engine, vectors: ListingVectors, rows: np.ndarray, se
             query = maker.query(int(row), mode, "val")
             if query is not None:
                 engine.understand(query)
-                if query.category_probs is not None:
-                    answered.append((query.category_probs, int(vectors.labels[row])))
+                shown = query.category_probs if query.shown_probs is None else query.shown_probs
+                if shown is not None:
+                    answered.append((shown, int(vectors.labels[row])))
         if len(answered) < MIN_TEMPERATURE_QUERIES:
             continue
         p, y = np.array([a for a, _ in answered]), np.array([b for _, b in answered])
@@ -257,8 +260,8 @@ class QueryMaker:
 
 def cross_fitted_predictors(train: ListingVectors, c: float, seed: int, image_weight: float = 0.3,
                             title_vecs: np.ndarray | None = None,
-                            start: CategoryPredictor | None = None,
-                            n_char_buckets: int = 0) -> tuple[np.ndarray, list[CategoryPredictor]]:
+                            start: CategoryPredictor | None = None, n_char_buckets: int = 0,
+                            photo_vote_weight: float = 0.0) -> tuple[np.ndarray, list[CategoryPredictor]]:
     """Two predictors, each fit on one half of ``train``; ``half[r]`` says which half row r is in.
     ``start``: the predictor fit on all of ``train``, where both solvers start."""
     half = np.random.default_rng(seed).permutation(len(train)) % 2
@@ -267,7 +270,8 @@ def cross_fitted_predictors(train: ListingVectors, c: float, seed: int, image_we
         rows = np.flatnonzero(half == h)
         predictors.append(fit_category_predictor(train.subset(rows), c, image_weight=image_weight,
                                                  title_vecs=None if title_vecs is None else title_vecs[rows],
-                                                 start=start, n_char_buckets=n_char_buckets))
+                                                 start=start, n_char_buckets=n_char_buckets,
+                                                 photo_vote_weight=photo_vote_weight))
     return half, predictors
 
 
