@@ -106,8 +106,9 @@ class RankSettings(BaseModel):
     )
     photo_vote_weight: float = Field(0.3, ge=0.0, description=(
         "The category a photo search shows: the belief times the root categories of the catalogue listings whose "
-        "photos are nearest, to this power (0: off; ranking is unaffected). Chosen on the val split; on never-seen "
-        "listings a photo's shown category is right 0.512 -> 0.534 of the time (docs/ranking.md)."))
+        "photos are nearest, to this power (0: off; ranking is unaffected). Recorded in category_predictor.json by "
+        "`tune-ranker` (changing it re-fits there; serving reads the recorded value). Chosen on the val split; on "
+        "never-seen listings a photo's shown category is right 0.512 -> 0.534 of the time (docs/ranking.md)."))
     category_char_grams: bool = Field(False, description=(
         "Character n-grams of the words as category predictor features (word forms, typos). Off: on never-seen "
         "listings +0.4-0.7 P@10 for words, but 4-13x more real searches flagged 'no good match' (docs/ranking.md)."))

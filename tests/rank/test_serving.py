@@ -254,6 +254,7 @@ def test_a_corrected_query_is_embedded_as_typed_and_as_corrected(client: TestCli
 def test_a_photo_query_is_searched_once_and_its_nearest_listings_vote_on_the_shown_category(
         client: TestClient, ranked_artifacts: Path):
     from listing_search.rank.candidates import IMAGE, SearchQuery
+    from listing_search.rank.serving import PHOTO_VOTERS
     from listing_search.store.models import Filters
 
     engine = client.app.state.engine
@@ -264,12 +265,12 @@ def test_a_photo_query_is_searched_once_and_its_nearest_listings_vote_on_the_sho
     search = index.search
     try:  # one search of the photo index per photo query: the voters are retrieval's own candidates
         index.search = lambda *a, **kw: calls.append(1) or search(*a, **kw)
-        result = engine.search_result(SearchQuery(image_vec=vec, k=5))
+        result = engine.search_result(SearchQuery(image_vec=vec, k=PHOTO_VOTERS))
     finally:
         del index.search
-    assert len(calls) == 1 and len(result.hits) == 5
+    assert len(calls) == 1 and len(result.hits) == PHOTO_VOTERS
 
-    pool = engine._image_candidates(vec[None], 5, Filters(), frozenset())  # what the search above found
+    pool = engine._image_candidates(vec[None], PHOTO_VOTERS, Filters(), frozenset())
     vote, probs = ranking.photo_vote(pool), ranking.category_probs(None, vec)
     saved = predictor.photo_vote_weight
     try:
@@ -278,7 +279,7 @@ def test_a_photo_query_is_searched_once_and_its_nearest_listings_vote_on_the_sho
             predictor.photo_vote_weight = w
             shown[w] = ranking.shown_probs(probs, vec, pool)
         predictor.photo_vote_weight = 0.0
-        unvoted = engine.search_result(SearchQuery(image_vec=vec, k=5))
+        unvoted = engine.search_result(SearchQuery(image_vec=vec, k=PHOTO_VOTERS))
     finally:
         predictor.photo_vote_weight = saved
     np.testing.assert_allclose(shown[0.0], probs)
@@ -290,12 +291,37 @@ def test_a_photo_query_is_searched_once_and_its_nearest_listings_vote_on_the_sho
     top_shown = predictor.calibrated(shown[saved], "image").max()
     assert result.predicted_categories[0][1] == pytest.approx(top_shown, rel=1e-5)
 
+    # neither filters nor the page asked change who votes: a category filter does not vote for itself
+    shown_of = lambda **kw: engine.search_result(SearchQuery(image_vec=vec, **kw)).predicted_categories  # noqa: E731
+    other = next(c for c in engine.categories if c != result.predicted_categories[0][0])
+    for kw in ({"k": 5}, {"k": 5, "offset": 5}, {"k": 5, "filters": Filters(root_category=other)},
+               {"k": PHOTO_VOTERS, "filters": Filters(max_price=230.0)}):  # 24 of the 30 listings
+        got = shown_of(**kw)
+        assert [n for n, _ in got] == [n for n, _ in result.predicted_categories], kw
+        np.testing.assert_allclose([p for _, p in got], [p for _, p in result.predicted_categories], rtol=1e-6)
+
     # listings left out of a query (its own, the other split when fitting) never vote
     nearest = max(pool.values(), key=lambda c: c.scores[IMAGE])
     own_root = engine.live.cards[nearest.listing_key].root
     same = frozenset(k for k, card in engine.live.cards.items() if card.root == own_root)
-    left_out = ranking.photo_vote(engine._image_candidates(vec[None], 10, Filters(), same))
+    left_out = ranking.photo_vote(engine._image_candidates(vec[None], PHOTO_VOTERS, Filters(), same))
     assert left_out[ranking._label_of_root(own_root)] < 0.01
+    try:
+        predictor.photo_vote_weight = 50.0  # the vote decides what is shown
+        voted = engine.search_result(SearchQuery(image_vec=vec, k=5, exclude_listing_keys=same))
+    finally:
+        predictor.photo_vote_weight = saved
+    assert voted.predicted_categories[0][0] != own_root
+
+
+def test_a_predictor_saved_before_the_photo_vote_loads_with_it_off(ranked_artifacts: Path):
+    from listing_search import schema as S
+    from listing_search.rank.category import CategoryPredictor
+
+    saved = json.loads((ranked_artifacts / S.CATEGORY_PREDICTOR_JSON).read_text())
+    assert saved["photo_vote_weight"] > 0
+    del saved["photo_vote_weight"]
+    assert CategoryPredictor.from_json(saved).photo_vote_weight == 0.0
 
 
 def test_photo_vote_weights_the_nearest_listings_most():

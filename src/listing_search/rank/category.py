@@ -83,7 +83,7 @@ class CategoryPredictor:
         return softmax(logits)
 
     def calibrated(self, probs: np.ndarray, mode: str) -> np.ndarray:
-        """``probs`` (the served belief: predictor x neighbour vote) at the temperature fit on the val
+        """``probs`` (the shown belief: predictor x neighbour vote x photo vote) at the temperature fit on the val
         split for ``mode``, so a shown "73%" is right about 73% of the time; unchanged when none was fit.
         Only what is shown is tempered: the ranker's features read the belief it was fit on."""
         t = (self.temperatures or {}).get(mode)

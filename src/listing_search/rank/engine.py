@@ -249,13 +249,15 @@ class SearchEngine:
             query.category_probs = self.ranking.category_probs(query.text_vec, query.image_vec, query.searched_text,
                                                                query.exclude_listing_keys)
             if show and self.ranking.votes_on_photos(query.image_vec):
-                # the photo channel's candidates (those the filters allow), found once: they vote on the
-                # shown category and are retrieve's
+                # the photo channel's candidates, found once for retrieve; they are the shown category's
+                # voters too unless filters narrowed them (shown_probs then finds its own, unfiltered)
                 want = query.k + query.offset
                 pool = self._image_candidates(np.asarray(query.image_vec)[None], want, query.filters,
                                               query.exclude_listing_keys)
                 query.image_pool = (want, pool)
-                query.shown_probs = self.ranking.shown_probs(query.category_probs, query.image_vec, pool)
+                query.shown_probs = self.ranking.shown_probs(
+                    query.category_probs, query.image_vec, None if query.filters.active() else pool,
+                    query.exclude_listing_keys)
         return corrections
 
     def retrieve(self, query: SearchQuery, want: int) -> list[Candidate]:

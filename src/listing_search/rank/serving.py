@@ -143,14 +143,16 @@ class RankingService:
                     photo_pool: dict[int, Candidate] | None = None,
                     exclude: frozenset[int] = frozenset()) -> np.ndarray | None:
         """The category belief a photo search shows (before its temperature): ``probs`` times the root
-        categories of the listings with the nearest photos (``photo_vote`` over ``photo_pool``, the photo
-        channel's candidates; searched here when not given) to the predictor's ``photo_vote_weight``.
+        categories of the ``PHOTO_VOTERS`` listings with the nearest photos (``photo_vote``), ``exclude``
+        left out, to the predictor's ``photo_vote_weight``. ``photo_pool``: unfiltered photo candidates
+        already found (the search's own); searched here when not given or holding fewer than
+        ``PHOTO_VOTERS`` listings, so the voters never depend on filters, ``k`` or ``offset``.
 
         Only what is shown: on never-seen listings it makes a photo's shown category right 0.512 ->
         0.534 of the time, but fed to the ranker it moved no search metric (docs/ranking.md)."""
         if probs is None or not self.votes_on_photos(image_vec):
             return probs
-        if photo_pool is None:
+        if photo_pool is None or len(photo_pool) < PHOTO_VOTERS:
             photo_pool = self.engine._image_candidates(np.asarray(image_vec)[None], PHOTO_VOTERS, Filters(), exclude)
         vote = self.photo_vote(photo_pool)
         if vote is None:

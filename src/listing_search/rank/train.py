@@ -221,7 +221,7 @@ class QueryMaker:
         """(candidates, features, listing cards) exactly as the engine ranks them."""
         if predictor is not None:
             self.engine.ranking.predictor = predictor
-        self.engine.understand(query)
+        self.engine.understand(query, show=False)  # the ranker reads category_probs, never what is shown
         cands = self.engine.retrieve(query, query.k)
         x, listings = self.engine.ranking.features(query, cands)
         return cands, x, listings
