@@ -168,15 +168,7 @@ class RankingService:
         cards = self.engine.live.cards
         best = sorted(((c.scores[IMAGE], key) for key, c in pool.items() if IMAGE in c.scores),
                       key=lambda p: (-p[0], p[1]))[:PHOTO_VOTERS]
-        if not best:
-            return None
-        top = best[0][0]
-        vote = np.full(len(self._label_index), KNN_SMOOTHING)
-        for sc, key in best:
-            label = self._label_of_root(cards[key].root) if key in cards else None
-            if label is not None and label < len(vote):
-                vote[label] += np.exp((sc - top) / PHOTO_VOTE_TEMPERATURE)
-        return vote / vote.sum()
+        return self._vote(best, cards, PHOTO_VOTE_TEMPERATURE)
 
     def neighbour_vote(self, text_vec: np.ndarray, exclude: frozenset[int] = frozenset()) -> np.ndarray | None:
         """Root categories of the ``KNN_NEIGHBOURS`` catalogue listings whose text is nearest to the words,
@@ -189,6 +181,11 @@ class RankingService:
             res = index.search(np.asarray(text_vec, np.float32)[None], KNN_NEIGHBOURS * 4 + len(exclude))
         pairs = [(float(sc), int(k)) for sc, k in zip(res.scores[0], res.ids[0])
                  if int(k) not in exclude][:KNN_NEIGHBOURS]
+        return self._vote(pairs, cards, KNN_TEMPERATURE)
+
+    def _vote(self, pairs: list[tuple[float, int]], cards: dict, temperature: float) -> np.ndarray | None:
+        """Root categories of the (cosine, listing key) ``pairs``, each weighted exp((cosine - best) /
+        ``temperature``), smoothed by ``KNN_SMOOTHING`` and normalised; None without pairs."""
         if not pairs:
             return None
         top = max(sc for sc, _ in pairs)
@@ -196,7 +193,7 @@ class RankingService:
         for sc, key in pairs:
             label = self._label_of_root(cards[key].root) if key in cards else None
             if label is not None and label < len(vote):
-                vote[label] += np.exp((sc - top) / KNN_TEMPERATURE)
+                vote[label] += np.exp((sc - top) / temperature)
         return vote / vote.sum()
 
     def predict_category(self, image: bytes | None, text: str | None, top: int) -> list[tuple[str, float]]:
