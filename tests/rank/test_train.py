@@ -193,3 +193,28 @@ def test_only_the_shown_category_probabilities_are_tempered(ranked_artifacts):
     np.testing.assert_allclose(predictor.calibrated(probs, "image"), probs)  # no temperature for the mode
     predictor.temperatures = None
     np.testing.assert_allclose(predictor.calibrated(probs, "text"), probs)
+
+
+def test_the_photo_temperatures_are_fit_on_the_belief_a_photo_search_shows(ranked_artifacts, monkeypatch):
+    """The photo vote changes what a photo search shows, so the photo modes' temperatures see it; words do not."""
+    import listing_search.rank.train as train
+
+    monkeypatch.setattr(train, "MIN_TEMPERATURE_QUERIES", 2)
+    seen: list[np.ndarray] = []
+    fit = train.fit_temperature
+    monkeypatch.setattr(train, "fit_temperature", lambda p, y: seen.append(np.array(p)) or fit(p, y))
+    engine = SearchEngine.load(serve_settings(ranked_artifacts), ranked_artifacts)
+    try:
+        vectors = load_listing_vectors(ranked_artifacts)
+        val = np.flatnonzero(vectors.splits == "val")
+        beliefs = {}
+        for w in (0.0, 5.0):
+            engine.ranking.predictor.photo_vote_weight = w
+            seen.clear()
+            train.fit_shown_temperatures(engine, vectors, val, seed=0)
+            beliefs[w] = [seen[i] for i in (1, 3, 5)]  # per mode (text, image, both): the fit on all queries
+    finally:
+        engine.close()
+    (text0, image0, both0), (text5, image5, both5) = beliefs[0.0], beliefs[5.0]
+    np.testing.assert_allclose(text0, text5)
+    assert not np.allclose(image0, image5) and not np.allclose(both0, both5)
