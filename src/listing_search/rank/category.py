@@ -50,7 +50,7 @@ class CategoryPredictor:
     chars_coef: np.ndarray | None = None  # [C, Bc] on the text's character n-grams, weighted by ``chars_idf``
     chars_idf: np.ndarray | None = None  # [Bc]
     image_weight: float = 0.3  # photos + words: log P(words) + w * log P(photos), see predict_proba
-    photo_vote_weight: float = 0.0  # the shown belief's exponent of the photo neighbour vote (RankingService.shown_probs)
+    photo_vote_weight: float = 0.0  # the shown belief's exponent of the photo vote (set by tune-ranker, not fit)
     temperatures: dict[str, float] | None = None  # per query mode (text, image, both): see calibrated()
     fit_split: str = "train"
     n_fit_listings: int = 0
@@ -180,14 +180,13 @@ def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: in
                            n_buckets: int = N_BUCKETS, image_weight: float = 0.3,
                            title_vecs: np.ndarray | None = None,
                            start: CategoryPredictor | None = None,
-                           n_char_buckets: int = 0, photo_vote_weight: float = 0.0) -> CategoryPredictor:
+                           n_char_buckets: int = 0) -> CategoryPredictor:
     """Fit on exactly the listings given (the caller passes the train split); ``title_vecs`` (the
     titles' own text vectors, row-aligned) add a title-only view of each listing. ``start``: a
     predictor of the same design to start the solver from (the cross-fitted halves start from the
     whole split's: the same optimum is reached in fewer iterations, and they keep its character
     n-gram weights, which see no labels). ``n_char_buckets``: character n-gram buckets (0: none, the
-    default, as ``rank.category_char_grams``; ``N_CHAR_BUCKETS`` when it is on). ``photo_vote_weight``
-    is recorded for serving (``RankingService.shown_probs``), not fit here."""
+    default, as ``rank.category_char_grams``; ``N_CHAR_BUCKETS`` when it is on)."""
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
@@ -223,5 +222,5 @@ def fit_category_predictor(vectors: ListingVectors, c: float = 4.0, max_iter: in
     return CategoryPredictor(vectors.categories, vectors.text.shape[1], vectors.photos.shape[1], coef[:, :d],
                              intercept, coef[:, d:d + n_buckets] if use_words else None,
                              coef[:, d + n_buckets:] if idf is not None else None, idf, image_weight,
-                             photo_vote_weight, n_fit_listings=len(vectors),
+                             n_fit_listings=len(vectors),
                              fit_listing_ids_sha=ids_sha(vectors.ids))

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from listing_search import schema as S
-from listing_search.evaluate import EvalContext, metric
+from listing_search.evaluate import EvalContext, Metric, metric
 from listing_search.rank.candidates import SearchQuery
 from listing_search.rank.personalise import HistoryEvent
 from listing_search.text.typos import drop_letter
@@ -194,52 +194,31 @@ def _mean(values) -> float:
     return round(float(np.mean(values)), 4) if len(values) else float("nan")
 
 
-def _register(mode: str) -> None:
-    def precision(ctx: EvalContext) -> float | None:
+def _run_value(mode: str, key: str, doc: str) -> Metric:
+    """A metric reading ``key`` of :func:`run_mode`'s answer for ``mode`` (None when nothing is searchable)."""
+    def value(ctx: EvalContext) -> float | None:
         ev = search_eval(ctx)
-        return None if ev is None else run_mode(ev, mode, ctx.settings.rank.seed)["precision_at_10"]
+        return None if ev is None else run_mode(ev, mode, ctx.settings.rank.seed).get(key)
 
-    def ndcg(ctx: EvalContext) -> float | None:
-        ev = search_eval(ctx)
-        return None if ev is None else run_mode(ev, mode, ctx.settings.rank.seed)["ndcg_at_10"]
-
-    def no_match(ctx: EvalContext) -> float | None:
-        ev = search_eval(ctx)
-        return None if ev is None else run_mode(ev, mode, ctx.settings.rank.seed)["no_match_rate"]
-
-    metric(f"search_{mode}_precision_at_10")(precision)
-    metric(f"search_{mode}_ndcg_at_10")(ndcg)
-    metric(f"search_{mode}_no_match_rate")(no_match)
+    value.__doc__ = doc
+    return value
 
 
 for _mode in MODES:
-    _register(_mode)
-
-
-def _register_shown_category(mode: str) -> None:
-    def shown_category_ece(ctx: EvalContext) -> float | None:
-        """Calibration error of the category a photo search shows (its top category's probability)."""
-        ev = search_eval(ctx)
-        return None if ev is None else run_mode(ev, mode, ctx.settings.rank.seed).get("shown_category_ece")
-
-    def shown_category_accuracy(ctx: EvalContext) -> float | None:
-        """Share of photo searches whose shown (likeliest) category is the listing's root category."""
-        ev = search_eval(ctx)
-        return None if ev is None else run_mode(ev, mode, ctx.settings.rank.seed).get("shown_category_accuracy")
-
-    metric(f"search_{mode}_shown_category_ece")(shown_category_ece)
-    metric(f"search_{mode}_shown_category_accuracy")(shown_category_accuracy)
-
+    for _key in ("precision_at_10", "ndcg_at_10", "no_match_rate"):
+        metric(f"search_{_mode}_{_key}")(_run_value(_mode, _key, f"{_key} of {_mode} searches"))
 
 for _mode in ("photo", "photo_title"):
-    _register_shown_category(_mode)
+    metric(f"search_{_mode}_shown_category_ece")(_run_value(
+        _mode, "shown_category_ece",
+        "Calibration error of the category a photo search shows (its top category's probability)."))
+    metric(f"search_{_mode}_shown_category_accuracy")(_run_value(
+        _mode, "shown_category_accuracy",
+        "Share of photo searches whose shown (likeliest) category is the listing's root category."))
 
 
-@metric("search_typo_title_corrected_rate")
-def typo_corrected_rate(ctx: EvalContext) -> float | None:
-    """Share of misspelt titles where the engine corrected at least one word."""
-    ev = search_eval(ctx)
-    return None if ev is None else run_mode(ev, "typo_title", ctx.settings.rank.seed).get("corrected_rate")
+metric("search_typo_title_corrected_rate")(_run_value(
+    "typo_title", "corrected_rate", "Share of misspelt titles where the engine corrected at least one word."))
 
 
 @metric("search_relevance_ece")

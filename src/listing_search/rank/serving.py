@@ -20,7 +20,7 @@ from listing_search import schema as S
 from listing_search.store.models import Filters, Listing
 from listing_search.rank.relevance import Relevance
 from listing_search.rank.candidates import IMAGE, Candidate, ListingHit, SearchQuery, SearchResult, weighted_mean
-from listing_search.rank.category import CategoryPredictor
+from listing_search.rank.category import CategoryPredictor, softmax
 from listing_search.rank.engine import TextSearchUnavailable
 from listing_search.rank.features import FEATURES, QueryContext, candidate_features, log_agreement, stack_features
 from listing_search.rank.personalise import PRIOR_STRENGTH, HistoryEvent, event_weight
@@ -133,11 +133,7 @@ class RankingService:
                                              None if image_vec is None else image_vec[None],
                                              None if text is None else [text])[0]
         vote = self.neighbour_vote(text_vec, exclude) if text_vec is not None else None
-        if vote is None:
-            return probs
-        combined = np.log(np.maximum(probs, 1e-12)) + np.log(vote)
-        combined = np.exp(combined - combined.max())
-        return combined / combined.sum()
+        return probs if vote is None else softmax(np.log(np.maximum(probs, 1e-12)) + np.log(vote))
 
     def shown_probs(self, probs: np.ndarray | None, image_vec: np.ndarray | None,
                     photo_pool: dict[int, Candidate] | None = None,
@@ -157,9 +153,7 @@ class RankingService:
         vote = self.photo_vote(photo_pool)
         if vote is None:
             return probs
-        combined = np.log(np.maximum(probs, 1e-12)) + self.predictor.photo_vote_weight * np.log(vote)
-        combined = np.exp(combined - combined.max())
-        return combined / combined.sum()
+        return softmax(np.log(np.maximum(probs, 1e-12)) + self.predictor.photo_vote_weight * np.log(vote))
 
     def photo_vote(self, pool: dict[int, Candidate]) -> np.ndarray | None:
         """Root categories of the ``PHOTO_VOTERS`` listings of ``pool`` whose best photo is nearest the

@@ -87,8 +87,8 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
     titles = title_vectors(artifacts, train)
     chars = N_CHAR_BUCKETS if rs.category_char_grams else 0
     predictor = fit_category_predictor(train, rs.category_c, image_weight=rs.category_image_weight,
-                                       title_vecs=titles, n_char_buckets=chars,
-                                       photo_vote_weight=rs.photo_vote_weight)
+                                       title_vecs=titles, n_char_buckets=chars)
+    predictor.photo_vote_weight = rs.photo_vote_weight  # only what photo searches show reads it
     predictor.save(artifacts / S.CATEGORY_PREDICTOR_JSON)
     for stale in (S.RANKER_JSON, S.RELEVANCE_JSON):  # the engine below must rank with hand weights only
         (artifacts / stale).unlink(missing_ok=True)
@@ -97,8 +97,7 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
     try:
         maker = QueryMaker(engine, vectors, rs.seed)
         half, halves = cross_fitted_predictors(train, rs.category_c, rs.seed, rs.category_image_weight, titles,
-                                               start=predictor, n_char_buckets=chars,
-                                               photo_vote_weight=rs.photo_vote_weight)
+                                               start=predictor, n_char_buckets=chars)
         q_train, rng = ranker_train_queries(vectors.splits, rs)
         fit_pairs = maker.pairs(q_train, [halves[1 - half[np.searchsorted(train_rows, r)]] for r in q_train],
                                 exclude_split="val", progress=progress, desc="ranker train queries")
@@ -260,8 +259,8 @@ class QueryMaker:
 
 def cross_fitted_predictors(train: ListingVectors, c: float, seed: int, image_weight: float = 0.3,
                             title_vecs: np.ndarray | None = None,
-                            start: CategoryPredictor | None = None, n_char_buckets: int = 0,
-                            photo_vote_weight: float = 0.0) -> tuple[np.ndarray, list[CategoryPredictor]]:
+                            start: CategoryPredictor | None = None,
+                            n_char_buckets: int = 0) -> tuple[np.ndarray, list[CategoryPredictor]]:
     """Two predictors, each fit on one half of ``train``; ``half[r]`` says which half row r is in.
     ``start``: the predictor fit on all of ``train``, where both solvers start."""
     half = np.random.default_rng(seed).permutation(len(train)) % 2
@@ -270,8 +269,7 @@ def cross_fitted_predictors(train: ListingVectors, c: float, seed: int, image_we
         rows = np.flatnonzero(half == h)
         predictors.append(fit_category_predictor(train.subset(rows), c, image_weight=image_weight,
                                                  title_vecs=None if title_vecs is None else title_vecs[rows],
-                                                 start=start, n_char_buckets=n_char_buckets,
-                                                 photo_vote_weight=photo_vote_weight))
+                                                 start=start, n_char_buckets=n_char_buckets))
     return half, predictors
 
 
