@@ -51,3 +51,26 @@ def test_group_metrics_match_per_query_reference():
     assert ndcg_at_k_groups(np.zeros(2), np.zeros(2, int), np.array([2])) == 0.0  # nothing relevant counts 0
     with pytest.raises(ValueError, match="query sizes"):
         ndcg_at_k_groups(scores, grades, np.array([2, 2]))
+
+
+def test_run_mode_reports_the_share_of_titles_the_engine_rewrote():
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from listing_search.rank.candidates import ListingHit, SearchResult
+    from listing_search.rank.metrics import SearchEval, run_mode
+
+    sofa = SimpleNamespace(root_category="Home", category_path="Home / Sofas")
+
+    class Engine:  # rewrites "blizzard" (a word its catalogue lacks), answers one sofa for everything
+        def search_result(self, query):
+            fixes = [("blizzard", "lizard")] if "blizzard" in query.text.lower() else []
+            return SearchResult([ListingHit(sofa, 1.0, {}, [])], corrections=fixes)
+
+    items = [{"id": str(i), "title": t, "root": "Home", "path": "Home / Sofas", "photo": None}
+             for i, t in enumerate(["Grey sofa", "Blizzard sofa", "Corner sofa", "Leather sofa"])]
+    ev = SearchEval(Engine(), items)
+    ev.__dict__.update(path_counts=Counter({"Home / Sofas": 1}), root_counts=Counter({"Home": 1}))
+    got = run_mode(ev, "title", seed=7)
+    assert got["queries"] == 4 and got["corrected_rate"] == 0.25 and got["precision_at_10"] == 1.0
+    assert "corrected_rate" not in run_mode(ev, "photo", seed=7)  # no words, nothing to rewrite

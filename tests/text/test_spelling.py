@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from listing_search.text.spelling import Correction, Speller, typo_prior
+from listing_search.text.spelling import ENGLISH_MIN_LENGTH, Correction, Speller, english_words, typo_prior
 
 TEXTS = ["Grey corner sofa", "Office chair, black", "Pine wardrobe with two doors", "Kids chair and table",
          "iphone 12 pro 256gb"]
@@ -128,3 +128,30 @@ def test_a_left_out_letter_is_likelier_than_a_wrong_or_extra_one():
 def test_typo_prior_orders_the_kinds_of_slip():
     assert typo_prior("dess", "dress") < typo_prior("dess", "desk") < typo_prior("dess", "des")
     assert typo_prior("lades", "ladies") < typo_prior("lades", "blades")
+
+
+def test_a_long_english_word_the_catalogue_lacks_stands_as_typed():
+    # Measured on never-seen titles: "robot" -> root, "missile" -> missing, "wedgwood" -> redwood,
+    # "blizzard" -> lizard were searched instead of what the seller wrote.
+    texts = ["missing parts", "redwood table", "lizard tank", "garden root cutter"]
+    speller = Speller.from_texts(texts)
+    for word in ("missile", "wedgwood", "blizzard"):
+        got = speller.correct(f"mens {word}")
+        assert got.corrected == f"mens {word}" and not got.changed
+    # the same words are corrected without the English list: the rule, not the catalogue, keeps them
+    plain = Speller.from_texts(texts, english=False)
+    assert plain.correct("mens missile").corrected == "mens missing"
+    assert plain.correct("blizzard").corrected == "lizard"
+    # English words shorter than 6 letters stay correctable: one dropped letter makes many of them
+    assert Speller.from_texts(["dining chairs", "chairs"]).correct("dining chars").corrected == "dining chairs"
+    assert speller.correct("robot").corrected == "root"
+    # a catalogue typo is no English word: still corrected
+    assert Speller.from_texts(["pine wardrobe"]).correct("wardobe").corrected == "wardrobe"
+
+
+def test_the_english_list_holds_common_long_words_only():
+    words = english_words()
+    assert {"missile", "wedgwood", "blizzard", "trekking", "wardrobe"} <= words
+    assert not {"chars", "robot", "wardobe", "lenova"} & words  # short, or not English
+    assert min(len(w) for w in words) == ENGLISH_MIN_LENGTH and all(w.isalpha() for w in words)
+    assert 20_000 < len(words) < 60_000  # read from symspellpy's bundled list, not a handful

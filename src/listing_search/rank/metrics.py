@@ -184,7 +184,7 @@ def run_mode(ev: SearchEval, mode: str, seed: int) -> dict:
         p, y = np.array(shown).T
         out["shown_category_ece"] = round(expected_calibration_error(p, y), 4)
         out["shown_category_accuracy"] = _mean(y)
-    if mode == "typo_title":
+    if mode in ("title", "typo_title"):
         out["corrected_rate"] = _mean(corrected)
     ev.runs[mode] = out
     return out
@@ -219,6 +219,10 @@ for _mode in ("photo", "photo_title"):
 
 metric("search_typo_title_corrected_rate")(_run_value(
     "typo_title", "corrected_rate", "Share of misspelt titles where the engine corrected at least one word."))
+metric("search_title_corrected_rate")(_run_value(
+    "title", "corrected_rate",
+    "Share of titles as their sellers wrote them that the engine rewrote (lower is better: a word the "
+    "catalogue lacks, such as a brand, a rarer English word or the seller's own typo, was replaced)."))
 
 
 @metric("search_relevance_ece")

@@ -3,6 +3,12 @@
 A general English dictionary would "correct" brand names and model numbers and would miss the
 catalogue's own words; the words that listings actually use are the right targets. Counts are
 kept current as listings change, so a word that no listing uses any more stops being a target.
+
+English is used the other way round: a real English word of 6+ letters that no listing uses is
+meant as typed (symspellpy's bundled English frequency list, words counted 100,000+ times), so
+"robot" is not searched as *root*, "missile" as *missing* or "wedgwood" as *redwood*. Shorter
+words stay correctable: one dropped letter turns many catalogue words into short real ones
+("chars", "fist", "pups").
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 
 from symspellpy import SymSpell, Verbosity
 
@@ -20,6 +28,22 @@ SHORT_WORD = 5  # words up to this long are corrected within 1 edit only
 MAX_CONTEXT_CHECKS = 12  # equally close candidates checked against the other words (one query each)
 Context = Callable[[str, list[str]], int]  # (candidate, the query's other known words) -> co-occurrences
 MIN_CORRECTED_LENGTH = 4  # shorter words have too many neighbours within distance 2 to guess safely
+ENGLISH_MIN_LENGTH = 6  # a real English word this long stands as typed (a dropped letter rarely makes one)
+ENGLISH_MIN_COUNT = 100_000  # in symspellpy's English list (Google n-gram counts, 12,714 to 2e10): its commoner 65%
+ENGLISH_LIST = "frequency_dictionary_en_82_765.txt"  # shipped inside the symspellpy package
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """English words of ``ENGLISH_MIN_LENGTH``+ letters counted ``ENGLISH_MIN_COUNT``+ times in
+    symspellpy's bundled frequency list (no download; read once per process)."""
+    words = set()
+    with resources.files("symspellpy").joinpath(ENGLISH_LIST).open(encoding="utf-8") as f:
+        for line in f:
+            word, _, count = line.partition(" ")
+            if len(word) >= ENGLISH_MIN_LENGTH and word.isalpha() and int(count) >= ENGLISH_MIN_COUNT:
+                words.add(word)
+    return frozenset(words)
 
 
 @dataclass(frozen=True)
@@ -43,17 +67,20 @@ class Speller:
     Every word ever counted (count > 0) is "known" and never rewritten, even below ``min_count``: a
     query word that some listing contains already finds that listing. ``min_count`` only decides
     which words a misspelling may be corrected *to*, keeping rare catalogue typos out of the targets.
+    ``english``: words no listing uses that still stand as typed (``english_words``; empty: none).
     """
 
-    def __init__(self, min_count: int = 1) -> None:
+    def __init__(self, min_count: int = 1, english: frozenset[str] = frozenset()) -> None:
         self.min_count = max(1, min_count)
+        self.english = english
         self._counts: Counter[str] = Counter()
         self._symspell = SymSpell(max_dictionary_edit_distance=MAX_DISTANCE, prefix_length=7)
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str], min_count: int = 1) -> Speller:
-        """A speller over every word of ``texts`` (titles and descriptions)."""
-        speller = cls(min_count)
+    def from_texts(cls, texts: Iterable[str], min_count: int = 1, english: bool = True) -> Speller:
+        """A speller over every word of ``texts`` (titles and descriptions); ``english``: real English
+        words of 6+ letters stand as typed."""
+        speller = cls(min_count, english_words() if english else frozenset())
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(tokens(text))
@@ -82,8 +109,8 @@ class Speller:
         return sum(1 for w in tokens(text) if self._counts.get(w, 0) > 0)
 
     def correct(self, query: str, context: Context | None = None) -> Correction:
-        """Replace each unknown alphabetic word by its nearest catalogue word (within 1 edit up to 5
-        letters, 2 from 6). Of equally close words, one listed with the query's other words
+        """Replace each unknown alphabetic word (neither in the catalogue nor a long English word) by
+        its nearest catalogue word (within 1 edit up to 5 letters, 2 from 6). Of equally close words, one listed with the query's other words
         (``context``, ``LexicalIndex.cooccurrence``) goes first, then the likelier slip
         (``typo_prior``: first letter kept, a letter left out), then the one listed with them most
         often, then the most frequent; a 3-letter word is corrected only when ``context`` finds its
@@ -104,7 +131,7 @@ class Speller:
         """The correction of one word, or the word itself when it is safe or nothing is close."""
         short = len(word) == MIN_CORRECTED_LENGTH - 1
         if (len(word) < MIN_CORRECTED_LENGTH and not (short and context and others)) or not word.isalpha() \
-                or self._counts.get(word, 0) > 0:
+                or self._counts.get(word, 0) > 0 or word in self.english:
             return word
         # Short words are one edit from many others: allow 2 edits only from 6 letters up, so a typed
         # nonsense word ("pqwx") is not turned into a real one ("paw") two edits away.
