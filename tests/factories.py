@@ -50,3 +50,25 @@ def make_dataset(root: Path, n_listings: int = 12, photos_per_listing: int = 2, 
     (root / "Products.csv").write_text("".join(products), newline="")
     (root / "Images.csv").write_text("".join(images), newline="")
     return root
+
+
+def copy_artifacts(src: Path, dst: Path) -> Path:
+    """``shutil.copytree(src, dst)``, but the SQLite store is copied through SQLite's backup API.
+
+    Copying a live WAL database file by file opens and closes it in this process, and closing any
+    descriptor of a file drops every POSIX lock the process holds on it. A served engine of this
+    process (a session fixture over ``src``) then looks absent to the next process that opens the
+    store; that process resets the shared-memory index this one has mapped, and the test run dies
+    of SIGBUS. SQLite's own connections keep the descriptors open while another holds a lock."""
+    import shutil
+    import sqlite3
+    from contextlib import closing
+
+    from listing_search import schema as S
+
+    src, dst = Path(src), Path(dst)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(f"{S.STORE_DB}*"))
+    if (src / S.STORE_DB).is_file():
+        with closing(sqlite3.connect(src / S.STORE_DB)) as a, closing(sqlite3.connect(dst / S.STORE_DB)) as b:
+            a.backup(b)
+    return dst

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from typer.testing import CliRunner
 from listing_search.cli import app
 from listing_search.rank.candidates import SearchQuery
 from listing_search.rank.engine import SearchEngine
+from tests.factories import copy_artifacts
 from tests.vision.fixtures import TINY_VISION, tiny_settings, trained_artifacts  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def tiny_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_run_builds_every_stage_into_the_store(trained_artifacts: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    art = Path(shutil.copytree(trained_artifacts, tmp_path / "art"))
+    art = copy_artifacts(trained_artifacts, tmp_path / "art")
     raw = trained_artifacts.parent / "raw"
     tiny_env(monkeypatch)
     result = CliRunner().invoke(app, ["run", "--data", str(raw), "--artifacts", str(art), "--no-serve"])

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from listing_search.serve.app import create_app
+from tests.factories import copy_artifacts
 from tests.serve.conftest import photo_bytes, serve_settings
 
 @pytest.fixture(scope="module")
@@ -206,9 +207,7 @@ def test_query_log_is_off_by_default_and_writes_json_lines(ranked_artifacts: Pat
 def test_lexical_index_vocabulary_and_cards_follow_writes(ranked_artifacts: Path, tmp_path: Path):
     """A listing added through the API is found by its words (BM25), its misspelling is corrected to
     its words, and it leaves all three when deleted."""
-    import shutil
-
-    art = Path(shutil.copytree(ranked_artifacts, tmp_path / "art"))
+    art = copy_artifacts(ranked_artifacts, tmp_path / "art")
     with TestClient(create_app(serve_settings(art))) as c:
         files = [("photos", ("a.jpg", photo_bytes(art, "img-004-0"), "image/jpeg"))]
         fields = {"title": "zanzibar harpsichord", "description": "antique", "price": "90",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from fastapi.testclient import TestClient
 from listing_search.index.build import build_index
 from listing_search.serve.app import create_app
 from listing_search.settings import Settings
+from tests.factories import copy_artifacts
 from tests.index.tiny_artifacts import make_artifacts
 
 API_KEY = "test-key"
@@ -35,7 +35,7 @@ def built_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def artifacts(built_artifacts: Path, tmp_path: Path) -> Path:
     """A private copy, for tests that add or delete listings."""
-    return Path(shutil.copytree(built_artifacts, tmp_path / "artifacts"))
+    return copy_artifacts(built_artifacts, tmp_path / "artifacts")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.factories import copy_artifacts
 from tests.realparts import need_part
 from tests.serve.conftest import photo_bytes
 
@@ -89,7 +90,7 @@ def writable_copy(src: Path | None, dst: Path) -> Path:
     if src is None:
         dst.mkdir(parents=True)
     else:
-        shutil.copytree(src, dst)
+        copy_artifacts(src, dst)
     for path in (dst, *dst.rglob("*")):
         path.chmod(0o777 if path.is_dir() else 0o666)
     return dst

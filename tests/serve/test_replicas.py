@@ -5,7 +5,6 @@ random moments loses no acknowledged write, duplicates none and files no vector 
 from __future__ import annotations
 
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import pytest
 
 from listing_search.index.build import build_index
 from listing_search.store import open_store
-from tests.factories import jpeg_bytes, photo
+from tests.factories import copy_artifacts, jpeg_bytes, photo
 from tests.index.tiny_artifacts import RARE
 from tests.serve.conftest import API_KEY, serve_settings
 from tests.serve.test_uvicorn import free_port, serve_env, stop, wait_healthy
@@ -67,7 +66,7 @@ class Cluster:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def cluster(request: pytest.FixtureRequest, built_artifacts: Path, tmp_path: Path) -> Iterator[Cluster]:
-    art = Path(shutil.copytree(built_artifacts, tmp_path / "artifacts"))
+    art = copy_artifacts(built_artifacts, tmp_path / "artifacts")
     env = {**serve_env(), "LISTING_SEARCH_STORE__FOLLOW_INTERVAL_S": "0.1"}
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_url")

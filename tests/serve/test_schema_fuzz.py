@@ -7,7 +7,6 @@ real handlers. It guards against regressions; the known hostile inputs are in te
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from schemathesis.checks import not_a_server_error
 from listing_search.rank.engine import SearchEngine
 from listing_search.serve.app import create_app
 from listing_search.settings import Settings
+from tests.factories import copy_artifacts
 from tests.serve.conftest import API_KEY, serve_settings
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def fuzzed_app(built_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
-    root = Path(shutil.copytree(built_artifacts, tmp_path_factory.mktemp("fuzz") / "artifacts"))
+    root = copy_artifacts(built_artifacts, tmp_path_factory.mktemp("fuzz") / "artifacts")
     s = serve_settings(root)
     return create_app(s, engine=SearchEngine.load(s))
 

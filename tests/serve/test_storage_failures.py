@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from listing_search.serve.app import create_app
 from listing_search.store import open_store
+from tests.factories import copy_artifacts
 from tests.index.tiny_artifacts import RARE
 from tests.realparts import mount_tmpfs
 from tests.serve.conftest import API_KEY, photo_bytes, serve_settings
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.slow
 def disk(tmp_path: Path, built_artifacts: Path) -> Iterator[Path]:
     """The served artifacts copied onto an 8 MB tmpfs."""
     with mount_tmpfs(tmp_path / "disk", "8m") as mnt:
-        yield Path(shutil.copytree(built_artifacts, mnt / "artifacts"))
+        yield copy_artifacts(built_artifacts, mnt / "artifacts")
 
 
 def fill(folder: Path) -> Path:
@@ -94,7 +95,7 @@ def test_read_only_photo_storage_is_503_and_reads_go_on(tmp_path: Path, built_ar
     """The photo store's disk turns read-only (remounted; a busy SQLite file cannot be, so it stays apart)."""
     import subprocess
 
-    art = Path(shutil.copytree(built_artifacts, tmp_path / "artifacts"))
+    art = copy_artifacts(built_artifacts, tmp_path / "artifacts")
     with mount_tmpfs(tmp_path / "photos", "8m") as mnt:
         shutil.copytree(art / "blobs", mnt / "blobs")
         settings = serve_settings(art)
