@@ -18,10 +18,15 @@ def test_listing_address_serves_the_page_with_the_sites_root_as_base(client: Tes
     assert client.get("/static/app.js").status_code == 200
 
 
-def test_an_unknown_listing_gets_the_page_which_says_so(client: TestClient) -> None:
-    """The page asks the API (404) and shows "listing not found"; the browser tests check the words."""
-    assert client.get("/listing/no-such-listing").status_code == 200
+def test_an_unknown_listing_gets_the_page_which_says_so_with_404(client: TestClient) -> None:
+    """The page asks the API (404) and shows "listing not found"; the browser tests check the words.
+    The status is 404 too, so a dead link reads as dead to crawlers and link checkers."""
+    home = client.get("/")
+    for missing in ("no-such-listing", "x" * 500):
+        page = client.get(f"/listing/{missing}")
+        assert page.status_code == 404 and page.text == home.text.replace("<head>", '<head>\n  <base href="../">', 1)
     assert client.get("/v1/listings/no-such-listing").status_code == 404
+    assert client.get("/listing/listing-001").status_code == 200
 
 
 def test_only_one_segment_is_a_listing(client: TestClient) -> None:
