@@ -67,7 +67,10 @@ def copy_artifacts(src: Path, dst: Path) -> Path:
     from listing_search import schema as S
 
     src, dst = Path(src), Path(dst)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(f"{S.STORE_DB}*"))
+    def store_files(folder: str, names: list[str]) -> list[str]:  # the top-level store only
+        return [n for n in names if n.startswith(S.STORE_DB)] if Path(folder) == src else []
+
+    shutil.copytree(src, dst, ignore=store_files)
     if (src / S.STORE_DB).is_file():
         with closing(sqlite3.connect(src / S.STORE_DB)) as a, closing(sqlite3.connect(dst / S.STORE_DB)) as b:
             a.backup(b)

@@ -22,7 +22,7 @@ def test_an_unknown_listing_gets_the_page_which_says_so_with_404(client: TestCli
     """The page asks the API (404) and shows "listing not found"; the browser tests check the words.
     The status is 404 too, so a dead link reads as dead to crawlers and link checkers."""
     home = client.get("/")
-    for missing in ("no-such-listing", "x" * 500):
+    for missing in ("no-such-listing", "x" * 500, "%00", "a%0Ab"):
         page = client.get(f"/listing/{missing}")
         assert page.status_code == 404 and page.text == home.text.replace("<head>", '<head>\n  <base href="../">', 1)
     assert client.get("/v1/listings/no-such-listing").status_code == 404
@@ -32,3 +32,21 @@ def test_an_unknown_listing_gets_the_page_which_says_so_with_404(client: TestCli
 def test_only_one_segment_is_a_listing(client: TestClient) -> None:
     assert client.get("/listing/a/b").status_code == 404
     assert client.get("/listing/").status_code == 404
+
+
+def test_the_listing_page_says_503_while_the_engine_or_its_store_is_unavailable(tmp_path, monkeypatch,
+                                                                               built_artifacts) -> None:
+    from listing_search.errors import StorageUnavailable
+    from listing_search.serve.app import create_app
+    from tests.serve.conftest import serve_settings
+
+    with TestClient(create_app(serve_settings(tmp_path / "nothing-built"))) as down:  # the engine failed to load
+        page = down.get("/listing/listing-001")
+        assert page.status_code == 503 and "<base href=\"../\">" in page.text
+    with TestClient(create_app(serve_settings(built_artifacts))) as c:
+        def unreadable(listing_id: str):
+            raise StorageUnavailable("store unreachable")
+
+        monkeypatch.setattr(c.app.state.engine, "get_listing", unreadable)
+        page = c.get("/listing/listing-001")
+        assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")

@@ -24,6 +24,7 @@ def test_a_live_connection_keeps_seeing_other_processes_writes_after_a_copy(tmp_
     src = tmp_path / "src"
     (src / "index").mkdir(parents=True)
     (src / "index" / "photos.faiss").write_bytes(b"index")
+    (src / "index" / "store.sqlite").write_bytes(b"not the store")  # only the top-level store is special
     db = src / "store.sqlite"
     live = sqlite3.connect(db, isolation_level=None)
     live.execute("PRAGMA journal_mode=WAL")
@@ -32,6 +33,7 @@ def test_a_live_connection_keeps_seeing_other_processes_writes_after_a_copy(tmp_
     for i in range(3):
         dst = copy_artifacts(src, tmp_path / f"copy{i}")
         assert (dst / "index" / "photos.faiss").read_bytes() == b"index"
+        assert (dst / "index" / "store.sqlite").read_bytes() == b"not the store"
         with sqlite3.connect(dst / "store.sqlite") as copy:
             assert copy.execute("select count(*) from t").fetchone()[0] == 1 + 50 * i  # a consistent copy
         subprocess.run([sys.executable, "-c", WRITE, str(db)], check=True, timeout=60)

@@ -221,8 +221,8 @@ metric("search_typo_title_corrected_rate")(_run_value(
     "typo_title", "corrected_rate", "Share of misspelt titles where the engine corrected at least one word."))
 metric("search_title_corrected_rate")(_run_value(
     "title", "corrected_rate",
-    "Share of titles as their sellers wrote them that the engine rewrote (lower is better: a word the "
-    "catalogue lacks, such as a brand, a rarer English word or the seller's own typo, was replaced)."))
+    "Share of titles as their sellers wrote them that the engine rewrote: each held a word the catalogue "
+    "lacks (a brand, a rarer word, or the seller's own slip, the one rewrite that is right)."))
 
 
 @metric("search_relevance_ece")

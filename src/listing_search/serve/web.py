@@ -13,6 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from listing_search.errors import StorageError
+
 STATIC_DIR = Path(__file__).with_name("static")
 MAX_ID_LENGTH = 128  # as the API's listing ids (routes.listings.ListingId)
 NO_CACHE = {"Cache-Control": "no-cache"}  # revalidated on each visit so a new release is picked up at once
@@ -30,12 +32,23 @@ def index() -> FileResponse:
 @router.get("/listing/{listing_id}", include_in_schema=False)
 def listing_page(request: Request, listing_id: str) -> HTMLResponse:
     """A listing's own address, to reload and share. ``<base href="../">`` makes the page's relative
-    addresses (its script, the API) resolve from the site's root, under a path prefix too. An unknown
-    id gets the page as well (it asks the API and says "listing not found" in words), with status
-    404, so crawlers and link checkers see a dead link as dead; while the engine is not loaded the
-    page answers 200 and reports what the API says."""
+    addresses (its script, the API) resolve from the site's root, under a path prefix too.
+
+    The page is always the same; its status says what a crawler or link checker should know: 404
+    for an id no listing has (the page asks the API and says "listing not found" in words), 503
+    while the engine is not loaded or the store cannot be read (the page reports what the API says)."""
     html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
-    engine = getattr(request.app.state, "engine", None)
-    known = engine is None or (len(listing_id) <= MAX_ID_LENGTH and engine.get_listing(listing_id) is not None)
     return HTMLResponse(html.replace("<head>", '<head>\n  <base href="../">', 1), headers=NO_CACHE,
-                        status_code=200 if known else 404)
+                        status_code=_listing_status(request, listing_id))
+
+
+def _listing_status(request: Request, listing_id: str) -> int:
+    engine = getattr(request.app.state, "engine", None)
+    if engine is None:
+        return 503
+    if len(listing_id) > MAX_ID_LENGTH or not listing_id.isprintable():  # no listing has such an id
+        return 404
+    try:
+        return 200 if engine.get_listing(listing_id) is not None else 404
+    except StorageError:
+        return 503

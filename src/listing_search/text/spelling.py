@@ -6,9 +6,10 @@ kept current as listings change, so a word that no listing uses any more stops b
 
 English is used the other way round: a real English word of 6+ letters that no listing uses is
 meant as typed (symspellpy's bundled English frequency list, words counted 100,000+ times), so
-"robot" is not searched as *root*, "missile" as *missing* or "wedgwood" as *redwood*. Shorter
+"blizzard" is not searched as *lizard*, "missile" as *missing* or "wedgwood" as *redwood*. Shorter
 words stay correctable: one dropped letter turns many catalogue words into short real ones
-("chars", "fist", "pups").
+("chars", "fist", "pups"). The cost: a slip that makes a long real word ("bender" for blender,
+"dinning" for dining) is searched as typed.
 """
 
 from __future__ import annotations
@@ -110,8 +111,8 @@ class Speller:
 
     def correct(self, query: str, context: Context | None = None) -> Correction:
         """Replace each unknown alphabetic word (neither in the catalogue nor a long English word) by
-        its nearest catalogue word (within 1 edit up to 5 letters, 2 from 6). Of equally close words, one listed with the query's other words
-        (``context``, ``LexicalIndex.cooccurrence``) goes first, then the likelier slip
+        its nearest catalogue word (within 1 edit up to 5 letters, 2 from 6). Of equally close words,
+        one listed with the query's other words (``context``, ``LexicalIndex.cooccurrence``) goes first, then the likelier slip
         (``typo_prior``: first letter kept, a letter left out), then the one listed with them most
         often, then the most frequent; a 3-letter word is corrected only when ``context`` finds its
         correction beside the other words."""
