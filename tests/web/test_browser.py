@@ -1092,6 +1092,38 @@ def test_history_panel_lists_what_is_remembered_and_clears_it(page) -> None:
     assert "history" not in sent_search(page, lambda: search_text(page, "garden bench"))
 
 
+def test_one_remembered_listing_can_be_forgotten(page) -> None:
+    search_text(page, "mountain bike")
+    opened = []
+    for nth in range(3):
+        opened.append(open_card(page, "results-list", nth))
+        if nth == 1:
+            page.click("#like")  # saved as well as viewed: forgetting it drops both
+        page.go_back()
+        wait_results(page)
+    open_history_panel(page)
+    assert [i["id"] for i in history_items(page)] == [c["id"] for c in reversed(opened)]
+
+    middle = opened[1]
+    forget = f"#history-list button.forget[data-listing-id='{middle['id']}']"
+    assert page.get_attribute(forget, "aria-label") == f"Forget {middle['title']}"
+    page.click(forget)
+    assert [i["id"] for i in history_items(page)] == [opened[2]["id"], opened[0]["id"]]
+    assert middle["id"] not in {e["listing_id"] for e in history_in_storage(page)}, "its events stayed stored"
+    assert {e["listing_id"] for e in history_in_storage(page)} == {opened[0]["id"], opened[2]["id"]}
+    assert page.text_content("#history-summary") == "(2 listings)"
+    assert page.text_content("#status") == f"Forgot “{middle['title']}”."
+    # focus moved to the next entry's button: the keyboard can go on forgetting
+    assert page.evaluate("document.activeElement.dataset.listingId") == opened[0]["id"]
+    page.keyboard.press("Enter")
+    assert [i["id"] for i in history_items(page)] == [opened[2]["id"]]
+    page.keyboard.press("Enter")  # the last one: focus goes to the toggle, the history is empty
+    assert history_items(page) == [] and history_in_storage(page) == []
+    assert page.evaluate("document.activeElement.id") == "personalise"
+    assert page.is_hidden("#for-you"), "recommendations from a forgotten history stayed"
+    assert "history" not in sent_search(page, lambda: search_text(page, "garden bench"))
+
+
 def test_turning_personalisation_off_stops_sending_and_recording_history(page) -> None:
     page.goto("/listing/listing-001")
     wait_listing(page, "listing-001")

@@ -840,7 +840,13 @@ function showHistory() {
     const what = document.createElement("span");
     what.className = "what";
     what.textContent = ` ${[...item.events].join(", ")}`;
-    li.append(a, what);
+    const forget = document.createElement("button");
+    forget.type = "button";
+    forget.className = "forget";
+    forget.textContent = "Forget";
+    forget.dataset.listingId = item.id;
+    forget.setAttribute("aria-label", `Forget ${item.title || `listing ${item.id}`}`);
+    li.append(a, what, forget);
     return li;
   }));
   els.historyClear.disabled = items.length === 0;
@@ -861,6 +867,8 @@ function wireHistory() {
     els.personalise.focus(); // the button is disabled now: focus stays in the panel
   });
   els.historyList.addEventListener("click", (e) => {
+    const forget = e.target.closest("button.forget");
+    if (forget) { forgetListing(forget.dataset.listingId); return; }
     const a = e.target.closest("a[data-listing-id]");
     if (!a || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
     e.preventDefault();
@@ -870,6 +878,20 @@ function wireHistory() {
   window.addEventListener("storage", (e) => {
     if (e.key === HISTORY_KEY || e.key === PERSONALISE_KEY || e.key === null) { showHistory(); loadForYou(); }
   });
+}
+
+/** Forget one remembered listing (every event of it: viewed, saved), whether or not personalisation
+ * is on; focus moves to the next entry's Forget button (the previous one's after the last, the
+ * toggle when none is left), so a keyboard user can go on forgetting. */
+function forgetListing(listingId) {
+  const items = rememberedListings();
+  const at = items.findIndex((i) => i.id === listingId);
+  if (at < 0) return;
+  writeHistory(readHistory().filter((e) => e.listing_id !== listingId)); // also rebuilds the panel
+  loadForYou();
+  setStatus(`Forgot “${items[at].title || `listing ${listingId}`}”.`);
+  const left = els.historyList.querySelectorAll("button.forget");
+  (left[Math.min(at, left.length - 1)] ?? els.personalise).focus();
 }
 
 /** The "for you" row shows only while personalisation is on, with some history, and the recommend
