@@ -1103,6 +1103,7 @@ def test_one_remembered_listing_can_be_forgotten(page) -> None:
         wait_results(page)
     open_history_panel(page)
     assert [i["id"] for i in history_items(page)] == [c["id"] for c in reversed(opened)]
+    page.wait_for_selector("#for-you:not([hidden]) #for-you-list .card")
 
     middle = opened[1]
     forget = f"#history-list button.forget[data-listing-id='{middle['id']}']"
@@ -1122,6 +1123,32 @@ def test_one_remembered_listing_can_be_forgotten(page) -> None:
     assert page.evaluate("document.activeElement.id") == "personalise"
     assert page.is_hidden("#for-you"), "recommendations from a forgotten history stayed"
     assert "history" not in sent_search(page, lambda: search_text(page, "garden bench"))
+
+    # With personalisation off, what was remembered before can still be forgotten.
+    kept = open_card(page, "results-list", 0)
+    page.go_back()
+    wait_results(page)
+    open_history_panel(page)
+    page.uncheck("#personalise")
+    assert page.text_content("#history-summary") == "(personalisation off)"
+    page.click(f"#history-list button.forget[data-listing-id='{kept['id']}']")
+    assert history_items(page) == [] and history_in_storage(page) == []
+
+
+def test_a_listing_forgotten_in_another_tab_is_not_saved_again_here(page) -> None:
+    search_text(page, "mountain bike")
+    listing = open_card(page, "results-list", 0)
+    page.click("#like")
+    assert page.get_attribute("#like", "aria-pressed") == "true"
+    other = page.context.new_page()  # another tab of the same browser: the same local storage
+    other.goto("/")
+    other.wait_for_selector("body[data-ready=true]")
+    open_history_panel(other)
+    other.click(f"#history-list button.forget[data-listing-id='{listing['id']}']")
+    page.wait_for_function("document.getElementById('like').getAttribute('aria-pressed') === 'false'")
+    page.click("#like")  # meant as "save", and it is: not a toggle of the forgotten state
+    assert [e["event"] for e in history_in_storage(page) if e["listing_id"] == listing["id"]] == ["liked"]
+    other.close()
 
 
 def test_turning_personalisation_off_stops_sending_and_recording_history(page) -> None:

@@ -708,6 +708,15 @@ function showDetail(listing) {
   }));
 }
 
+/** The open listing's Save button as the stored history and setting say: another tab may have
+ * forgotten or cleared it, and a press must not save again what the user meant to unsave. */
+function syncLike() {
+  const id = els.listingView.dataset.listingId;
+  if (!id || els.listingView.hidden) return;
+  els.like.hidden = !personalised();
+  els.like.setAttribute("aria-pressed", String(isLiked(id)));
+}
+
 function wireListingView() {
   els.backLink.addEventListener("click", (e) => {
     if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
@@ -807,7 +816,7 @@ function rememberedListings() {
   const byId = new Map();
   for (const e of readHistory().reverse()) {
     const item = byId.get(e.listing_id) ?? { id: e.listing_id, title: "", events: new Set() };
-    item.title ||= e.title;
+    item.title ||= (e.title ?? "").trim();
     item.events.add(EVENT_PAST[e.event] ?? e.event);
     byId.set(e.listing_id, item);
   }
@@ -876,7 +885,7 @@ function wireHistory() {
   });
   // Another tab changed the history or the setting: this page follows.
   window.addEventListener("storage", (e) => {
-    if (e.key === HISTORY_KEY || e.key === PERSONALISE_KEY || e.key === null) { showHistory(); loadForYou(); }
+    if (e.key === HISTORY_KEY || e.key === PERSONALISE_KEY || e.key === null) { showHistory(); loadForYou(); syncLike(); }
   });
 }
 
