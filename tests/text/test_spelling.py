@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+
 from listing_search.text.spelling import ENGLISH_MIN_LENGTH, Correction, Speller, english_words, typo_prior
 
 TEXTS = ["Grey corner sofa", "Office chair, black", "Pine wardrobe with two doors", "Kids chair and table",
@@ -155,3 +158,38 @@ def test_the_english_list_holds_common_long_words_only():
     assert not {"chars", "robot", "wardobe", "lenova"} & words  # short, or not English
     assert min(len(w) for w in words) == ENGLISH_MIN_LENGTH and all(w.isalpha() for w in words)
     assert 20_000 < len(words) < 60_000  # read from symspellpy's bundled list, not a handful
+
+
+def test_words_coming_and_going_while_queries_are_corrected_never_raise():
+    # The live indexes' follower thread changes the vocabulary while request threads correct
+    # queries; without the speller's lock symspell raised KeyError within milliseconds here.
+    speller = Speller.from_texts(["pine wardrobe"], english=False)
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            speller.add("wardrobes")
+            speller.remove("wardrobes")
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                assert speller.correct("wardobes").corrected in ("wardrobe", "wardrobes")
+            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(repr(exc))
+                stop.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+        for t in threads:
+            t.start()
+        stop.wait(1.0)
+        stop.set()
+        for t in threads:
+            t.join(5)
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []

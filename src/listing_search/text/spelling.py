@@ -15,6 +15,7 @@ words stay correctable: one dropped letter turns many catalogue words into short
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -76,6 +77,10 @@ class Speller:
         self.english = english
         self._counts: Counter[str] = Counter()
         self._symspell = SymSpell(max_dictionary_edit_distance=MAX_DISTANCE, prefix_length=7)
+        # symspell is not thread-safe: a lookup while the follower thread deletes a word raised
+        # KeyError (a search answered 500). Lookups and changes take turns; the counts are plain
+        # dict reads and need no lock.
+        self._lock = threading.Lock()
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], min_count: int = 1, english: bool = True) -> Speller:
@@ -137,7 +142,8 @@ class Speller:
         # Short words are one edit from many others: allow 2 edits only from 6 letters up, so a typed
         # nonsense word ("pqwx") is not turned into a real one ("paw") two edits away.
         reach = 1 if len(word) <= SHORT_WORD else MAX_DISTANCE
-        suggestions = self._symspell.lookup(word, Verbosity.CLOSEST, max_edit_distance=reach)
+        with self._lock:
+            suggestions = self._symspell.lookup(word, Verbosity.CLOSEST, max_edit_distance=reach)
         if not suggestions:
             return word
         nearest = min(s.distance for s in suggestions)
@@ -155,14 +161,15 @@ class Speller:
 
     def _apply(self, deltas: Counter[str]) -> None:
         """Add signed count changes and keep the symspell targets equal to the words at ``min_count``+."""
-        for word, delta in deltas.items():
-            before = self._counts.get(word, 0)
-            after = max(0, before + delta)
-            if after:
-                self._counts[word] = after
-            else:
-                self._counts.pop(word, None)
-            self._sync(word, before, after)
+        with self._lock:
+            for word, delta in deltas.items():
+                before = self._counts.get(word, 0)
+                after = max(0, before + delta)
+                if after:
+                    self._counts[word] = after
+                else:
+                    self._counts.pop(word, None)
+                self._sync(word, before, after)
 
     def _sync(self, word: str, before: int, after: int) -> None:
         """Mirror one word's count into symspell, which can only add to a count or delete the word."""
