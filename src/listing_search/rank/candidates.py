@@ -42,6 +42,11 @@ class SearchQuery:
     image_pool: tuple[int, dict] | None = None  # set by the engine: (k asked, photo candidates), found once
 
     @property
+    def shown_belief(self) -> np.ndarray | None:
+        """The category belief a photo search shows: the photo-voted one when the engine made it."""
+        return self.category_probs if self.shown_probs is None else self.shown_probs
+
+    @property
     def has_image(self) -> bool:
         return self.image is not None or self.image_vec is not None
 

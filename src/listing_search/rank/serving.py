@@ -260,7 +260,7 @@ class RankingService:
     def annotate(self, query: SearchQuery, ranked: list[Candidate], result: SearchResult) -> None:
         """What a searcher needs to trust the answer: the photo's likely category, and "no good match"."""
         if query.has_image:
-            probs = query.category_probs if query.shown_probs is None else query.shown_probs
+            probs = query.shown_belief
             names = self.predictor.categories if self.predictor else None
             if probs is not None and self.predictor is not None:
                 probs = self.predictor.calibrated(probs, query_mode(query))

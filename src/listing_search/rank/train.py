@@ -153,7 +153,7 @@ def fit_shown_temperatures(engine, vectors: ListingVectors, rows: np.ndarray, se
             query = maker.query(int(row), mode, "val")
             if query is not None:
                 engine.understand(query)
-                shown = query.category_probs if query.shown_probs is None else query.shown_probs
+                shown = query.shown_belief
                 if shown is not None:
                     answered.append((shown, int(vectors.labels[row])))
         if len(answered) < MIN_TEMPERATURE_QUERIES:

@@ -14,9 +14,9 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from listing_search.errors import StorageError
+from listing_search.serve.routes.listings import MAX_LISTING_ID_LENGTH
 
 STATIC_DIR = Path(__file__).with_name("static")
-MAX_ID_LENGTH = 128  # as the API's listing ids (routes.listings.ListingId)
 NO_CACHE = {"Cache-Control": "no-cache"}  # revalidated on each visit so a new release is picked up at once
 
 router = APIRouter(tags=["web"])
@@ -46,7 +46,7 @@ def _listing_status(request: Request, listing_id: str) -> int:
     engine = getattr(request.app.state, "engine", None)
     if engine is None:
         return 503
-    if len(listing_id) > MAX_ID_LENGTH or not listing_id.isprintable():  # no listing has such an id
+    if len(listing_id) > MAX_LISTING_ID_LENGTH or not listing_id.isprintable():  # no listing has such an id
         return 404
     try:
         return 200 if engine.get_listing(listing_id) is not None else 404

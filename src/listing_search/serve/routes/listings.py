@@ -16,7 +16,8 @@ MAX_PHOTOS = 10
 # The change-log sequence of a write: a client reading from another replica waits until that
 # replica's /health shows log_seq >= this value to read its own write.
 LOG_SEQ_HEADER = "X-Log-Seq"
-ListingId = Annotated[str, Path(min_length=1, max_length=128, description="Listing id.")]
+MAX_LISTING_ID_LENGTH = 128  # also what the listing page (serve.web) accepts before asking the store
+ListingId = Annotated[str, Path(min_length=1, max_length=MAX_LISTING_ID_LENGTH, description="Listing id.")]
 AUTH_RESPONSES: dict[int | str, dict] = {401: {"description": "Missing X-API-Key"},
                                          403: {"description": "Wrong X-API-Key"}}
 

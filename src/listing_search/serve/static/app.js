@@ -695,8 +695,7 @@ function showDetail(listing) {
   els.location2.textContent = listing.location;
   els.category2.textContent = listing.categoryPath || listing.category;
   els.description.textContent = listing.description;
-  els.like.hidden = !personalised(); // saving is remembering: not while personalisation is off
-  els.like.setAttribute("aria-pressed", String(isLiked(listing.id)));
+  showLike(listing.id);
   els.photos.replaceChildren(...listing.photos.map((p, i) => {
     const li = document.createElement("li");
     const img = document.createElement("img");
@@ -708,13 +707,12 @@ function showDetail(listing) {
   }));
 }
 
-/** The open listing's Save button as the stored history and setting say: another tab may have
- * forgotten or cleared it, and a press must not save again what the user meant to unsave. */
-function syncLike() {
-  const id = els.listingView.dataset.listingId;
-  if (!id || els.listingView.hidden) return;
+/** The Save button as the stored history and setting say (saving is remembering: not while
+ * personalisation is off). Also when another tab forgot or cleared it: a press must not save
+ * again what the user meant to unsave. */
+function showLike(listingId) {
   els.like.hidden = !personalised();
-  els.like.setAttribute("aria-pressed", String(isLiked(id)));
+  els.like.setAttribute("aria-pressed", String(isLiked(listingId)));
 }
 
 function wireListingView() {
@@ -811,6 +809,11 @@ function setLiked(listingId, liked, title) {
   writeHistory(h);
 }
 
+/** How a remembered listing is named where its title is unknown. */
+function entryName(item) {
+  return item.title || `listing ${item.id}`;
+}
+
 /** The remembered listings, most recent first, each once, with what was done: viewed, saved. */
 function rememberedListings() {
   const byId = new Map();
@@ -854,7 +857,7 @@ function showHistory() {
     forget.className = "forget";
     forget.textContent = "Forget";
     forget.dataset.listingId = item.id;
-    forget.setAttribute("aria-label", `Forget ${item.title || `listing ${item.id}`}`);
+    forget.setAttribute("aria-label", `Forget ${entryName(item)}`);
     li.append(a, what, forget);
     return li;
   }));
@@ -885,8 +888,14 @@ function wireHistory() {
   });
   // Another tab changed the history or the setting: this page follows.
   window.addEventListener("storage", (e) => {
-    if (e.key === HISTORY_KEY || e.key === PERSONALISE_KEY || e.key === null) { showHistory(); loadForYou(); syncLike(); }
+    if (e.key === HISTORY_KEY || e.key === PERSONALISE_KEY || e.key === null) { showHistory(); loadForYou(); syncOpenListing(); }
   });
+}
+
+/** The open listing page (if one is shown) follows a change another tab made. */
+function syncOpenListing() {
+  const id = els.listingView.dataset.listingId;
+  if (id && !els.listingView.hidden) showLike(id);
 }
 
 /** Forget one remembered listing (every event of it: viewed, saved), whether or not personalisation
@@ -898,7 +907,7 @@ function forgetListing(listingId) {
   if (at < 0) return;
   writeHistory(readHistory().filter((e) => e.listing_id !== listingId)); // also rebuilds the panel
   loadForYou();
-  setStatus(`Forgot “${items[at].title || `listing ${listingId}`}”.`);
+  setStatus(`Forgot “${entryName(items[at])}”.`);
   const left = els.historyList.querySelectorAll("button.forget");
   (left[Math.min(at, left.length - 1)] ?? els.personalise).focus();
 }
