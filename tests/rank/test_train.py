@@ -218,3 +218,40 @@ def test_the_photo_temperatures_are_fit_on_the_belief_a_photo_search_shows(ranke
     (text0, image0, both0), (text5, image5, both5) = beliefs[0.0], beliefs[5.0]
     np.testing.assert_allclose(text0, text5)
     assert not np.allclose(image0, image5) and not np.allclose(both0, both5)
+
+
+KILL_MIDWAY = """
+import os, signal, sys
+from pathlib import Path
+from listing_search.rank import train
+from listing_search.settings import Settings
+
+def die(*args, **kwargs):  # the queries are featurised and the predictor fit: kill the fit before it ends
+    os.kill(os.getpid(), signal.SIGKILL)
+
+train.choose_ranker = die
+settings = Settings(artifacts_dir=Path(sys.argv[1]))
+settings.rank.candidates, settings.rank.train_queries, settings.rank.val_queries = 10, 24, 12
+train.tune_ranker(settings, Path(sys.argv[1]), force=True)
+"""
+
+
+def test_a_fit_killed_midway_leaves_the_ranker_in_use_untouched(ranked_artifacts, tmp_path):
+    """tune-ranker writes beside the files in use and swaps them in only when the whole fit succeeded."""
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from listing_search.serve.app import create_app
+    from tests.factories import copy_artifacts
+
+    art = copy_artifacts(ranked_artifacts, tmp_path / "art")
+    names = (S.RANKER_JSON, S.RELEVANCE_JSON, S.CATEGORY_PREDICTOR_JSON)
+    before = {n: (art / n).read_bytes() for n in names}
+    proc = subprocess.run([sys.executable, "-c", KILL_MIDWAY, str(art)], capture_output=True, timeout=600)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert {n: (art / n).read_bytes() for n in names} == before
+    with TestClient(create_app(serve_settings(art))) as client:
+        ranker = client.post("/v1/search", data={"text": "chair", "k": 3}).json()["versions"]["ranker"]
+    assert ranker.endswith(file_sha(art / S.RANKER_JSON)[:12]), ranker

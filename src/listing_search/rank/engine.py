@@ -100,8 +100,11 @@ class SearchEngine:
 
     @classmethod
     def load(cls, settings: Settings, artifacts: Path | None = None,
-             text_encoder: TextQueryEncoder | None = None) -> "SearchEngine":
-        """Model and encoders from ``artifacts``; listings from the store; indexes from a snapshot + the log."""
+             text_encoder: TextQueryEncoder | None = None, hand_weighted: bool = False) -> "SearchEngine":
+        """Model and encoders from ``artifacts``; listings from the store; indexes from a snapshot + the log.
+
+        ``hand_weighted``: rank with hand weights whatever ``ranker.json`` holds (``tune-ranker`` fits
+        through the engine without touching the files a server would start from)."""
         artifacts = Path(artifacts or settings.artifacts_dir)
         faiss.omp_set_num_threads(int(os.environ.get(FAISS_THREADS_ENV, "1")))
         encoder = ImageEncoder.from_artifacts(artifacts, settings.data.max_image_pixels,
@@ -118,7 +121,7 @@ class SearchEngine:
         if settings.rank.lexical or settings.rank.spelling:
             live.attach_lexical(spelling=settings.rank.spelling)
         engine = cls(settings, artifacts, store, blobs, live, encoder, categories, text_encoder)
-        engine.attach_ranking()
+        engine.attach_ranking(hand_weighted)
         return engine
 
     def start_following(self) -> None:
@@ -148,11 +151,18 @@ class SearchEngine:
     def text_index(self) -> VectorIndex | None:
         return self.live.text
 
-    def attach_ranking(self) -> None:
+    def attach_ranking(self, hand_weighted: bool = False) -> None:
         """Learned re-ranking, fused category prediction and personalisation (``rank.serving``)."""
         from listing_search.rank.serving import RankingService
 
-        self.ranking = RankingService.load(self)
+        self.ranking = RankingService.load(self, hand_weighted)
+        self.rescorer = self.ranking.rescore
+
+    def use_ranking(self, ranker, predictor, calibration) -> None:
+        """Rank with these fitted models, held in memory (``tune-ranker``: what it fit, before it is written)."""
+        from listing_search.rank.serving import RankingService
+
+        self.ranking = RankingService(self, ranker, predictor, True, calibration, "fitting")
         self.rescorer = self.ranking.rescore
 
     @contextmanager

@@ -85,10 +85,10 @@ class RankingService:
         self._label_index = {c: i for i, c in enumerate(cats)}
 
     @classmethod
-    def load(cls, engine: "SearchEngine") -> "RankingService":
-        """The fitted ranker and predictor when ``tune-ranker`` has run; hand weights otherwise."""
+    def load(cls, engine: "SearchEngine", hand_weighted: bool = False) -> "RankingService":
+        """The fitted ranker and predictor when ``tune-ranker`` has run; hand weights otherwise (or when asked)."""
         art = engine.artifacts
-        fitted = (art / S.RANKER_JSON).is_file()
+        fitted = not hand_weighted and (art / S.RANKER_JSON).is_file()
         ranker = load_ranker(art / S.RANKER_JSON) if fitted else Ranker.default(list(FEATURES))
         if list(ranker.features) != list(FEATURES):
             log.warning("ranker.json features %s differ from %s: using hand weights until `tune-ranker` runs",

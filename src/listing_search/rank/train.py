@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -47,6 +48,7 @@ MIN_TEMPERATURE_QUERIES = 20
 TRAIN_K = 60  # results asked per training query: the engine fetches max(4k, rank.candidates) per channel
 CALIBRATE_TOP = 20  # calibration uses each val query's top results: the scores users see
 UNLIKE_PHOTOS = 24
+NEW = ".new"  # suffix of fitted files written beside the ones in use (publish_fit)
 NO_MATCH_QUANTILE = 0.95
 
 
@@ -89,12 +91,12 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
     predictor = fit_category_predictor(train, rs.category_c, image_weight=rs.category_image_weight,
                                        title_vecs=titles, n_char_buckets=chars)
     predictor.photo_vote_weight = rs.photo_vote_weight  # only what photo searches show reads it
-    predictor.save(artifacts / S.CATEGORY_PREDICTOR_JSON)
-    for stale in (S.RANKER_JSON, S.RELEVANCE_JSON):  # the engine below must rank with hand weights only
-        (artifacts / stale).unlink(missing_ok=True)
 
-    engine = SearchEngine.load(settings, artifacts)
+    # Fitted through the serving engine with hand weights and the new predictor held in memory: the
+    # files a server starts from are replaced only once every part of the fit has succeeded.
+    engine = SearchEngine.load(settings, artifacts, hand_weighted=True)
     try:
+        engine.ranking.predictor = predictor
         maker = QueryMaker(engine, vectors, rs.seed)
         half, halves = cross_fitted_predictors(train, rs.category_c, rs.seed, rs.category_image_weight, titles,
                                                start=predictor, n_char_buckets=chars)
@@ -107,34 +109,49 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
                                 desc="ranker val queries")
         engine.ranking.predictor = predictor
         predictor.temperatures, temperature_report = fit_shown_temperatures(engine, vectors, q_val, rs.seed)
-        predictor.save(artifacts / S.CATEGORY_PREDICTOR_JSON)
         ranker, comparison = choose_ranker(fit_pairs, val_pairs, train.ids.tolist(), rs.ranker, rs.seed)
         ranker.report = {"pairs": int(len(fit_pairs.grades)), "queries": int(len(fit_pairs.groups)),
                          "category_temperatures": temperature_report,
                          "grade_counts": np.bincount(fit_pairs.grades, minlength=3).tolist(),
                          "train_listings": len(train), "comparison_on_val": comparison}
-        ranker.save(artifacts / S.RANKER_JSON)
         try:
             relevance = calibrate(ranker, val_pairs, rs.seed)
         except ValueError as exc:  # a tiny catalogue: too few val results to calibrate on
             log.warning("tune-ranker: relevance not calibrated (%s); results carry no relevance", exc)
             relevance = None
-        if relevance is not None:
-            engine.attach_ranking()  # the chosen ranker with the calibration just fit, through the served path
-            engine.ranking.calibration = relevance
+        if relevance is not None:  # the chosen ranker with the calibration just fit, through the served path
+            engine.use_ranking(ranker, predictor, relevance)
             relevance.no_match_below, relevance.report["no_match"] = no_match_threshold(engine, maker, q_val)
     finally:
         engine.close()
     ranker.report["seconds"] = round(time.perf_counter() - t0, 1)
     if relevance is not None:
         ranker.report["calibration"] = {k: v for k, v in relevance.report.items() if k != "reliability"}
-    ranker.save(artifacts / S.RANKER_JSON)
-    if relevance is not None:
-        relevance.ranker_sha = file_sha(artifacts / S.RANKER_JSON)
-        relevance.save(artifacts / S.RELEVANCE_JSON)
+    publish_fit(artifacts, predictor, ranker, relevance)
     write_stamp(artifacts, STAGE, fp)
     log.debug("tune-ranker: %s", json.dumps(ranker.report))
     return ranker.report
+
+
+def publish_fit(artifacts: Path, predictor: CategoryPredictor, ranker, relevance) -> None:
+    """Write the fitted files beside the ones in use, then swap each in (``os.replace``: a reader sees
+    the old file or the new one, never part of one). The ranker goes last: until it is swapped, a
+    server starting meanwhile loads the old ranker, and the relevance file calibrated for the new
+    one is refused by its hash rather than misapplied."""
+    art = Path(artifacts)
+    staged = {S.CATEGORY_PREDICTOR_JSON: art / (S.CATEGORY_PREDICTOR_JSON + NEW),
+              S.RANKER_JSON: art / (S.RANKER_JSON + NEW)}
+    predictor.save(staged[S.CATEGORY_PREDICTOR_JSON])
+    ranker.save(staged[S.RANKER_JSON])
+    if relevance is not None:
+        relevance.ranker_sha = file_sha(staged[S.RANKER_JSON])
+        staged[S.RELEVANCE_JSON] = art / (S.RELEVANCE_JSON + NEW)
+        relevance.save(staged[S.RELEVANCE_JSON])
+    for name in (S.CATEGORY_PREDICTOR_JSON, S.RELEVANCE_JSON, S.RANKER_JSON):
+        if name in staged:
+            os.replace(staged[name], art / name)
+        else:
+            (art / name).unlink(missing_ok=True)  # no calibration for the new ranker: none for the old either
 
 
 def fit_shown_temperatures(engine, vectors: ListingVectors, rows: np.ndarray, seed: int) -> tuple[dict, dict]:
