@@ -44,8 +44,8 @@ def queries(data: Path, n: int, seed: int = 0) -> list[tuple[str, bytes]]:
 
 
 def run(args) -> dict:
-    from listing_search.rank.candidates import SearchQuery
-    from listing_search.rank.engine import SearchEngine
+    from listing_search.core.query import Page, Query
+    from listing_search.search.engine import SearchEngine
     from listing_search.settings import Settings
 
     settings = Settings(artifacts_dir=args.artifacts)
@@ -54,12 +54,12 @@ def run(args) -> dict:
     before = machine_state()
     times: dict[str, list[float]] = {name: [] for name in CONFIGS}
     for _ in range(2):  # warm-up round
-        engine.search(SearchQuery(text=qs[0][0], image=qs[0][1], k=10))
+        engine.search(Query(text=qs[0][0], image=qs[0][1], page=Page(10)))
     for text, photo in qs:
         for name, (lexical, spelling) in CONFIGS.items():
             settings.rank.lexical = lexical
             t0 = time.perf_counter()
-            engine.search(SearchQuery(text=text, image=photo, k=10, spelling=spelling))
+            engine.search(Query(text=text, image=photo, page=Page(10), spelling=spelling))
             times[name].append(time.perf_counter() - t0)
     engine.close()
     result = {name: percentiles_ms(t) for name, t in times.items()}

@@ -2,7 +2,7 @@
 
 Loads the serving engine from ART exactly as ``listing-search serve`` does and runs real queries one at a
 time through the code the routes call (``SearchEngine.similar_images`` for ``/predict/similar_images``,
-``SearchEngine.search_result`` for ``/v1/search``). Every part is timed by wrapping the engine's own
+``SearchEngine.search`` for ``/v1/search``). Every part is timed by wrapping the engine's own
 methods (decode, network, text encoder, spelling, category, channels, ranker, rows); parts nest where
 the methods do (FAISS and the store's photo ids run inside "photo candidates"). CPU per query counts this
 thread only (not ORT's or the photo queue's threads). Reports per mode: p50 / p99 wall ms, CPU ms per
@@ -45,7 +45,7 @@ class Timer:
             finally:
                 self.parts[part] += time.perf_counter() - t0
 
-        setattr(owner, method, timed)
+        object.__setattr__(owner, method, timed)  # frozen dataclasses too
 
 
 def instrument(engine) -> Timer:
@@ -58,21 +58,20 @@ def instrument(engine) -> Timer:
         timer.wrap(engine.text_encoder, "encode", "text encoder")
     if engine.live.speller is not None:
         timer.wrap(engine.live.speller, "correct", "spelling")
-    if engine.ranking is not None:
-        timer.wrap(engine.ranking, "category_probs", "category probabilities")
-        timer.wrap(engine.ranking, "features", "ranker features")
-        timer.wrap(engine.ranking.ranker, "score", "ranker scores")
-        timer.wrap(engine.ranking, "relevance", "calibration")
-        timer.wrap(engine.ranking, "annotate", "annotate (predicted category, no match)")
-    timer.wrap(engine, "_image_candidates", "photo candidates (FAISS + grouping)")
-    timer.wrap(engine, "_merge_text", "dense text candidates")
-    timer.wrap(engine, "_merge_lexical", "BM25 candidates")
-    timer.wrap(engine, "_score_images", "photo scores of other channels' candidates")
-    timer.wrap(engine, "_score_texts", "text scores of other channels' candidates")
-    timer.wrap(engine, "allowed_keys", "filter keys")
-    timer.wrap(engine, "_hits", "listing rows for the answer")
+    p = engine.pipeline
+    timer.wrap(p.understander, "category_probs", "category probabilities")
+    timer.wrap(p.ranker, "features", "ranker features")
+    timer.wrap(engine.models.ranker, "score", "ranker scores")
+    timer.wrap(engine.models, "relevance", "calibration")
+    timer.wrap(p.retriever, "photo_pool", "photo candidates (FAISS + grouping)")
+    timer.wrap(p.retriever, "text_pool", "dense text candidates")
+    timer.wrap(p.retriever, "lexical_pool", "BM25 candidates")
+    timer.wrap(p.retriever, "photo_scores", "photo scores of other channels' candidates")
+    timer.wrap(p.retriever, "text_scores", "text scores of other channels' candidates")
+    timer.wrap(engine.live.lexical, "holding", "listings holding the words")
+    timer.wrap(engine.live.catalog, "allowed", "filter mask")
+    timer.wrap(engine.live.catalog, "listing", "listing rows for the answer")
     timer.wrap(engine.image_index, "search", "FAISS photo search")
-    timer.wrap(engine.store, "image_ids", "photo ids from the store")
     return timer
 
 
@@ -97,8 +96,8 @@ def profile(engine, timer: Timer, name: str, calls: list) -> dict:
 def run(args) -> dict:
     from listing_search import schema as S
     from listing_search.data.prepare import load_listings
-    from listing_search.rank.candidates import SearchQuery
-    from listing_search.rank.engine import SearchEngine
+    from listing_search.core.query import Page, Query
+    from listing_search.search.engine import SearchEngine
     from listing_search.settings import get_settings
 
     settings = get_settings(artifacts_dir=args.artifacts)
@@ -112,9 +111,9 @@ def run(args) -> dict:
             ("similar_images (/predict/similar_images, k=10)", [functools.partial(engine.similar_images, p, 10)
                                                                 for p in photos]),
             # a fresh query per call: the engine keeps what it computed for a query on the query itself
-            ("photo (/v1/search)", [lambda p=p: engine.search_result(SearchQuery(image=p, k=10)) for p in photos]),
-            ("words (/v1/search)", [lambda t=t: engine.search_result(SearchQuery(text=t, k=10)) for t in titles]),
-            ("photo + words (/v1/search)", [lambda p=p, t=t: engine.search_result(SearchQuery(image=p, text=t, k=10))
+            ("photo (/v1/search)", [lambda p=p: engine.search(Query(image=p, page=Page(10))) for p in photos]),
+            ("words (/v1/search)", [lambda t=t: engine.search(Query(text=t, page=Page(10))) for t in titles]),
+            ("photo + words (/v1/search)", [lambda p=p, t=t: engine.search(Query(image=p, text=t, page=Page(10)))
                                             for p, t in zip(photos, titles)]),
         ]
         results = [profile(engine, timer, name, calls) for name, calls in modes]

@@ -49,7 +49,7 @@ def export_standin(dest: Path, categories: list[str], seed: int = 0) -> tuple[Pa
 
 
 def serving_ready(artifacts: Path) -> bool:
-    from listing_search.serve.server import check_artifacts
+    from listing_search.serve.app import check_artifacts
 
     return not check_artifacts(Path(artifacts))
 

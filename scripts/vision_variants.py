@@ -33,7 +33,7 @@ import numpy as np
 
 from listing_search import schema as S
 from listing_search.data.prepare import load_training
-from listing_search.evaluate import accuracy, listing_accuracy_of, precision_at_k
+from listing_search.evaluate.vision import accuracy, listing_accuracy_of, precision_at_k
 from listing_search.settings import Settings
 from listing_search.vision.cache import CACHE_DIR
 from listing_search.vision.embed import embed

@@ -31,6 +31,7 @@ from tests.realparts import (  # noqa: E402,F401 - fixtures shared with every te
     REALPART_FIXTURES,
     in_ci,
     moto_server,
+    own_postgres,
     postgres_server,
     postgres_url,
     s3_bucket,

@@ -27,10 +27,11 @@ from typing import NoReturn
 
 import pytest
 
-__all__ = ["dask_cluster_hiding", "in_ci", "mount_tmpfs", "moto_server", "need_module", "need_part", "postgres_server", "postgres_url",
-           "s3_bucket", "s3_endpoint"]
+__all__ = ["PostgresServer", "dask_cluster_hiding", "in_ci", "mount_tmpfs", "moto_server", "need_module", "need_part",
+           "own_postgres", "postgres_server", "postgres_url", "s3_bucket", "s3_endpoint"]
 
-REALPART_FIXTURES = frozenset({"moto_server", "postgres_server", "postgres_url", "s3_bucket", "s3_endpoint"})
+REALPART_FIXTURES = frozenset({"moto_server", "own_postgres", "postgres_server", "postgres_url", "s3_bucket",
+                               "s3_endpoint"})
 
 
 def in_ci() -> bool:
@@ -145,29 +146,57 @@ def _run(cmd: list[str], cwd: str, what: str, log: Path | None = None) -> None:
         pytest.fail(f"{what} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}\n{server_log}")
 
 
+class PostgresServer:
+    """A throwaway PostgreSQL on 127.0.0.1 (trust auth, fsync off) that a test can stop and start."""
+
+    def __init__(self) -> None:
+        initdb, self.pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        if initdb is None or self.pg_ctl is None:
+            need_part("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql")
+        self.prefix, uid = _pg_runner()
+        self.home = tempfile.mkdtemp(prefix="pg-", dir="/tmp" if os.path.isdir("/tmp") else None)  # mode 0700
+        if uid is not None:
+            os.chown(self.home, uid, -1)
+        self.data, self.log = Path(self.home) / "data", Path(self.home) / "server.log"
+        self.port = _free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
+        _run([*self.prefix, initdb, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync",
+              "-D", str(self.data)], self.home, "initdb")
+
+    def start(self) -> None:
+        _run([*self.prefix, self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
+              "-o", f"-h 127.0.0.1 -p {self.port} -k {self.home} -F", "start"], self.home, "pg_ctl start", self.log)
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run([*self.prefix, self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop"],
+                           cwd=self.home, capture_output=True, timeout=60)
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL on 127.0.0.1 (trust auth, fsync off): ``postgresql://postgres@127.0.0.1:PORT``."""
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        need_part("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql")
-    prefix, uid = _pg_runner()
-    home = tempfile.mkdtemp(prefix="pg-", dir="/tmp" if os.path.isdir("/tmp") else None)  # mode 0700
-    if uid is not None:
-        os.chown(home, uid, -1)
-    data, log = Path(home) / "data", Path(home) / "server.log"
-    port = _free_port()
+    server = PostgresServer()
     try:
-        _run([*prefix, initdb, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync",
-              "-D", str(data)], home, "initdb")
-        _run([*prefix, pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60",
-              "-o", f"-h 127.0.0.1 -p {port} -k {home} -F", "start"], home, "pg_ctl start", log)
-        yield f"postgresql://postgres@127.0.0.1:{port}"
+        server.start()
+        yield server.url
     finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
-                           cwd=home, capture_output=True, timeout=60)
-        shutil.rmtree(home, ignore_errors=True)
+        server.remove()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own (started, with database ``postgres``): it may stop it."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 @pytest.fixture

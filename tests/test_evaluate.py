@@ -10,13 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from listing_search.cli import app
-from listing_search.evaluate import (
-    METRICS,
-    accuracy,
-    evaluate,
-    listing_accuracy_of,
-    per_category_accuracy,
-    precision_at_k,
+from listing_search.evaluate import evaluate
+from listing_search.evaluate.registry import METRICS
+from listing_search.evaluate.vision import (
+    accuracy, listing_accuracy_of, per_category_accuracy, precision_at_k, vision_outputs,
 )
 from tests.factories import _row, make_dataset, photo
 from tests.vision.fixtures import tiny_settings, trained_artifacts  # noqa: F401  (fixture)
@@ -88,7 +85,7 @@ def test_evaluate_counts_what_it_cannot_score(trained_artifacts: Path, eval_data
 
 def test_more_metrics_can_be_registered(trained_artifacts: Path, eval_dataset: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(METRICS, "photos_seen", lambda ctx: len(ctx.vision.image_ids))
+    monkeypatch.setitem(METRICS, "photos_seen", lambda ctx: len(vision_outputs(ctx).image_ids))
     result = evaluate(tiny_settings(), trained_artifacts, eval_dataset, metrics=["photos_seen", "n_images"])
     assert result["photos_seen"] == result["n_images"] == 10
 

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from listing_search.cli import app
-from listing_search.rank.candidates import SearchQuery
-from listing_search.rank.engine import SearchEngine
+from listing_search.core.query import Page, Query
+from listing_search.search.engine import SearchEngine
 from tests.factories import copy_artifacts
 from tests.vision.fixtures import TINY_VISION, tiny_settings, trained_artifacts  # noqa: F401  (fixture)
 
@@ -34,7 +34,7 @@ def test_run_builds_every_stage_into_the_store(trained_artifacts: Path, tmp_path
     engine = SearchEngine.load(tiny_settings().model_copy(update={"artifacts_dir": art}))
     assert engine.has_text and engine.store.counts()["listings"] == 12
     listing = engine.store.listing(sorted(engine.store.listing_ids())[3])
-    hits = engine.search(SearchQuery(text=f"{listing.title}. {listing.description}", k=12))
+    hits = engine.search(Query(text=f"{listing.title}. {listing.description}", page=Page(12))).hits
     best_text = max(hits, key=lambda h: h.scores["text"])
     assert best_text.listing.listing_id == listing.listing_id and best_text.scores["text"] > 0.99
     again = CliRunner().invoke(app, ["run", "--data", str(raw), "--artifacts", str(art), "--no-serve"])

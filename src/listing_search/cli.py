@@ -185,7 +185,7 @@ def tune_ranker(
     force: Annotated[bool, typer.Option(help="Refit even if up to date.")] = False,
 ) -> None:
     """Fit the re-ranker and the photo+text category predictor on the train split only."""
-    from listing_search.rank.train import tune_ranker as run_tune_ranker
+    from listing_search.fit.tune_ranker import tune_ranker as run_tune_ranker
 
     settings = _settings(artifacts)
     with _stage_errors():
@@ -309,7 +309,7 @@ def run(
     from listing_search.data.prepare import prepare as run_prepare
     from listing_search.index.build import build_index
     from listing_search.index.reembed import reembed_artifacts
-    from listing_search.rank.train import tune_ranker as run_tune_ranker
+    from listing_search.fit.tune_ranker import tune_ranker as run_tune_ranker
     from listing_search.text.embed import embed_text as run_embed_text
     from listing_search.vision.embed import embed as run_embed
     from listing_search.vision.train import train as run_train

@@ -50,3 +50,15 @@ class PhotoQueueFull(RuntimeError):
     def __init__(self, reason: str, retry_after: int = 1) -> None:
         super().__init__(reason)
         self.reason, self.retry_after = reason, retry_after
+
+
+class UnknownCategory(ValueError):
+    """A listing or a filter names a root category the catalogue does not have."""
+
+
+class TextSearchUnavailable(RuntimeError):
+    """A text query reached an engine without a text model and text index."""
+
+
+class BadCursor(ValueError):
+    """A paging cursor this service did not give, or one of another search."""

@@ -31,6 +31,8 @@ DESCRIPTION = "description"
 PRICE = "price"
 LOCATION = "location"
 SPLIT = "split"  # "train" or "val": by listing id, stratified by root category
+POSTED_AT = "posted_at"  # seconds since the epoch: the earliest create_time of the listing's photos (optional)
+IMAGES_CREATE_TIME = "create_time"  # Images.csv's optional date of each photo
 
 LISTING_COLUMNS = (
     LISTING_ID, TITLE, DESCRIPTION, PRICE, LOCATION, CATEGORY_PATH, ROOT_CATEGORY, LABEL, SPLIT,

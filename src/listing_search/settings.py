@@ -99,6 +99,9 @@ class IndexSettings(BaseModel):
 
 class RankSettings(BaseModel):
     candidates: int = Field(200, ge=10, description="Candidates fetched from each index before re-ranking.")
+    max_scored: int = Field(1000, ge=0, description=(
+        "Listings holding the words ranked per search beyond the channels' candidates; more holders are "
+        "still matched (counted, sorted, paged) and follow the ranked ones in relevance order."))
     train_queries: int = Field(1500, ge=10, description="Train-split listings used as ranker training queries.")
     category_c: float = Field(4.0, gt=0, description="Inverse L2 strength of the category predictor.")
     category_image_weight: float = Field(

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -11,6 +12,7 @@ from listing_search import schema as S
 from listing_search.cli import app
 from listing_search.data.prepare import load_listings, load_training, prepare
 from listing_search.settings import Settings
+from tests.factories import make_dataset
 
 SMALL = Settings().model_copy(update={"data": Settings().data.model_copy(update={"image_size": 48, "workers": 1})})
 
@@ -50,7 +52,7 @@ def test_prepare_writes_the_contract(tiny_dataset: Path, tmp_path: Path) -> None
     training = load_training(art)
     listings = load_listings(art)
     assert list(training.columns) == list(S.TRAINING_COLUMNS)
-    assert list(listings.columns) == list(S.LISTING_COLUMNS)
+    assert list(listings.columns) == [*S.LISTING_COLUMNS, S.POSTED_AT]
     assert len(training) == 24 and len(listings) == 12
     assert training.groupby(S.LISTING_ID)[S.SPLIT].nunique().max() == 1, "a listing sits on one side"
     assert set(listings[S.SPLIT]) == {"train", "val"}
@@ -115,3 +117,20 @@ def test_rerun_with_same_tables_keeps_their_mtime(tiny_dataset: Path, tmp_path: 
     before = (art / S.TRAINING_CSV).stat().st_mtime_ns
     prepare(SMALL, str(tiny_dataset), art, force=True)
     assert (art / S.TRAINING_CSV).stat().st_mtime_ns == before
+
+
+def test_a_listing_is_posted_when_its_first_photo_was(tmp_path: Path) -> None:
+    """posted_at is the earliest create_time of the listing's photos; a listing without a dated photo has none."""
+    data = make_dataset(tmp_path / "data", n_listings=3)
+    rows = (data / "Images.csv").read_text().splitlines(keepends=True)
+    rows[1] = rows[1].replace("2022-02-26", "2022-02-24")  # listing-000's first photo, two days earlier
+    rows[3] = rows[3].replace("2022-02-26", "not a date")  # listing-001's first photo: unreadable
+    rows = [r for r in rows if ",listing-002," not in r]  # listing-002: no photo at all
+    (data / "Images.csv").write_text("".join(rows), newline="")
+    out = tmp_path / "art"
+    prepare(Settings(artifacts_dir=out), str(data), out)
+    posted = dict(zip(load_listings(out)[S.LISTING_ID], load_listings(out)[S.POSTED_AT]))
+    day = 86400.0
+    assert posted["listing-000"] == 1645660800.0  # 2022-02-24T00:00Z
+    assert posted["listing-001"] == 1645660800.0 + 2 * day  # its other photo's date
+    assert np.isnan(posted["listing-002"])

@@ -21,7 +21,7 @@ import pytest
 from listing_search import schema as S
 from listing_search.data.tables import CategoryCodec, Dropped, clean_products, read_csv_strict, split_by_listing
 from listing_search.index.build import build_index
-from listing_search.rank.train import tune_ranker
+from listing_search.fit.tune_ranker import tune_ranker
 from listing_search.settings import Settings
 from listing_search.vision.preprocess import PreprocessConfig
 from tests.conftest import REAL_DATA

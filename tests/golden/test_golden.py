@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from listing_search.rank.metrics import ideal_grades, ndcg_at_k
-from listing_search.rank.train import no_match_queries
+from listing_search.core.grading import ideal_grades, ndcg_at_k
+from listing_search.fit.no_match import no_match_queries
 from listing_search.serve.app import create_app
 from tests.golden.conftest import golden_settings, load_golden
 

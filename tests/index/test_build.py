@@ -14,10 +14,12 @@ import pytest
 from listing_search import schema as S
 from listing_search.index import snapshot
 from listing_search.index.build import build_index
+from listing_search.index.catalog import CatalogView
 from listing_search.index.vector_index import VectorIndex
 from listing_search.settings import Settings
 from listing_search.store import open_storage
-from listing_search.store.models import ORIGIN_API, Filters, ListingIn, PhotoIn, model_versions
+from listing_search.store.models import ORIGIN_API, ListingIn, PhotoIn, model_versions
+from listing_search.core.query import Filters
 from tests.index.tiny_artifacts import RARE, make_artifacts
 
 
@@ -60,14 +62,15 @@ def test_vector_ids_point_at_the_right_photos(art: Path) -> None:
     assert store.image_ids(res.ids[0].tolist())[int(res.ids[0][0])] == ("img-007-1", "listing-007")
 
 
-def test_store_filters(art: Path) -> None:
+def test_the_catalogue_view_filters_what_the_store_holds(art: Path) -> None:
     build_index(Settings(artifacts_dir=art), art)
     store, _ = open_storage(Settings(artifacts_dir=art), art)
-    rare = store.matching_listing_keys(Filters(root_category=RARE))
-    assert len(rare) == 3 and len(store.matching_vector_ids(Filters(root_category=RARE))) == 6
-    assert len(store.matching_listing_keys(Filters(min_price=20, max_price=40))) == 3
-    assert len(store.matching_listing_keys(Filters(location="bristol"))) == 6  # case-insensitive substring
-    assert store.matching_listing_keys(Filters(location="100%")) == []  # LIKE wildcards are literal
+    view = CatalogView.build(store.iter_listings())
+    rare = view.live_rows()[view.allowed(Filters(root_category=RARE))[view.live_rows()]]
+    assert len(rare) == 3 and sum(len(view.vector_ids[r]) for r in rare) == 6
+    assert view.allowed(Filters(min_price=20, max_price=40)).sum() == 3
+    assert view.allowed(Filters(location="bristol")).sum() == 6  # case-insensitive substring
+    assert view.allowed(Filters(location="100%")).sum() == 0  # no wildcards
 
 
 def test_photos_land_in_the_blob_store(art: Path) -> None:

@@ -1,4 +1,4 @@
-"""SearchEngine: widening for rare filters and many-photo listings, and the text / rescorer plug points."""
+"""SearchEngine: widening for rare filters and many-photo listings, and the text / ranker plug points."""
 
 from __future__ import annotations
 
@@ -10,9 +10,14 @@ import pytest
 
 from listing_search import schema as S
 from listing_search.index.build import build_index
-from listing_search.store.models import Filters
-from listing_search.rank.candidates import IMAGE, LEXICAL, TEXT, SearchQuery
-from listing_search.rank.engine import NEAR_DUPLICATE, SearchEngine, TextSearchUnavailable
+from listing_search.core.query import Filters
+from listing_search.search.types import IMAGE, LEXICAL, TEXT
+from listing_search.core.query import Page, Query
+from listing_search.search.features import FEATURES
+from listing_search.serve.writes import CatalogWriter
+from listing_search.search.rank import NEAR_DUPLICATE
+from listing_search.search.engine import SearchEngine
+from listing_search.errors import TextSearchUnavailable
 from tests.index.tiny_artifacts import RARE
 from tests.serve.conftest import photo_bytes, serve_settings
 
@@ -39,22 +44,36 @@ def engine(built_artifacts: Path) -> SearchEngine:
 
 def test_many_photo_listing_does_not_crowd_out_k(engine: SearchEngine, built_artifacts: Path) -> None:
     # listing-000 has 27 near-identical photos; the first pool (max(k*4, candidates=10)) is mostly them.
-    hits = engine.search(SearchQuery(image=photo_bytes(built_artifacts, "img-000-0"), k=8))
+    hits = engine.search(Query(image=photo_bytes(built_artifacts, "img-000-0"), page=Page(8))).hits
     assert len({h.listing.listing_id for h in hits}) == 8 and hits[0].listing.listing_id == "listing-000"
 
 
 def test_rare_filter_returns_every_match(engine: SearchEngine, built_artifacts: Path) -> None:
-    hits = engine.search(SearchQuery(image=photo_bytes(built_artifacts), k=10, filters=Filters(root_category=RARE)))
+    hits = engine.search(Query(image=photo_bytes(built_artifacts), page=Page(10),
+                               filters=Filters(root_category=RARE))).hits
     assert len(hits) == 3 and {h.listing.root_category for h in hits} == {RARE}
 
 
 def test_text_needs_a_text_model(engine: SearchEngine) -> None:
     with pytest.raises(TextSearchUnavailable):
-        engine.search(SearchQuery(text="item 4"))
+        engine.search(Query(text="item 4"))
 
 
-def test_text_and_image_fused_with_a_custom_rescorer(artifacts: Path) -> None:
-    """How the text work plugs in: text vectors per listing + an encoder + any rescorer."""
+class TextFirst:
+    """A ranker kind of its own: 0.9 text cosine + 0.1 photo cosine (what models.ranker.KINDS can hold)."""
+
+    name, features = "text-first", list(FEATURES)
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return 0.9 * x[:, FEATURES.index("text_cos")] + 0.1 * x[:, FEATURES.index("image_cos")]
+
+
+def test_text_and_image_fused_with_a_custom_ranker(artifacts: Path) -> None:
+    """How the text work plugs in: text vectors per listing + an encoder + any ranker."""
     listings = [f"listing-{i:03d}" for i in range(30)]
     enc = WordsEncoder()
     (artifacts / "text").mkdir()
@@ -65,24 +84,17 @@ def test_text_and_image_fused_with_a_custom_rescorer(artifacts: Path) -> None:
     build_index(settings, artifacts, force=True)
     engine = SearchEngine.load(settings, text_encoder=enc)
     assert engine.text_index is not None and engine.text_index.size == 30
-    seen = []
-
-    def text_first(query, candidates):
-        seen.append(query)
-        for c in candidates:
-            c.score = 0.9 * c.scores.get(TEXT, 0.0) + 0.1 * c.scores.get(IMAGE, 0.0)
-        return sorted(candidates, key=lambda c: -c.score)
-
-    engine.rescorer = text_first
-    hits = engine.search(SearchQuery(text="item 4", k=3))
+    ranker = TextFirst()
+    engine.use_models(engine.models.with_models(ranker=ranker, fitted=True))
+    hits = engine.search(Query(text="item 4", page=Page(3))).hits
     assert hits[0].listing.listing_id == "listing-004" and hits[0].scores[TEXT] > 0.9
-    both = engine.search(SearchQuery(text="item 4", image=photo_bytes(artifacts, "img-009-0"), k=30))
+    both = engine.search(Query(text="item 4", image=photo_bytes(artifacts, "img-009-0"), page=Page(30))).hits
     ahead = [h for h in both if h.listing.listing_id != "listing-004"][: [h.listing.listing_id for h in both]
                                                                         .index("listing-004")]
     assert all(h.scores[IMAGE] >= NEAR_DUPLICATE for h in ahead)  # text weighs more, but the same photo wins
     assert all(set(h.scores) == {IMAGE, TEXT, LEXICAL} for h in both)  # missing channels filled exactly
-    assert len(seen) == 2
-    written = engine.add_listing({"title": "Item 31", "root_category": RARE}, [photo_bytes(artifacts)])
+    assert ranker.calls == 2
+    written = CatalogWriter(engine).add_listing({"title": "Item 31", "root_category": RARE}, [photo_bytes(artifacts)])
     assert written.created and written.seq == engine.live.seq
     added = written.listing
-    assert engine.search(SearchQuery(text="item 31", k=1))[0].listing.listing_id == added.listing_id
+    assert engine.search(Query(text="item 31", page=Page(1))).hits[0].listing.listing_id == added.listing_id

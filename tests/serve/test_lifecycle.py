@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from listing_search.cli import app
 from listing_search.index.build import build_index
-from listing_search.rank.candidates import SearchQuery
-from listing_search.rank.engine import SearchEngine
+from listing_search.core.query import Page, Query
+from listing_search.search.engine import SearchEngine
+from listing_search.serve.writes import CatalogWriter
 from listing_search.store import open_storage
 from listing_search.store.models import model_versions
 from tests.factories import jpeg_bytes, photo
@@ -23,15 +24,16 @@ MODEL_FILES = ("model", "categories.json")
 
 
 def ranked(engine: SearchEngine, jpeg: bytes) -> list[tuple[str, float]]:
-    return [(h.listing.listing_id, round(h.score, 5)) for h in engine.search(SearchQuery(image=jpeg, k=10))]
+    return [(h.listing.listing_id, round(h.score, 5)) for h in engine.search(Query(image=jpeg, page=Page(10))).hits]
 
 
 def test_backup_then_restore_serves_the_same_results(artifacts: Path, tmp_path: Path) -> None:
     settings = serve_settings(artifacts)
     engine = SearchEngine.load(settings)
-    added = engine.add_listing({"title": "Kept by backup", "root_category": RARE},
+    writer = CatalogWriter(engine)
+    added = writer.add_listing({"title": "Kept by backup", "root_category": RARE},
                                [jpeg_bytes(photo((10, 200, 30), seed=3))]).listing
-    engine.remove_listing("listing-007")
+    writer.remove_listing("listing-007")
     queries = [photo_bytes(artifacts, "img-004-0"), photo_bytes(artifacts, "img-020-1"),
                jpeg_bytes(photo((12, 198, 33), seed=4))]
     before = [ranked(engine, q) for q in queries]
@@ -56,8 +58,8 @@ def test_backup_then_restore_serves_the_same_results(artifacts: Path, tmp_path: 
 def test_a_new_model_reembeds_api_listings_from_their_photos(artifacts: Path) -> None:
     settings = serve_settings(artifacts)
     engine = SearchEngine.load(settings)
-    new = engine.add_listing({"title": "Added through the API", "root_category": RARE},
-                             [jpeg_bytes(photo((250, 250, 20), seed=5))]).listing
+    new = CatalogWriter(engine).add_listing({"title": "Added through the API", "root_category": RARE},
+                                            [jpeg_bytes(photo((250, 250, 20), seed=5))]).listing
     old = model_versions(artifacts, with_text=False)
 
     make_onnx(artifacts / "model" / "vision.onnx", len(ROOTS), seed=1)  # retrained: another model
@@ -71,8 +73,8 @@ def test_a_new_model_reembeds_api_listings_from_their_photos(artifacts: Path) ->
     assert store.stale_photos(current.image) == []
 
     served = SearchEngine.load(settings)  # the snapshot was of the old model: rebuilt, new vectors only
-    assert served.models == current and served.live.image.size == store.counts()["photos"]
+    assert served.live.models == current and served.live.image.size == store.counts()["photos"]
     stored = served.photo(new.image_ids[0])[0].read_bytes()
-    hit = served.similar_images(stored, 1)[0]
-    assert (hit.listing_id, round(hit.score, 4)) == (new.listing_id, 1.0)
+    _, _, listing_id, score = served.similar_images(stored, 1)[0]
+    assert (listing_id, round(score, 4)) == (new.listing_id, 1.0)
     assert served.live.snapshot_seq < served.live.seq  # the re-embed reached it through the log

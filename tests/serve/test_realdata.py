@@ -35,7 +35,7 @@ def test_served_embeddings_match_the_catalogue() -> None:
     import numpy as np
 
     from listing_search import schema as S
-    from listing_search.rank.engine import SearchEngine
+    from listing_search.search.engine import SearchEngine
     from listing_search.settings import Settings
 
     art = Path(os.environ.get("ARTIFACTS_DIR", Path(__file__).resolve().parents[2] / "artifacts"))

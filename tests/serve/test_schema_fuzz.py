@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from listing_search.rank.engine import SearchEngine
+from listing_search.search.engine import SearchEngine
 from listing_search.serve.app import create_app
 from listing_search.settings import Settings
 from tests.factories import copy_artifacts

@@ -73,7 +73,7 @@ def test_full_disk_is_507_and_changes_nothing(disk: Path) -> None:
         assert health["status"] == "degraded" and "full" in health["writes"]
         assert search_ok(client, disk)  # reads go on
         filler.unlink()
-        client.app.state.engine._probe = (0.0, None)  # re-probe now rather than in 2 s
+        client.app.state.writer._probe = (0.0, None)  # re-probe now rather than in 2 s
         assert post(client, disk).status_code == 201 and client.get("/health").json()["status"] == "ok"
 
 

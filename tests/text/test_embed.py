@@ -78,7 +78,7 @@ def test_length_sorted_batches_give_each_text_its_own_vector_in_order(text_artif
 def test_serve_text_spinning_setting_reaches_the_query_encoder(text_artifacts):
     """serve.text_spinning=false makes the engine's text encoder session sleep its idle threads (the
     CPU-for-latency trade measured in docs/performance.md); the default keeps ORT's spinning."""
-    from listing_search.rank.engine import load_text_encoder
+    from listing_search.search.engine import load_text_encoder
 
     def spinning(encoder) -> str:
         return encoder.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")

@@ -10,8 +10,8 @@ import torch
 
 from listing_search import schema as S
 from listing_search.data.prepare import prepare
-from listing_search.rank.ranker import ids_sha
-from listing_search.rank.train import ranker_train_queries
+from listing_search.core.splits import ids_sha
+from listing_search.core.splits import ranker_train_queries
 from listing_search.settings import TextSettings
 from listing_search.text.embed import PooledMiniLM, embed_text, load_sentence_model, text_recipe
 from listing_search.text.encoder import TextEncoder
@@ -95,7 +95,8 @@ def test_embed_text_fine_tunes_on_train_listings_that_are_not_ranker_queries(tmp
     assert held_back == 12 and card["fine_tuned"]["listings"] == n_train - held_back > 0
     assert card["fine_tuned"]["split"] == "train"
     listings = pd.read_csv(tmp_path / "a" / S.LISTINGS_CSV, dtype=str, keep_default_na=False)
-    queries, _ = ranker_train_queries(listings[S.SPLIT].to_numpy(), tiny_settings(tmp_path / "a").rank)
+    rs = tiny_settings(tmp_path / "a").rank
+    queries, _ = ranker_train_queries(listings[S.SPLIT].to_numpy(), rs.seed, rs.train_queries)
     seen = set(listings.loc[listings[S.SPLIT] == "train", S.LISTING_ID]) - set(listings[S.LISTING_ID].iloc[queries])
     assert card["fine_tuned"]["listing_ids_sha"] == ids_sha(sorted(seen))
     assert "fine-tuned" in card["model"]

@@ -32,6 +32,7 @@ from listing_search.data.tables import (
     Dropped,
     clean_images,
     clean_products,
+    posted_at,
     read_csv_strict,
     split_by_listing,
 )
@@ -40,6 +41,7 @@ from listing_search.settings import Settings
 
 log = logging.getLogger(__name__)
 STAGE = "prepare"
+RECIPE = "listings carry posted_at"  # a change of what prepare writes re-runs it on an existing folder
 
 
 @dataclass
@@ -72,7 +74,7 @@ def prepare(
         return _prepare_on_shards(settings, str(src), artifacts, force, progress)
     local = resolve_source(src, artifacts / S.SOURCE_CACHE_DIR, settings.data.s3_endpoint_url)
     inputs = [local / S.PRODUCTS_CSV, local / S.IMAGES_CSV, local / S.IMAGES_DIR]
-    fp = fingerprint(inputs, settings.section_json("data"))
+    fp = fingerprint(inputs, settings.section_json("data") + RECIPE)
     outputs = [artifacts / n for n in (S.LISTINGS_CSV, S.TRAINING_CSV, S.CATEGORIES_JSON, S.PREPARE_REPORT)]
     if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
         log.info("prepare: up to date in %s", artifacts)
@@ -109,11 +111,11 @@ def _clean_tables(
     codec = CategoryCodec.fit(listings[S.ROOT_CATEGORY])
     listings[S.LABEL] = listings[S.ROOT_CATEGORY].map(codec.encode).astype(int)
     listings[S.SPLIT] = split_by_listing(listings, settings.data.val_fraction, settings.data.seed)
-    listings = listings[list(S.LISTING_COLUMNS)]
-    report.listings_kept, report.categories = len(listings), len(codec)
-
     photos = clean_images(raw_images, set(listings[S.LISTING_ID]), dropped)
-    return listings, photos, codec
+    listings[S.POSTED_AT] = posted_at(listings, photos)
+    listings = listings[[*S.LISTING_COLUMNS, S.POSTED_AT]]
+    report.listings_kept, report.categories = len(listings), len(codec)
+    return listings, photos.drop(columns=[S.POSTED_AT], errors="ignore"), codec
 
 
 def _standardise_photos(
@@ -259,7 +261,7 @@ def _write_outputs(
 def load_listings(artifacts: Path) -> pd.DataFrame:
     """The cleaned listings table, as written by :func:`prepare` (ids as text, price as float)."""
     return pd.read_csv(Path(artifacts) / S.LISTINGS_CSV, dtype={S.LISTING_ID: str}, keep_default_na=False,
-                       na_values={S.PRICE: [""]})
+                       na_values={S.PRICE: [""], S.POSTED_AT: [""]})
 
 
 def load_training(artifacts: Path) -> pd.DataFrame:

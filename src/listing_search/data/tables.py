@@ -129,8 +129,12 @@ def clean_products(raw: pd.DataFrame, dropped: Dropped) -> pd.DataFrame:
 
 
 def clean_images(raw: pd.DataFrame, listing_ids: set[str], dropped: Dropped) -> pd.DataFrame:
-    """Photo rows ``image_id, listing_id``, dropping those whose listing is unknown."""
+    """Photo rows ``image_id, listing_id`` (and ``posted_at`` from ``create_time`` when the table has
+    it; unreadable dates are NaN), dropping those whose listing is unknown."""
     out = pd.DataFrame({S.IMAGE_ID: raw["id"].str.strip(), S.LISTING_ID: raw["product_id"].str.strip()})
+    if S.IMAGES_CREATE_TIME in raw.columns:
+        when = pd.to_datetime(raw[S.IMAGES_CREATE_TIME].str.strip(), errors="coerce", utc=True)
+        out[S.POSTED_AT] = (when - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     unknown = ~out[S.LISTING_ID].isin(listing_ids)
     dropped.add("image_row_unknown_listing", out.loc[unknown, S.IMAGE_ID].tolist())
     return out.loc[~unknown].reset_index(drop=True)
@@ -170,6 +174,14 @@ class CategoryCodec:
         import json
 
         return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def posted_at(listings: pd.DataFrame, photos: pd.DataFrame) -> pd.Series:
+    """Each listing's ``posted_at``: the earliest date of its photos (NaN without a dated photo)."""
+    if S.POSTED_AT not in photos.columns:
+        return pd.Series(float("nan"), index=listings.index)
+    earliest = photos.groupby(S.LISTING_ID)[S.POSTED_AT].min()
+    return listings[S.LISTING_ID].map(earliest).astype(float)
 
 
 def split_by_listing(listings: pd.DataFrame, val_fraction: float, seed: int) -> pd.Series:

@@ -33,7 +33,8 @@ from listing_search.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 STAGE = "index"
-LISTING_COLUMNS = ("title", "description", "price", "location", "category_path", "root_category", "label")
+LISTING_COLUMNS = ("title", "description", "price", "location", "category_path", "root_category", "label",
+                   "posted_at")  # posted_at: optional in listings.csv (an older prepare's has none)
 
 
 def index_inputs(artifacts: Path) -> list[Path]:

@@ -1,5 +1,6 @@
-"""A serving process's derived indexes: FAISS photo and text indexes and the lexical (BM25) index with
-its spelling vocabulary, built from the store and kept current by following its change log.
+"""A serving process's derived state: FAISS photo and text indexes, the in-memory catalogue
+(``index.catalog``), the lexical (BM25) index and its spelling vocabulary, built from the store and
+kept current by following its change log.
 
 Start-up: the newest local snapshot made by the serving encoders, else the published one, else a
 rebuild from the store (which then writes a snapshot); then every log entry after the snapshot's
@@ -13,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +26,14 @@ from listing_search.settings import IndexSettings
 from listing_search.store.blobs import BlobStore
 from listing_search.store.models import Change, Models
 from listing_search.store.sql import SqlStore
-from listing_search.text.lexical import LexicalIndex
-from listing_search.text.spelling import Speller
-from listing_search.rank.vectors import tokens
+from listing_search.index.catalog import CatalogView
+from listing_search.index.lexical import LexicalIndex
+from listing_search.index.spelling import Speller
 
 log = logging.getLogger(__name__)
 
 IMAGE, TEXT = "image", "text"
-
-
-@dataclass(frozen=True)
-class Card:
-    """A listing's fields the ranking features read: title words, root category, category path."""
-
-    title_tokens: frozenset[str]
-    root: str
-    path: str
+COMPACT_AFTER = 10_000  # retired catalogue rows kept before the view is rebuilt without them
 
 
 class LiveIndexes:
@@ -61,28 +53,26 @@ class LiveIndexes:
             self.photos_of.setdefault(key, []).append(vid)
         self.head_seen, self.oldest_pending_at = self.seq, None
         self.snapshot_seq, self.snapshot_at = -1, 0.0
-        self.lexical: LexicalIndex | None = None  # set by attach_lexical()
+        # Set by attach_catalog(): what searches read besides the vector indexes.
+        self.catalog: CatalogView = CatalogView()
+        self.lexical: LexicalIndex | None = None
         self.speller: Speller | None = None
-        self._texts: dict[int, str] = {}  # what the speller counted per listing, to uncount on change
-        self.cards: dict[int, Card] = {}  # what ranking features read per listing, without a store round trip
 
-    def attach_lexical(self, spelling: bool = True) -> None:
-        """BM25 index and spelling vocabulary of every listing's title and description at ``seq``.
+    def attach_catalog(self, spelling: bool = True) -> None:
+        """The in-memory catalogue (``index.catalog``), the BM25 index and the spelling vocabulary of
+        every listing, read from the store in one pass; kept current by every log entry applied after.
 
         Held under the applier lock, so no log entry is applied halfway through the build."""
         t0 = time.perf_counter()
         with self._applying:
-            lexical = LexicalIndex()
-            texts: dict[int, str] = {}
-            cards: dict[int, Card] = {}
-            for batch in self.store.iter_listing_cards():
-                lexical.upsert([(k, t, d) for k, t, d, _, _ in batch])
-                texts.update((k, f"{t} {d}") for k, t, d, _, _ in batch)
-                cards.update((k, Card(tokens(t), r, c)) for k, t, _, r, c in batch)
-            self.speller = Speller.from_texts(texts.values()) if spelling else None
-            self._texts = texts if spelling else {}
-            self.lexical, self.cards = lexical, cards
-        log.info("lexical index: %d listings in %.1fs", len(texts), time.perf_counter() - t0)
+            catalog, lexical = CatalogView(), LexicalIndex()
+            for batch in self.store.iter_listings():
+                catalog.upsert(batch)
+                lexical.upsert([(x.key, x.title, x.description) for x in batch])
+            rows = catalog.live_rows()
+            self.speller = Speller.from_texts(_text(catalog, int(r)) for r in rows) if spelling else None
+            self.catalog, self.lexical = catalog, lexical
+        log.info("catalogue: %d listings in memory in %.1fs", len(catalog), time.perf_counter() - t0)
 
     # ------------------------------------------------------------- opening
     @classmethod
@@ -164,31 +154,31 @@ class LiveIndexes:
             if self.text is not None:
                 self._apply_texts(keys, state)
             if self.lexical is not None:
-                self._apply_lexical(keys, records)
+                self._apply_catalog(keys, records)
             self.seq = max(self.seq, changes[-1].seq)
 
-    def _apply_lexical(self, keys: list[int], records: dict) -> None:
+    def _apply_catalog(self, keys: list[int], records: dict) -> None:
+        """The catalogue, BM25 index and vocabulary to each listing's current record (None: deleted)."""
         assert self.lexical is not None
+        catalog = self.catalog
+        if self.speller is not None:  # uncount what was counted for the listing before
+            for key in keys:
+                row = catalog.row_of_key(key)
+                if row >= 0:
+                    self.speller.remove(_text(catalog, row))
         gone = [k for k in keys if k not in records]
+        present = [records[k] for k in keys if k in records]
+        catalog.remove(gone)
+        catalog.upsert(present)
         if gone:
             self.lexical.remove(gone)
-        for key in keys:
-            rec = records.get(key)
-            if rec is None:
-                self.cards.pop(key, None)
-            else:
-                self.cards[key] = Card(tokens(rec.title), rec.root_category, rec.category_path)
-        present = [(k, records[k].title or "", records[k].description or "") for k in keys if k in records]
         if present:
-            self.lexical.upsert(present)
+            self.lexical.upsert([(x.key, x.title or "", x.description or "") for x in present])
         if self.speller is not None:
-            for key in keys:
-                old = self._texts.pop(key, None)
-                if old is not None:
-                    self.speller.remove(old)
-                if key in records:
-                    self._texts[key] = f"{records[key].title} {records[key].description}"
-                    self.speller.add(self._texts[key])
+            for rec in present:
+                self.speller.add(f"{rec.title} {rec.description}")
+        if catalog.retired > max(COMPACT_AFTER, len(catalog)):  # retired rows outnumber live ones
+            self.catalog = catalog.compacted()
 
     def _apply_photos(self, keys: list[int], state: dict) -> None:
         gone, new_ids, new_vecs = [], [], []
@@ -304,6 +294,11 @@ class Follower:
                 live.write_snapshot(self.folder, self.keep, self.publish_to)
             except (OSError, StorageError) as exc:  # a full disk delays snapshots; serving goes on
                 log.warning("snapshot not written: %s", exc)
+
+
+def _text(catalog: CatalogView, row: int) -> str:
+    """A listing's words as the speller counts them: title and description."""
+    return f"{catalog.title[row]} {catalog.description[row]}"
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

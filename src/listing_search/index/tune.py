@@ -14,15 +14,28 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import faiss
 import numpy as np
 
 from listing_search.index.select import FLAT, HNSW
 
-if TYPE_CHECKING:  # pragma: no cover
-    from listing_search.index.vector_index import VectorIndex
+
+
+class Tunable(Protocol):
+    """What tuning needs of an index (``index.vector_index.VectorIndex`` is one)."""
+
+    kind: str
+    infos: dict
+    index: faiss.Index
+
+    @property
+    def size(self) -> int: ...
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None): ...
+
+    def set_search_params(self, sp: dict) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +65,7 @@ class Probe:
         return order[np.searchsorted(self.ids, ids, sorter=order)]
 
 
-def knob_grid(index: "VectorIndex") -> tuple[str, list[int]]:
+def knob_grid(index: Tunable) -> tuple[str, list[int]]:
     if index.kind == HNSW:
         return "efSearch", list(HNSW_GRID)
     if index.kind == FLAT:
@@ -61,7 +74,7 @@ def knob_grid(index: "VectorIndex") -> tuple[str, list[int]]:
     return "nprobe", [v for v in IVF_GRID if v < nlist] + [nlist]
 
 
-def tune_and_measure(index: "VectorIndex", probe: Probe, latency_budget_ms: float, memory_budget_mb: int) -> None:
+def tune_and_measure(index: Tunable, probe: Probe, latency_budget_ms: float, memory_budget_mb: int) -> None:
     """Smallest knob reaching the recall target plus a margin, unfiltered then filtered; results into the infos."""
     truth = exact_top_k(probe.x, probe.ids, probe.q, RECALL_K, mask=probe.keep)
     name, grid = knob_grid(index)
@@ -81,12 +94,12 @@ def tune_and_measure(index: "VectorIndex", probe: Probe, latency_budget_ms: floa
     index.infos["budget"] = _verdict(index, latency_budget_ms, memory_budget_mb)
 
 
-def _recall(index: "VectorIndex", probe: Probe, truth: list[np.ndarray], allowed: np.ndarray | None = None) -> float:
+def _recall(index: Tunable, probe: Probe, truth: list[np.ndarray], allowed: np.ndarray | None = None) -> float:
     found = index.search(probe.q, RECALL_K, allowed).ids
     return recall_with_ties(found, truth, probe.q, probe.x, probe.rows_of)
 
 
-def _tune_filtered(index: "VectorIndex", probe: Probe, s: float, name: str, grid: list[int]) -> dict:
+def _tune_filtered(index: Tunable, probe: Probe, s: float, name: str, grid: list[int]) -> dict:
     live = probe.ids[probe.keep]
     allowed = np.sort(probe.rng.choice(live, size=min(len(live), max(RECALL_K, round(s * len(live)))), replace=False))
     rows = probe.rows_of(allowed)
@@ -109,7 +122,7 @@ def _tune_filtered(index: "VectorIndex", probe: Probe, s: float, name: str, grid
             "knob": {name: knob} if name and not exact else {}, "recall_at_10": round(recall, 4), **timing}
 
 
-def _verdict(index: "VectorIndex", latency_budget_ms: float, memory_budget_mb: int) -> dict:
+def _verdict(index: Tunable, latency_budget_ms: float, memory_budget_mb: int) -> dict:
     m = index.infos["measured"]
     nbytes = int(faiss.serialize_index(index.index).nbytes)
     misses = []

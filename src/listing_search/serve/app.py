@@ -9,18 +9,21 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from listing_search.rank.engine import SearchEngine
+from listing_search import schema as S
+from listing_search.search.engine import SearchEngine
 from listing_search.serve import auth, errors
 from listing_search.serve.deadlines import BodyDeadlineMiddleware
 from listing_search.serve.limits import FORM_SLACK, BodyLimitMiddleware
 from listing_search.serve.metrics import Metrics, MetricsMiddleware
 from listing_search.serve.metrics import router as metrics_router
 from listing_search.serve.routes import health, images, listings, predict, recommend, search
+from listing_search.serve.writes import CatalogWriter
 from listing_search.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     # Swagger UI and ReDoc assets from the fastapi-offline package, not a CDN: /docs works offline.
     app = FastAPIOffline(title="listing-search", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings, app.state.engine, app.state.load_error = settings, engine, None
+    app.state.writer = CatalogWriter(engine) if engine is not None else None
     app.state.follow = engine is None  # a given engine is the caller's to run
     app.state.metrics = Metrics()
     errors.install(app)
@@ -69,19 +73,24 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
 
 def _load(app: FastAPI, settings: Settings) -> None:
     """Load once; on failure serve 503s with the reason instead of dying (the health check shows it)."""
-    from listing_search.serve.server import check_artifacts
-
     try:
         missing = check_artifacts(settings.artifacts_dir)
         if missing:
             raise FileNotFoundError(f"missing {missing} in {settings.artifacts_dir} "
                                     "(run `listing-search index` after embed)")
         app.state.engine = SearchEngine.load(settings)
+        app.state.writer = CatalogWriter(app.state.engine)
         log.info("search engine loaded: %s", app.state.engine.health())
     except Exception as exc:  # any broken artifact: report it, keep the process up
         app.state.load_error = f"{type(exc).__name__}: {exc}"
         log.error("could not load the search engine from %s: %s; serving /health as 503 until fixed and "
                   "restarted", settings.artifacts_dir, exc)
+
+
+def check_artifacts(artifacts: Path) -> list[str]:
+    """Files serving needs that are missing (empty when ready to serve)."""
+    needed = [S.VISION_ONNX, S.MODEL_CARD, S.CATEGORIES_JSON]  # listings come from the store
+    return [n for n in needed if not (Path(artifacts) / n).is_file()]
 
 
 def body_limit(settings: Settings) -> Callable[[str], int]:

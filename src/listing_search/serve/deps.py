@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security, UploadFile
 from fastapi.security import APIKeyHeader
 
-from listing_search.rank.engine import SearchEngine
+from listing_search.search.engine import SearchEngine
 from listing_search.serve.auth import refusal
+from listing_search.serve.writes import CatalogWriter
 from listing_search.settings import Settings
 
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -29,8 +30,15 @@ def get_engine(request: Request) -> SearchEngine:
     return engine
 
 
+def get_writer(request: Request) -> CatalogWriter:
+    """The catalogue writer of the loaded engine; 503 while the engine is missing."""
+    get_engine(request)
+    return request.app.state.writer
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[SearchEngine, Depends(get_engine)]
+WriterDep = Annotated[CatalogWriter, Depends(get_writer)]
 
 
 def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(API_KEY_HEADER)] = None) -> None:

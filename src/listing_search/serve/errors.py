@@ -9,14 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from listing_search.data.images import CORRUPT, MISSING, TOO_LARGE, UNREADABLE, ImageRejected
-from listing_search.errors import IdempotencyConflict, PhotoQueueFull, StorageError
-from listing_search.rank.engine import TextSearchUnavailable, UnknownCategory
+from listing_search.errors import (
+    BadCursor, IdempotencyConflict, PhotoQueueFull, StorageError, TextSearchUnavailable, UnknownCategory,
+)
 
 log = logging.getLogger(__name__)
 
 IMAGE_STATUS = {UNREADABLE: 415, CORRUPT: 422, TOO_LARGE: 413, MISSING: 400}
 ERROR_RESPONSES: dict[int | str, dict] = {
-    400: {"description": "Bad input (empty upload, text search unavailable)"},
+    400: {"description": "Bad input (empty upload, text search unavailable, a cursor of another search)"},
     413: {"description": "Upload or image dimensions too large"},
     415: {"description": "Not an image"},
     422: {"description": "Invalid field, corrupt or truncated image, unknown category, k out of range"},
@@ -30,6 +31,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ImageRejected, _image_rejected)
     app.add_exception_handler(UnknownCategory, _unknown_category)
     app.add_exception_handler(TextSearchUnavailable, _text_unavailable)
+    app.add_exception_handler(BadCursor, _bad_cursor)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StorageError, _storage)
     app.add_exception_handler(IdempotencyConflict, _idempotency_conflict)
@@ -46,6 +48,10 @@ async def _unknown_category(request: Request, exc: UnknownCategory) -> JSONRespo
 
 
 async def _text_unavailable(request: Request, exc: TextSearchUnavailable) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=400)
+
+
+async def _bad_cursor(request: Request, exc: BadCursor) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=400)
 
 

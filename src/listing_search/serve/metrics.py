@@ -40,7 +40,7 @@ class Metrics:
         self.registry.register(self.photo_queue)
 
     def observe_answer(self, endpoint: str, n_results: int, no_match: bool, corrected: bool = False) -> None:
-        outcome = "zero_results" if n_results == 0 else "no_match" if no_match else "results"
+        outcome = "no_match" if no_match else "zero_results" if n_results == 0 else "results"
         self.answers.labels(endpoint, outcome).inc()
         if corrected:
             self.corrections.inc()

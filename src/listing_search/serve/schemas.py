@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from listing_search.store.models import Listing
-from listing_search.rank.candidates import ListingHit
+from listing_search.search.types import Hit
 from listing_search.serve.validate import MAX_HISTORY_EVENTS, Text, Timestamp
-
-if TYPE_CHECKING:
-    from listing_search.rank.serving import Reason
+from listing_search.store.models import Listing
 
 
 class ErrorOut(BaseModel):
@@ -31,13 +28,16 @@ class ListingOut(BaseModel):
     location: str = Field("", examples=["Wokingham, Berkshire"])
     category: str = Field("", description="Root category.", examples=["Home & Garden"])
     category_path: str = Field("", examples=["Home & Garden / Dining, Living Room Furniture / Mirrors"])
+    posted_at: float | None = Field(None, description="When it was posted, seconds since the epoch (`newest` sorts by it).",
+                                    examples=[1644192000.0])
     photos: list[PhotoOut] = []
 
     @classmethod
     def of(cls, listing: Listing) -> "ListingOut":
         return cls(id=listing.listing_id, title=listing.title, description=listing.description,
                    price=listing.price, location=listing.location, category=listing.root_category,
-                   category_path=listing.category_path, photos=[photo_out(i) for i in listing.image_ids])
+                   category_path=listing.category_path, posted_at=listing.posted_at,
+                   photos=[photo_out(i) for i in listing.image_ids])
 
 
 class SearchHitOut(ListingOut):
@@ -51,7 +51,7 @@ class SearchHitOut(ListingOut):
     matched_photos: list[PhotoOut] = Field(default_factory=list, description="Photos that matched, best first.")
 
     @classmethod
-    def of_hit(cls, hit: ListingHit) -> "SearchHitOut":
+    def of_hit(cls, hit: Hit) -> "SearchHitOut":
         base = ListingOut.of(hit.listing).model_dump()
         rel = None if hit.relevance is None else round(min(1.0, max(0.0, hit.relevance)), 4)
         return cls(**base, score=round(hit.score, 6), relevance=rel, match=match_label(rel),
@@ -82,7 +82,11 @@ class SearchOut(BaseModel):
     filters: dict[str, str | float] = Field(default_factory=dict, description="Filters that were applied.")
     sort: str = "relevance"
     offset: int = 0
-    total: int | None = Field(None, description="Listings passing the filters, when browsing without a query.")
+    total: int = Field(0, description=(
+        "How many listings match (the match set: docs/search.md), whatever k, offset or sort; "
+        "for filters alone, every listing that passes them."))
+    next_cursor: str | None = Field(None, description=(
+        "Send as `cursor` for the next page (null on the last one)."))
     searched: str | None = Field(None, description="The words searched, after spelling correction.")
     corrections: list[Correction] = Field(default_factory=list, description=(
         "Misspelt words replaced from the catalogue's vocabulary (\"showing results for ...\")."))
@@ -174,9 +178,8 @@ class RecommendHitOut(SearchHitOut):
         "The history listing this one is most like (photos and words); null when it shares neither."))
 
     @classmethod
-    def of_reason(cls, hit: ListingHit, reason: Reason | None) -> RecommendHitOut:
-        because = None if reason is None else BecauseOut(listing_id=reason.listing_id, title=reason.title,
-                                                        event=reason.event)
+    def of_reason(cls, hit: Hit, reason: tuple[str, str, str] | None) -> RecommendHitOut:
+        because = None if reason is None else BecauseOut(listing_id=reason[0], title=reason[1], event=reason[2])
         return cls(**SearchHitOut.of_hit(hit).model_dump(), because=because)
 
 

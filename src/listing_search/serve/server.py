@@ -6,16 +6,9 @@ import logging
 import os
 from pathlib import Path
 
-from listing_search import schema as S
 from listing_search.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def check_artifacts(artifacts: Path) -> list[str]:
-    """Files serving needs that are missing (empty when ready to serve)."""
-    needed = [S.VISION_ONNX, S.MODEL_CARD, S.CATEGORIES_JSON]  # listings come from the store
-    return [n for n in needed if not (Path(artifacts) / n).is_file()]
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:

@@ -23,23 +23,12 @@ class Listing:
     root_category: str
     label: int | None
     image_ids: list[str] = field(default_factory=list)
+    posted_at: float | None = None  # seconds since the epoch (store migration 0003)
+    vector_ids: list[int] = field(default_factory=list)  # of the photos, aligned with image_ids
 
 
 LISTING_FIELDS = ("key", "listing_id", "title", "description", "price", "location", "category_path",
-                  "root_category", "label")
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Structured filters of a search; ``None`` means no constraint."""
-
-    root_category: str | None = None
-    min_price: float | None = None
-    max_price: float | None = None
-    location: str | None = None
-
-    def active(self) -> bool:
-        return any(v is not None for v in (self.root_category, self.min_price, self.max_price, self.location))
+                  "root_category", "label", "posted_at")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from listing_search.errors import IdempotencyConflict, StoreVersionError
 from listing_search.store.models import (
-    DELETE, LISTING_FIELDS, ORIGIN_API, ORIGIN_DATASET, UPSERT, Change, Filters, Listing, ListingIn, ListingVectors, MergeReport,
+    DELETE, LISTING_FIELDS, ORIGIN_API, ORIGIN_DATASET, UPSERT, Change, Listing, ListingIn, ListingVectors, MergeReport,
     Models, PhotoIn,
 )
 
@@ -267,58 +267,13 @@ class SqlStore:
             out.setdefault(int(key), []).append(int(vid))
         return out
 
-    def matching_vector_ids(self, filters: Filters) -> list[int]:
-        where, args = self._filters_sql(filters)
-        sql = f"SELECT p.vector_id FROM photos p JOIN listings l ON l.key = p.listing_key WHERE {where}"
-        return [int(r[0]) for r in self._rows(sql, args)]
-
-    def matching_listing_keys(self, filters: Filters) -> list[int]:
-        where, args = self._filters_sql(filters)
-        return [int(r[0]) for r in self._rows(f"SELECT l.key FROM listings l WHERE {where}", args)]
-
-    def browse(self, filters: Filters, sort: str, limit: int, offset: int = 0, exclude: list[int] | None = None
-               ) -> list[int]:
-        """Keys of listings passing ``filters`` in ``sort`` order (relevance = newest: no query to rank by)."""
-        where, args = self._filters_sql(filters)
-        if exclude:
-            where += f" AND NOT (l.key {self._in_fragment(len(exclude))})"
-            args += self._in_args(exclude)
-        order = {"price_asc": "(l.price IS NULL), l.price ASC, l.key DESC",
-                 "price_desc": "(l.price IS NULL), l.price DESC, l.key DESC"}.get(sort, "l.key DESC")
-        rows = self._rows(f"SELECT l.key FROM listings l WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-                          [*args, int(limit), int(offset)])
-        return [int(r[0]) for r in rows]
-
-    def count_matching(self, filters: Filters) -> int:
-        where, args = self._filters_sql(filters)
-        return int(self._rows(f"SELECT COUNT(*) FROM listings l WHERE {where}", args)[0][0])
-
-    def _filters_sql(self, filters: Filters) -> tuple[str, list]:
-        clauses, args = ["1 = 1"], []
-        if filters.root_category is not None:
-            clauses.append("l.root_category = ?")
-            args.append(filters.root_category)
-        if filters.min_price is not None:
-            clauses.append("l.price >= ?")
-            args.append(filters.min_price)
-        if filters.max_price is not None:
-            clauses.append("l.price <= ?")
-            args.append(filters.max_price)
-        if filters.location:
-            escaped = filters.location.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            clauses.append(f"LOWER(l.location) LIKE LOWER(?) ESCAPE '{self._escape_char()}'")
-            args.append(f"%{escaped}%")
-        return " AND ".join(clauses), args
-
-    def _escape_char(self) -> str:
-        return "\\"
-
     def _with_photos(self, listings: list[Listing]) -> list[Listing]:
         by_key = {x.key: x for x in listings}
-        rows = self._rows_in("SELECT listing_key, image_id FROM photos WHERE listing_key {in} ORDER BY vector_id",
-                             list(by_key))
-        for key, image_id in rows:
+        rows = self._rows_in("SELECT listing_key, image_id, vector_id FROM photos WHERE listing_key {in} "
+                             "ORDER BY vector_id", list(by_key))
+        for key, image_id, vid in rows:
             by_key[int(key)].image_ids.append(image_id)
+            by_key[int(key)].vector_ids.append(int(vid))
         return listings
 
     # ------------------------------------------------------------- vectors
@@ -366,27 +321,18 @@ class SqlStore:
             last = int(rows[-1][0])
             yield np.array([r[0] for r in rows], np.int64), np.stack([vector_of(r[1]) for r in rows])
 
-    def iter_listing_texts(self, batch: int = 20_000) -> Iterator[list[tuple[int, str, str]]]:
-        """Batches of (key, title, description) of every listing, in key order (the lexical index's input)."""
+    def iter_listings(self, batch: int = 20_000) -> Iterator[list[Listing]]:
+        """Batches of every listing with its photos' ids, in key order (what replicas derive their
+        in-memory catalogue and lexical index from)."""
         last = 0
         while True:
-            rows = self._rows("SELECT key, title, description FROM listings WHERE key > ? ORDER BY key LIMIT ?",
+            rows = self._rows(f"SELECT {', '.join(LISTING_FIELDS)} FROM listings WHERE key > ? ORDER BY key LIMIT ?",
                               [last, batch])
             if not rows:
                 return
-            last = int(rows[-1][0])
-            yield [(int(k), t or "", d or "") for k, t, d in rows]
-
-    def iter_listing_cards(self, batch: int = 20_000) -> Iterator[list[tuple[int, str, str, str, str]]]:
-        """Batches of (key, title, description, root category, category path) of every listing, in key order."""
-        last = 0
-        while True:
-            rows = self._rows("SELECT key, title, description, root_category, category_path FROM listings "
-                              "WHERE key > ? ORDER BY key LIMIT ?", [last, batch])
-            if not rows:
-                return
-            last = int(rows[-1][0])
-            yield [(int(k), t or "", d or "", r or "", c or "") for k, t, d, r, c in rows]
+            listings = self._with_photos([_listing(r) for r in rows])
+            last = listings[-1].key
+            yield listings
 
     def vector_models(self) -> dict[str, dict[str, int]]:
         """How many photo and text vectors each encoder version made."""
@@ -465,7 +411,8 @@ class SqlStore:
         return rows[0][1]
 
     def _insert_listing(self, con: Any, item: ListingIn, models: Models) -> int:
-        values = [_column_value(c, item.fields.get(c) if c != "listing_id" else item.listing_id) for c in WRITE_FIELDS]
+        fields = _with_posted_at({**item.fields, "listing_id": item.listing_id}, time.time())
+        values = [_column_value(c, fields.get(c)) for c in WRITE_FIELDS]
         cols = [*WRITE_FIELDS, "origin", "content_hash"]
         values += [item.origin, content_hash(item, models)]
         key = self._insert_returning(
@@ -564,7 +511,7 @@ class SqlStore:
         rows: dict[str, list[list]] = {t: [] for t in BULK_COLUMNS}
         now = time.time()
         for item, key, seq in zip(items, keys, seqs):
-            fields = {**item.fields, "listing_id": item.listing_id}
+            fields = _with_posted_at({**item.fields, "listing_id": item.listing_id}, now)
             rows["listings"].append([key, *(_column_value(c, fields.get(c)) for c in WRITE_FIELDS), item.origin,
                                      content_hash(item, models)])
             if item.text_vector is not None and models.text is not None:
@@ -602,7 +549,8 @@ class SqlStore:
     def _update_listing(self, con: Any, item: ListingIn, models: Models, digest: str) -> int:
         key = int(con.execute(self._sql("SELECT key FROM listings WHERE listing_id = ?"), [item.listing_id]).fetchone()[0])
         sets = [c for c in WRITE_FIELDS if c != "listing_id"]
-        con.execute(self._sql(f"UPDATE listings SET {', '.join(f'{c} = ?' for c in sets)}, content_hash = ? WHERE key = ?"),
+        assign = ", ".join("posted_at = COALESCE(?, posted_at)" if c == "posted_at" else f"{c} = ?" for c in sets)
+        con.execute(self._sql(f"UPDATE listings SET {assign}, content_hash = ? WHERE key = ?"),
                     [*(_column_value(c, item.fields.get(c)) for c in sets), digest, key])
         self._put_text_vector(con, key, item.text_vector, models)
         old = {r[0]: (int(r[1]), r[2]) for r in con.execute(
@@ -723,6 +671,13 @@ def _listing(row: tuple) -> Listing:
     values["price"] = None if values["price"] is None else float(values["price"])
     values["label"] = None if values["label"] is None else int(values["label"])
     return Listing(**values)
+
+
+def _with_posted_at(fields: dict, now: float) -> dict:
+    """A new listing's fields with ``posted_at`` set: the one given (a dataset's photo time), else now."""
+    value = fields.get("posted_at")
+    missing = value is None or (isinstance(value, float) and value != value)
+    return {**fields, "posted_at": now} if missing else fields
 
 
 def _column_value(column: str, value: object) -> object:

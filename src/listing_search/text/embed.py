@@ -33,6 +33,7 @@ from listing_search.errors import BlobNotFound
 from listing_search.pipeline import atomic_path, atomic_write_text, fingerprint, is_up_to_date, write_stamp
 from listing_search.settings import Settings
 from listing_search.text.encoder import TextEncoder, listing_text
+from listing_search.text.tune import mean_pool
 
 log = logging.getLogger(__name__)
 STAGE = "embed_text"
@@ -71,13 +72,6 @@ class PooledMiniLM(nn.Module):
         tokens = self.transformer(input_ids=input_ids, attention_mask=attention_mask,
                                   token_type_ids=token_type_ids).last_hidden_state
         return mean_pool(tokens, attention_mask)
-
-
-def mean_pool(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """[B, L, D] token states -> [B, D]: mean over real tokens, unit length (sentence-transformers' pooling)."""
-    mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
-    mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-    return nn.functional.normalize(mean, p=2, dim=1)
 
 
 def embed_text(settings: Settings, artifacts: Path, force: bool = False, progress: bool = False) -> dict:
@@ -132,12 +126,11 @@ def fine_tune_on_train(model, listings, texts: list[str], settings: Settings, pr
     is off or fewer than two root categories remain."""
     if settings.text.fine_tune_epochs <= 0:
         return None
-    from listing_search.rank.ranker import ids_sha
-    from listing_search.rank.train import ranker_train_queries
+    from listing_search.core.splits import ids_sha, ranker_train_queries
     from listing_search.text.tune import fine_tune
 
     splits = listings[S.SPLIT].to_numpy()
-    held_back, _ = ranker_train_queries(splits, settings.rank)
+    held_back, _ = ranker_train_queries(splits, settings.rank.seed, settings.rank.train_queries)
     train = np.setdiff1d(np.flatnonzero(splits == "train"), held_back)
     roots = listings[S.LABEL].to_numpy(np.int64)[train]
     if len(np.unique(roots)) < 2:

@@ -27,7 +27,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from listing_search.settings import TextSettings
-from listing_search.text.embed import mean_pool
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +36,13 @@ PATH_WEIGHT = 0.5
 HEAD_LR = 1e-3
 BATCH = 32
 MIN_SCHEDULED_STEPS = 20
+
+
+def mean_pool(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """[B, L, D] token states -> [B, D]: mean over real tokens, unit length (sentence-transformers' pooling)."""
+    mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+    mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return nn.functional.normalize(mean, p=2, dim=1)
 
 
 def _frozen_states(bert: nn.Module, tokenizer, texts: Sequence[str], max_length: int, n_frozen: int,

@@ -19,7 +19,7 @@ def health(request: Request) -> HealthOut | JSONResponse:
         reason = getattr(request.app.state, "load_error", None) or "loading"
         return JSONResponse({"status": "unavailable", "detail": reason}, status_code=503)
     try:
-        problem = engine.write_problem()
+        problem = request.app.state.writer.write_problem()
         status = "degraded" if problem else "ok"  # reads still work; writes would be refused
         return HealthOut(status=status, writes=problem or "ok", **engine.health())
     except Exception as exc:  # a broken or unreachable store must read as unhealthy, not crash the probe

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Query, Response, UploadFile, status
 
-from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload, require_api_key
+from listing_search.serve.deps import EngineDep, SettingsDep, WriterDep, check_k, read_upload, require_api_key
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.schemas import DeletedOut, ListingOut, SearchHitOut, SimilarOut
 from listing_search.serve.validate import NonBlankText, Price, Text
@@ -43,7 +43,7 @@ def similar_listings(engine: EngineDep, settings: SettingsDep, listing_id: Listi
 @router.post("", response_model=ListingOut, status_code=status.HTTP_201_CREATED, summary="Add a listing",
              dependencies=[Depends(require_api_key)], responses=AUTH_RESPONSES)
 def add_listing(
-    engine: EngineDep,
+    writer: WriterDep,
     settings: SettingsDep,
     title: Annotated[NonBlankText, Form(min_length=1, max_length=300, examples=["Pine bed frame"])],
     category: Annotated[NonBlankText, Form(max_length=200, description="Root category.", examples=["Home & Garden"])],
@@ -63,7 +63,7 @@ def add_listing(
     data = [read_upload(p, settings, f"photos[{i}]") for i, p in enumerate(photos)]
     fields = {"title": title.strip(), "description": description, "price": price, "location": location,
               "root_category": category, "category_path": category_path}
-    written = engine.add_listing(fields, data, idempotency_key)
+    written = writer.add_listing(fields, data, idempotency_key)
     response.headers[LOG_SEQ_HEADER] = str(written.seq)
     if not written.created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -72,8 +72,8 @@ def add_listing(
 
 @router.delete("/{listing_id}", response_model=DeletedOut, summary="Delete a listing",
                dependencies=[Depends(require_api_key)], responses={**AUTH_RESPONSES, 404: {}})
-def delete_listing(engine: EngineDep, listing_id: ListingId, response: Response) -> DeletedOut:
-    seq = engine.remove_listing(listing_id)
+def delete_listing(writer: WriterDep, listing_id: ListingId, response: Response) -> DeletedOut:
+    seq = writer.remove_listing(listing_id)
     if seq is None:
         raise HTTPException(404, f"unknown listing {listing_id!r}")
     response.headers[LOG_SEQ_HEADER] = str(seq)

@@ -26,9 +26,9 @@ def similar_images(engine: EngineDep, settings: SettingsDep, image: ImageFile,
                    k: Annotated[int, Form(description="How many photos (1..max_k).")] = 4) -> SimilarImagesOut:
     """Photo by photo (one listing may appear several times); see ``/v1/search`` for listings."""
     hits = engine.similar_images(read_upload(image, settings), check_k(k, settings))
-    return SimilarImagesOut(similar_index=[h.vector_id for h in hits], image_ids=[h.image_id for h in hits],
-                            listing_ids=[h.listing_id for h in hits],
-                            distances=[round(1.0 - h.score, 6) for h in hits])
+    return SimilarImagesOut(similar_index=[vid for vid, _, _, _ in hits], image_ids=[i for _, i, _, _ in hits],
+                            listing_ids=[lid for _, _, lid, _ in hits],
+                            distances=[round(1.0 - score, 6) for _, _, _, score in hits])
 
 
 @router.post("/v1/predict/category", response_model=CategoryOut, summary="Root category of a photo and/or words")
@@ -44,10 +44,5 @@ def predict_category(
     if image is None and text is None:
         raise HTTPException(422, "give an image, a text, or both")
     data = read_upload(image, settings) if image is not None else None
-    if engine.ranking is not None:  # a bad photo or missing text model: the app's 4xx handlers answer
-        ranked = engine.ranking.predict_category(data, text, top)
-    elif data is not None:
-        ranked = engine.predict_category(data, top)
-    else:
-        raise HTTPException(400, "category from words is not available: ranking is not loaded")
+    ranked = engine.predict_category(data, text, top)  # a bad photo or no text model: the 4xx handlers answer
     return CategoryOut(categories=[CategoryScore(category=c, probability=round(p, 6)) for c, p in ranked])

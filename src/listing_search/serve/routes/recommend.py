@@ -11,8 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import Field, TypeAdapter, ValidationError
 
-from listing_search.store.models import Filters
-from listing_search.rank.personalise import HistoryEvent
+from listing_search.core.query import Filters, HistoryEvent
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.querylog import log_query
@@ -56,13 +55,11 @@ def recommend(body: RecommendIn, request: Request, engine: EngineDep, settings: 
     ``query`` when given, and never containing a listing the history names. Each result names the
     history listing it is most like (``because``), for a "because you viewed ..." line."""
     check_k(body.k, settings)
-    if engine.ranking is None:
-        raise HTTPException(503, "recommendations are unavailable: ranking is not loaded")
     query = (body.query or "").strip() or None
     if query and not engine.has_text:
         raise HTTPException(400, "text is not available: no text model or text index is loaded")
-    feed = engine.ranking.recommend(list(to_events(body.history)), body.k, text=query,
-                                    filters=Filters(root_category=body.category or None))
+    feed = engine.recommend(to_events(body.history), body.k, text=query,
+                            filters=Filters(root_category=body.category or None))
     results = [RecommendHitOut.of_reason(h, feed.because.get(h.listing.listing_id)) for h in feed.hits]
     out = RecommendOut(results=results, k=body.k, history_used=feed.used,
                        unknown_listing_ids=feed.unknown_ids, notes=feed.notes, versions=engine.versions())

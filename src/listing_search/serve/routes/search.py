@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 
-from listing_search.store.models import Filters
-from listing_search.rank.candidates import SORTS, SearchQuery
+from listing_search.core.query import SORTS, Filters, Page, Query
+from listing_search.search.paging import MAX_CURSOR_CHARS
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.routes.recommend import parse_history
@@ -36,15 +36,18 @@ def search(
     sort: Annotated[Literal[SORTS], Form(description="relevance (newest without a query), newest, "
                                          "price_asc or price_desc.")] = "relevance",
     offset: Annotated[int, Form(ge=0, le=10_000, description="Results to skip (paging).")] = 0,
+    cursor: Annotated[str | None, Form(max_length=MAX_CURSOR_CHARS, description=(
+        "Where the next page starts: the previous answer's `next_cursor` (not with `offset`). A listing "
+        "added meanwhile neither shifts nor repeats what follows."))] = None,
     spelling: Annotated[bool, Form(description="Correct misspelt words against the catalogue's vocabulary "
                                    "(false: search exactly what was typed).")] = True,
     history: Annotated[str | None, Form(max_length=MAX_HISTORY_CHARS, description=(
         "Optional JSON list of {listing_id, event: viewed|liked|searched, timestamp?}: results lean "
         "towards what the history says."), examples=['[{"listing_id": "243809c0", "event": "liked"}]'])] = None,
 ) -> SearchOut:
-    """Listings ranked by similarity. Filters restrict the candidates before ranking, so a rare
-    category still yields ``k`` listings when it has that many. Filters without a photo or words
-    browse the listings that pass them (``total`` counts them)."""
+    """Listings matching a photo and/or words (the match set: docs/search.md), filtered, one result
+    per listing, in ``sort`` order; ``total`` counts them all. Filters without a photo or words browse
+    every listing that passes them. Page with ``offset`` or with the previous answer's ``next_cursor``."""
     check_k(k, settings)
     text = (text or "").strip() or None
     if price_min is not None and price_max is not None and price_min > price_max:
@@ -52,16 +55,17 @@ def search(
     filters = Filters(category or None, price_min, price_max, (location or "").strip() or None)
     if image is None and text is None and not filters.active():
         raise HTTPException(422, "give an image, a text query, filters to browse by, or a combination")
+    if cursor is not None and offset:
+        raise HTTPException(422, "give offset or cursor, not both")
     data = read_upload(image, settings) if image is not None else None
-    query = SearchQuery(image=data, text=text, k=k, filters=filters, history=parse_history(history), sort=sort,
-                        offset=offset, spelling=spelling)
-    result = engine.search_result(query)
+    query = Query(text=text, image=data, filters=filters, sort=sort, page=Page(k, offset, cursor or None),
+                  history=parse_history(history), spelling=spelling)
+    result = engine.search(query)
     browsing = data is None and text is None
-    total = engine.store.count_matching(filters) if browsing else None
     applied = {n: v for n, v in (("category", filters.root_category), ("price_min", price_min),
                                  ("price_max", price_max), ("location", filters.location)) if v is not None}
     out = SearchOut(results=[SearchHitOut.of_hit(h) for h in result.hits], k=k, filters=applied, sort=sort,
-                    offset=offset, total=total, searched=result.searched_text,
+                    offset=offset, total=result.total, next_cursor=result.next_cursor, searched=result.searched,
                     corrections=[Correction(typed=a, searched=b) for a, b in result.corrections],
                     predicted_categories=[CategoryGuess(category=c, probability=round(p, 4))
                                           for c, p in result.predicted_categories],

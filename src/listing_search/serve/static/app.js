@@ -43,7 +43,7 @@ let searchSeq = 0; // answers to older searches are ignored
 let openSeq = 0;
 let lastTyped = ""; // the words as typed for the last search, offered back when the API corrected them
 let guessedCategory = null; // what the last photo looks like, offered as a category filter
-let current = null; // the search on screen: {asked, searched, nextOffset, shown: Set of ids, total, loading}
+let current = null; // the search on screen: {asked, searched, nextCursor, shown: Set of ids, total, loading}
 let sortIsBrowseDefault = false; // "Newest" was put in the sort box because there was nothing to be relevant to
 let searchScroll = 0; // where the results were scrolled to when a listing was opened
 let openedFrom = null; // the link (a card's, a history entry's) that opened a listing: focus goes back to it
@@ -268,8 +268,9 @@ function searchOfForm({ spelling = true } = {}) {
   return { words: els.q.value.trim(), photo: chosenPhoto, filters, sort: els.sort.value || "relevance", spelling };
 }
 
-/** One page of a search as the API's form fields: the page starts at ``offset``. */
-function searchForm(asked, offset = 0) {
+/** One page of a search as the API's form fields: the first, or the one after ``cursor`` (the API's
+ * ``next_cursor``: a listing added meanwhile neither shifts nor repeats what follows). */
+function searchForm(asked, cursor = null) {
   const fd = new FormData();
   if (asked.words) fd.append("text", asked.words);
   if (asked.photo) fd.append("image", asked.photo, asked.photo.name || "photo");
@@ -277,7 +278,7 @@ function searchForm(asked, offset = 0) {
   if (!asked.spelling) fd.append("spelling", "false");
   for (const [name, value] of Object.entries(asked.filters)) fd.append(name, String(value));
   fd.append("sort", asked.sort);
-  if (offset) fd.append("offset", String(offset));
+  if (cursor) fd.append("cursor", cursor);
   const history = historyToSend();
   if (history.length) fd.append("history", JSON.stringify(history)); // leans results towards it
   return fd;
@@ -339,16 +340,17 @@ function showAnswer(body, asked) {
   const searched = { ...asked, words: body?.searched ?? asked.words, filters: body?.filters ?? asked.filters };
   current.searched = searched;
   current.total = Number.isInteger(body?.total) ? body.total : null;
-  current.nextOffset = listings.length;
+  current.nextCursor = body?.next_cursor ?? null;
   if (!listings.length) {
     clearResults(isBrowse(searched) ? `No listings ${describeSearch(searched)}. Try wider filters.`
       : `No listings for ${describeSearch(searched)}. Try fewer words or wider filters.`);
+    if (body?.no_match) els.noMatch.hidden = false; // nothing matched: say so, show nothing weak
     return;
   }
   for (const l of listings) current.shown.add(l.id);
   fill(els.resultsList, listings);
   showSummary();
-  showMore(listings.length);
+  showMore();
   showNotes(body);
 }
 
@@ -359,9 +361,9 @@ function showSummary() {
     `${n} listing${n === 1 ? "" : "s"} ${subjectOf(current.searched)}, ${orderOf(current.searched)}.`;
 }
 
-/** "Load more" stays while the last page came back full and the total (when known) is not reached. */
-function showMore(pageLength) {
-  const done = pageLength < PAGE_K || (current.total !== null && current.nextOffset >= current.total);
+/** "Load more" stays while the API says where a next page starts. */
+function showMore() {
+  const done = !current.nextCursor;
   els.more.hidden = done;
   els.moreCount.textContent = current.total !== null ? `Showing ${current.shown.size} of ${current.total}.`
     : `Showing ${current.shown.size}.`;
@@ -408,7 +410,7 @@ async function search({ spelling = true } = {}) {
     return;
   }
   const asked = searchOfForm({ spelling });
-  current = { asked, searched: asked, nextOffset: 0, shown: new Set(), total: null, loading: false };
+  current = { asked, searched: asked, nextCursor: null, shown: new Set(), total: null, loading: false };
   lastTyped = asked.words;
   setStatus(isBrowse(asked) ? `Looking for listings ${describeSearch(asked)}…`
     : `Searching for ${describeSearch(asked)}…`, true);
@@ -439,16 +441,16 @@ async function loadMore() {
   setStatus("Loading more listings…", true);
   setBusy(true);
   try {
-    const body = await api("search", { method: "POST", body: searchForm(page.asked, page.nextOffset) });
+    const body = await api("search", { method: "POST", body: searchForm(page.asked, page.nextCursor) });
     if (seq !== searchSeq) return;
     const listings = resultsOf(body);
-    page.nextOffset += listings.length; // the API's count: the next page starts after this one
+    page.nextCursor = body?.next_cursor ?? null;
     if (Number.isInteger(body?.total)) page.total = body.total;
     const fresh = listings.filter((l) => !page.shown.has(l.id));
     for (const l of fresh) page.shown.add(l.id);
     els.resultsList.append(...fresh.map(card));
     showSummary();
-    showMore(listings.length);
+    showMore();
     setStatus("");
     // The button went with the last page: focus the first new card rather than losing it.
     if (els.more.hidden && fresh.length) {

@@ -1,0 +1,86 @@
+"""What a buyer asks: immutable request types every stage reads and none writes into.
+
+A :class:`Query` is one search: words and/or a photo (or vectors a caller already holds), filters,
+an order, a page, a history. The four front doors of ``search.pipeline`` (search, browse, similar,
+recommend) all start from one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Query modes: what the query gave. Calibration, the no-match threshold and the shown category's
+# temperature are kept per mode; the names are the keys of relevance.json and category_predictor.json.
+TEXT, IMAGE, BOTH = "text", "image", "both"
+MODES = (TEXT, IMAGE, BOTH)
+
+RELEVANCE, NEWEST, PRICE_ASC, PRICE_DESC = "relevance", "newest", "price_asc", "price_desc"
+SORTS = (RELEVANCE, NEWEST, PRICE_ASC, PRICE_DESC)
+
+# History events a buyer leaves, and how much each counts in a profile (search.personalise).
+EVENTS = ("viewed", "searched", "liked")
+
+
+def mode_of(has_text: bool, has_image: bool) -> str | None:
+    """text, image or both; None for a query with neither (browsing)."""
+    if has_text and has_image:
+        return BOTH
+    return TEXT if has_text else IMAGE if has_image else None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Structured filters of a search; ``None`` means no constraint."""
+
+    root_category: str | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+    location: str | None = None  # a case-insensitive substring of the listing's location
+
+    def active(self) -> bool:
+        return any(v is not None for v in (self.root_category, self.min_price, self.max_price, self.location))
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    listing_id: str
+    event: str = "viewed"
+    timestamp: float | None = None  # seconds since the epoch
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which slice of the ordered match set: ``k`` results after ``offset`` of them, or after an
+    opaque ``cursor`` a previous answer gave (``search.paging``)."""
+
+    k: int = 10
+    offset: int = 0
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Query:
+    """One search. ``image`` is an uploaded photo's bytes; ``image_vecs`` are photo vectors a caller
+    already holds (a listing's own photos for "similar", a stored photo when fitting), searched
+    together: a listing's photo score is its best against any of them. ``exclude`` holds listing
+    keys never to return (a feed leaves out what the buyer has seen; fitting leaves out a split)."""
+
+    text: str | None = None
+    image: bytes | None = None
+    image_vecs: np.ndarray | None = None
+    filters: Filters = field(default_factory=Filters)
+    sort: str = RELEVANCE
+    page: Page = field(default_factory=Page)
+    history: tuple[HistoryEvent, ...] = ()
+    exclude: frozenset[int] = frozenset()
+    spelling: bool = True
+
+    @property
+    def has_image(self) -> bool:
+        return self.image is not None or self.image_vecs is not None
+
+    @property
+    def mode(self) -> str | None:
+        return mode_of(bool(self.text), self.has_image)

@@ -1,0 +1,83 @@
+"""The no-match threshold: below what best relevance a search is answered "no good match".
+
+Set per query mode on the committed nonsense queries and on photos of nothing a marketplace sells,
+and capped by the weakest real val queries, all run through the search pipeline's front door.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from io import BytesIO
+
+import numpy as np
+
+from listing_search.core.query import IMAGE, MODES, TEXT, Page, Query
+from listing_search.search.pipeline import SearchPipeline
+
+UNLIKE_PHOTOS = 24
+NO_MATCH_QUANTILE = 0.95
+K = 10
+
+
+def no_match_queries() -> list[str]:
+    """The committed nonsense queries (one per line) that must come back as no good match."""
+    text = resources.files("listing_search.fit").joinpath("no_match_queries.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def unlike_photos(n: int = UNLIKE_PHOTOS, seed: int = 7) -> list[bytes]:
+    """Photos of nothing a marketplace sells: flat colours, noise, gradients, stripes (seeded)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            arr = np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (224, 224, 3))
+        elif kind == 1:
+            arr = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+        elif kind == 2:
+            ramp = np.linspace(0, 255, 224, dtype=np.float64)
+            arr = np.stack([np.add.outer(ramp * c, ramp * (1 - c)) / 2 for c in rng.uniform(0, 1, 3)], -1)
+        else:
+            arr = np.where((np.arange(224)[:, None] // rng.integers(4, 32)) % 2 == 0, 255, 0)[..., None] \
+                * np.ones((1, 224, 3))
+        buf = BytesIO()
+        Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def no_match_threshold(pipeline: SearchPipeline, real: dict[str, list[Query]]) -> tuple[dict[str, float], dict]:
+    """Per query mode: just above the best relevance of 95% of the nonsense inputs of that kind
+    (nonsense words for text, unlike photos for photos; the lower of the two for both), but never
+    above the best relevance of the 5% weakest ``real`` val queries of that mode, so that one nonsense
+    word corrected to a real one cannot drag the threshold over real searches.
+
+    Words alone that the catalogue never uses (after correction) are "no match" whatever the
+    threshold (``Understanding.unknown_words``); the report's flagged shares count both rules."""
+    def best(query: Query) -> tuple[float, bool]:
+        result = pipeline.search(query)
+        return result.best_relevance or 0.0, result.unknown_words
+
+    nonsense = {TEXT: [best(Query(text=t, page=Page(K))) for t in no_match_queries()],
+                IMAGE: [best(Query(image=p, page=Page(K))) for p in unlike_photos()]}
+    answered = {mode: [best(q) for q in queries] for mode, queries in real.items()}
+    above = {m: float(np.quantile([b for b, _ in v], NO_MATCH_QUANTILE)) + 0.01 for m, v in nonsense.items() if v}
+    above["both"] = min(above.values()) if above else 0.0
+    thresholds, report = {}, {}
+    for mode in MODES:
+        mine = answered.get(mode, [])
+        # "lower": an order statistic, so at most 5% of the real queries can fall under the cap
+        cap = float(np.quantile([b for b, _ in mine], 1 - NO_MATCH_QUANTILE, method="lower")) if mine else 1.0
+        thresholds[mode] = float(np.floor(min(above.get(mode, 0.0), cap) * 1e4) / 1e4)  # never above the cap
+
+        def flagged(items: list[tuple[float, bool]], t: float = thresholds[mode]) -> float:
+            return round(float(np.mean([b < t or unknown for b, unknown in items])), 4) if items else float("nan")
+
+        noise = nonsense.get(mode, nonsense[TEXT] + nonsense[IMAGE])
+        report[mode] = {"threshold": thresholds[mode], "nonsense_inputs": len(noise),
+                        "nonsense_flagged": flagged(noise), "real_val_queries": len(mine),
+                        "real_val_flagged": flagged(mine)}
+    return thresholds, report

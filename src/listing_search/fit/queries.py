@@ -1,0 +1,105 @@
+"""Catalogue listings asked as buyers' queries, through the search pipeline, for fitting.
+
+A listing becomes a query the way buyers search: its title as words, one of its photos, both, or
+the title with one letter dropped (``text.typos``). Each runs through ``SearchPipeline.scored``
+(the serving stages up to the ranker's features) with the other split's listings and the listing
+itself left out, so the ranker is fit on exactly the candidates and features it scores when serving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from listing_search.core.grading import grade
+from listing_search.core.query import BOTH, IMAGE, TEXT, Page, Query
+from listing_search.fit.vectors import ListingVectors
+from listing_search.search.pipeline import Scored, SearchPipeline
+from listing_search.text.typos import drop_letter
+
+TYPO = "typo"  # words with a letter dropped: a text query, made another way
+KINDS = (TEXT, IMAGE, BOTH, TYPO)  # how a listing is asked, in turn
+K = 60  # the page a training query asks for (retrieval never depends on it)
+
+
+@dataclass
+class QuerySet:
+    """Pair features of many queries, grouped by query (LightGBM's ``group``), with their modes."""
+
+    x: np.ndarray
+    grades: np.ndarray
+    groups: np.ndarray
+    modes: list[str]
+
+    def split(self, pick: np.ndarray) -> "QuerySet":
+        starts = np.r_[0, np.cumsum(self.groups)]
+        rows = np.concatenate([np.arange(starts[q], starts[q + 1]) for q in np.flatnonzero(pick)]) \
+            if pick.any() else np.zeros(0, np.int64)
+        return QuerySet(self.x[rows], self.grades[rows], self.groups[pick], [m for m, p in zip(self.modes, pick) if p])
+
+
+def mode_of_kind(kind: str) -> str:
+    return TEXT if kind == TYPO else kind
+
+
+class QueryMaker:
+    """Catalogue listings as queries through the pipeline, with the features and grades of their candidates."""
+
+    def __init__(self, pipeline: SearchPipeline, vectors: ListingVectors, seed: int) -> None:
+        self.pipeline, self.vectors = pipeline, vectors
+        self.rng = np.random.default_rng(seed + 1)
+        catalog = pipeline.live.catalog
+        self.key_of = {catalog.listing_id[r]: int(catalog.key[r]) for r in catalog.live_rows()}
+        self.split_keys = {s: frozenset(self.key_of[str(i)] for i, sp in zip(vectors.ids, vectors.splits)
+                                        if sp == s and str(i) in self.key_of) for s in ("train", "val")}
+
+    def query(self, row: int, kind: str, exclude_split: str, k: int = K) -> Query | None:
+        """Listing ``row`` asked as ``kind``; None when it cannot be (no photo, no long word)."""
+        v = self.vectors
+        title = v.titles[row]
+        photos = v.photos_of(row)
+        own = self.key_of.get(str(v.ids[row]))
+        exclude = self.split_keys[exclude_split] | ({own} if own is not None else set())
+        if kind in (IMAGE, BOTH) and not len(photos):
+            return None
+        text = drop_letter(title, self.rng) if kind == TYPO else (title if kind != IMAGE else None)
+        if kind == TYPO and text is None:
+            return None
+        image = photos[self.rng.integers(len(photos))][None] if kind in (IMAGE, BOTH) else None
+        return Query(text=text, image_vecs=image, page=Page(k), exclude=frozenset(exclude))
+
+    def scored(self, query: Query, pipeline: SearchPipeline | None = None) -> Scored:
+        """The query through the serving stages up to the ranker (``pipeline``: other models)."""
+        return (pipeline or self.pipeline).scored(query, show=False)  # the ranker reads its belief, not what is shown
+
+    def grades(self, row: int, scored: Scored) -> np.ndarray:
+        """2 = same category path, 1 = same root category, 0 = otherwise (``core.grading.grade``)."""
+        root, path = self.vectors.categories[self.vectors.labels[row]], self.vectors.paths[row]
+        catalog = scored.catalog
+        return np.array([grade(root, path, catalog.root_name(r), catalog.path_name(r))
+                         for r in scored.candidates.rows], np.int64)
+
+    def pairs(self, rows: np.ndarray, pipelines: list[SearchPipeline], exclude_split: str, progress: bool = False,
+              desc: str = "queries") -> QuerySet:
+        """Each listing of ``rows`` asked in turn as text, photo, both and misspelt text (``pipelines``:
+        the models each is asked through)."""
+        from tqdm import tqdm
+
+        xs, gs, groups, modes = [], [], [], []
+        for j, (row, pipeline) in enumerate(tqdm(list(zip(rows, pipelines)), disable=not progress, desc=desc,
+                                                 unit="query")):
+            kind = KINDS[j % len(KINDS)]
+            query = self.query(int(row), kind, exclude_split)
+            if query is None:
+                continue
+            scored = self.scored(query, pipeline)
+            if not len(scored.candidates):
+                continue
+            xs.append(scored.ranked.features)
+            gs.append(self.grades(int(row), scored))
+            groups.append(len(scored.candidates))
+            modes.append(mode_of_kind(kind))
+        if not xs:
+            raise ValueError("no usable ranker queries: is the catalogue indexed (`listing-search index`)?")
+        return QuerySet(np.vstack(xs), np.concatenate(gs), np.array(groups, np.int64), modes)

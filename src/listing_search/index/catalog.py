@@ -1,0 +1,258 @@
+"""The catalogue a serving process holds in memory: every listing's fields as columns.
+
+Derived from the store of record and kept current from its change log, like the vector indexes
+(``index.live``), so a search reads no store: results are presented, filters applied, listings
+sorted and counted from here. The store serves writes, derivation and the listing page.
+
+Rows are append-only: a listing's row never changes once written. An update writes a new row and
+retires the old one; a delete retires it. A search that read a row number keeps reading the
+same listing's fields however the view moves on meanwhile; arrays grow by copying, and a reader
+holding the old arrays still finds every row it knew. :meth:`compacted` builds a fresh view
+without retired rows (``index.live`` swaps it in when they outnumber the live ones).
+
+Memory per listing: its strings (id, title, description, photo ids) as Python strings, six
+numeric columns and a place in two lookups (key -> row, listing id -> row); category paths,
+roots and locations are stored once each and referenced by a code (``docs/performance.md``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from listing_search.core.query import NEWEST, PRICE_ASC, PRICE_DESC, Filters
+from listing_search.store.models import Listing
+
+_GROW = 1.5
+NONE = -1  # "no row" in the key -> row lookup
+
+
+class Codes:
+    """Distinct strings (category paths, roots, locations) numbered in order of first sight."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+        self._code: dict[str, int] = {}
+
+    def code(self, value: str) -> int:
+        c = self._code.get(value)
+        if c is None:
+            c = self._code[value] = len(self.values)
+            self.values.append(value)
+        return c
+
+    def find(self, value: str) -> int | None:
+        return self._code.get(value)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """A total order over rows: ascending ``primary`` (NaN = +inf: listings without the value come
+    last), then ascending ``secondary`` (from the listing key, unique). Keyset cursors hold the pair."""
+
+    primary: np.ndarray
+    secondary: np.ndarray
+
+
+class CatalogView:
+    """Listings as row-aligned columns; rows only appended, so readers never see a row change."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.n = 0
+        self.live = 0
+        self.paths, self.roots, self.locations = Codes(), Codes(), Codes()
+        self._lock = threading.Lock()  # one writer at a time (the log applier holds its own lock too)
+        self._alloc(capacity)
+        self.listing_id: list[str] = []
+        self.title: list[str] = []
+        self.description: list[str] = []
+        self.image_ids: list[tuple[str, ...]] = []
+        self.vector_ids: list[tuple[int, ...]] = []
+        self._row_of_key = np.full(1024, NONE, np.int64)
+        self._row_of_id: dict[str, int] = {}
+        self._key_of_vector = np.full(1024, NONE, np.int64)
+
+    def _alloc(self, capacity: int) -> None:
+        self.key = np.zeros(capacity, np.int64)
+        self.price = np.full(capacity, np.nan)
+        self.posted_at = np.full(capacity, np.nan)
+        self.root = np.full(capacity, NONE, np.int32)
+        self.path = np.full(capacity, NONE, np.int32)
+        self.location = np.full(capacity, NONE, np.int32)
+        self.label = np.full(capacity, NONE, np.int32)
+        self.alive = np.zeros(capacity, bool)
+
+    # ------------------------------------------------------------- writes
+    @classmethod
+    def build(cls, batches: Iterable[list[Listing]]) -> "CatalogView":
+        view = cls()
+        for batch in batches:
+            view.upsert(batch)
+        return view
+
+    def upsert(self, listings: list[Listing]) -> None:
+        """Each listing's current fields: a new row, the listing's old row (if any) retired."""
+        with self._lock:
+            self._reserve(self.n + len(listings))
+            for rec in listings:
+                self._retire(rec.key)
+                self._append(rec)
+
+    def remove(self, keys: Iterable[int]) -> None:
+        with self._lock:
+            for key in keys:
+                self._retire(int(key))
+
+    def _append(self, rec: Listing) -> None:
+        r = self.n
+        self.key[r] = rec.key
+        self.price[r] = np.nan if rec.price is None else float(rec.price)
+        self.posted_at[r] = np.nan if rec.posted_at is None else float(rec.posted_at)
+        self.root[r] = self.roots.code(rec.root_category or "")
+        self.path[r] = self.paths.code(rec.category_path or "")
+        self.location[r] = self.locations.code(rec.location or "")
+        self.label[r] = NONE if rec.label is None else int(rec.label)
+        self.listing_id.append(rec.listing_id)
+        self.title.append(rec.title or "")
+        self.description.append(rec.description or "")
+        self.image_ids.append(tuple(rec.image_ids))
+        self.vector_ids.append(tuple(int(v) for v in rec.vector_ids))
+        self.alive[r] = True
+        self._row_of_key = _set_at(self._row_of_key, rec.key, r)
+        self._row_of_id[rec.listing_id] = r
+        for vid in rec.vector_ids:
+            self._key_of_vector = _set_at(self._key_of_vector, int(vid), rec.key)
+        self.n += 1
+        self.live += 1
+
+    def _retire(self, key: int) -> None:
+        r = self.row_of_key(key)
+        if r == NONE:
+            return
+        self.alive[r] = False
+        self.live -= 1
+        self._row_of_key[key] = NONE
+        if self._row_of_id.get(self.listing_id[r]) == r:
+            del self._row_of_id[self.listing_id[r]]
+        for vid in self.vector_ids[r]:
+            if vid < len(self._key_of_vector) and self._key_of_vector[vid] == key:
+                self._key_of_vector[vid] = NONE
+
+    def _reserve(self, rows: int) -> None:
+        """Room for ``rows``: new arrays, filled, then published (readers of the old ones are unharmed)."""
+        if rows <= len(self.key):
+            return
+        old = {name: getattr(self, name) for name in ("key", "price", "posted_at", "root", "path", "location",
+                                                      "label", "alive")}
+        self._alloc(max(rows, int(len(self.key) * _GROW) + 1))
+        for name, arr in old.items():
+            getattr(self, name)[:len(arr)] = arr
+
+    def compacted(self) -> "CatalogView":
+        """A new view of the live rows only (retired rows dropped)."""
+        rows = self.live_rows()
+        view = CatalogView(max(1024, len(rows)))
+        view.upsert([self.listing(int(r)) for r in rows])
+        return view
+
+    # ------------------------------------------------------------- reads
+    def __len__(self) -> int:
+        return self.live
+
+    @property
+    def retired(self) -> int:
+        return self.n - self.live
+
+    def live_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.alive[:self.n])
+
+    def row_of_key(self, key: int) -> int:
+        table = self._row_of_key
+        return int(table[key]) if 0 <= key < len(table) else NONE
+
+    def rows_of_keys(self, keys: np.ndarray) -> np.ndarray:
+        """Row of each listing key (``NONE`` for keys the view does not hold)."""
+        keys = np.asarray(keys, np.int64)
+        table = self._row_of_key
+        inside = (keys >= 0) & (keys < len(table))
+        return np.where(inside, table[np.where(inside, keys, 0)], NONE)
+
+    def row_of_id(self, listing_id: str) -> int:
+        return self._row_of_id.get(str(listing_id), NONE)
+
+    def keys_of_vectors(self, vector_ids: np.ndarray) -> np.ndarray:
+        """Listing key of each photo vector id (``NONE`` for photos the view does not hold)."""
+        vids = np.asarray(vector_ids, np.int64)
+        table = self._key_of_vector
+        inside = (vids >= 0) & (vids < len(table))
+        return np.where(inside, table[np.where(inside, vids, 0)], NONE)
+
+    def listing(self, row: int) -> Listing:
+        """The row as the store's record type (what results and the listing page are made from)."""
+        price, posted = float(self.price[row]), float(self.posted_at[row])
+        label = int(self.label[row])
+        return Listing(int(self.key[row]), self.listing_id[row], self.title[row], self.description[row],
+                       None if math.isnan(price) else price, self.locations.values[self.location[row]],
+                       self.paths.values[self.path[row]], self.roots.values[self.root[row]],
+                       None if label == NONE else label, list(self.image_ids[row]),
+                       None if math.isnan(posted) else posted, list(self.vector_ids[row]))
+
+    def root_name(self, row: int) -> str:
+        return self.roots.values[self.root[row]]
+
+    def path_name(self, row: int) -> str:
+        return self.paths.values[self.path[row]]
+
+    # ------------------------------------------------------------- filters, orders, counts
+    def allowed(self, filters: Filters) -> np.ndarray:
+        """Boolean mask over rows ``[0, n)``: live and passing every filter."""
+        n = self.n
+        mask = self.alive[:n].copy()
+        if filters.root_category is not None:
+            code = self.roots.find(filters.root_category)
+            mask &= self.root[:n] == (NONE - 1 if code is None else code)
+        if filters.min_price is not None:
+            mask &= self.price[:n] >= filters.min_price  # NaN prices fail every comparison
+        if filters.max_price is not None:
+            mask &= self.price[:n] <= filters.max_price
+        if filters.location:
+            needle = filters.location.casefold()
+            codes = [c for c, place in enumerate(self.locations.values) if needle in place.casefold()]
+            mask &= np.isin(self.location[:n], np.array(codes, np.int32))
+        return mask
+
+    def sort_key(self, rows: np.ndarray, sort: str) -> SortKey:
+        """The order ``sort`` puts ``rows`` in: newest = latest ``posted_at`` first, then the latest
+        added; price_asc / price_desc = by price, then the earliest added; no price or date: last."""
+        keys = self.key[rows]
+        if sort == NEWEST:
+            return SortKey(-self.posted_at[rows], -keys)
+        if sort == PRICE_ASC:
+            return SortKey(self.price[rows], keys)
+        if sort == PRICE_DESC:
+            return SortKey(-self.price[rows], keys)
+        raise ValueError(f"no stored order for sort {sort!r}")
+
+    def counts(self, rows: np.ndarray, column: str) -> dict[str, int]:
+        """How many of ``rows`` hold each value of a coded column (``root``, ``path``, ``location``)."""
+        codes = {"root": (self.root, self.roots), "path": (self.path, self.paths),
+                 "location": (self.location, self.locations)}[column]
+        counted = np.bincount(codes[0][rows], minlength=len(codes[1]))
+        return {codes[1].values[c]: int(n) for c, n in enumerate(counted) if n}
+
+
+def _set_at(table: np.ndarray, index: int, value: int) -> np.ndarray:
+    """``table[index] = value``, growing the lookup (filled with ``NONE``) when the index is past its end."""
+    if index >= len(table):
+        grown = np.full(max(index + 1, int(len(table) * 2)), NONE, np.int64)
+        grown[:len(table)] = table
+        table = grown
+    table[index] = value
+    return table

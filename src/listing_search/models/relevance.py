@@ -1,0 +1,50 @@
+"""What a ranker score means to a person: calibrated relevance per query mode, and "no good match".
+
+``relevance.json`` (written by ``tune-ranker``) holds a :class:`~listing_search.models.calibrate.ModeCalibrator`
+fit on the val split (score -> P(the listing shares the query's root category)), the threshold below
+which the best result of a search is reported as no good match (set on the committed nonsense
+queries and unlike photos), the hash of the ``ranker.json`` it was calibrated for, and its report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from listing_search.pipeline import atomic_write_text
+from listing_search.models.calibrate import ModeCalibrator
+
+
+@dataclass
+class Relevance:
+    calibrator: ModeCalibrator
+    no_match_below: dict[str, float] = field(default_factory=dict)  # query mode -> threshold
+    ranker_sha: str = ""
+    report: dict = field(default_factory=dict)
+
+    def apply(self, scores: np.ndarray, mode: str) -> np.ndarray:
+        return self.calibrator.apply(np.asarray(scores, np.float64), mode)
+
+    def threshold(self, mode: str) -> float:
+        """Best relevance under which a search of this mode is answered "no good match"."""
+        return float(self.no_match_below.get(mode, 0.0))
+
+    def to_json(self) -> dict:
+        return {"calibrator": self.calibrator.to_json(), "no_match_below": self.no_match_below,
+                "ranker_sha": self.ranker_sha, "report": self.report}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Relevance":
+        thresholds = {m: float(t) for m, t in d.get("no_match_below", {}).items()}
+        return cls(ModeCalibrator.from_json(d["calibrator"]), thresholds,
+                   d.get("ranker_sha", ""), d.get("report", {}))
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(Path(path), json.dumps(self.to_json(), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> "Relevance":
+        return cls.from_json(json.loads(Path(path).read_text()))

@@ -1,0 +1,162 @@
+"""Ordering the match set and cutting pages from it, by ``offset`` or by an opaque cursor.
+
+Every order is total, so the pages of one search, laid end to end, are exactly one larger request:
+no listing twice, none skipped, and a sorted order never goes back across a page boundary.
+
+* ``relevance``: M as ranked (``search.match``). Its cursor remembers the listings already shown,
+  so none comes again even when a listing added meanwhile moves the ranking.
+* ``newest``, ``price_asc``, ``price_desc``: the catalogue's stored orders (``CatalogView.sort_key``:
+  the value, then the listing key; listings without a price or date last). Their cursor is a keyset,
+  the last listing's (value, key): a listing added between two pages neither shifts nor repeats
+  what follows.
+
+A cursor is bound to its search (words, photo, filters, sort): handed to another, it is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from listing_search.core.query import NEWEST, RELEVANCE, Page, Query
+from listing_search.errors import BadCursor
+from listing_search.index.catalog import CatalogView
+
+VERSION = 1
+MAX_CURSOR_CHARS = 65_536
+
+
+@dataclass(frozen=True)
+class Cursor:
+    sort: str
+    search: str  # the fingerprint of the search it continues
+    after: tuple[float, int] | None = None  # stored orders: the last listing shown, (value, key)
+    seen: tuple[int, ...] = ()  # relevance: the listing keys shown so far
+
+    def encode(self) -> str:
+        seen = sorted(self.seen)
+        body = {"v": VERSION, "s": self.sort, "q": self.search,
+                "a": None if self.after is None else [_num(self.after[0]), int(self.after[1])],
+                "d": np.diff(seen, prepend=0).tolist() if seen else []}
+        packed = zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 9)
+        return base64.urlsafe_b64encode(packed).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> "Cursor":
+        try:
+            if len(text) > MAX_CURSOR_CHARS:
+                raise ValueError("too long")
+            body = json.loads(zlib.decompress(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))))
+            if body["v"] != VERSION:
+                raise ValueError("version")
+            after = body["a"]
+            after = None if after is None else (_float(after[0]), int(after[1]))
+            seen = tuple(int(k) for k in np.cumsum(np.asarray(body["d"], np.int64)))
+            return cls(str(body["s"]), str(body["q"]), after, seen)
+        except (ValueError, TypeError, KeyError, IndexError, zlib.error, json.JSONDecodeError) as exc:
+            raise BadCursor("cursor: not a cursor this service gave (ask again without it)") from exc
+
+
+def search_fingerprint(query: Query) -> str:
+    """What a cursor is bound to: the words, the photo, the filters and the order."""
+    h = hashlib.sha256(json.dumps([query.text, query.sort, query.spelling, list(_filters(query))]).encode())
+    if query.image is not None:
+        h.update(hashlib.sha256(query.image).digest())
+    if query.image_vecs is not None:
+        h.update(np.ascontiguousarray(query.image_vecs, np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _filters(query: Query) -> tuple:
+    f = query.filters
+    return f.root_category, f.min_price, f.max_price, f.location
+
+
+@dataclass(frozen=True)
+class Slice:
+    rows: np.ndarray  # catalogue rows of the page, in order
+    next_cursor: str | None
+
+
+def cut_page(catalog: CatalogView, ranked_rows: np.ndarray | None, all_rows: np.ndarray, query: Query,
+             sort: str) -> Slice:
+    """The page ``query.page`` asks for. ``ranked_rows``: M in relevance order (None when browsing);
+    ``all_rows``: M in any order (the stored sorts order it themselves)."""
+    page, fingerprint = query.page, search_fingerprint(query)
+    cursor = _checked(page, fingerprint, sort)
+    if sort == RELEVANCE and ranked_rows is not None:
+        return _relevance_page(catalog, ranked_rows, page, cursor, fingerprint)
+    return _stored_page(catalog, all_rows, page, cursor, fingerprint, NEWEST if sort == RELEVANCE else sort, sort)
+
+
+def _checked(page: Page, fingerprint: str, sort: str) -> Cursor | None:
+    if page.cursor is None:
+        return None
+    cursor = Cursor.decode(page.cursor)
+    if cursor.sort != sort:
+        raise BadCursor(f"cursor: it continues a search sorted by {cursor.sort}, not {sort}")
+    if cursor.search != fingerprint:
+        raise BadCursor("cursor: it continues another search (other words, photo or filters)")
+    return cursor
+
+
+def _relevance_page(catalog: CatalogView, rows: np.ndarray, page: Page, cursor: Cursor | None,
+                    fingerprint: str) -> Slice:
+    keys = catalog.key[rows]
+    if cursor is not None:
+        left = ~np.isin(keys, np.asarray(cursor.seen, np.int64))
+        rows, keys = rows[left], keys[left]
+        seen = cursor.seen
+    else:
+        seen = tuple(keys[:page.offset].tolist())
+        rows, keys = rows[page.offset:], keys[page.offset:]
+    shown, more = rows[:page.k], len(rows) > page.k
+    nxt = Cursor(RELEVANCE, fingerprint, seen=seen + tuple(keys[:page.k].tolist())).encode() if more else None
+    return Slice(shown, nxt)
+
+
+def _stored_page(catalog: CatalogView, rows: np.ndarray, page: Page, cursor: Cursor | None, fingerprint: str,
+                 order: str, sort: str) -> Slice:
+    rows = np.asarray(rows, np.int64)
+    sk = catalog.sort_key(rows, order)
+    primary = np.where(np.isnan(sk.primary), np.inf, sk.primary)
+    secondary = sk.secondary
+    skip = page.offset
+    if cursor is not None:
+        if cursor.after is None:
+            raise BadCursor("cursor: not a cursor this service gave (ask again without it)")
+        cp, cs = cursor.after
+        later = (primary > cp) | ((primary == cp) & (secondary > cs))
+        rows, primary, secondary, skip = rows[later], primary[later], secondary[later], 0
+    picked = _smallest(primary, secondary, skip + page.k + 1)
+    shown = picked[skip:skip + page.k]
+    more = len(picked) > skip + page.k
+    nxt = None
+    if more and len(shown):
+        last = shown[-1]
+        nxt = Cursor(sort, fingerprint, after=(float(primary[last]), int(secondary[last]))).encode()
+    return Slice(rows[shown], nxt)
+
+
+def _smallest(primary: np.ndarray, secondary: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` smallest (primary, secondary) pairs, in order."""
+    if n <= 0 or not len(primary):
+        return np.zeros(0, np.int64)
+    pool = np.arange(len(primary))
+    if len(primary) > n:
+        kth = np.partition(primary, n - 1)[n - 1]
+        pool = np.flatnonzero(primary <= kth)
+    return pool[np.lexsort((secondary[pool], primary[pool]))][:n]
+
+
+def _num(x: float) -> float | None:
+    return None if np.isinf(x) else float(x)
+
+
+def _float(x) -> float:
+    return np.inf if x is None else float(x)

@@ -1,0 +1,183 @@
+"""One search path, four front doors.
+
+Every door runs the same stages: **understand** the query (``search.understand``) -> **retrieve**
+candidates (``search.candidates``) -> **rank** them on the ranker's features (``search.rank``) ->
+the **match set** M (``search.match``) -> **page** it (``search.paging``) -> **present** the hits
+(``search.present``). Each stage takes immutable inputs and returns its own type
+(``search.types``). A search reads one catalogue view throughout and nothing but memory.
+
+* :meth:`SearchPipeline.search`: words and/or a photo, filters, a sort, a page, a history;
+* :meth:`SearchPipeline.browse`: filters alone (M = every listing passing them);
+* :meth:`SearchPipeline.similar`: a listing's own photos as the query;
+* :meth:`SearchPipeline.recommend`: a buyer's history as the query (or leaning a query).
+
+``tune-ranker`` fits on :meth:`SearchPipeline.scored` (the stages up to the ranker's features) and
+``evaluate`` measures through the doors, so what is fit and measured is what buyers get.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from listing_search.core.query import Filters, HistoryEvent, Page, Query
+from listing_search.errors import UnknownCategory
+from listing_search.index.catalog import NONE, CatalogView
+from listing_search.index.live import LiveIndexes
+from listing_search.models.bundle import ModelBundle
+from listing_search.search import present
+from listing_search.search.candidates import Allowed, Retriever
+from listing_search.search.match import holding_words, match_set
+from listing_search.search.paging import cut_page
+from listing_search.search.personalise import Personaliser, Profile
+from listing_search.search.rank import Ranker
+from listing_search.search.types import Candidates, Hit, Ranked, Result, Understanding
+from listing_search.search.understand import Encoders, Understander
+from listing_search.settings import RankSettings
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The stages up to the ranker, for one query: what fitting and explaining read."""
+
+    understanding: Understanding
+    candidates: Candidates
+    ranked: Ranked
+    catalog: CatalogView
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A recommendation feed: hits, and for each the history listing it is most like."""
+
+    hits: list[Hit]
+    used: int
+    unknown_ids: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+    because: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # hit id -> (id, title, event)
+
+
+class SearchPipeline:
+    """The stages over one replica's live indexes, encoders and fitted models; thread-safe."""
+
+    def __init__(self, live: LiveIndexes, encoders: Encoders, models: ModelBundle, settings: RankSettings,
+                 categories: list[str]) -> None:
+        self.live, self.encoders, self.models, self.settings = live, encoders, models, settings
+        self.categories = list(categories)
+        self.retriever = Retriever(live, settings)
+        self.understander = Understander(live, self.retriever, encoders, models)
+        self.ranker = Ranker(models, self.retriever, settings.history_weight)
+        self.personaliser = Personaliser(live, models, settings.half_life_days)
+
+    def with_models(self, models: ModelBundle) -> "SearchPipeline":
+        """The same indexes and encoders ranking with other models (fitting swaps them per query)."""
+        return SearchPipeline(self.live, self.encoders, models, self.settings, self.categories)
+
+    # ------------------------------------------------------------- doors
+    def search(self, query: Query) -> Result:
+        """A page of M for words and/or a photo (filters alone browse); ``total`` = |M|."""
+        self.check_filters(query.filters)
+        if query.text is None and not query.has_image:
+            return self.browse(query)
+        scored, holding = self._scored(query, show=True)
+        u, ranked, catalog = scored.understanding, scored.ranked, scored.catalog
+        matched = match_set(u, ranked, holding, self.models)
+        page = cut_page(catalog, matched.rows, matched.rows, query, query.sort)
+        return Result(present.hits(catalog, page.rows, ranked, u, self.retriever, matched.position),
+                      matched.total, page.next_cursor, u.words, u.corrections,
+                      present.shown_categories(u, self.models, self.encoders.vision_categories),
+                      matched.no_match, u.unknown_words, ranked.best_relevance)
+
+    def browse(self, query: Query) -> Result:
+        """Every listing passing the filters (M), in ``query.sort`` order (relevance: newest first)."""
+        self.check_filters(query.filters)
+        catalog = self.live.catalog
+        allowed = Allowed.of(catalog, query.filters, query.exclude)
+        rows = allowed.rows()
+        page = cut_page(catalog, None, rows, query, query.sort)
+        return Result(present.hits(catalog, page.rows, None, None, self.retriever), len(rows), page.next_cursor)
+
+    def similar(self, listing_id: str, k: int, filters: Filters = Filters()) -> list[Hit] | None:
+        """Listings whose photos look like this one's, best first; None when the listing is unknown."""
+        catalog = self.live.catalog
+        row = catalog.row_of_id(listing_id)
+        if row == NONE:
+            return None
+        vids = np.array(catalog.vector_ids[row], np.int64)
+        with self.live.lock:
+            _, vectors = self.live.image.reconstruct_present(vids)
+        if not len(vectors):
+            return []
+        query = Query(image_vecs=vectors, filters=filters, page=Page(k), exclude=frozenset({int(catalog.key[row])}))
+        return self._top(query, k, show=False)
+
+    def recommend(self, history: tuple[HistoryEvent, ...], k: int, text: str | None = None,
+                  image: bytes | None = None, filters: Filters = Filters()) -> Feed:
+        """A feed favouring the history and never holding a listing it names; a query is blended in."""
+        self.check_filters(filters)
+        catalog = self.live.catalog
+        profile = self.personaliser.profile(catalog, history)
+        notes = [f"{len(profile.unknown_ids)} history listing id(s) not in the catalogue were ignored"] \
+            if profile.unknown_ids else []
+        if text or image:
+            query = Query(text=text, image=image, filters=filters, page=Page(k), history=history,
+                          exclude=profile.seen_keys)
+            found = self.search(query).hits
+        elif profile.empty:
+            return Feed([], 0, profile.unknown_ids, notes + ["no usable history: nothing to recommend"])
+        else:
+            found = self._feed(catalog, profile, k, filters)
+        because = self.personaliser.reasons(catalog, profile, [h.listing.key for h in found])
+        named = {h.listing.listing_id: _reason(catalog, because[h.listing.key]) for h in found
+                 if h.listing.key in because}
+        return Feed(found, profile.used, profile.unknown_ids, notes, named)
+
+    # ------------------------------------------------------------- stages
+    def understand(self, query: Query, show: bool = True) -> Understanding:
+        return self.understander.understand(query, self.live.catalog, show)
+
+    def scored(self, query: Query, show: bool = False) -> Scored:
+        """understand -> retrieve -> rank, without the match set or a page (``tune-ranker`` fits on it)."""
+        return self._scored(query, show)[0]
+
+    def _scored(self, query: Query, show: bool) -> tuple[Scored, np.ndarray]:
+        catalog = self.live.catalog
+        u = self.understander.understand(query, catalog, show)
+        allowed = Allowed.of(catalog, query.filters, query.exclude)
+        holding = np.zeros(0, np.int64) if u.unknown_words else holding_words(self.live.lexical, allowed, u.terms)
+        cands = self.retriever.retrieve(u, allowed, holding[:self.settings.max_scored])
+        profile = self.personaliser.profile(catalog, query.history) if query.history else None
+        ranked = self.ranker.rank(catalog, u, cands, profile)
+        return Scored(u, cands, ranked, catalog), holding
+
+    def _top(self, query: Query, k: int, show: bool) -> list[Hit]:
+        """The ``k`` best ranked candidates (similar listings: no match set, no paging)."""
+        scored = self.scored(query, show)
+        ranked, catalog = scored.ranked, scored.catalog
+        picks = ranked.order[:k]
+        position = {int(ranked.candidates.rows[i]): at for at, i in enumerate(ranked.order)}
+        return present.hits(catalog, ranked.candidates.rows[picks], ranked, scored.understanding, self.retriever,
+                            position)
+
+    def _feed(self, catalog: CatalogView, profile: Profile, k: int, filters: Filters) -> list[Hit]:
+        """A history alone as the query: candidates near its vectors, ranked as if it had asked."""
+        query = Query(filters=filters, page=Page(k), exclude=profile.seen_keys)
+        u = Understanding(query, text_vec=profile.text_vec,
+                          image_vecs=None if profile.image_vec is None else profile.image_vec[None],
+                          category_probs=profile.category_prefs)
+        allowed = Allowed.of(catalog, filters, profile.seen_keys)
+        cands = self.retriever.retrieve(u, allowed, np.zeros(0, np.int64))
+        ranked = self.ranker.rank(catalog, u, cands)
+        position = {int(ranked.candidates.rows[i]): at for at, i in enumerate(ranked.order)}
+        return present.hits(catalog, ranked.candidates.rows[ranked.order[:k]], ranked, None, self.retriever,
+                            position)
+
+    def check_filters(self, filters: Filters) -> None:
+        if filters.root_category is not None and filters.root_category not in self.categories:
+            raise UnknownCategory(f"unknown category {filters.root_category!r}; expected one of {self.categories}")
+
+
+def _reason(catalog: CatalogView, found: tuple[int, str]) -> tuple[str, str, str]:
+    row, event = found
+    return catalog.listing_id[row], catalog.title[row], event

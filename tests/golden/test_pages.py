@@ -1,0 +1,148 @@
+"""Pages and totals that hold, through HTTP on the golden catalogue (~1,200 real listings).
+
+For every sort and every kind of query, six pages of 10 (by offset, and by cursor) are exactly one
+request of 60; ``total`` is |M|, the same for any k and sort, and equal to M counted by brute force
+from the match set's definition (``search.match``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from listing_search import schema as S
+from listing_search.core.query import Filters, Page, Query
+from listing_search.core.text import match_terms
+from listing_search.search.match import holds
+from listing_search.serve.app import create_app
+from tests.golden.conftest import golden_settings
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+SORTS = ("relevance", "newest", "price_asc", "price_desc")
+HOME = "Home & Garden"
+
+
+@pytest.fixture(scope="module")
+def client(golden_artifacts: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(golden_settings(golden_artifacts))) as c:
+        yield c
+
+
+def queries(artifacts: Path) -> dict[str, tuple[dict, str | None]]:
+    """words, photo, both and filters only: (form fields, photo id)."""
+    photo = sorted((artifacts / S.CLEAN_IMAGES_DIR).iterdir())[7].stem
+    return {"words": ({"text": "chair"}, None), "two words": ({"text": "mens jacket"}, None),
+            "photo": ({}, photo), "both": ({"text": "sofa"}, photo), "filters": ({"category": HOME}, None),
+            "words and filters": ({"text": "bike", "price_max": "300"}, None)}
+
+
+def ask(client: TestClient, artifacts: Path, form: dict, photo: str | None, **more) -> dict:
+    files = None
+    if photo is not None:
+        files = {"image": ("q.jpg", (artifacts / S.CLEAN_IMAGES_DIR / f"{photo}.jpg").read_bytes(), "image/jpeg")}
+    r = client.post("/v1/search", data={**form, **{k: str(v) for k, v in more.items()}}, files=files)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.mark.parametrize("sort", SORTS)
+def test_six_pages_are_one_request_of_sixty(client: TestClient, golden_artifacts: Path, sort: str) -> None:
+    for name, (form, photo) in queries(golden_artifacts).items():
+        whole = ask(client, golden_artifacts, form, photo, k=60, sort=sort)
+        ids = [r["id"] for r in whole["results"]]
+        assert len(ids) == min(60, whole["total"]) and len(set(ids)) == len(ids), (name, sort)
+        by_offset = [r["id"] for i in range(6)
+                     for r in ask(client, golden_artifacts, form, photo, k=10, offset=10 * i, sort=sort)["results"]]
+        assert by_offset == ids, (name, sort)
+        by_cursor, cursor = [], None
+        for _ in range(6):
+            page = ask(client, golden_artifacts, form, photo, k=10, sort=sort, **({"cursor": cursor} if cursor else {}))
+            by_cursor += [r["id"] for r in page["results"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert by_cursor == ids, (name, sort)
+        if sort.startswith("price"):
+            prices = [r["price"] if r["price"] is not None else np.inf for r in whole["results"]]
+            sign = 1 if sort == "price_asc" else -1
+            finite = [sign * p for p in prices if np.isfinite(p)]
+            assert finite == sorted(finite) and prices[len(finite):] == [np.inf] * (len(prices) - len(finite))
+        if sort == "newest":
+            posted = [r["posted_at"] for r in whole["results"]]
+            assert all(p is not None for p in posted) and posted == sorted(posted, reverse=True)
+
+
+def test_total_is_the_match_set_whatever_k_offset_or_sort(client: TestClient, golden_artifacts: Path) -> None:
+    for name, (form, photo) in queries(golden_artifacts).items():
+        totals = {ask(client, golden_artifacts, form, photo, k=k, sort=sort)["total"]
+                  for k in (10, 100) for sort in SORTS}
+        assert len(totals) == 1, (name, totals)
+        total = totals.pop()
+        past = ask(client, golden_artifacts, form, photo, k=10, offset=total)
+        assert past["results"] == [] and past["total"] == total and past["next_cursor"] is None
+
+
+def brute_force_m(engine, query: Query) -> set[str]:
+    """M from its definition: every listing passing the filters that holds the words (scanning every
+    listing's title and description), plus the ranked candidates whose relevance reaches the threshold."""
+    store, f = engine.store, query.filters
+    everything = [x for batch in store.iter_listings() for x in batch]
+    passing = [x for x in everything
+               if (f.root_category is None or x.root_category == f.root_category)
+               and (f.max_price is None or (x.price is not None and x.price <= f.max_price))]
+    scored = engine.pipeline.scored(query)
+    if scored.understanding.unknown_words:
+        return set()
+    terms = match_terms(scored.understanding.words)
+    held = {x.listing_id for x in passing if holds(terms, x.title, x.description)}
+    threshold = engine.models.no_match_below(scored.understanding.mode)
+    rel, rows = scored.ranked.relevance, scored.candidates.rows
+    view = scored.catalog
+    ranked = {view.listing_id[r] for i, r in enumerate(rows) if rel is None or rel[i] >= threshold}
+    return held | ranked
+
+
+@pytest.mark.parametrize("words", ["chair", "sofa", "mens jacket", "garden table", "kids bike", "iphone",
+                                   "wardrobe", "lawn mower", "tv", "dinning table"])
+def test_total_equals_the_match_set_counted_by_brute_force(client: TestClient, words: str) -> None:
+    engine = client.app.state.engine
+    for filters in (Filters(), Filters(root_category=HOME), Filters(max_price=50.0)):
+        query = Query(text=words, filters=filters, page=Page(100))
+        result = engine.search(query)
+        expected = brute_force_m(engine, query)
+        assert result.total == len(expected), (words, filters)
+        shown = {h.listing.listing_id for h in result.hits}
+        assert shown <= expected and len(shown) == min(100, len(expected))
+
+
+def test_browsing_total_counts_every_listing_passing_the_filters(client: TestClient) -> None:
+    engine = client.app.state.engine
+    everything = [x for batch in engine.store.iter_listings() for x in batch]
+    for filters in (Filters(root_category=HOME), Filters(max_price=20.0), Filters(location="london"),
+                    Filters(root_category=HOME, min_price=100.0)):
+        expected = [x for x in everything
+                    if (filters.root_category is None or x.root_category == filters.root_category)
+                    and (filters.min_price is None or (x.price is not None and x.price >= filters.min_price))
+                    and (filters.max_price is None or (x.price is not None and x.price <= filters.max_price))
+                    and (filters.location is None or filters.location in x.location.lower())]
+        assert engine.search(Query(filters=filters)).total == len(expected) > 0, filters
+
+
+def test_a_cursor_of_another_search_or_a_broken_one_is_refused(client: TestClient, golden_artifacts: Path) -> None:
+    first = ask(client, golden_artifacts, {"text": "chair"}, None, k=5, sort="price_asc")
+    cursor = first["next_cursor"]
+    assert cursor
+    other = client.post("/v1/search", data={"text": "sofa", "k": "5", "sort": "price_asc", "cursor": cursor})
+    assert other.status_code == 400 and "another search" in other.json()["detail"]
+    resorted = client.post("/v1/search", data={"text": "chair", "k": "5", "sort": "newest", "cursor": cursor})
+    assert resorted.status_code == 400 and "sorted by price_asc" in resorted.json()["detail"]
+    for broken in ("not-a-cursor", cursor[:-7], "e30", json.dumps({"v": 1})):
+        r = client.post("/v1/search", data={"text": "chair", "k": "5", "sort": "price_asc", "cursor": broken})
+        assert r.status_code == 400, (broken, r.text)
+    both = client.post("/v1/search", data={"text": "chair", "k": "5", "sort": "price_asc", "cursor": cursor,
+                                           "offset": "5"})
+    assert both.status_code == 422 and "offset or cursor" in both.json()["detail"]

@@ -1,0 +1,102 @@
+"""The in-memory catalogue view against brute force over the same listings: filters, orders, lookups,
+and rows that never change under a reader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from listing_search.core.query import NEWEST, PRICE_ASC, PRICE_DESC, Filters
+from listing_search.index.catalog import NONE, CatalogView
+from listing_search.store.models import Listing
+
+ROOTS = ["Home & Garden", "Computers", "Sports"]
+PLACES = ["Leeds, West Yorkshire", "Bristol", "100% Bristol", "Delph, Manchester", "Newport_Gwent"]
+
+
+def listings(n: int, seed: int = 0) -> list[Listing]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(1, n + 1):
+        root = ROOTS[int(rng.integers(len(ROOTS)))]
+        price = None if rng.random() < 0.1 else float(rng.integers(0, 50))
+        posted = None if rng.random() < 0.1 else float(rng.integers(0, 3)) * 86400
+        out.append(Listing(k, f"id-{k}", f"title {k}", f"description {k}", price, PLACES[k % len(PLACES)],
+                           f"{root} / sub {k % 3}", root, ROOTS.index(root), [f"p{k}a", f"p{k}b"], posted,
+                           [2 * k, 2 * k + 1]))
+    return out
+
+
+def brute(items: list[Listing], f: Filters) -> set[int]:
+    return {x.key for x in items
+            if (f.root_category is None or x.root_category == f.root_category)
+            and (f.min_price is None or (x.price is not None and x.price >= f.min_price))
+            and (f.max_price is None or (x.price is not None and x.price <= f.max_price))
+            and (f.location is None or f.location.casefold() in x.location.casefold())}
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(root_category="Computers"), Filters(min_price=10, max_price=20),
+                                     Filters(location="bristol"), Filters(location="100%"), Filters(location="_"),
+                                     Filters(root_category="Sports", max_price=5), Filters(root_category="Nowhere")])
+def test_filters_equal_brute_force(filters: Filters) -> None:
+    items = listings(300)
+    view = CatalogView.build([items[:120], items[120:]])
+    got = set(view.key[np.flatnonzero(view.allowed(filters))].tolist())
+    assert got == brute(items, filters)
+
+
+@pytest.mark.parametrize("sort", [NEWEST, PRICE_ASC, PRICE_DESC])
+def test_orders_are_total_and_put_missing_values_last(sort: str) -> None:
+    items = listings(200, seed=1)
+    view = CatalogView.build([items])
+    rows = view.live_rows()
+    sk = view.sort_key(rows, sort)
+    order = rows[np.lexsort((sk.secondary, np.where(np.isnan(sk.primary), np.inf, sk.primary)))]
+    by_key = {x.key: x for x in items}
+    got = [by_key[int(k)] for k in view.key[order]]
+    value = {NEWEST: lambda x: x.posted_at, PRICE_ASC: lambda x: x.price, PRICE_DESC: lambda x: x.price}[sort]
+    present = [x for x in got if value(x) is not None]
+    assert got[len(present):] == [x for x in got if value(x) is None]  # no price or date: last
+    if sort == NEWEST:  # latest first, then the latest added
+        assert present == sorted(present, key=lambda x: (-x.posted_at, -x.key))
+    elif sort == PRICE_ASC:
+        assert present == sorted(present, key=lambda x: (x.price, x.key))
+    else:
+        assert present == sorted(present, key=lambda x: (-x.price, x.key))
+
+
+def test_an_update_appends_a_row_and_a_reader_keeps_the_old_one() -> None:
+    items = listings(5)
+    view = CatalogView.build([items])
+    old_row = view.row_of_key(3)
+    assert view.title[old_row] == "title 3" and view.row_of_id("id-3") == old_row
+    changed = Listing(3, "id-3", "new title", "", 9.0, "Leeds", "Home & Garden", "Home & Garden", 0, ["q"], 5.0, [99])
+    view.upsert([changed])
+    new_row = view.row_of_key(3)
+    assert new_row != old_row and view.title[old_row] == "title 3"  # a reader holding the old row sees it whole
+    assert view.listing(new_row).title == "new title" and not view.alive[old_row]
+    assert view.keys_of_vectors(np.array([6, 7, 99])).tolist() == [NONE, NONE, 3]  # old photos left with the row
+    view.remove([3])
+    assert view.row_of_key(3) == NONE and view.row_of_id("id-3") == NONE and len(view) == 4
+    assert view.keys_of_vectors(np.array([99])).tolist() == [NONE]
+
+
+def test_compaction_keeps_every_live_listing_and_nothing_else() -> None:
+    items = listings(50)
+    view = CatalogView.build([items])
+    for rec in items[::2]:
+        view.upsert([rec])  # rewritten: one retired row each
+    view.remove([x.key for x in items[:10]])
+    fresh = view.compacted()
+    assert fresh.retired == 0 and len(fresh) == len(view) == 40
+    for rec in items[10:]:
+        a, b = view.listing(view.row_of_key(rec.key)), fresh.listing(fresh.row_of_key(rec.key))
+        assert a == b
+    assert fresh.keys_of_vectors(np.array([2 * items[20].key])).tolist() == [items[20].key]
+
+
+def test_counts_by_coded_column() -> None:
+    items = listings(100)
+    view = CatalogView.build([items])
+    counts = view.counts(view.live_rows(), "root")
+    assert counts == {r: sum(x.root_category == r for x in items) for r in ROOTS if any(x.root_category == r for x in items)}

@@ -1,0 +1,52 @@
+"""Candidate features against hand computations: one row per candidate, in the ranker's column order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from listing_search.core.text import content_words
+from listing_search.search.features import FEATURES, candidate_features, rrf, votes
+from listing_search.search.types import IMAGE, LEXICAL, TEXT
+
+ROOTS = ["Home", "Computers", "Sports"]
+
+
+def test_missing_channels_give_zero_features():
+    x = candidate_features(frozenset(), None, False, False, {}, [frozenset(), frozenset()],
+                           np.array([-1, -1]), np.array([0, 1]), np.array([0, 1]))
+    assert x.shape == (2, len(FEATURES)) and not x.any()
+
+
+def test_channel_title_category_features():
+    scores = {TEXT: np.array([0.9, 0.2, 0.5]), LEXICAL: np.array([4.0, 0.0, 2.0])}
+    titles = [content_words(t) for t in ("Gaming laptop 16GB", "Sofa", "laptop bag")]
+    roots = np.array([ROOTS.index(r) for r in ("Computers", "Home", "Computers")])
+    paths = np.array([0, 1, 2])  # Computers / Laptops, Home / Sofas, Computers / Bags
+    x = dict(zip(FEATURES, candidate_features(content_words("gaming laptop"), np.array([0.1, 0.8, 0.1]), True,
+                                              False, scores, titles, roots, roots, paths).T))
+    np.testing.assert_allclose(x["text_cos"], [0.9, 0.2, 0.5])
+    np.testing.assert_allclose(x["bm25_share"], [1.0, 0.0, 0.5])
+    assert x["title_overlap"].tolist() == [1.0, 0.0, 0.5]
+    assert x["category_agreement"][0] > 0 > x["category_agreement"][1]
+    assert x["has_text"].tolist() == [1, 1, 1] and x["has_image"].tolist() == [0, 0, 0]
+    assert not x["image_cos"].any()
+    # the two Computers listings vote for each other's root; the sofa has no other vote
+    assert x["root_vote"][0] > 0 and x["root_vote"][2] > 0 and x["root_vote"][1] == 0
+    assert not x["path_vote"].any()  # three paths: nobody shares one
+
+
+def test_rrf_by_hand():
+    scores = {TEXT: np.array([0.9, 0.5, -np.inf]), IMAGE: np.array([0.1, -np.inf, 0.8])}
+    got = rrf(scores, [TEXT, IMAGE], 3)
+    expect = [1 / 61 + 1 / 62, 1 / 62, 1 / 61]
+    np.testing.assert_allclose(got, expect)
+
+
+def test_votes_exclude_the_candidate_itself():
+    w = np.array([3.0, 2.0, 1.0])
+    got = votes(["a", "a", "b"], w)
+    np.testing.assert_allclose(got, [2 / 3, 3 / 4, 0.0])
+
+
+def test_content_words_drop_stopwords_and_case():
+    assert content_words("The NEW Sofa, for sale!") == frozenset({"sofa"})
