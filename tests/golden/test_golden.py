@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from listing_search.core.grading import ideal_grades, ndcg_at_k
+from listing_search.core.grading import grade, ideal_grades, ndcg_at_k
 from listing_search.fit.no_match import no_match_queries
 from listing_search.serve.app import create_app
 from tests.golden.conftest import golden_settings, load_golden
@@ -57,8 +57,7 @@ def measure(client: TestClient, queries: list[dict], field: str, paths: Counter,
         if not q[field]:
             continue
         results = search(client, q[field])["results"]
-        grades = np.array([2 if r["category_path"] == q["path"] else 1 if r["category"] == q["root"] else 0
-                           for r in results], np.int64)
+        grades = np.array([grade(q["root"], q["path"], r["category"], r["category_path"]) for r in results], np.int64)
         precision.append(float((grades >= 1).sum()) / K)
         ndcg.append(ndcg_at_k(grades, ideal_grades(paths[q["path"]], roots[q["root"]], K), K))
     return {"queries": len(precision), "precision_at_10": round(float(np.mean(precision)), 4),
