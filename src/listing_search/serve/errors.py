@@ -8,18 +8,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from listing_search.data.images import CORRUPT, MISSING, TOO_LARGE, UNREADABLE, ImageRejected
+from listing_search.data.images import CORRUPT, ELONGATED, MISSING, TOO_LARGE, UNREADABLE, ImageRejected
 from listing_search.errors import IdempotencyConflict, PhotoQueueFull, StorageError
 from listing_search.rank.engine import TextSearchUnavailable, UnknownCategory
 
 log = logging.getLogger(__name__)
 
-IMAGE_STATUS = {UNREADABLE: 415, CORRUPT: 422, TOO_LARGE: 413, MISSING: 400}
+IMAGE_STATUS = {UNREADABLE: 415, CORRUPT: 422, ELONGATED: 422, TOO_LARGE: 413, MISSING: 400}
 ERROR_RESPONSES: dict[int | str, dict] = {
     400: {"description": "Bad input (empty upload, text search unavailable)"},
-    413: {"description": "Upload or image dimensions too large"},
+    413: {"description": "Upload or image dimensions too large, or its decode over the photo decode budget"},
     415: {"description": "Not an image"},
-    422: {"description": "Invalid field, corrupt or truncated image, unknown category, k out of range"},
+    422: {"description": "Invalid field, corrupt or truncated image, image longer than 20:1, unknown category, "
+                         "k out of range"},
     503: {"description": "Model, index or catalogue not loaded; storage refuses writes (read-only, unreachable); "
                          "photo queue full (retry after Retry-After seconds)"},
     507: {"description": "Storage full: the write was not made"},
