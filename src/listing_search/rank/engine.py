@@ -46,6 +46,7 @@ from listing_search.vision.encoder import ImageEncoder
 from listing_search.settings import Settings
 from listing_search.store import open_storage, photo_blob_key
 from listing_search.store.blobs import BlobStore
+from listing_search.store.gc import delete_photo_bytes
 from listing_search.store.models import ORIGIN_API, Filters, Listing, ListingIn, Models, PhotoIn, model_versions
 from listing_search.store.sql import IdempotentReplay, SqlStore
 
@@ -530,7 +531,7 @@ class SearchEngine:
         if deleted is None:
             return None
         _, blob_keys, seq = deleted
-        self._delete_blobs(blob_keys)
+        delete_photo_bytes(self.store, self.blobs, blob_keys)  # kept while a backup is in progress
         self._follow_own_write()
         log.info("removed listing %s (%d photos) at seq %d", listing_id, len(blob_keys), seq)
         return seq

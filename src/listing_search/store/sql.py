@@ -34,6 +34,7 @@ from listing_search.store.models import (
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 24 * 3600
+BACKUP_LEASE = "backup-lease:"  # meta rows of backups in progress (never copied into a backup)
 WRITE_FIELDS = [c for c in LISTING_FIELDS if c != "key"]
 TEXT_FIELDS = {"listing_id", "title", "description", "location", "category_path", "root_category"}
 
@@ -425,6 +426,23 @@ class SqlStore:
         with self.write() as con:
             con.execute(self._sql("DELETE FROM meta WHERE name = ?"), [name])
             con.execute(self._sql("INSERT INTO meta (name, value) VALUES (?, ?)"), [name, json.dumps(value)])
+
+    # ------------------------------------------------------------- backups in progress
+    def hold_backup(self, lease: str, ttl_s: float) -> None:
+        """Record (or renew) backup ``lease`` as in progress for ``ttl_s`` more seconds: while any is,
+        deleted photos keep their bytes (the backup's snapshot may name them). A lease expires by itself,
+        so a killed backup holds deletes back for ``ttl_s`` at most."""
+        self.set_meta(BACKUP_LEASE + lease, {"until": time.time() + ttl_s})
+
+    def release_backup(self, lease: str) -> None:
+        with self.write() as con:
+            con.execute(self._sql("DELETE FROM meta WHERE name = ?"), [BACKUP_LEASE + lease])
+
+    def backup_in_progress(self) -> bool:
+        """Whether any backup holds an unexpired lease (read fresh: a delete checks it after its commit)."""
+        now = time.time()
+        rows = self._rows("SELECT value FROM meta WHERE name LIKE ?", [BACKUP_LEASE + "%"])
+        return any(json.loads(value).get("until", 0) > now for (value,) in rows)
 
     # ------------------------------------------------------------- writes
     def add_listing(self, item: ListingIn, models: Models, idempotency: tuple[str, str] | None = None
