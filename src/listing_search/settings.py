@@ -155,6 +155,8 @@ class ServeSettings(BaseModel):
         "Keys accepted in the X-API-Key header of the write endpoints (several, for rotation): a JSON list "
         "or comma-separated. None configured: writes are refused with 403."))
     api_key: str | None = Field(None, description="One more accepted key (the older single-key setting).")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "Origins (https://shop.example) whose pages may call the API from a browser; none by default."))
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_k: int = Field(100, ge=1)
     workers: int = Field(1, ge=1, le=64, description="Server processes; each follows the store's change log.")
@@ -179,7 +181,7 @@ class ServeSettings(BaseModel):
         False, description="Serve the int8 vision graph (vision/quantize.py): ~2x faster network, embeddings "
         "at cosine ~0.99 to fp32; check the accuracy cost first (docs/performance.md).")
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         """``a,b`` from the environment as well as a JSON list, so rotating a key needs no JSON quoting."""

@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from listing_search.rank.engine import SearchEngine
-from listing_search.serve import auth, errors
+from listing_search.serve import auth, errors, security
 from listing_search.serve.deadlines import BodyDeadlineMiddleware
 from listing_search.serve.limits import FORM_SLACK, BodyLimitMiddleware
 from listing_search.serve.metrics import Metrics, MetricsMiddleware
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     app.add_middleware(BodyDeadlineMiddleware, seconds=settings.serve.body_timeout_s)
     auth.install(app, settings)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    security.install(app, settings)  # outermost: its headers go on every answer
     return app
 
 
