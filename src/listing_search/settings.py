@@ -155,6 +155,9 @@ class ServeSettings(BaseModel):
         "Keys accepted in the X-API-Key header of the write endpoints (several, for rotation): a JSON list "
         "or comma-separated. None configured: writes are refused with 403."))
     api_key: str | None = Field(None, description="One more accepted key (the older single-key setting).")
+    operator_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "Keys (X-API-Key header) that show /health's detail: store and blob store locations, the reasons "
+        "behind a failure. Write keys do not. None configured: /health shows status and kinds only."))
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
         "Origins (https://shop.example) whose pages may call the API from a browser; none by default."))
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
@@ -181,7 +184,7 @@ class ServeSettings(BaseModel):
         False, description="Serve the int8 vision graph (vision/quantize.py): ~2x faster network, embeddings "
         "at cosine ~0.99 to fp32; check the accuracy cost first (docs/performance.md).")
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "operator_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         """``a,b`` from the environment as well as a JSON list, so rotating a key needs no JSON quoting."""
@@ -193,6 +196,10 @@ class ServeSettings(BaseModel):
         """Every configured key, blanks dropped; empty means writes are disabled."""
         keys = [*self.api_keys, self.api_key or ""]
         return tuple(dict.fromkeys(k.strip() for k in keys if k.strip()))
+
+    def health_keys(self) -> tuple[str, ...]:
+        """Keys that show /health's detail; empty means nobody sees it."""
+        return tuple(dict.fromkeys(k.strip() for k in self.operator_keys if k.strip()))
 
 
 class Settings(BaseSettings):

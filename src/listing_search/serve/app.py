@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
+from listing_search.errors import StorageError
 from listing_search.rank.engine import SearchEngine
 from listing_search.serve import auth, errors, security
 from listing_search.serve.deadlines import BodyDeadlineMiddleware
@@ -52,7 +53,8 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
 
     # Swagger UI and ReDoc assets from the fastapi-offline package, not a CDN: /docs works offline.
     app = FastAPIOffline(title="listing-search", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    app.state.settings, app.state.engine, app.state.load_error = settings, engine, None
+    app.state.settings, app.state.engine = settings, engine
+    app.state.load_error = app.state.load_problem = None  # the whole story (operators), what clients see
     app.state.follow = engine is None  # a given engine is the caller's to run
     app.state.metrics = Metrics()
     errors.install(app)
@@ -72,6 +74,7 @@ def _load(app: FastAPI, settings: Settings) -> None:
     """Load once; on failure serve 503s with the reason instead of dying (the health check shows it)."""
     from listing_search.serve.server import check_artifacts
 
+    missing: list[str] = []
     try:
         missing = check_artifacts(settings.artifacts_dir)
         if missing:
@@ -81,8 +84,18 @@ def _load(app: FastAPI, settings: Settings) -> None:
         log.info("search engine loaded: %s", app.state.engine.health())
     except Exception as exc:  # any broken artifact: report it, keep the process up
         app.state.load_error = f"{type(exc).__name__}: {exc}"
+        app.state.load_problem = load_problem(exc, missing)
         log.error("could not load the search engine from %s: %s; serving /health as 503 until fixed and "
                   "restarted", settings.artifacts_dir, exc)
+
+
+def load_problem(exc: Exception, missing: list[str]) -> str:
+    """Why the engine is not loaded, in words that name no path or host (those go to the log)."""
+    if missing:
+        return f"artifacts missing: {', '.join(missing)}"
+    if isinstance(exc, StorageError):
+        return exc.public
+    return f"the search engine could not be loaded ({type(exc).__name__}; see the server log)"
 
 
 def body_limit(settings: Settings) -> Callable[[str], int]:

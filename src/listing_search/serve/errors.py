@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from listing_search.data.images import CORRUPT, ELONGATED, MISSING, TOO_LARGE, UNREADABLE, ImageRejected
 from listing_search.errors import IdempotencyConflict, PhotoQueueFull, StorageError
 from listing_search.rank.engine import TextSearchUnavailable, UnknownCategory
+from listing_search.serve.auth import is_write
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,12 @@ async def _text_unavailable(request: Request, exc: TextSearchUnavailable) -> JSO
 
 
 async def _storage(request: Request, exc: StorageError) -> JSONResponse:
-    """Nothing was written: say why, and that a retry (with the same Idempotency-Key) is safe."""
-    log.warning("storage refused a request: %s", exc.reason)
-    return JSONResponse({"detail": f"not written: {exc.reason}", "reason": "storage"}, status_code=exc.status,
+    """Nothing was written (a write) or nothing could be read (a read): say which kind of storage failed
+    and how, never where (paths, blob keys and database hosts go to the log); a retry (with the same
+    Idempotency-Key) is safe."""
+    log.warning("%s %s: %s storage error: %s", request.method, request.url.path, exc.kind, exc.reason)
+    verb = "not written" if is_write(request.scope) else "could not be served"  # a search is a POST too
+    return JSONResponse({"detail": f"{verb}: {exc.public}", "reason": exc.kind}, status_code=exc.status,
                         headers={"Retry-After": "5"})
 
 

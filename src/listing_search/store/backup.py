@@ -49,7 +49,7 @@ def backup(store: SqlStore, blobs: BlobStore, out: Path) -> dict:
         copy.close()
         renew = _Renewal(lambda: lease and store.hold_backup(lease, LEASE_S))
         missing = _copy_blobs(blobs, LocalBlobStore(tmp / "blobs"), _blob_keys(tables), renew)
-        manifest = {"seq": seq, "created_at": time.time(), "source": _redacted(store.url),
+        manifest = {"seq": seq, "created_at": time.time(), "source": redacted_url(store.url),
                     "counts": {t: len(rows) for t, (_, rows) in tables.items()}, "missing_blobs": missing}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         tmp.rename(out)
@@ -67,7 +67,7 @@ def restore(src: Path, store: SqlStore, blobs: BlobStore) -> dict:
     src = Path(src)
     manifest = json.loads((src / MANIFEST).read_text())
     if not store.is_empty():
-        raise ValueError(f"the store at {_redacted(store.url)} is not empty: restore needs an empty store")
+        raise ValueError(f"the store at {redacted_url(store.url)} is not empty: restore needs an empty store")
     copy = SqliteStore(f"sqlite:///{src / STORE_FILE}")
     _, tables = copy.read_all()
     copy.close()
@@ -139,7 +139,7 @@ def _copy_blobs(src: BlobStore, dst: BlobStore, keys: list[str], tick: Callable[
     return missing
 
 
-def _redacted(url: str) -> str:
+def redacted_url(url: str) -> str:
     """A store URL without its password."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)

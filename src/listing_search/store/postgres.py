@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from listing_search.errors import StorageFull, StorageUnavailable
+from listing_search.errors import DATABASE, StorageFull, StorageUnavailable
 from listing_search.store.sql import SqlStore
 
 WRITE_LOCK = 7_242_424_242  # pg_advisory_xact_lock key of the store's writers
@@ -28,7 +28,8 @@ class PostgresStore(SqlStore):
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.Error as exc:
-            raise StorageUnavailable(f"cannot connect to the PostgreSQL store: {exc}") from exc
+            raise StorageUnavailable(f"cannot connect to the PostgreSQL store: {exc}", DATABASE,
+                                     "is unreachable") from exc
 
     @contextmanager
     def _transaction(self, con: Any) -> Iterator[None]:
@@ -67,11 +68,11 @@ class PostgresStore(SqlStore):
         import psycopg
 
         if isinstance(exc, psycopg.errors.DiskFull):
-            return StorageFull(f"the PostgreSQL store's disk is full: {exc}")
+            return StorageFull(f"the PostgreSQL store's disk is full: {exc}", DATABASE)
         if isinstance(exc, (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege)):
-            return StorageUnavailable(f"the PostgreSQL store refuses writes: {exc}")
+            return StorageUnavailable(f"the PostgreSQL store refuses writes: {exc}", DATABASE, "refuses writes")
         if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
-            return StorageUnavailable(f"the PostgreSQL store is unreachable: {exc}")
+            return StorageUnavailable(f"the PostgreSQL store is unreachable: {exc}", DATABASE, "is unreachable")
         return None
 
     def _sql(self, sql: str, n_in: int = 0) -> str:

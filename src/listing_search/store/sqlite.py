@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from listing_search.errors import StorageFull, StorageUnavailable
+from listing_search.errors import DATABASE, StorageFull, StorageUnavailable
 from listing_search.store.sql import SqlStore
 
 BUSY_TIMEOUT_S = 30
 FULL = ("database or disk is full", "disk is full")
 PROGRAMMING = ("no such table", "no such column", "syntax error")
+READ_ONLY = ("readonly", "read-only")
 UNAVAILABLE = ("readonly", "read-only", "unable to open", "disk i/o error", "locked", "not a database", "malformed")
 
 
@@ -77,9 +78,10 @@ class SqliteStore(SqlStore):
         if any(s in text for s in PROGRAMMING):  # a bug, not storage: let it be a 500 with a traceback
             return None
         if any(s in text for s in FULL):
-            return StorageFull(f"the store's disk is full ({self.path}): {exc}")
+            return StorageFull(f"the store's disk is full ({self.path}): {exc}", DATABASE)
         if isinstance(exc, sqlite3.OperationalError) or any(s in text for s in UNAVAILABLE):
-            return StorageUnavailable(f"the store cannot be written ({self.path}): {exc}")
+            state = "is read-only" if any(s in text for s in READ_ONLY) else None
+            return StorageUnavailable(f"the store cannot be written ({self.path}): {exc}", DATABASE, state)
         return None
 
     def _sql(self, sql: str, n_in: int = 0) -> str:
