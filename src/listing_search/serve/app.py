@@ -22,6 +22,7 @@ from listing_search.serve.limits import FORM_SLACK, BodyLimitMiddleware
 from listing_search.serve.metrics import Metrics, MetricsMiddleware
 from listing_search.serve.metrics import router as metrics_router
 from listing_search.serve.routes import health, images, listings, predict, recommend, search
+from listing_search.serve.strict import StrictFormMiddleware, StrictFramingMiddleware
 from listing_search.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,11 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
         app.include_router(module.router)
     app.include_router(metrics_router)
     _include_web(app)
+    app.add_middleware(StrictFormMiddleware)  # innermost: sees the body the limits let through
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit(settings))
     app.add_middleware(BodyDeadlineMiddleware, seconds=settings.serve.body_timeout_s)
     auth.install(app, settings)
+    app.add_middleware(StrictFramingMiddleware)  # before anything else looks at the request
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     security.install(app, settings)  # outermost: its headers go on every answer
     return app
