@@ -134,7 +134,9 @@ class StoreSettings(BaseModel):
     snapshot_dir: Path | None = Field(None, description="This replica's local snapshots (default ARTIFACTS/snapshots).")
     publish_snapshots: bool = Field(
         False, description="The designated writer: also publish snapshots to the blob store for new replicas.")
-    follow_interval_s: float = Field(0.2, gt=0, le=60, description="How often a replica polls the change log.")
+    follow_interval_s: float = Field(0.2, gt=0, le=60, description=(
+        "How often a replica polls the change log at the latest; it polls at once when the store announces a "
+        "change (PostgreSQL NOTIFY, SQLite's change counter)."))
     snapshot_interval_s: float = Field(300.0, gt=0, description="Seconds between background snapshots.")
     snapshot_keep: int = Field(2, ge=1, description="Local snapshots kept.")
 

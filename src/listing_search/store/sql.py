@@ -224,8 +224,18 @@ class SqlStore:
         return [Change(int(s), op, int(k), lid, float(at)) for s, op, k, lid, at in rows]
 
     def _log(self, con: Any, op: str, key: int, listing_id: str) -> int:
-        return self._insert_returning(con, "INSERT INTO changes (op, listing_key, listing_id, at) VALUES (?, ?, ?, ?)",
-                                      [op, key, listing_id, time.time()], "seq")
+        seq = self._insert_returning(con, "INSERT INTO changes (op, listing_key, listing_id, at) VALUES (?, ?, ?, ?)",
+                                     [op, key, listing_id, time.time()], "seq")
+        self._announce(con)
+        return seq
+
+    def _announce(self, con: Any) -> None:
+        """Tell followers, on commit, that the log grew (PostgreSQL NOTIFY); SQLite's followers see
+        the file change by themselves."""
+
+    def change_waiter(self) -> "ChangeWaiter":
+        """What a follower waits on between polls of the log (``ChangeWaiter.wait``)."""
+        return ChangeWaiter()
 
     # ------------------------------------------------------------- reads
     def counts(self) -> dict[str, int]:
@@ -596,6 +606,7 @@ class SqlStore:
         for table, cols in BULK_COLUMNS.items():  # parents before children (foreign keys)
             if rows[table]:
                 self._insert_rows(con, table, cols, rows[table])
+        self._announce(con)
         return seqs
 
     def _reserve_ids(self, con: Any, table: str, column: str, n: int) -> list[int]:
@@ -706,6 +717,21 @@ class SqlStore:
 
     def _after_bulk_insert(self, con: Any) -> None:
         """Dialects whose id generators do not follow explicit ids move them here."""
+
+
+class ChangeWaiter:
+    """Blocks a follower until the change log may have grown, or ``timeout`` passes, or ``stop`` is set.
+
+    This one only sleeps (a plain poll); the dialects wake up as soon as another writer commits:
+    SQLite by its file's change counter, PostgreSQL by LISTEN/NOTIFY. A wake-up without new entries
+    is harmless (the follower finds nothing to apply), a missed one costs at most ``timeout``.
+    """
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        stop.wait(timeout)
+
+    def close(self) -> None:
+        """Release what the waiter holds (a connection)."""
 
 
 TABLES = ("listings", "photos", "photo_vectors", "text_vectors", "changes", "idempotency", "meta", "deleted_listings")
