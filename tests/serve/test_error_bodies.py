@@ -111,3 +111,12 @@ def test_an_engine_that_did_not_load_says_what_is_missing_not_where(tmp_path: Pa
             assert_discreet(r.text, str(tmp_path))
         operator = client.get("/health", headers={"X-API-Key": OPERATOR_KEY}).json()
         assert str(tmp_path / "empty-artifacts") in operator["error"]
+
+
+def test_a_broken_artifact_is_named_by_its_file_not_its_folder(artifacts: Path) -> None:
+    (artifacts / "model" / "vision.onnx").write_bytes(b"not an onnx model")
+    with TestClient(create_app(with_operator(serve_settings(artifacts)))) as client:
+        r = client.get("/health")
+        assert r.status_code == 503 and "…/vision.onnx" in r.json()["detail"], r.text
+        assert_discreet(r.text, str(artifacts))
+        assert str(artifacts) in client.get("/health", headers={"X-API-Key": OPERATOR_KEY}).json()["error"]

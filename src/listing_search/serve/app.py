@@ -7,6 +7,7 @@ Nothing here imports torch: the vision model runs in ONNX Runtime.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -92,13 +93,18 @@ def _load(app: FastAPI, settings: Settings) -> None:
                   "restarted", settings.artifacts_dir, exc)
 
 
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(?:/[\w.-]+)+/([\w.-]+)")
+
+
 def load_problem(exc: Exception, missing: list[str]) -> str:
-    """Why the engine is not loaded, in words that name no path or host (those go to the log)."""
+    """Why the engine is not loaded, naming no folder or host (the log has the whole reason): missing
+    artifacts by their relative names; a broken file by its own name (``…/vision.onnx``)."""
     if missing:
         return f"artifacts missing: {', '.join(missing)}"
     if isinstance(exc, StorageError):
         return exc.public
-    return f"the search engine could not be loaded ({type(exc).__name__}; see the server log)"
+    named = ABSOLUTE_PATH.sub(r"…/\1", str(exc))
+    return f"the search engine could not be loaded: {type(exc).__name__}: {named}"
 
 
 def body_limit(settings: Settings) -> Callable[[str], int]:
