@@ -104,20 +104,21 @@ class MultipartChecker:
     def __init__(self, boundary: bytes, charset: str) -> None:
         self.charset = charset
         self._header, self._value, self._disposition = b"", b"", b""
-        self._name, self._text, self._is_file = "", bytearray(), False
+        self._name, self._text, self._is_file, self._malformed = "", bytearray(), False, False
         self.parser = MultipartParser(boundary, {
             "on_part_begin": self._begin, "on_header_field": self._header_field,
             "on_header_value": self._header_value, "on_header_end": self._header_end,
             "on_headers_finished": self._headers_finished, "on_part_data": self._data, "on_part_end": self._end})
 
     def feed(self, data: bytes) -> None:
-        if data:
-            try:
-                self.parser.write(data)
-            except BadFormText:
-                raise
-            except Exception:  # a malformed body: Starlette's own parser answers it with its reason
-                self.feed = lambda data: None  # type: ignore[method-assign]
+        if not data or self._malformed:
+            return
+        try:
+            self.parser.write(data)
+        except BadFormText:
+            raise
+        except Exception:  # a malformed body: Starlette's own parser answers it with its reason
+            self._malformed = True
 
     def finish(self) -> None:
         """Nothing to do: each part is checked as it ends."""

@@ -8,7 +8,7 @@ operators who send one of ``serve.operator_keys`` in ``X-API-Key`` (write keys d
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Request, Security
 from fastapi.responses import JSONResponse
@@ -19,6 +19,9 @@ from listing_search.serve.auth import key_matches
 from listing_search.serve.deps import EngineDep
 from listing_search.serve.schemas import CategoriesOut, HealthOut
 from listing_search.store.backup import redacted_url
+
+if TYPE_CHECKING:
+    from listing_search.rank.engine import SearchEngine
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
@@ -75,7 +78,8 @@ def public_problem(problem: str | None) -> str:
     return StorageError("", kind, state).public
 
 
-def engine_locations(engine) -> dict[str, str]:
+def engine_locations(engine: "SearchEngine") -> dict[str, str]:
+    """Where the engine's store (password removed) and blob store are."""
     return {"store": redacted_url(engine.store.url), "blob_store": engine.blobs.url}
 
 
