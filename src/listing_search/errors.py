@@ -7,23 +7,36 @@ HTTP layer maps them to statuses in ``serve/errors.py``.
 from __future__ import annotations
 
 
-class StorageError(RuntimeError):
-    """The store of record or the blob store cannot complete a write (nothing was changed).
+DATABASE, STORAGE = "database", "storage"  # the store of record; photo bytes, snapshots, local disks
 
-    ``status`` is the HTTP status a client gets: 507 when storage is full, 503 otherwise.
+
+class StorageError(RuntimeError):
+    """The store of record or the blob store cannot complete a write (nothing was changed), or a read.
+
+    ``status`` is the HTTP status a client gets: 507 when storage is full, 503 otherwise. ``reason`` is
+    the whole story for the log and operators (it may name a path, a blob key or a database host);
+    clients see only ``kind`` (``database`` or ``storage``) and ``public``, which name none of them.
     """
 
     status = 503
+    state = "is unavailable"
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, kind: str = STORAGE, state: str | None = None) -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.kind = reason, kind
+        self.state = state or self.state
+
+    @property
+    def public(self) -> str:
+        """What a client may read: ``the database is full``, ``storage is read-only``..."""
+        return f"{'the database' if self.kind == DATABASE else 'storage'} {self.state}"
 
 
 class StorageFull(StorageError):
     """No space left on the device (or a quota) under the store or the blob store."""
 
     status = 507
+    state = "is full"
 
 
 class StorageUnavailable(StorageError):

@@ -137,7 +137,9 @@ class StoreSettings(BaseModel):
     snapshot_dir: Path | None = Field(None, description="This replica's local snapshots (default ARTIFACTS/snapshots).")
     publish_snapshots: bool = Field(
         False, description="The designated writer: also publish snapshots to the blob store for new replicas.")
-    follow_interval_s: float = Field(0.2, gt=0, le=60, description="How often a replica polls the change log.")
+    follow_interval_s: float = Field(0.2, gt=0, le=60, description=(
+        "How often a replica polls the change log at the latest; it polls at once when the store announces a "
+        "change (PostgreSQL NOTIFY, SQLite's change counter)."))
     snapshot_interval_s: float = Field(300.0, gt=0, description="Seconds between background snapshots.")
     snapshot_keep: int = Field(2, ge=1, description="Local snapshots kept.")
 
@@ -158,6 +160,11 @@ class ServeSettings(BaseModel):
         "Keys accepted in the X-API-Key header of the write endpoints (several, for rotation): a JSON list "
         "or comma-separated. None configured: writes are refused with 403."))
     api_key: str | None = Field(None, description="One more accepted key (the older single-key setting).")
+    operator_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "Keys (X-API-Key header) that show /health's detail: store and blob store locations, the reasons "
+        "behind a failure. Write keys do not. None configured: /health shows status and kinds only."))
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "Origins (https://shop.example) whose pages may call the API from a browser; none by default."))
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_k: int = Field(100, ge=1)
     workers: int = Field(1, ge=1, le=64, description="Server processes; each follows the store's change log.")
@@ -182,7 +189,7 @@ class ServeSettings(BaseModel):
         False, description="Serve the int8 vision graph (vision/quantize.py): ~2x faster network, embeddings "
         "at cosine ~0.99 to fp32; check the accuracy cost first (docs/performance.md).")
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "operator_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         """``a,b`` from the environment as well as a JSON list, so rotating a key needs no JSON quoting."""
@@ -194,6 +201,10 @@ class ServeSettings(BaseModel):
         """Every configured key, blanks dropped; empty means writes are disabled."""
         keys = [*self.api_keys, self.api_key or ""]
         return tuple(dict.fromkeys(k.strip() for k in keys if k.strip()))
+
+    def health_keys(self) -> tuple[str, ...]:
+        """Keys that show /health's detail; empty means nobody sees it."""
+        return tuple(dict.fromkeys(k.strip() for k in self.operator_keys if k.strip()))
 
 
 class Settings(BaseSettings):

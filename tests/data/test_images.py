@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from listing_search.data import images as img
 from tests.factories import jpeg_bytes, photo
@@ -121,3 +121,56 @@ def test_a_rerun_skips_photos_whose_stored_side_is_still_right(tmp_path: Path) -
     assert [img.run_job(job(p, 48)) for p in (small, big)] == [img.SKIPPED, img.OK]
     with Image.open(tmp_path / "out" / "big.jpg") as done:
         assert done.size == (48, 48)
+
+
+@pytest.mark.parametrize("size", [(1, 100_000), (100_000, 1), (21, 441)])
+def test_a_photo_longer_than_20_to_1_is_refused_from_its_header(size: tuple[int, int],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1 x 39,000,000 PNG cost 334 MB of row pointers for 39 MB of pixels: such shapes are refused unread."""
+    data = _png(Image.new("L", size))
+
+    def no_decode(self: Image.Image) -> None:
+        raise AssertionError(f"decoded a {self.size} image")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decode)
+    with pytest.raises(img.ImageRejected) as err:
+        img.peek(data, MAX_PIXELS)
+    assert err.value.reason == img.ELONGATED and "20:1" in str(err.value)
+
+
+def test_a_photo_of_exactly_20_to_1_is_a_photo() -> None:
+    assert img.standardise(_png(Image.new("RGB", (20 * 30, 30), (9, 9, 9))), SIZE, MAX_PIXELS).size == (SIZE, SIZE)
+
+
+def test_cost_counts_rows_columns_and_the_copies_a_mode_needs() -> None:
+    """Per row (Pillow's row table), per column (decoder rows), and the full-size copies of palettes with
+    transparency (to RGBA, then premultiplied) and 16-bit photos (to 32-bit), not only the buffer."""
+    def cost(image: Image.Image, **save) -> int:
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", **save)
+        return img.peek(buf.getvalue(), MAX_PIXELS).cost
+
+    grey, tall = cost(Image.new("L", (400, 400))), cost(Image.new("L", (100, 1600)))
+    assert tall - grey == 1200 * img.ROW_BYTES - 300 * img.DECODER_ROW_BYTES
+    palette = Image.new("P", (400, 400))
+    assert cost(palette, transparency=0) - grey == 400 * 400 * 7
+    assert cost(Image.new("I;16", (400, 400))) - grey == 400 * 400 * 5
+
+
+def test_big_palette_and_16_bit_photos_are_reduced_in_a_reducible_mode() -> None:
+    """Converted (then reduced) before becoming RGB: transparency still lands on white, grey levels kept."""
+    clear = Image.new("P", (SIZE * 8, SIZE * 8), 0)
+    clear.putpalette([10, 20, 30] * 256)
+    out = np.asarray(_std(_png_with(clear, transparency=0)))
+    assert out.min() >= 250, "a fully transparent palette photo is white"
+    shrunk = img.shrink(Image.open(io.BytesIO(_png_with(clear, transparency=0))), SIZE)
+    assert shrunk.mode == "RGBA" and shrunk.size == (SIZE * 2, SIZE * 2)
+    grey = Image.fromarray(np.full((SIZE * 8, SIZE * 8), 30000, np.uint16))
+    assert img.shrink(Image.open(io.BytesIO(_png(grey))), SIZE).mode == "I"
+    assert np.asarray(_std(_png(grey))).std() < 1.0, "one grey level stays one"
+
+
+def _png_with(image: Image.Image, **save) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", **save)
+    return buf.getvalue()

@@ -65,9 +65,10 @@ def test_big_jpeg_is_decoded_at_a_draft_scale(big_upload_client: TestClient,
 def test_draft_scale_and_cost_come_from_the_header() -> None:
     big = jpeg_bytes(Image.new("RGB", (4000, 3000), (90, 120, 30)), quality=80)
     shown = images.peek(big, 40_000_000, draft_to=512)
-    assert shown.image.size == (1000, 750) and shown.cost == 1000 * 750 * 4
+    assert shown.image.size == (1000, 750)
+    assert 1000 * 750 * 4 <= shown.cost < 4000 * 3000 * 4, "the drafted buffer is counted, not the full one"
     assert images.decode(shown.image).size == (1000, 750)
-    assert images.peek(big, 40_000_000).cost == 4000 * 3000 * 4, "no draft: the full buffer is counted"
+    assert images.peek(big, 40_000_000).cost >= 4000 * 3000 * 4, "no draft: the full buffer is counted"
 
 
 def test_a_full_photo_queue_answers_503_with_retry_after(built_artifacts: Path) -> None:

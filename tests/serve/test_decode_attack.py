@@ -47,6 +47,16 @@ def png_bomb(side: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(idat)) + chunk(b"IEND", b"")
 
 
+def grey_png(width: int, height: int) -> bytes:
+    """A black 8-bit greyscale PNG, compressed in one call (the raw rows are zeros)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(bytes((1 + width) * height), 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
 def big_jpeg(side: int) -> bytes:
     """A smooth progressive JPEG of the largest allowed size (progressive: the decoder buffers it all)."""
     img = Image.radial_gradient("L").resize((side, side)).convert("RGB")
@@ -129,3 +139,31 @@ def test_sixteen_worst_case_uploads_keep_memory_bounded(artifacts: Path) -> None
     assert set(normal_codes) == {200}, normal_codes
     assert sampler.peak < PEAK_LIMIT, f"peak RSS {sampler.peak / 2**20:.0f} MB"
     assert settled < idle + SETTLE_SLACK, f"idle {idle / 2**20:.0f} MB, 10 s later {settled / 2**20:.0f} MB"
+
+
+@pytest.mark.slow
+def test_sixteen_tall_pngs_at_once_stay_within_the_decode_budget(artifacts: Path) -> None:
+    """The issue's 76 KB PNG of 1 x 39,000,000 pixels, 16 at once: each was estimated at 39 MB and cost
+    about 334 MB (Pillow's row table), 2.9 GB in all against the 480 MB budget. Peak RSS must stay
+    within idle (the resident model and indexes) + the budget, and each upload is refused by shape."""
+    tall, budget = grey_png(1, 39_000_000), Settings().serve.photo_decode_budget_mb * 2**20
+    with live_server(artifacts, max_upload_bytes=str(UPLOAD_LIMIT)) as (base, port):
+        proc = psutil.Process(server_pid(port))
+        normal = photo_bytes(artifacts)
+        for _ in range(3):
+            httpx.post(f"{base}/v1/search", files={"image": ("p.jpg", normal, "image/jpeg")}, timeout=30)
+        idle, sampler = proc.memory_info().rss, RssSampler(proc.pid)
+        sampler.start()
+
+        def send(_: int) -> httpx.Response:
+            return httpx.post(f"{base}/v1/search", files={"image": ("t.png", tall, "image/png")}, timeout=120)
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(send, range(16)))
+        sampler.done.set()
+        sampler.join()
+    log.warning("16 tall PNGs (%d B): idle %.0f MB, peak %.0f MB; %s", len(tall), idle / 2**20,
+                sampler.peak / 2**20, [r.status_code for r in answers])
+    assert sampler.peak < idle + budget, f"peak {sampler.peak / 2**20:.0f} MB, idle {idle / 2**20:.0f} MB"
+    assert {r.status_code for r in answers} == {422}, [r.text for r in answers]
+    assert {r.json()["reason"] for r in answers} == {"too_elongated"}

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from listing_search.serve.healthcheck import DEFAULT_HOST, DEFAULT_PORT, health_url, probe, serve_address
+from listing_search.serve.healthcheck import DEFAULT_HOST, DEFAULT_PORT, health_url, operator_key, probe, serve_address
 from listing_search.settings import ServeSettings, Settings
 from tests.serve.test_uvicorn import free_port
 
@@ -41,3 +41,12 @@ def test_probe_fails_with_the_reason_when_nothing_answers() -> None:
     url = f"http://127.0.0.1:{free_port()}/health"
     healthy, message = probe(url, timeout=2)
     assert not healthy and url in message and "refused" in message.lower()
+
+
+@pytest.mark.parametrize(("value", "key"), [("", None), ("op-1,op-2", "op-1"), (' ["op-3"]', "op-3"), (" , op-4", "op-4")])
+def test_probe_sends_the_first_operator_key_so_docker_keeps_the_whole_reason(value: str, key: str | None) -> None:
+    """Settings read the same variable: an operator key is what makes /health show its detail."""
+    assert operator_key({"LISTING_SEARCH_SERVE__OPERATOR_KEYS": value}) == key
+    assert operator_key({}) is None
+    if key:
+        assert Settings(serve=ServeSettings(operator_keys=value)).serve.health_keys()[0] == key

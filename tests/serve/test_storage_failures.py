@@ -1,5 +1,6 @@
-"""Writes say what happened when storage fails (a real full or read-only tmpfs): 507/503 with the
-reason, the store unchanged, no orphan files, /health degraded, and reads still served."""
+"""Writes say what happened when storage fails (a real full or read-only tmpfs): 507/503 naming the kind
+of storage and how it failed (never where), the store unchanged, no orphan files, /health degraded, and
+reads still served."""
 
 from __future__ import annotations
 
@@ -67,10 +68,10 @@ def test_full_disk_is_507_and_changes_nothing(disk: Path) -> None:
         before, before_files = snapshot_of(url), files(disk / "blobs")
         filler = fill(disk)
         r = post(client, disk)
-        assert r.status_code == 507 and "No space left" in r.json()["detail"], r.text
+        assert r.status_code == 507 and r.json() == {"detail": "not written: storage is full", "reason": "storage"}
         assert snapshot_of(url) == before and files(disk / "blobs") == before_files  # nothing half-written
         health = client.get("/health").json()
-        assert health["status"] == "degraded" and "full" in health["writes"]
+        assert health["status"] == "degraded" and health["writes"] == "storage is full"
         assert search_ok(client, disk)  # reads go on
         filler.unlink()
         client.app.state.writer._probe = (0.0, None)  # re-probe now rather than in 2 s
@@ -86,7 +87,8 @@ def test_full_store_disk_leaves_no_orphan_photo(tmp_path: Path, disk: Path) -> N
         before = files(tmp_path / "blobs")
         fill(disk)
         r = post(client, disk)
-        assert r.status_code in (503, 507) and "store" in r.json()["detail"], r.text
+        assert r.status_code in (503, 507) and r.json()["reason"] == "database", r.text
+        assert r.json()["detail"] in ("not written: the database is full", "not written: the database is unavailable")
         assert files(tmp_path / "blobs") == before
         assert search_ok(client, disk)
 
@@ -106,9 +108,9 @@ def test_read_only_photo_storage_is_503_and_reads_go_on(tmp_path: Path, built_ar
             subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
             try:
                 r = post(client, art)
-                assert r.status_code == 503 and "Read-only" in r.json()["detail"], r.text
+                assert r.status_code == 503 and r.json()["detail"] == "not written: storage is read-only", r.text
                 health = client.get("/health").json()
-                assert health["status"] == "degraded" and "Read-only" in health["writes"]
+                assert health["status"] == "degraded" and health["writes"] == "storage is read-only"
                 assert search_ok(client, art)
                 assert client.get("/v1/images/img-004-0").status_code == 200
             finally:

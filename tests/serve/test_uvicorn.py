@@ -99,6 +99,48 @@ def test_real_server_refuses_oversized_streams(server: str) -> None:
         assert c.get("/health").status_code == 200  # still serving
 
 
+SMUGGLED = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def raw_exchange(base: str, request: bytes, timeout: float = 5.0) -> bytes:
+    """Send ``request`` on one connection; everything the server sends until it closes or goes quiet."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        sock.settimeout(1.0)
+        reply = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                return reply + b"<closed>"
+            reply += chunk
+        return reply
+
+
+def test_content_length_with_transfer_encoding_is_400_and_closed(server: str) -> None:
+    """A proxy framing by Content-Length would pass the chunked body's tail on as a second request:
+    the server refuses the ambiguous one and closes, so the smuggled GET is never answered."""
+    body = b"0\r\n\r\n" + SMUGGLED
+    head = (b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(body))
+    reply = raw_exchange(server, head + body)
+    assert reply.startswith(b"HTTP/1.1 400 "), reply[:200]
+    assert b"ambiguous framing" in reply and reply.endswith(b"<closed>")
+    assert reply.count(b"HTTP/1.1 ") == 1, f"a second (smuggled) request was answered: {reply!r}"
+    with httpx.Client(base_url=server, timeout=10) as c:
+        assert c.get("/health").status_code == 200
+
+
+def test_invalid_utf8_form_text_is_422_on_the_real_server(server: str) -> None:
+    with httpx.Client(base_url=server, timeout=10) as c:
+        r = c.post("/v1/search", files=[("location", (None, b"\xff\xfe\xfd"))])
+        assert r.status_code == 422 and r.json()["detail"] == "location: not valid utf-8 text", r.text
+
+
 def test_serving_never_imports_torch_or_pandas(artifacts: Path) -> None:
     """Start-up, a photo search, a write and the health probe: none needs the training install."""
     code = (
@@ -150,11 +192,12 @@ def test_serve_without_artifacts_stays_up_and_reports_503(tmp_path: Path) -> Non
             except httpx.TransportError:
                 time.sleep(0.2)
         assert r is not None, f"server exited with {proc.returncode} or never answered"
-        assert r.status_code == 503 and "missing ['model/vision.onnx'" in r.json()["detail"]
-        assert "nothing-here" in r.json()["detail"] and proc.poll() is None
+        assert r.status_code == 503 and "artifacts missing: model/vision.onnx" in r.json()["detail"]
+        assert "nothing-here" not in r.text and proc.poll() is None, "the folder is the log's, not the client's"
     finally:
         stop(proc)
-    assert "could not load the search engine" in proc.stderr.read()
+    log = proc.stderr.read()
+    assert "could not load the search engine" in log and "nothing-here" in log
 
 
 def test_concurrent_searches_while_listings_change(artifacts: Path) -> None:

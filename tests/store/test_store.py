@@ -12,6 +12,7 @@ from listing_search.errors import IdempotencyConflict, StoreVersionError
 from listing_search.store import open_store
 from listing_search.store.backup import backup, restore
 from listing_search.store.blobs import LocalBlobStore
+from listing_search.store.gc import delete_photo_bytes, sweep_orphan_photos
 from listing_search.store.models import DELETE, ORIGIN_API, UPSERT, ListingIn, Models, PhotoIn
 from listing_search.store.sql import IdempotentReplay, SqlStore
 
@@ -204,3 +205,24 @@ def test_an_older_store_gains_posted_at_from_its_change_log(store_url: str) -> N
     dated.fields["title"] = "Chair, now cheaper"
     migrated.merge([dated], M1)
     assert migrated.listing("dated").posted_at == 1645833600.0 and migrated.listing("dated").title.endswith("cheaper")
+
+
+def test_photo_bytes_deleted_during_a_backup_stay_until_it_ends(store: SqlStore, tmp_path: Path) -> None:
+    """A backup's lease keeps deleted photos' bytes (its snapshot may name them); the sweep after it
+    removes them; an expired lease (a killed backup) holds nothing back."""
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    for lid in ("a", "b"):
+        for p in item(lid).photos:
+            blobs.put(p.blob_key, b"jpeg")
+        store.add_listing(item(lid), M1)
+    store.hold_backup("x", ttl_s=60)
+    assert store.backup_in_progress()
+    _, keys, _ = store.delete_listing("a")
+    assert delete_photo_bytes(store, blobs, keys) == 0 and all(blobs.exists(k) for k in keys)
+    assert sweep_orphan_photos(store, blobs, grace_s=0) == 0, "no sweep while a backup runs"
+    store.release_backup("x")
+    assert not store.backup_in_progress()
+    assert sweep_orphan_photos(store, blobs, grace_s=0) == 2 and not any(blobs.exists(k) for k in keys)
+    store.hold_backup("killed", ttl_s=-1)
+    _, keys, _ = store.delete_listing("b")
+    assert delete_photo_bytes(store, blobs, keys) == 2 and not any(blobs.exists(k) for k in keys)

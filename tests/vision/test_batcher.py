@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from listing_search.data.images import TOO_LARGE, ImageRejected
 from listing_search.errors import PhotoQueueFull
 from listing_search.vision.batcher import PhotoQueue, QueueLimits
 
@@ -61,9 +62,15 @@ def test_a_second_big_decode_waits_while_a_small_one_is_admitted() -> None:
     assert q.stats().rejected == 1 and q.stats().decode_bytes == 0
 
 
-def test_a_photo_bigger_than_the_budget_runs_alone() -> None:
+def test_a_photo_bigger_than_the_whole_budget_is_refused_undecoded() -> None:
+    """Running it even alone would hold more than the budget; one that fits exactly still runs."""
     q = PhotoQueue(Doubler(), QueueLimits(budget_bytes=10 * MB))
-    assert float(q.embed(lambda: np.ones(2), 50 * MB)[0][0]) == 2.0
+    decoded: list[int] = []
+    with pytest.raises(ImageRejected) as err:
+        q.embed(lambda: decoded.append(1) or np.ones(2), 50 * MB)
+    assert err.value.reason == TOO_LARGE and "50 MB, more than the 10 MB" in str(err.value)
+    assert decoded == [] and q.stats().in_flight == 0
+    assert float(q.embed(lambda: np.ones(2), 10 * MB)[0][0]) == 2.0
 
 
 def test_model_errors_reach_every_caller_and_decode_errors_free_their_slot() -> None:

@@ -17,6 +17,8 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -136,18 +138,32 @@ def base_url(served_artifacts: Path) -> Iterator[str]:
     sock.close()
 
 
+# Every page records what its Content-Security-Policy blocked (an init script runs outside the policy).
+WATCH_CSP = """window.__csp = [];
+document.addEventListener('securitypolicyviolation',
+    e => window.__csp.push(`${e.effectiveDirective} blocked ${e.blockedURI || 'inline'}`));"""
+
+
+def csp_violations(pg) -> list[str]:
+    return pg.evaluate("() => window.__csp || []")
+
+
 @pytest.fixture
 def page(browser, base_url: str):
+    """The search page, loaded, with its CSP enforced: any violation fails the test at the end."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url)
     context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script(WATCH_CSP)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     pg.goto("/")
     pg.wait_for_selector("body[data-ready=true]")
     yield pg
+    blocked = csp_violations(pg) if not pg.is_closed() else []
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
 
 
 def shot(pg, name: str) -> None:
@@ -196,7 +212,7 @@ def test_text_search_shows_ranked_cards(page) -> None:
     assert not RAW_SCORE.search(page.inner_text("#results")), "a raw ranker score is on the page"
     assert "“mountain bike”" in page.text_content("#results-summary")
     # Photos load lazily: those of the first row, on screen, must have loaded.
-    page.wait_for_function("[...document.querySelectorAll('#results-list img')].slice(0, 3)"
+    page.wait_for_function("() => [...document.querySelectorAll('#results-list img')].slice(0, 3)"
                            ".every(i => i.complete && i.naturalWidth > 0)")
     assert "q=mountain+bike" in page.url, "the query is not kept in the address"
     shot(page, "01-text-search")
@@ -213,7 +229,7 @@ def test_photo_upload_searches_by_photo(page, served_artifacts: Path) -> None:
     page.get_by_role("button", name="Remove photo").click()
     assert page.is_hidden("#photo-preview")
     # No words left: the photo's results go too, rather than staying under an empty search box.
-    page.wait_for_function("document.querySelectorAll('#results-list .card').length === 0")
+    page.wait_for_function("() => document.querySelectorAll('#results-list .card').length === 0")
     assert "Type what you are looking for" in page.text_content("#results-summary")
 
 
@@ -289,7 +305,7 @@ def test_listing_page_shows_photos_and_more_like_this(page) -> None:
     similar = cards(page, "similar-list")
     assert similar and first["id"] not in {c["id"] for c in similar}
     assert not RAW_SCORE.search(page.inner_text("#similar")), "More like this shows a raw score"
-    page.wait_for_function("[...document.querySelectorAll('#listing-photos img')].every(i => i.complete && i.naturalWidth)")
+    page.wait_for_function("() => [...document.querySelectorAll('#listing-photos img')].every(i => i.complete && i.naturalWidth)")
     shot(page, "04-listing")
 
     # Back (the browser's, or the page's link) returns to the results as they were, without searching again.
@@ -334,7 +350,7 @@ def test_listing_page_at_its_address_reloads_and_says_not_found(page) -> None:
         assert page.text_content("#listing-title") == f"{TITLES[4]} 4"
         page.wait_for_selector("#similar-list .card")
         assert page.locator("#listing-photos img").count() == 2
-        page.wait_for_function("[...document.querySelectorAll('#listing-photos img')].every(i => i.complete && i.naturalWidth)")
+        page.wait_for_function("() => [...document.querySelectorAll('#listing-photos img')].every(i => i.complete && i.naturalWidth)")
         page.reload()
         page.wait_for_selector("body[data-ready=true]")
         wait_listing(page, "listing-004")
@@ -445,7 +461,8 @@ def test_phone_width_is_two_columns_without_sideways_scroll(page) -> None:
 def test_api_docs_work_without_network(browser, base_url: str, path: str, title: str) -> None:
     """Every request not to 127.0.0.1 is aborted, as on a machine without internet: the docs still
     render the endpoints, because their scripts and styles come from the server itself (ReDoc's
-    "powered by" logo, an image, is the one thing left to the network)."""
+    "powered by" logo, an image, is the one thing left to the network). Their CSP is enforced, with
+    no 'unsafe-inline' for scripts: nothing they need is blocked."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url)
     context.set_default_timeout(TIMEOUT_MS)
     blocked: list[str] = []
@@ -459,16 +476,73 @@ def test_api_docs_work_without_network(browser, base_url: str, path: str, title:
             route.abort()
 
     context.route("**/*", loopback_only)
+    context.add_init_script(WATCH_CSP)
     pg = context.new_page()
     try:
-        pg.goto(path)
-        pg.wait_for_function("document.body.innerText.includes('Search listings by photo and/or text')")
+        response = pg.goto(path)
+        assert "'unsafe-inline'" not in script_src(response.headers["content-security-policy"])
+        pg.wait_for_function("() => document.body.innerText.includes('Search listings by photo and/or text')")
         assert pg.title() == title  # an operation's summary is rendered: the endpoint list is there
         assert "/v1/search" in pg.inner_text("body")
+        violations = csp_violations(pg)
         shot(pg, f"08-offline{path.replace('/', '-')}")
     finally:
         context.close()
     assert not blocked, f"the docs need the network for {blocked}"
+    # ReDoc's "powered by" logo is an image on its CDN: the docs' CSP keeps images on this server.
+    assert [v for v in violations if "cdn.redoc.ly" not in v] == [], f"the CSP blocked: {violations}"
+
+
+def script_src(csp: str) -> str:
+    return next(d for d in csp.split(";") if d.strip().startswith("script-src"))
+
+
+def test_the_page_runs_no_inline_script_and_refuses_a_cross_origin_frame(page, browser, base_url: str) -> None:
+    """The CSP is enforced: a script element written into the page does not run; another site that
+    frames the page (clickjacking on Save and Clear history) gets an empty frame."""
+    page.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.__ran = 1';"
+                  " document.body.append(s); }")
+    assert page.evaluate("() => window.__ran") is None
+    assert any(v.startswith("script-src") for v in csp_violations(page))
+    page.evaluate("() => { window.__csp = []; }")  # seen: the fixture checks nothing else was blocked
+
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    html = f'<iframe id="f" src="{base_url}/" width="800" height="600"></iframe>'
+    try:
+        with other_site(html) as other:
+            framing = context.new_page()
+            framing.goto(other)
+            framing.wait_for_load_state("load")  # the frame's load ends too, refused or not
+            (child,) = framing.main_frame.child_frames
+            assert not child.url.startswith(base_url), f"the page rendered inside another site's frame: {child.url}"
+    finally:
+        context.close()
+
+
+@contextmanager
+def other_site(html: str) -> Iterator[str]:
+    """Another origin (another port of 127.0.0.1, so no local-network check applies) serving ``html``."""
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # --- honest states, understandable relevance, photo understanding ---
@@ -1013,7 +1087,7 @@ def test_accessibility_tree_has_no_critical_problem(page) -> None:
 
     first = open_card(page, "results-list", 0)
     page.wait_for_selector("#similar-list .card")
-    page.wait_for_function("[...document.querySelectorAll('#listing-photos img')].every(i => i.complete)")
+    page.wait_for_function("() => [...document.querySelectorAll('#listing-photos img')].every(i => i.complete)")
     tree = check("on a listing's page")
     assert re.search(r'- article "' + re.escape(first["title"]) + '"', tree), f"the listing is not a named article\n{tree}"
     assert re.search(r'- link "← Back to results"', tree), tree
@@ -1149,7 +1223,7 @@ def test_a_listing_forgotten_in_another_tab_is_not_saved_again_here(page) -> Non
     other.wait_for_selector("body[data-ready=true]")
     open_history_panel(other)
     other.click(f"#history-list button.forget[data-listing-id='{listing['id']}']")
-    page.wait_for_function("document.getElementById('like').getAttribute('aria-pressed') === 'false'")
+    page.wait_for_function("() => document.getElementById('like').getAttribute('aria-pressed') === 'false'")
     page.click("#like")  # meant as "save", and it is: not a toggle of the forgotten state
     assert [e["event"] for e in history_in_storage(page) if e["listing_id"] == listing["id"]] == ["liked"]
     other.close()

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 OK, SKIPPED = "ok", "skipped"
 MISSING, UNREADABLE, CORRUPT, TOO_LARGE = "file_missing", "not_an_image", "corrupt_or_truncated", "too_large"
+ELONGATED = "too_elongated"
 
 
 class ImageRejected(ValueError):
@@ -46,8 +47,21 @@ class ImageRejected(ValueError):
 # Formats uploads may use (JPEG includes MPO); anything else (EPS runs Ghostscript) is refused unread.
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 JPEG_FORMATS = ("JPEG", "MPO")
-# Bytes a pixel takes in Pillow's buffer (RGB is stored 4 bytes a pixel); other modes count as 4.
-PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "LA": 4, "RGB": 4, "RGBA": 4}
+# Longest side over shortest side, at most. Real listing photos are at most 1:2.3 and phone panoramas
+# about 1:10; a 1 x 39,000,000 PNG (76 KB) is an attack: Pillow keeps an 8-byte pointer per row, so
+# its row table alone took 312 MB, eight times its pixels.
+MAX_ASPECT = 20
+# Bytes per pixel a decode holds at its peak, by mode: the decoded buffer (RGB is stored 4 bytes a
+# pixel) plus the full-size copy made before shrinking, where the mode cannot be box-reduced (palette,
+# bilevel and 16-bit become RGB(A), L and I first) or Pillow reduces through a premultiplied copy
+# (RGBA, LA). Measured per mode (bench/bench_decode_shapes.py); other modes count as 8.
+PEAK_PIXEL_BYTES = {"1": 2, "L": 1, "P": 5, "I;16": 6, "I;16B": 6, "I;16L": 6, "I": 4, "F": 4, "RGB": 4,
+                    "RGBX": 4, "CMYK": 4, "YCbCr": 4, "LA": 8, "RGBA": 8}
+PALETTE_WITH_ALPHA_BYTES = 8  # a palette with transparency becomes RGBA, then its premultiplied copy
+ROW_BYTES = 8  # Pillow's pointer to each row
+DECODER_ROW_BYTES = 32  # raw rows a decoder holds (PNG: this and the previous one, up to 8 bytes a pixel)
+WEBP_CANVAS_BYTES = 12  # libwebp's animation decoder keeps RGBA canvases of its own (measured 16 in all)
+SMALL_STEPS_BYTES = 12 * 2**20  # the shrunk copies, letterbox, JPEG and model input after the big decode
 # Modes Image.reduce averages correctly (not palettes, bilevel or 16-bit).
 REDUCIBLE = ("L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "F")
 
@@ -56,7 +70,8 @@ REDUCIBLE = ("L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "F")
 class Photo:
     """A photo whose header is read and checked, pixels not yet decoded.
 
-    ``cost`` is the bytes its decode will hold at most, so a caller can bound decodes in total.
+    ``cost`` is the bytes its decode and standardising will hold at most, so a caller can bound
+    decodes in total.
     """
 
     image: Image.Image
@@ -64,7 +79,7 @@ class Photo:
 
 
 def peek(data: bytes | Path, max_pixels: int, draft_to: int | None = None) -> Photo:
-    """Read only the header: refuse over-limit dimensions before any pixel buffer exists.
+    """Read only the header: refuse over-limit dimensions and shapes before any pixel buffer exists.
 
     ``draft_to`` makes the JPEG decoder produce a 1/2..1/8 scale image of at least that side, so a big
     JPEG never exists at full size; other formats are decoded whole, which the pixel limit bounds.
@@ -73,17 +88,34 @@ def peek(data: bytes | Path, max_pixels: int, draft_to: int | None = None) -> Ph
     src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     with _rejected_as_reasons():
         img = Image.open(src, formats=FORMATS)
-        if img.width * img.height > max_pixels:
-            raise ImageRejected(TOO_LARGE, f"{img.width}x{img.height} exceeds {max_pixels} pixels")
+        check_dimensions(img.size, max_pixels)
         full = img.size
         if draft_to and img.format in JPEG_FORMATS:
             img.draft("RGB", (draft_to, draft_to))
     return Photo(img, decode_cost(img, full))
 
 
+def check_dimensions(size: tuple[int, int], max_pixels: int) -> None:
+    """``ImageRejected`` for more than ``max_pixels`` pixels (413) or a side over ``MAX_ASPECT`` times
+    the other (422): both known from the header alone."""
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageRejected(TOO_LARGE, f"{width}x{height} exceeds {max_pixels} pixels")
+    if max(width, height) > MAX_ASPECT * max(1, min(width, height)):
+        raise ImageRejected(ELONGATED, f"{width}x{height} is longer than {MAX_ASPECT}:1; no photo has that shape")
+
+
 def decode_cost(img: Image.Image, full: tuple[int, int]) -> int:
-    """Bytes of the decoded buffer, plus libjpeg's whole-image coefficients for a progressive JPEG."""
-    cost = img.width * img.height * PIXEL_BYTES.get(img.mode, 4)
+    """Bytes the decode and standardising of ``img`` hold at their peak: per pixel by mode (and format),
+    per row (Pillow's row table), per column (the decoder's raw rows), plus libjpeg's whole-image
+    coefficients for a progressive JPEG."""
+    pixels = img.width * img.height
+    per_pixel = PEAK_PIXEL_BYTES.get(img.mode, 8)
+    if img.mode == "P" and "transparency" in img.info:
+        per_pixel = PALETTE_WITH_ALPHA_BYTES
+    if img.format == "WEBP":
+        per_pixel += WEBP_CANVAS_BYTES
+    cost = pixels * per_pixel + img.height * ROW_BYTES + full[0] * DECODER_ROW_BYTES + SMALL_STEPS_BYTES
     if img.format in JPEG_FORMATS and img.info.get("progressive"):
         cost += full[0] * full[1] * 6  # 64 16-bit coefficients per 8x8 block, 3 full-size components
     return cost
@@ -119,12 +151,33 @@ def _rejected_as_reasons() -> Iterator[None]:
 
 
 def shrink(img: Image.Image, size: int) -> Image.Image:
-    """Box-reduce by an integer factor to at least twice ``size`` before any conversion or rotation,
-    so the copies those make are small; LANCZOS from 2x the target looks the same as from full size."""
+    """Box-reduce by an integer factor to at least twice ``size`` before any rotation or conversion to
+    RGB, so the copies those make are small; LANCZOS from 2x the target looks the same as from full size.
+
+    A mode that cannot be box-reduced is first converted to one that can (palette to RGB or RGBA,
+    bilevel to L, 16-bit to I), and ``img`` is closed then, freeing its pixels before the reduction:
+    the caller must not use ``img`` after a call that returned another image."""
     factor = max(img.size) // (2 * size)
-    if factor < 2 or img.mode not in REDUCIBLE:
+    if factor < 2:
         return img
+    if img.mode not in REDUCIBLE:
+        converted = img.convert(reducible_mode(img))
+        img.close()
+        img = converted
     return img.reduce(factor)
+
+
+def reducible_mode(img: Image.Image) -> str:
+    """The mode ``img`` is box-reduced in: its own, or the nearest one ``Image.reduce`` averages correctly."""
+    if img.mode in REDUCIBLE:
+        return img.mode
+    if img.mode == "1":
+        return "L"
+    if img.mode.startswith("I;16"):
+        return "I"
+    if img.mode in ("PA", "La") or (img.mode == "P" and "transparency" in img.info):
+        return "RGBA"
+    return "RGB"
 
 
 def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:

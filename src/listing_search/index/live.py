@@ -252,7 +252,8 @@ class LiveIndexes:
 
 
 class Follower:
-    """Background thread: poll the log every ``interval`` s; snapshot every ``snapshot_every`` s and at stop."""
+    """Background thread: apply the log as soon as the store says it grew (``SqlStore.change_waiter``),
+    and every ``interval`` s in any case; snapshot every ``snapshot_every`` s and at stop."""
 
     def __init__(self, live: LiveIndexes, folder: Path, interval: float, snapshot_every: float, keep: int = 2,
                  publish_to: BlobStore | None = None) -> None:
@@ -273,17 +274,27 @@ class Follower:
         self._snapshot_if_due(force=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.live.poll()
-                self.error = None
-            except StorageError as exc:
-                self.error = exc.reason
-                log.warning("log follower: %s", exc.reason)
-            except Exception as exc:  # keep following: one bad poll must not stop replication for good
-                self.error = f"{type(exc).__name__}: {exc}"
-                log.exception("log follower failed")
-            self._snapshot_if_due()
+        waiter = self.live.store.change_waiter()
+        try:
+            while True:
+                waiter.wait(self.interval, self._stop)
+                if self._stop.is_set():
+                    return
+                self._poll()
+                self._snapshot_if_due()
+        finally:
+            waiter.close()
+
+    def _poll(self) -> None:
+        try:
+            self.live.poll()
+            self.error = None
+        except StorageError as exc:
+            self.error = exc.reason
+            log.warning("log follower: %s", exc.reason)
+        except Exception as exc:  # keep following: one bad poll must not stop replication for good
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("log follower failed")
 
     def _snapshot_if_due(self, force: bool = False) -> None:
         live = self.live

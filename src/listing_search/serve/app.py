@@ -7,6 +7,7 @@ Nothing here imports torch: the vision model runs in ONNX Runtime.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,13 +17,15 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from listing_search import schema as S
+from listing_search.errors import StorageError
 from listing_search.search.engine import SearchEngine
-from listing_search.serve import auth, errors
+from listing_search.serve import auth, errors, security
 from listing_search.serve.deadlines import BodyDeadlineMiddleware
 from listing_search.serve.limits import FORM_SLACK, BodyLimitMiddleware
 from listing_search.serve.metrics import Metrics, MetricsMiddleware
 from listing_search.serve.metrics import router as metrics_router
 from listing_search.serve.routes import health, images, listings, predict, recommend, search
+from listing_search.serve.strict import StrictFormMiddleware, StrictFramingMiddleware
 from listing_search.serve.writes import CatalogWriter
 from listing_search.settings import Settings, get_settings
 
@@ -55,7 +58,8 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
 
     # Swagger UI and ReDoc assets from the fastapi-offline package, not a CDN: /docs works offline.
     app = FastAPIOffline(title="listing-search", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    app.state.settings, app.state.engine, app.state.load_error = settings, engine, None
+    app.state.settings, app.state.engine = settings, engine
+    app.state.load_error = app.state.load_problem = None  # the whole story (operators), what clients see
     app.state.writer = CatalogWriter(engine) if engine is not None else None
     app.state.follow = engine is None  # a given engine is the caller's to run
     app.state.metrics = Metrics()
@@ -64,15 +68,19 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
         app.include_router(module.router)
     app.include_router(metrics_router)
     _include_web(app)
+    app.add_middleware(StrictFormMiddleware)  # innermost: sees the body the limits let through
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit(settings))
     app.add_middleware(BodyDeadlineMiddleware, seconds=settings.serve.body_timeout_s)
     auth.install(app, settings)
+    app.add_middleware(StrictFramingMiddleware)  # before anything else looks at the request
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    security.install(app, settings)  # outermost: its headers go on every answer
     return app
 
 
 def _load(app: FastAPI, settings: Settings) -> None:
     """Load once; on failure serve 503s with the reason instead of dying (the health check shows it)."""
+    missing: list[str] = []
     try:
         missing = check_artifacts(settings.artifacts_dir)
         if missing:
@@ -83,6 +91,7 @@ def _load(app: FastAPI, settings: Settings) -> None:
         log.info("search engine loaded: %s", app.state.engine.health())
     except Exception as exc:  # any broken artifact: report it, keep the process up
         app.state.load_error = f"{type(exc).__name__}: {exc}"
+        app.state.load_problem = load_problem(exc, missing)
         log.error("could not load the search engine from %s: %s; serving /health as 503 until fixed and "
                   "restarted", settings.artifacts_dir, exc)
 
@@ -91,6 +100,20 @@ def check_artifacts(artifacts: Path) -> list[str]:
     """Files serving needs that are missing (empty when ready to serve)."""
     needed = [S.VISION_ONNX, S.MODEL_CARD, S.CATEGORIES_JSON]  # listings come from the store
     return [n for n in needed if not (Path(artifacts) / n).is_file()]
+
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(?:/[\w.-]+)+/([\w.-]+)")
+
+
+def load_problem(exc: Exception, missing: list[str]) -> str:
+    """Why the engine is not loaded, naming no folder or host (the log has the whole reason): missing
+    artifacts by their relative names; a broken file by its own name (``…/vision.onnx``)."""
+    if missing:
+        return f"artifacts missing: {', '.join(missing)}"
+    if isinstance(exc, StorageError):
+        return exc.public
+    named = ABSOLUTE_PATH.sub(r"…/\1", str(exc))
+    return f"the search engine could not be loaded: {type(exc).__name__}: {named}"
 
 
 def body_limit(settings: Settings) -> Callable[[str], int]:

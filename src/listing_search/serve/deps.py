@@ -22,10 +22,11 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_engine(request: Request) -> SearchEngine:
-    """The engine loaded at start-up; 503 with the reason while it is missing."""
+    """The engine loaded at start-up; 503 with the reason while it is missing (no path: /health's detail
+    and the log have those)."""
     engine = getattr(request.app.state, "engine", None)
     if engine is None:
-        reason = getattr(request.app.state, "load_error", None) or "not loaded yet"
+        reason = getattr(request.app.state, "load_problem", None) or "not loaded yet"
         raise HTTPException(503, f"search engine unavailable: {reason}")
     return engine
 

@@ -8,19 +8,21 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from listing_search.data.images import CORRUPT, MISSING, TOO_LARGE, UNREADABLE, ImageRejected
+from listing_search.data.images import CORRUPT, ELONGATED, MISSING, TOO_LARGE, UNREADABLE, ImageRejected
 from listing_search.errors import (
     BadCursor, IdempotencyConflict, PhotoQueueFull, StorageError, TextSearchUnavailable, UnknownCategory,
 )
+from listing_search.serve.auth import is_write
 
 log = logging.getLogger(__name__)
 
-IMAGE_STATUS = {UNREADABLE: 415, CORRUPT: 422, TOO_LARGE: 413, MISSING: 400}
+IMAGE_STATUS = {UNREADABLE: 415, CORRUPT: 422, ELONGATED: 422, TOO_LARGE: 413, MISSING: 400}
 ERROR_RESPONSES: dict[int | str, dict] = {
     400: {"description": "Bad input (empty upload, text search unavailable, a cursor of another search)"},
-    413: {"description": "Upload or image dimensions too large"},
+    413: {"description": "Upload or image dimensions too large, or its decode over the photo decode budget"},
     415: {"description": "Not an image"},
-    422: {"description": "Invalid field, corrupt or truncated image, unknown category, k out of range"},
+    422: {"description": "Invalid field, corrupt or truncated image, image longer than 20:1, unknown category, "
+                         "k out of range"},
     503: {"description": "Model, index or catalogue not loaded; storage refuses writes (read-only, unreachable); "
                          "photo queue full (retry after Retry-After seconds)"},
     507: {"description": "Storage full: the write was not made"},
@@ -56,9 +58,12 @@ async def _bad_cursor(request: Request, exc: BadCursor) -> JSONResponse:
 
 
 async def _storage(request: Request, exc: StorageError) -> JSONResponse:
-    """Nothing was written: say why, and that a retry (with the same Idempotency-Key) is safe."""
-    log.warning("storage refused a request: %s", exc.reason)
-    return JSONResponse({"detail": f"not written: {exc.reason}", "reason": "storage"}, status_code=exc.status,
+    """Nothing was written (a write) or nothing could be read (a read): say which kind of storage failed
+    and how, never where (paths, blob keys and database hosts go to the log); a retry (with the same
+    Idempotency-Key) is safe."""
+    log.warning("%s %s: %s storage error: %s", request.method, request.url.path, exc.kind, exc.reason)
+    verb = "not written" if is_write(request.scope) else "could not be served"  # a search is a POST too
+    return JSONResponse({"detail": f"{verb}: {exc.public}", "reason": exc.kind}, status_code=exc.status,
                         headers={"Retry-After": "5"})
 
 

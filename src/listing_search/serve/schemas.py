@@ -139,13 +139,17 @@ class HealthOut(BaseModel):
     listings: int
     photos: int
     text: bool = Field(description="Whether text search is available.")
-    writes: str = Field("ok", description="'ok', or why writes would fail now (status is then 'degraded').")
+    writes: str = Field("ok", description="'ok', or which storage would make writes fail now and how, e.g. "
+                        "'the database is read-only' (status is then 'degraded'); where is in 'detail'.")
     log_seq: int = Field(0, description="Change-log sequence this replica's indexes cover.")
     lag_entries: int = Field(0, description="Log entries committed but not yet applied here (at the last poll).")
     lag_seconds: float = Field(0.0, description="Age of the oldest log entry not yet applied here.")
     snapshot_seq: int = Field(-1, description="Log sequence of this replica's newest snapshot.")
     snapshot_age_seconds: float | None = None
     follower_error: str | None = Field(None, description="Why the last poll of the change log failed, if it did.")
+    detail: dict[str, str | None] | None = Field(None, description=(
+        "Operators only (X-API-Key holding one of serve.operator_keys): the whole reasons behind 'writes' and "
+        "'follower_error', and where the store and the blob store are."))
 
 
 class HistoryEventIn(BaseModel):

@@ -22,6 +22,7 @@ from listing_search.data.images import encode_jpeg, peek, standardise_photo
 from listing_search.errors import StorageError, UnknownCategory
 from listing_search.search.engine import SearchEngine
 from listing_search.store import photo_blob_key
+from listing_search.store.gc import delete_photo_bytes
 from listing_search.store.models import ORIGIN_API, Listing, ListingIn, PhotoIn
 from listing_search.store.sql import IdempotentReplay
 
@@ -169,7 +170,7 @@ class CatalogWriter:
         if deleted is None:
             return None
         _, blob_keys, seq = deleted
-        self._delete_blobs(blob_keys)
+        delete_photo_bytes(self.store, self.blobs, blob_keys)  # kept while a backup is in progress
         self._follow_own_write()
         log.info("removed listing %s (%d photos) at seq %d", listing_id, len(blob_keys), seq)
         return seq

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
-from listing_search.errors import BlobNotFound, StorageError, StorageFull, StorageUnavailable
+from listing_search.errors import STORAGE, BlobNotFound, StorageError, StorageFull, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,9 @@ def _check_prefix(prefix: str) -> str:
 
 def _os_error(exc: OSError, what: str) -> StorageError:
     reason = f"{what}: {exc.strerror or exc}"
-    return StorageFull(reason) if exc.errno in FULL_ERRNOS else StorageUnavailable(reason)
+    if exc.errno in FULL_ERRNOS:
+        return StorageFull(reason, STORAGE)
+    return StorageUnavailable(reason, STORAGE, "is read-only" if exc.errno == errno.EROFS else None)
 
 
 class LocalBlobStore:

@@ -3,19 +3,27 @@
 Writers take one transaction-scoped advisory lock, so log sequence numbers are assigned and
 committed in the same order (a follower reading ``seq > n`` never skips a late commit). A lost
 connection is reopened on the next call; the write in flight fails with ``StorageUnavailable``.
+A transaction that appends to the log NOTIFYs ``listing_search_log`` (delivered on commit, once per
+transaction), so followers LISTENing on it poll at once instead of at their next interval.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from listing_search.errors import StorageFull, StorageUnavailable
-from listing_search.store.sql import SqlStore
+from listing_search.errors import DATABASE, StorageFull, StorageUnavailable
+from listing_search.store.sql import ChangeWaiter, SqlStore
 
+log = logging.getLogger(__name__)
 WRITE_LOCK = 7_242_424_242  # pg_advisory_xact_lock key of the store's writers
 CONNECT_TIMEOUT_S = 5
+CHANNEL = "listing_search_log"  # NOTIFY'd by every transaction that appends to the change log
+STOP_CHECK_S = 0.25  # a waiting follower notices stop() this often
 
 
 class PostgresStore(SqlStore):
@@ -28,7 +36,8 @@ class PostgresStore(SqlStore):
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.Error as exc:
-            raise StorageUnavailable(f"cannot connect to the PostgreSQL store: {exc}") from exc
+            raise StorageUnavailable(f"cannot connect to the PostgreSQL store: {exc}", DATABASE,
+                                     "is unreachable") from exc
 
     @contextmanager
     def _transaction(self, con: Any) -> Iterator[None]:
@@ -41,6 +50,12 @@ class PostgresStore(SqlStore):
         with con.transaction():
             con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield
+
+    def _announce(self, con: Any) -> None:
+        con.execute(f"NOTIFY {CHANNEL}")
+
+    def change_waiter(self) -> "ListenWaiter":
+        return ListenWaiter(self.url)
 
     def _after_bulk_insert(self, con: Any) -> None:
         for table, column in (("listings", "key"), ("photos", "vector_id"), ("changes", "seq")):
@@ -67,11 +82,11 @@ class PostgresStore(SqlStore):
         import psycopg
 
         if isinstance(exc, psycopg.errors.DiskFull):
-            return StorageFull(f"the PostgreSQL store's disk is full: {exc}")
+            return StorageFull(f"the PostgreSQL store's disk is full: {exc}", DATABASE)
         if isinstance(exc, (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege)):
-            return StorageUnavailable(f"the PostgreSQL store refuses writes: {exc}")
+            return StorageUnavailable(f"the PostgreSQL store refuses writes: {exc}", DATABASE, "refuses writes")
         if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
-            return StorageUnavailable(f"the PostgreSQL store is unreachable: {exc}")
+            return StorageUnavailable(f"the PostgreSQL store is unreachable: {exc}", DATABASE, "is unreachable")
         return None
 
     def _sql(self, sql: str, n_in: int = 0) -> str:
@@ -82,3 +97,57 @@ class PostgresStore(SqlStore):
 
     def _in_args(self, values: list) -> list:
         return [list(values)]
+
+
+class ListenWaiter(ChangeWaiter):
+    """Wakes on a NOTIFY of ``CHANNEL`` (any replica's commit to the log), on a connection of its own.
+
+    Without a connection (the server is down) it sleeps ``timeout`` and tries again on the next wait;
+    a fresh LISTEN wakes at once, since commits made before it was listening were not announced to it."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self._con = url, None
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        if self._con is None:
+            if self._listen():
+                return
+            stop.wait(timeout)
+            return
+        deadline = time.monotonic() + timeout
+        try:
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                if self._notified(min(left, STOP_CHECK_S)):
+                    return
+        except Exception as exc:  # a lost connection: poll now, listen again on the next wait
+            log.info("change log notifications lost (%s): listening again", type(exc).__name__)
+            self.close()
+
+    def _notified(self, timeout: float) -> bool:
+        """Whether a notification came within ``timeout``; any others already queued are drained with
+        it (one poll covers every commit so far). Unread ones wait in the socket, never lost."""
+        assert self._con is not None
+        if not any(True for _ in self._con.notifies(timeout=timeout, stop_after=1)):
+            return False
+        for _ in self._con.notifies(timeout=0):
+            pass
+        return True
+
+    def _listen(self) -> bool:
+        import psycopg
+
+        try:
+            self._con = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            self._con.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error:
+            self.close()
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._con is not None:
+            try:
+                self._con.close()
+            except Exception:  # already broken: nothing more to release
+                pass
+            self._con = None

@@ -34,6 +34,7 @@ from listing_search.store.models import (
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 24 * 3600
+BACKUP_LEASE = "backup-lease:"  # meta rows of backups in progress (never copied into a backup)
 WRITE_FIELDS = [c for c in LISTING_FIELDS if c != "key"]
 TEXT_FIELDS = {"listing_id", "title", "description", "location", "category_path", "root_category"}
 
@@ -223,8 +224,18 @@ class SqlStore:
         return [Change(int(s), op, int(k), lid, float(at)) for s, op, k, lid, at in rows]
 
     def _log(self, con: Any, op: str, key: int, listing_id: str) -> int:
-        return self._insert_returning(con, "INSERT INTO changes (op, listing_key, listing_id, at) VALUES (?, ?, ?, ?)",
-                                      [op, key, listing_id, time.time()], "seq")
+        seq = self._insert_returning(con, "INSERT INTO changes (op, listing_key, listing_id, at) VALUES (?, ?, ?, ?)",
+                                     [op, key, listing_id, time.time()], "seq")
+        self._announce(con)
+        return seq
+
+    def _announce(self, con: Any) -> None:
+        """Tell followers, on commit, that the log grew (PostgreSQL NOTIFY); SQLite's followers see
+        the file change by themselves."""
+
+    def change_waiter(self) -> "ChangeWaiter":
+        """What a follower waits on between polls of the log (``ChangeWaiter.wait``)."""
+        return ChangeWaiter()
 
     # ------------------------------------------------------------- reads
     def counts(self) -> dict[str, int]:
@@ -371,6 +382,23 @@ class SqlStore:
         with self.write() as con:
             con.execute(self._sql("DELETE FROM meta WHERE name = ?"), [name])
             con.execute(self._sql("INSERT INTO meta (name, value) VALUES (?, ?)"), [name, json.dumps(value)])
+
+    # ------------------------------------------------------------- backups in progress
+    def hold_backup(self, lease: str, ttl_s: float) -> None:
+        """Record (or renew) backup ``lease`` as in progress for ``ttl_s`` more seconds: while any is,
+        deleted photos keep their bytes (the backup's snapshot may name them). A lease expires by itself,
+        so a killed backup holds deletes back for ``ttl_s`` at most."""
+        self.set_meta(BACKUP_LEASE + lease, {"until": time.time() + ttl_s})
+
+    def release_backup(self, lease: str) -> None:
+        with self.write() as con:
+            con.execute(self._sql("DELETE FROM meta WHERE name = ?"), [BACKUP_LEASE + lease])
+
+    def backup_in_progress(self) -> bool:
+        """Whether any backup holds an unexpired lease (read fresh: a delete checks it after its commit)."""
+        now = time.time()
+        rows = self._rows("SELECT value FROM meta WHERE name LIKE ?", [BACKUP_LEASE + "%"])
+        return any(json.loads(value).get("until", 0) > now for (value,) in rows)
 
     # ------------------------------------------------------------- writes
     def add_listing(self, item: ListingIn, models: Models, idempotency: tuple[str, str] | None = None
@@ -525,6 +553,7 @@ class SqlStore:
         for table, cols in BULK_COLUMNS.items():  # parents before children (foreign keys)
             if rows[table]:
                 self._insert_rows(con, table, cols, rows[table])
+        self._announce(con)
         return seqs
 
     def _reserve_ids(self, con: Any, table: str, column: str, n: int) -> list[int]:
@@ -636,6 +665,21 @@ class SqlStore:
 
     def _after_bulk_insert(self, con: Any) -> None:
         """Dialects whose id generators do not follow explicit ids move them here."""
+
+
+class ChangeWaiter:
+    """Blocks a follower until the change log may have grown, or ``timeout`` passes, or ``stop`` is set.
+
+    This one only sleeps (a plain poll); the dialects wake up as soon as another writer commits:
+    SQLite by its file's change counter, PostgreSQL by LISTEN/NOTIFY. A wake-up without new entries
+    is harmless (the follower finds nothing to apply), a missed one costs at most ``timeout``.
+    """
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        stop.wait(timeout)
+
+    def close(self) -> None:
+        """Release what the waiter holds (a connection)."""
 
 
 TABLES = ("listings", "photos", "photo_vectors", "text_vectors", "changes", "idempotency", "meta", "deleted_listings")

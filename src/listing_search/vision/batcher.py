@@ -3,6 +3,7 @@
 Every photo a request brings (search, ``/predict/*``, a listing add) is one job. A job is admitted when
 fewer than ``in_flight`` jobs are running and its decode (estimated from the photo's header) fits the
 memory budget; otherwise it waits up to ``wait_s`` and is refused with :class:`PhotoQueueFull` (503).
+A photo whose decode alone would exceed the whole budget is refused at once (413, ``too_large``).
 An admitted job decodes in its caller's thread (decoders release the GIL, so decodes run in parallel),
 then its model input joins a batch: one worker thread runs up to ``batch_max`` inputs through the model
 in one call, waiting at most ``batch_wait_s`` for more only while other admitted jobs are still decoding.
@@ -24,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from listing_search.data.images import TOO_LARGE, ImageRejected
 from listing_search.errors import PhotoQueueFull
 from listing_search.settings import ServeSettings
 
@@ -82,9 +84,13 @@ class PhotoQueue:
     def embed(self, prepare: Callable[[], np.ndarray], cost: int = 0) -> Output:
         """Run ``prepare`` (the decode, bounded by admission) then the model; one photo's outputs.
 
-        Raises :class:`PhotoQueueFull` when not admitted within ``wait_s``, and whatever ``prepare`` raises.
+        Raises :class:`PhotoQueueFull` when not admitted within ``wait_s``, ``ImageRejected`` when ``cost``
+        alone exceeds the budget (running it, even alone, would break the bound), and whatever ``prepare``
+        raises.
         """
-        cost = min(cost, self.limits.budget_bytes)  # a photo bigger than the budget runs alone
+        if cost > self.limits.budget_bytes:
+            raise ImageRejected(TOO_LARGE, f"decoding it would take about {cost / 2**20:.0f} MB, more than the "
+                                           f"{self.limits.budget_bytes / 2**20:.0f} MB photo decode budget")
         with self._admitted(cost):
             x = prepare()
             job = _Job(x, Future())
