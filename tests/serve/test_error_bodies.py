@@ -92,8 +92,8 @@ def test_a_read_refused_with_the_database_gone_says_it_could_not_be_served(pg_se
         w = client.delete("/v1/listings/listing-001", headers={"X-API-Key": API_KEY})
         assert w.status_code == 503 and w.json()["detail"] == "not written: the database is unreachable"
         assert_discreet(w.text, *secrets)
-        s = client.post("/v1/search", data={"text": "", "category": RARE})  # a POST that only reads
-        assert s.status_code == 503 and s.json()["detail"].startswith("could not be served"), s.text
+        s = client.post("/v1/search", data={"text": "", "category": RARE})  # browsing reads memory only
+        assert s.status_code == 200 and s.json()["total"] == 3, s.text
 
         health = client.get("/health")
         assert health.status_code == 503 and health.json()["detail"] == "the database is unreachable"
