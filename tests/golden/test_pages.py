@@ -87,23 +87,31 @@ def test_total_is_the_match_set_whatever_k_offset_or_sort(client: TestClient, go
 
 
 def brute_force_m(engine, query: Query) -> set[str]:
-    """M from its definition: every listing passing the filters that holds the words (scanning every
-    listing's title and description), plus the ranked candidates whose relevance reaches the threshold."""
+    """M from its definition (``search.match``): every listing passing the filters that holds the words
+    (scanning every listing's title and description), plus the ranked candidates whose relevance
+    reaches the threshold, hold a near-identical photo, or are among the 10 best ranked."""
+    from listing_search.search.match import MIN_SHOWN, no_match
+    from listing_search.search.rank import NEAR_DUPLICATE
+    from listing_search.search.types import IMAGE
+
     store, f = engine.store, query.filters
     everything = [x for batch in store.iter_listings() for x in batch]
     passing = [x for x in everything
                if (f.root_category is None or x.root_category == f.root_category)
                and (f.max_price is None or (x.price is not None and x.price <= f.max_price))]
     scored = engine.pipeline.scored(query)
-    if scored.understanding.unknown_words:
-        return set()
-    terms = match_terms(scored.understanding.words)
+    u, ranked, view = scored.understanding, scored.ranked, scored.catalog
+    terms = match_terms(u.words)
     held = {x.listing_id for x in passing if holds(terms, x.title, x.description)}
-    threshold = engine.models.no_match_below(scored.understanding.mode)
-    rel, rows = scored.ranked.relevance, scored.candidates.rows
-    view = scored.catalog
-    ranked = {view.listing_id[r] for i, r in enumerate(rows) if rel is None or rel[i] >= threshold}
-    return held | ranked
+    held_rows = np.array([view.row_of_id(i) for i in held], np.int64)
+    if u.unknown_words or no_match(u, ranked, held_rows, engine.models):
+        return set()
+    threshold = engine.models.no_match_below(u.mode)
+    rel, rows, image = ranked.relevance, scored.candidates.rows, scored.candidates.score(IMAGE)
+    best = set(rows[ranked.order[:MIN_SHOWN]].tolist())
+    ranked_in = {view.listing_id[r] for i, r in enumerate(rows)
+                 if rel is None or rel[i] >= threshold or image[i] >= NEAR_DUPLICATE or r in best}
+    return held | ranked_in
 
 
 @pytest.mark.parametrize("words", ["chair", "sofa", "mens jacket", "garden table", "kids bike", "iphone",

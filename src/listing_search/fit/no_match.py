@@ -13,6 +13,7 @@ import numpy as np
 
 from listing_search.core.query import IMAGE, MODES, TEXT, Page, Query
 from listing_search.search.pipeline import SearchPipeline
+from listing_search.search.types import IMAGE as PHOTO_CHANNEL
 
 UNLIKE_PHOTOS = 24
 NO_MATCH_QUANTILE = 0.95
@@ -49,35 +50,51 @@ def unlike_photos(n: int = UNLIKE_PHOTOS, seed: int = 7) -> list[bytes]:
     return out
 
 
-def no_match_threshold(pipeline: SearchPipeline, real: dict[str, list[Query]]) -> tuple[dict[str, float], dict]:
+def no_match_threshold(pipeline: SearchPipeline, real: dict[str, list[Query]]
+                       ) -> tuple[dict[str, float], dict[str, float], dict]:
     """Per query mode: just above the best relevance of 95% of the nonsense inputs of that kind
     (nonsense words for text, unlike photos for photos; the lower of the two for both), but never
     above the best relevance of the 5% weakest ``real`` val queries of that mode, so that one nonsense
     word corrected to a real one cannot drag the threshold over real searches.
 
+    For photos alone, the same is set on the best photo cosine of each search (a second signal: an
+    unlike photo can land on the same relevance plateau as a weak real one). Returns the relevance
+    thresholds, the cosine thresholds and the report.
+
     Words alone that the catalogue never uses (after correction) are "no match" whatever the
-    threshold (``Understanding.unknown_words``); the report's flagged shares count both rules."""
-    def best(query: Query) -> tuple[float, bool]:
+    threshold (``Understanding.unknown_words``); the report's flagged shares count every rule."""
+    def best(query: Query) -> tuple[float, bool, float]:
         result = pipeline.search(query)
-        return result.best_relevance or 0.0, result.unknown_words
+        cosine = float(pipeline.scored(query).candidates.score(PHOTO_CHANNEL).max(initial=0.0)) if query.has_image else 1.0
+        return result.best_relevance or 0.0, result.unknown_words, cosine
 
     nonsense = {TEXT: [best(Query(text=t, page=Page(K))) for t in no_match_queries()],
                 IMAGE: [best(Query(image=p, page=Page(K))) for p in unlike_photos()]}
     answered = {mode: [best(q) for q in queries] for mode, queries in real.items()}
-    above = {m: float(np.quantile([b for b, _ in v], NO_MATCH_QUANTILE)) + 0.01 for m, v in nonsense.items() if v}
+    above = {m: float(np.quantile([b for b, _, _ in v], NO_MATCH_QUANTILE)) + 0.01 for m, v in nonsense.items() if v}
     above["both"] = min(above.values()) if above else 0.0
-    thresholds, report = {}, {}
+    thresholds, cosines, report = {}, {}, {}
     for mode in MODES:
         mine = answered.get(mode, [])
-        # "lower": an order statistic, so at most 5% of the real queries can fall under the cap
-        cap = float(np.quantile([b for b, _ in mine], 1 - NO_MATCH_QUANTILE, method="lower")) if mine else 1.0
-        thresholds[mode] = float(np.floor(min(above.get(mode, 0.0), cap) * 1e4) / 1e4)  # never above the cap
+        thresholds[mode] = _capped(above.get(mode, 0.0), [b for b, _, _ in mine])
+        if mode == IMAGE and nonsense[IMAGE]:
+            cosines[mode] = _capped(float(np.quantile([c for _, _, c in nonsense[IMAGE]], NO_MATCH_QUANTILE)) + 0.01,
+                                    [c for _, _, c in mine])
 
-        def flagged(items: list[tuple[float, bool]], t: float = thresholds[mode]) -> float:
-            return round(float(np.mean([b < t or unknown for b, unknown in items])), 4) if items else float("nan")
+        def flagged(items: list[tuple[float, bool, float]], t: float = thresholds[mode],
+                    c: float = cosines.get(mode, 0.0)) -> float:
+            return round(float(np.mean([b < t or unknown or cos < c for b, unknown, cos in items])), 4) \
+                if items else float("nan")
 
         noise = nonsense.get(mode, nonsense[TEXT] + nonsense[IMAGE])
-        report[mode] = {"threshold": thresholds[mode], "nonsense_inputs": len(noise),
-                        "nonsense_flagged": flagged(noise), "real_val_queries": len(mine),
-                        "real_val_flagged": flagged(mine)}
-    return thresholds, report
+        report[mode] = {"threshold": thresholds[mode], "cosine_threshold": cosines.get(mode),
+                        "nonsense_inputs": len(noise), "nonsense_flagged": flagged(noise),
+                        "real_val_queries": len(mine), "real_val_flagged": flagged(mine)}
+    return thresholds, cosines, report
+
+
+def _capped(above: float, real: list[float]) -> float:
+    """``above``, but never above the 5% weakest of ``real`` (an order statistic: at most 5% of the
+    real queries fall under it), floored to 4 decimals."""
+    cap = float(np.quantile(real, 1 - NO_MATCH_QUANTILE, method="lower")) if real else 1.0
+    return float(np.floor(min(above, cap) * 1e4) / 1e4)

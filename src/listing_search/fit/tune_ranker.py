@@ -56,7 +56,7 @@ CALIBRATE_TOP = 20  # calibration uses each val query's top results: the scores 
 NO_MATCH_VAL_QUERIES = 400  # val queries whose best relevance caps the no-match threshold
 NEW = ".new"  # suffix of fitted files written beside the ones in use (publish_fit)
 # What the fit's queries and features are: a change here re-fits an existing artifacts folder.
-RECIPE = {"queries": "search.pipeline.scored with the match set's holders as candidates", "version": 2}
+RECIPE = {"queries": "search.pipeline.scored with the match set's holders as candidates", "version": 3}
 
 
 def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progress: bool = False) -> dict:
@@ -112,7 +112,7 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
             relevance = None
         if relevance is not None:  # the chosen ranker with the calibration just fit, through the served path
             fitted = serving.with_models(serving.models.with_models(ranker=ranker, fitted=True, calibration=relevance))
-            relevance.no_match_below, relevance.report["no_match"] = no_match_threshold(
+            relevance.no_match_below, relevance.cosine_below, relevance.report["no_match"] = no_match_threshold(
                 fitted, real_val_queries(maker, q_val[:NO_MATCH_VAL_QUERIES]))
     finally:
         engine.close()

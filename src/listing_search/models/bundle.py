@@ -90,3 +90,9 @@ class ModelBundle:
         if self.calibration is None or not self.fitted or mode is None:
             return None
         return self.calibration.threshold(mode)
+
+    def no_match_cosine_below(self, mode: str | None) -> float | None:
+        """Best photo cosine under which a search of this mode matches nothing; None when there is no such rule."""
+        if self.calibration is None or not self.fitted or mode is None:
+            return None
+        return self.calibration.cosine_threshold(mode)

@@ -23,6 +23,9 @@ class Relevance:
     calibrator: ModeCalibrator
     no_match_below: dict[str, float] = field(default_factory=dict)  # query mode -> threshold
     ranker_sha: str = ""
+    # query mode -> best photo cosine under which a photo search matches nothing (a second signal for
+    # photos alone: a photo of nothing the catalogue sells can still sit on a relevance plateau)
+    cosine_below: dict[str, float] = field(default_factory=dict)
     report: dict = field(default_factory=dict)
 
     def apply(self, scores: np.ndarray, mode: str) -> np.ndarray:
@@ -32,15 +35,21 @@ class Relevance:
         """Best relevance under which a search of this mode is answered "no good match"."""
         return float(self.no_match_below.get(mode, 0.0))
 
+    def cosine_threshold(self, mode: str) -> float | None:
+        """Best photo cosine under which a search of this mode is answered "no good match" (None: no rule)."""
+        t = self.cosine_below.get(mode)
+        return None if t is None else float(t)
+
     def to_json(self) -> dict:
         return {"calibrator": self.calibrator.to_json(), "no_match_below": self.no_match_below,
-                "ranker_sha": self.ranker_sha, "report": self.report}
+                "no_match_cosine_below": self.cosine_below, "ranker_sha": self.ranker_sha, "report": self.report}
 
     @classmethod
     def from_json(cls, d: dict) -> "Relevance":
         thresholds = {m: float(t) for m, t in d.get("no_match_below", {}).items()}
-        return cls(ModeCalibrator.from_json(d["calibrator"]), thresholds,
-                   d.get("ranker_sha", ""), d.get("report", {}))
+        cosines = {m: float(t) for m, t in d.get("no_match_cosine_below", {}).items()}
+        return cls(ModeCalibrator.from_json(d["calibrator"]), thresholds, ranker_sha=d.get("ranker_sha", ""),
+                   report=d.get("report", {}), cosine_below=cosines)
 
     def save(self, path: Path) -> None:
         atomic_write_text(Path(path), json.dumps(self.to_json(), indent=1))

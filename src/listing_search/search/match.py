@@ -1,22 +1,25 @@
 """The match set M: the one definition of which listings a search matches.
 
-For a search, M is the set of listings passing the filters that the engine shows before it would
-answer "no match":
+For a search that is not "no match", M is the set of listings passing the filters that:
 
-* **words** (with or without a photo): the listings that *hold the words*, and the ranked
-  candidates whose calibrated relevance reaches the query mode's no-match threshold;
-* **a photo alone**: the ranked candidates whose relevance reaches the threshold;
-* **filters alone** (browsing): every listing that passes them.
+* **hold the words** (a search with words), or
+* are ranked candidates whose calibrated relevance reaches the query mode's no-match threshold, or
+* hold a (nearly) identical photo to the query's (cosine >= ``search.rank.NEAR_DUPLICATE``), or
+* are among the ``MIN_SHOWN`` (10) best ranked candidates: a search that matches at all shows at
+  least a page of its best listings (those under the threshold are only ``related``);
 
-*Holds the words*: every word typed, after spelling correction, is among the listing's title or
+and for **filters alone** (browsing), every listing that passes them.
+
+*Holds the words*: every word, after spelling correction, is among the listing's title or
 description terms, both sides tokenised by ``core.text.match_terms`` (lower case, accents and
-plurals folded: "chairs" holds "chair").
+plurals folded, function words left out: "chairs" holds "chair").
 
-M empty is the answer "no match": no listing holds the words and none reaches the threshold (or
-no listing uses any of the words at all). Before ``tune-ranker`` has calibrated relevance, every ranked
-candidate is in M. M depends on the query and the catalogue only: never on ``k``, the page, the
-sort or how many candidates a channel fetched. Relevance orders M; the other sorts order all of
-it; ``total`` = |M| (``search.paging``).
+**No match** (M empty): no listing uses any of the words; or no near-identical photo, no listing
+holds the words, and the best relevance stays under the threshold or, for a photo alone, the best
+photo cosine stays under the mode's cosine threshold. Before ``tune-ranker`` has calibrated relevance,
+every ranked candidate is in M. M depends on the query and the catalogue only: never on ``k``, the
+page, the sort or how many candidates a channel fetched. Relevance orders M; the other sorts order
+all of it; ``total`` = |M| (``search.paging``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from listing_search.core.text import match_terms
 from listing_search.index.lexical import LexicalIndex
 from listing_search.models.bundle import ModelBundle
 from listing_search.search.candidates import Allowed
-from listing_search.search.types import MatchSet, Ranked, Understanding
+from listing_search.search.rank import NEAR_DUPLICATE
+from listing_search.search.types import IMAGE, MatchSet, Ranked, Understanding
+
+MIN_SHOWN = 10  # a search that matches at all shows at least this many of its best ranked listings
 
 
 def holding_words(lexical: LexicalIndex | None, allowed: Allowed, terms: tuple[str, ...]) -> np.ndarray:
@@ -49,14 +55,29 @@ def match_set(u: Understanding, ranked: Ranked, holding: np.ndarray, models: Mod
     """M in relevance order: the ranked members best first, then holders too many to rank (by BM25)."""
     cands = ranked.candidates
     position = {int(r): i for i, r in enumerate(cands.rows[ranked.order])}
-    threshold = models.no_match_below(u.mode)
-    if u.unknown_words:
+    if u.unknown_words or no_match(u, ranked, holding, models):
         return MatchSet(np.zeros(0, np.int64), position, no_match=True)
     held = np.isin(cands.rows, holding)
+    threshold = models.no_match_below(u.mode)
     passing = np.ones(len(cands), bool) if ranked.relevance is None or threshold is None \
         else ranked.relevance >= threshold
-    member = (held | passing)[ranked.order]
+    member = (held | passing | (cands.score(IMAGE) >= NEAR_DUPLICATE))[ranked.order]
+    member[:MIN_SHOWN] = True
     ranked_rows = cands.rows[ranked.order][member]
     unranked = holding[~np.isin(holding, cands.rows)]
     rows = np.concatenate([ranked_rows, unranked]).astype(np.int64)
     return MatchSet(rows, position, no_match=not len(rows))
+
+
+def no_match(u: Understanding, ranked: Ranked, holding: np.ndarray, models: ModelBundle) -> bool:
+    """Whether the search matches nothing (see the module's definition)."""
+    cands = ranked.candidates
+    if not len(cands) and not len(holding):
+        return True
+    if (cands.score(IMAGE) >= NEAR_DUPLICATE).any() or len(holding):
+        return False
+    threshold, best = models.no_match_below(u.mode), ranked.best_relevance
+    if threshold is not None and best is not None and best < threshold:
+        return True
+    cosine = models.no_match_cosine_below(u.mode)
+    return cosine is not None and len(cands) > 0 and float(cands.score(IMAGE).max()) < cosine
