@@ -28,3 +28,11 @@ def test_holds_needs_every_term_in_the_title_or_the_description():
     assert holds(terms, "Chair", "lovely for the garden")
     assert not holds(terms, "Garden table", "")
     assert not holds([], "anything", "at all")
+
+
+def test_buyer_grades_and_their_ideal():
+    from listing_search.core.grading import buyer_grade, ideal_from_counts
+
+    assert [buyer_grade(h, r) for h, r in ((True, True), (True, False), (False, True), (False, False))] == [2, 1, 1, 0]
+    assert ideal_from_counts(3, 20, k=10).tolist() == [2, 2, 2] + [1] * 7
+    assert ideal_from_counts(12, 0, k=10).tolist() == [2] * 10 and ideal_from_counts(0, 2).tolist() == [1, 1]

@@ -1,7 +1,9 @@
 """The one place relevance is graded and ranking and calibration quality are measured.
 
 A result's grade for a query made from a listing: 2 for the same full category path, 1 for the
-same root category, 0 otherwise (nDCG's gain is 2^grade - 1; precision counts grade >= 1). Fitting
+same root category, 0 otherwise (nDCG's gain is 2^grade - 1; precision counts grade >= 1). The
+buyer grade, for queries as buyers type them: 2 when the result holds the words and is in the right
+root category, 1 for one of the two. Fitting
 (``fit``), evaluation (``evaluate``) and the golden tests all grade with :func:`grade`. Pure numpy.
 """
 
@@ -15,6 +17,18 @@ K = 10
 def grade(root: str, path: str, hit_root: str | None, hit_path: str | None) -> int:
     """2 = same category path, 1 = same root category, 0 otherwise (or a vanished listing)."""
     return 2 if hit_path is not None and hit_path == path else 1 if hit_root is not None and hit_root == root else 0
+
+
+def buyer_grade(holds_words: bool, same_root: bool) -> int:
+    """The buyer grade of a result for a buyer's query: 2 = holds the words and is in the right root
+    category, 1 = one of the two, 0 = neither (``search.match.holds`` says what holding means)."""
+    return int(bool(holds_words)) + int(bool(same_root))
+
+
+def ideal_from_counts(n_two: int, n_one: int, k: int = K) -> np.ndarray:
+    """The best k grades a catalogue with ``n_two`` results of grade 2 and ``n_one`` of grade 1 allows."""
+    twos = min(n_two, k)
+    return np.array([2] * twos + [1] * min(n_one, k - twos), np.int64)
 
 
 def dcg(grades: np.ndarray) -> float:
