@@ -10,7 +10,9 @@ description, its defaults) on the same catalogue. Three measures per kind of que
   query's words before any typo), of min(10, catalogue listings that hold them);
 * ``precision_at_10``: the share of the top 10 in the query listing's root category;
 * ``buyer_ndcg_at_10``: nDCG@10 with the buyer grade (``core.grading.buyer_grade``: 2 = holds the
-  words and the right root category, 1 = one of the two) against the best the catalogue allows.
+  words and the right root category, 1 = one of the two) against the best the catalogue allows;
+* the engine's root-category belief for the words (``category_belief_accuracy``, ``_ece``), and for
+  misspelt kinds the share of queries whose words were corrected to the intended ones.
 
 Whole titles are measured by ``evaluate.search`` (``search_title_*``).
 """
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from listing_search.core.grading import buyer_grade, ideal_from_counts, ndcg_at_k
+from listing_search.core.grading import buyer_grade, ideal_from_counts, ndcg_at_k, top_calibration_error
 from listing_search.core.query import Page, Query
 from listing_search.core.text import match_terms
 from listing_search.evaluate.registry import EvalContext, metric
@@ -94,6 +96,7 @@ def run_kind(ev: SearchEval, kind: str, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     rows: dict[str, list[float]] = {m: [] for m in ("held", "precision", "ndcg", "bm25_held", "bm25_precision",
                                                     "bm25_ndcg", "corrected")}
+    beliefs: list[tuple[np.ndarray, int]] = []  # the words' root-category belief, and the listing's root
     for item in ev.listings:
         text = buyer_query(item["title"], kind, cat.df, rng)
         meant = intended(item["title"], kind, cat.df)
@@ -102,7 +105,12 @@ def run_kind(ev: SearchEval, kind: str, seed: int) -> dict:
         holds = cat.holders(meant)
         same = cat.roots == item["root"]
         ideal = ideal_from_counts(int((holds & same).sum()), int((holds ^ same).sum()))
-        result = ev.engine.search(Query(text=text, page=Page(K)))
+        query = Query(text=text, page=Page(K))
+        result = ev.engine.search(query)
+        belief = ev.engine.pipeline.understand(query, show=False).category_probs
+        label = ev.engine.models.label_of(item["root"])
+        if belief is not None and label is not None:
+            beliefs.append((belief, label))
         engine_rows = [position[h.listing.listing_id] for h in result.hits if h.listing.listing_id in position]
         for prefix, found in (("", engine_rows), ("bm25_", bm25.top(text))):
             found = np.array(found, np.int64)
@@ -114,10 +122,16 @@ def run_kind(ev: SearchEval, kind: str, seed: int) -> dict:
             rows[f"{prefix}ndcg"].append(ndcg_at_k(np.array([buyer_grade(h, r) for h, r in zip(held, right)]), ideal))
         rows["corrected"].append(float(result.searched is not None and match_terms(result.searched)
                                        == match_terms(meant)) if text != meant else np.nan)
-    out = {"queries": len(rows["precision"]),
-           **{name: _mean(values) for name, values in rows.items() if name != "corrected"}}
+    names = {"held": "held_share", "precision": "precision_at_10", "ndcg": "buyer_ndcg_at_10"}
+    out = {"queries": len(rows["precision"])}
+    for prefix in ("", "bm25_"):
+        out.update({f"{prefix}{long}": _mean(rows[f"{prefix}{short}"]) for short, long in names.items()})
     if kind.endswith("_typo"):
         out["corrected_to_intended"] = _mean([v for v in rows["corrected"] if not np.isnan(v)])
+    if beliefs:
+        probs, labels = np.array([b for b, _ in beliefs]), np.array([y for _, y in beliefs])
+        out["category_belief_accuracy"] = _mean(probs.argmax(1) == labels)
+        out["category_belief_ece"] = round(top_calibration_error(probs, labels), 4)
     ev.runs[key] = out
     return out
 
