@@ -102,7 +102,13 @@ class RankSettings(BaseModel):
     max_scored: int = Field(1000, ge=0, description=(
         "Listings holding the words ranked per search beyond the channels' candidates; more holders are "
         "still matched (counted, sorted, paged) and follow the ranked ones in relevance order."))
-    train_queries: int = Field(1500, ge=10, description="Train-split listings used as ranker training queries.")
+    word_tiers: bool = Field(True, description=(
+        "Queries of one to three words: listings holding the words come first (together in the title first), "
+        "the rest follow as related; the ranker orders within each tier (docs/ranking.md)."))
+    holder_vote_weight: float = Field(1.0, ge=0.0, description=(
+        "The words' category belief times the categories of the listings holding them, to this power "
+        "(0: off; docs/ranking.md)."))
+    train_queries: int = Field(2400, ge=10, description="Train-split listings used as ranker training queries.")
     category_c: float = Field(4.0, gt=0, description="Inverse L2 strength of the category predictor.")
     category_image_weight: float = Field(
         0.3, ge=0.0, description="Photos + words: weight of the photo expert (chosen on the val split)."

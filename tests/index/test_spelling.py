@@ -129,7 +129,9 @@ def test_a_left_out_letter_is_likelier_than_a_wrong_or_extra_one():
 
 
 def test_typo_prior_orders_the_kinds_of_slip():
-    assert typo_prior("dess", "dress") < typo_prior("dess", "desk") < typo_prior("dess", "des")
+    # a letter left out, then a key pressed twice, then a wrong letter, then any other extra letter
+    assert typo_prior("dess", "dress") < typo_prior("dess", "des") < typo_prior("dess", "desk")
+    assert typo_prior("desk", "dsk") > typo_prior("desk", "dusk")
     assert typo_prior("lades", "ladies") < typo_prior("lades", "blades")
 
 
@@ -193,3 +195,11 @@ def test_words_coming_and_going_while_queries_are_corrected_never_raise():
     finally:
         sys.setswitchinterval(interval)
     assert errors == []
+
+
+def test_a_key_pressed_twice_is_as_likely_as_one_left_out():
+    """"sofaa bed" meant sofa bed: the doubled letter, not "sofas" (one letter wrong)."""
+    assert typo_prior("sofaa", "sofa") < typo_prior("sofaa", "sofas")
+    assert typo_prior("tble", "table") < typo_prior("tabble", "table") < typo_prior("tavle", "table")
+    speller = Speller.from_texts(["sofa bed", "sofas for sale", "a sofa", "sofas sofas bed"], english=False)
+    assert speller.correct("sofaa bed").corrected == "sofa bed"

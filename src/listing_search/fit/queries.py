@@ -1,7 +1,9 @@
 """Catalogue listings asked as buyers' queries, through the search pipeline, for fitting.
 
-A listing becomes a query the way buyers search: its title as words, one of its photos, both, or
-the title with one letter dropped (``text.typos``). Each runs through ``SearchPipeline.scored``
+A listing becomes a query the way people search: its title as words, one of its photos, both, the
+title with one letter dropped (``text.typos``), or the one to three words a buyer types for it
+(``fit.buyer_queries``: the head noun, modifier + head, first word + head, the two rarest words, the
+head noun misspelt). Each runs through ``SearchPipeline.scored``
 (the serving stages up to the ranker's features) with the other split's listings and the listing
 itself left out, so the ranker is fit on exactly the candidates and features it scores when serving.
 """
@@ -14,12 +16,15 @@ import numpy as np
 
 from listing_search.core.grading import grade
 from listing_search.core.query import BOTH, IMAGE, TEXT, Page, Query
+from listing_search.fit.buyer_queries import (
+    BRAND_HEAD, HEAD, HEAD_TYPO, MODIFIER_HEAD, RARE_PAIR, SHORT_KINDS, buyer_query, document_frequency,
+)
 from listing_search.fit.vectors import ListingVectors
 from listing_search.search.pipeline import Scored, SearchPipeline
 from listing_search.text.typos import drop_letter
 
 TYPO = "typo"  # words with a letter dropped: a text query, made another way
-KINDS = (TEXT, IMAGE, BOTH, TYPO)  # how a listing is asked, in turn
+KINDS = (TEXT, IMAGE, BOTH, TYPO, HEAD, MODIFIER_HEAD, BRAND_HEAD, RARE_PAIR, HEAD_TYPO)  # how a listing is asked, in turn
 K = 60  # the page a training query asks for (retrieval never depends on it)
 
 
@@ -40,7 +45,7 @@ class QuerySet:
 
 
 def mode_of_kind(kind: str) -> str:
-    return TEXT if kind == TYPO else kind
+    return TEXT if kind == TYPO or kind in SHORT_KINDS else kind
 
 
 class QueryMaker:
@@ -49,6 +54,7 @@ class QueryMaker:
     def __init__(self, pipeline: SearchPipeline, vectors: ListingVectors, seed: int) -> None:
         self.pipeline, self.vectors = pipeline, vectors
         self.rng = np.random.default_rng(seed + 1)
+        self.df = document_frequency(vectors.texts or vectors.titles)
         catalog = pipeline.live.catalog
         self.key_of = {catalog.listing_id[r]: int(catalog.key[r]) for r in catalog.live_rows()}
         self.split_keys = {s: frozenset(self.key_of[str(i)] for i, sp in zip(vectors.ids, vectors.splits)
@@ -63,8 +69,11 @@ class QueryMaker:
         exclude = self.split_keys[exclude_split] | ({own} if own is not None else set())
         if kind in (IMAGE, BOTH) and not len(photos):
             return None
-        text = drop_letter(title, self.rng) if kind == TYPO else (title if kind != IMAGE else None)
-        if kind == TYPO and text is None:
+        if kind in SHORT_KINDS:
+            text = buyer_query(title, kind, self.df, self.rng)
+        else:
+            text = drop_letter(title, self.rng) if kind == TYPO else (title if kind != IMAGE else None)
+        if kind not in (IMAGE, BOTH) and text is None:
             return None
         image = photos[self.rng.integers(len(photos))][None] if kind in (IMAGE, BOTH) else None
         return Query(text=text, image_vecs=image, page=Page(k), exclude=frozenset(exclude))

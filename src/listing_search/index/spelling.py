@@ -185,8 +185,15 @@ def typo_prior(typed: str, candidate: str) -> tuple[int, int]:
 
     People keep a word's first letter (it is wrong in under a tenth of misspellings), and leaving a
     letter out is the commonest slip on a phone keyboard, ahead of a wrong letter and far ahead of
-    an extra one: "dess" is "dress" before "desk", "bie" is "bike" before "be".
+    an extra one: "dess" is "dress" before "desk", "bie" is "bike" before "be". A key pressed twice
+    comes next, before a wrong letter: "sofaa" is "sofa" before "sofas".
     """
     first = int(candidate[:1] != typed[:1])
     longer = len(candidate) - len(typed)
-    return first, (0 if longer > 0 else 1 if longer == 0 else 2)
+    return first, (0 if longer > 0 else 1 if doubled(typed, candidate) else 2 if longer == 0 else 3)
+
+
+def doubled(typed: str, candidate: str) -> bool:
+    """Whether ``typed`` is ``candidate`` with one letter repeated ("sofaa" for "sofa")."""
+    return len(typed) == len(candidate) + 1 and any(
+        typed[i] == typed[i - 1] and typed[:i] + typed[i + 1:] == candidate for i in range(1, len(typed)))

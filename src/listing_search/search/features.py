@@ -26,6 +26,9 @@ FEATURES = (
     "path_vote",  # the same for the full category path
     "has_text",  # which inputs the query had: one model ranks words, photos and both
     "has_image",
+    "holds_words",  # the listing holds every word (search.match.holds): title or description
+    "title_phrase",  # the words stand together and in order in the title ("garden table" in "Garden Table & 4 Chairs")
+    "n_terms",  # how many words the query has (one to three: a buyer's; more: a seller's title)
 )
 VOTERS = 20  # top candidates (by reciprocal-rank fusion of the channels) whose categories vote
 RRF_K = 60.0
@@ -89,13 +92,15 @@ def stack_features(n: int, **columns) -> np.ndarray:
 
 def candidate_features(words: frozenset[str], category_probs: np.ndarray | None, has_text: bool, has_image: bool,
                        channel_scores: dict[str, np.ndarray], titles: Sequence[frozenset[str]],
-                       labels: np.ndarray, roots: np.ndarray, paths: np.ndarray) -> np.ndarray:
+                       labels: np.ndarray, roots: np.ndarray, paths: np.ndarray, held: np.ndarray | None = None,
+                       phrase: np.ndarray | None = None, n_terms: int = 0) -> np.ndarray:
     """[n, len(FEATURES)]: one row per candidate, aligned with the inputs.
 
     ``channel_scores`` holds every candidate's score per channel the query used (a channel it did not
     use is absent and scores 0); ``titles`` are the candidates' title words (``core.text.content_words``),
     ``labels`` their root categories as the belief's class index (-1: unknown), ``roots`` and
-    ``paths`` their root category and category path as any integer code (the votes group by them)."""
+    ``paths`` their root category and category path as any integer code (the votes group by them);
+    ``held`` and ``phrase`` whether each holds the words and has them together in its title."""
     n = len(labels)
     bm25 = np.asarray(channel_scores.get(LEXICAL, np.zeros(n)), np.float32)
     top_bm25 = float(bm25.max()) if n else 0.0
@@ -116,4 +121,7 @@ def candidate_features(words: frozenset[str], category_probs: np.ndarray | None,
         category_agreement=agreement,
         root_vote=votes(np.asarray(roots).tolist(), fused), path_vote=votes(np.asarray(paths).tolist(), fused),
         has_text=float(has_text), has_image=float(has_image),
+        holds_words=0.0 if held is None else held.astype(np.float32),
+        title_phrase=0.0 if phrase is None else phrase.astype(np.float32),
+        n_terms=float(min(n_terms, 10)),
     )

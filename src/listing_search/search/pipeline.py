@@ -66,8 +66,8 @@ class SearchPipeline:
         self.live, self.encoders, self.models, self.settings = live, encoders, models, settings
         self.categories = list(categories)
         self.retriever = Retriever(live, settings)
-        self.understander = Understander(live, self.retriever, encoders, models)
-        self.ranker = Ranker(models, self.retriever, settings.history_weight)
+        self.understander = Understander(live, self.retriever, encoders, models, settings.holder_vote_weight)
+        self.ranker = Ranker(models, self.retriever, settings.history_weight, settings.word_tiers)
         self.personaliser = Personaliser(live, models, settings.half_life_days)
 
     def with_models(self, models: ModelBundle) -> "SearchPipeline":
@@ -148,7 +148,7 @@ class SearchPipeline:
         holding = np.zeros(0, np.int64) if u.unknown_words else holding_words(self.live.lexical, allowed, u.terms)
         cands = self.retriever.retrieve(u, allowed, holding[:self.settings.max_scored])
         profile = self.personaliser.profile(catalog, query.history) if query.history else None
-        ranked = self.ranker.rank(catalog, u, cands, profile)
+        ranked = self.ranker.rank(catalog, u, cands, profile, holding)
         return Scored(u, cands, ranked, catalog), holding
 
     def _top(self, query: Query, k: int, show: bool) -> list[Hit]:

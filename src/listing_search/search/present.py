@@ -31,7 +31,8 @@ def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Under
             names = dict(zip(catalog.vector_ids[row], catalog.image_ids[row]))
             matched = [names[v] for v in retriever.matched_photos(catalog, u.image_vecs, row) if v in names]
         relevance = None if ranked.relevance is None else float(ranked.relevance[i])
-        out.append(Hit(listing, float(ranked.score[i]), scores, matched, relevance))
+        related = bool(ranked.tiered and ranked.held is not None and not ranked.held[i])
+        out.append(Hit(listing, float(ranked.score[i]), scores, matched, relevance, related))
     return out
 
 

@@ -3,8 +3,11 @@
 The learned ranker scores every candidate's features (``search.features``); the calibration turns
 the query's scores into P(same root category) per query mode; a history's profile, scored by the
 same ranker as if it were the query, is blended in. A listing holding a (nearly) identical photo
-to the query's comes first whatever the ranker prefers. Before ``tune-ranker`` has run, the mean
-of the query's channel cosines orders the candidates (no relevance).
+to the query's comes first whatever the ranker prefers. For a query of one to three words (a
+buyer's), the typed words come first (``rank.word_tiers``): listings holding them together and in
+order in the title, then listings holding them anywhere, then the rest (``related``), the ranker
+ordering within each tier. Before ``tune-ranker`` has run, the mean of the query's channel cosines
+orders the candidates (no relevance).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from listing_search.core.text import content_words
+from listing_search.core.text import content_words, match_terms
 from listing_search.index.catalog import CatalogView
 from listing_search.models.bundle import ModelBundle
 from listing_search.search.candidates import Retriever
@@ -26,7 +29,8 @@ from listing_search.search.types import IMAGE, TEXT, Candidates, Ranked, Underst
 # at JPEG quality 70 keeps cosine >= 0.972 (p50 0.990); 1.9% of photos have another listing's
 # photo at >= 0.98, nearly all byte-identical duplicates listed twice.
 NEAR_DUPLICATE = 0.97
-
+MAX_TIERED_TERMS = 3  # queries of up to this many words are a buyer's: the typed words come first
+PHRASE, HELD, RELATED = 0, 1, 2  # the tiers, best first
 
 @dataclass(frozen=True)
 class Ranker:
@@ -35,8 +39,10 @@ class Ranker:
     models: ModelBundle
     retriever: Retriever
     history_weight: float
+    word_tiers: bool = True
 
-    def features(self, catalog: CatalogView, u: Understanding, cands: Candidates) -> np.ndarray:
+    def features(self, catalog: CatalogView, u: Understanding, cands: Candidates, held: np.ndarray | None = None,
+                 phrase: np.ndarray | None = None) -> np.ndarray:
         """The ranker's features of each candidate, as it was fit on them."""
         rows = cands.rows
         words = content_words(u.words)
@@ -45,11 +51,13 @@ class Ranker:
         labels = self.models.labels_of(catalog.roots.values) if len(catalog.roots) else np.zeros(0, np.int64)
         return candidate_features(words, u.category_probs, u.has_text, u.has_image, dict(cands.scores), titles,
                                   labels[roots] if len(roots) else np.zeros(0, np.int64), roots,
-                                  catalog.path[rows])
+                                  catalog.path[rows], held, phrase, len(u.terms))
 
     def rank(self, catalog: CatalogView, u: Understanding, cands: Candidates,
-             profile: Profile | None = None) -> Ranked:
-        x = self.features(catalog, u, cands)
+             profile: Profile | None = None, holding: np.ndarray | None = None) -> Ranked:
+        held = np.isin(cands.rows, holding) if holding is not None and len(holding) else np.zeros(len(cands), bool)
+        phrase = title_phrase(catalog, u.terms, cands.rows) & held
+        x = self.features(catalog, u, cands, held, phrase)
         models = self.models
         if not models.fitted and (profile is None or profile.empty):
             score = hand_score(u, cands)
@@ -62,7 +70,8 @@ class Ranker:
                                                          self.profile_scores(catalog, profile, cands)))
                 score = (1.0 - self.history_weight) * score + self.history_weight * lean
         score = np.asarray(score, np.float64)
-        return Ranked(cands, x, score, relevance, relevance_order(cands, score))
+        tiers = word_tiers(u, held, phrase) if self.word_tiers else None
+        return Ranked(cands, x, score, relevance, relevance_order(cands, score, tiers), held, tiers is not None)
 
     def profile_scores(self, catalog: CatalogView, profile: Profile, cands: Candidates) -> Candidates:
         """The candidates scored against a profile's vectors instead of the query's."""
@@ -87,10 +96,38 @@ def hand_score(u: Understanding, cands: Candidates) -> np.ndarray:
     return np.mean([cands.score(c) for c in used], axis=0) if len(cands) else np.zeros(0)
 
 
-def relevance_order(cands: Candidates, score: np.ndarray) -> np.ndarray:
-    """Candidate positions best first: near-identical photos (closest first), then by score; ties by key."""
+def is_tiered(u: Understanding) -> bool:
+    """Whether the typed words come first: a query of one to ``MAX_TIERED_TERMS`` words."""
+    return bool(u.words) and 1 <= len(u.terms) <= MAX_TIERED_TERMS
+
+
+def word_tiers(u: Understanding, held: np.ndarray, phrase: np.ndarray) -> np.ndarray | None:
+    """Each candidate's tier for a buyer's query (None for other queries): the words together and in
+    order in the title, then the words anywhere, then the rest."""
+    if not is_tiered(u):
+        return None
+    return np.where(phrase, PHRASE, np.where(held, HELD, RELATED))
+
+
+def title_phrase(catalog: CatalogView, terms: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
+    """Whether each listing's title has ``terms`` side by side, in order (function words skipped)."""
+    out = np.zeros(len(rows), bool)
+    if not terms:
+        return out
+    n = len(terms)
+    for i, r in enumerate(rows.tolist()):
+        title = match_terms(catalog.title[r]) if n > 1 else None
+        out[i] = terms[0] in match_terms(catalog.title[r]) if n == 1 else any(
+            tuple(title[j:j + n]) == terms for j in range(len(title) - n + 1))
+    return out
+
+
+def relevance_order(cands: Candidates, score: np.ndarray, tiers: np.ndarray | None = None) -> np.ndarray:
+    """Candidate positions best first: near-identical photos (closest first), then by tier (a buyer's
+    query), then by score; ties by key."""
     if not len(cands):
         return np.zeros(0, np.int64)
     image = cands.score(IMAGE)
     dupe = image >= NEAR_DUPLICATE
-    return np.lexsort((cands.keys, -score, np.where(dupe, -image, 0.0), ~dupe))
+    tier = np.zeros(len(cands), np.int64) if tiers is None else tiers
+    return np.lexsort((cands.keys, -score, tier, np.where(dupe, -image, 0.0), ~dupe))

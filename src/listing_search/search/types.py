@@ -88,6 +88,8 @@ class Ranked:
     score: np.ndarray  # the final score (the query's, blended with a history's)
     relevance: np.ndarray | None  # calibrated P(same root category as the query), from the query alone
     order: np.ndarray
+    held: np.ndarray | None = None  # whether each candidate holds the query's words
+    tiered: bool = False  # a buyer's query: holders first, the rest only related
 
     @property
     def best_relevance(self) -> float | None:
@@ -117,6 +119,7 @@ class Hit:
     scores: dict[str, float]
     matched_image_ids: list[str]
     relevance: float | None = None
+    related: bool = False  # a buyer's query whose words the listing does not hold: shown after those that do
 
 
 @dataclass(frozen=True)

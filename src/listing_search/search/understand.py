@@ -26,6 +26,7 @@ from listing_search.search.types import IMAGE, Candidates, Understanding
 
 KNN_NEIGHBOURS, KNN_TEMPERATURE, KNN_SMOOTHING = 10, 0.05, 1e-3  # the words' vote, chosen on the val split
 PHOTO_VOTERS, PHOTO_VOTE_TEMPERATURE = 20, 0.1  # the photo's vote, chosen on the val split (docs/ranking.md)
+HOLDER_SMOOTHING = 1.0  # listings' worth spread over the categories of the holder vote
 
 PhotoEmbedder = Callable[[bytes], tuple[np.ndarray, np.ndarray | None]]  # photo -> (vector, vision probs)
 
@@ -42,8 +43,10 @@ class Encoders:
 class Understander:
     """``understand``: spelling, embeddings, category beliefs; reads memory only."""
 
-    def __init__(self, live: LiveIndexes, retriever: Retriever, encoders: Encoders, models: ModelBundle) -> None:
+    def __init__(self, live: LiveIndexes, retriever: Retriever, encoders: Encoders, models: ModelBundle,
+                 holder_vote_weight: float = 1.0) -> None:
         self.live, self.retriever, self.encoders, self.models = live, retriever, encoders, models
+        self.holder_vote_weight = holder_vote_weight
 
     def understand(self, query: Query, catalog: CatalogView, show: bool = True) -> Understanding:
         """What the engine makes of ``query``; ``show`` also finds the belief a photo search shows."""
@@ -53,14 +56,15 @@ class Understander:
         image_vecs, vision_probs = self.photo_vectors(query)
         text_vec = self.text_vector(words, query.text, bool(corrections))
         image_vec = None if image_vecs is None else unit_rows(np.asarray(image_vecs, np.float32).mean(0))
-        probs = self.category_probs(catalog, text_vec, image_vec, words, query.exclude)
+        terms = tuple(match_terms(words))
+        probs = self.category_probs(catalog, text_vec, image_vec, words, query.exclude, terms)
         pool, shown = None, None
         if show and probs is not None and self.votes_on_photos(image_vec):
             pool = self.retriever.photo_pool(image_vecs, Allowed.of(catalog, Filters(), query.exclude))
             shown = self.shown_probs(catalog, probs, pool)
         speller = self.live.speller
         unknown = bool(words and not query.has_image and speller is not None and speller.known_words(words) == 0)
-        return Understanding(query, words, tuple(corrections), tuple(match_terms(words)), unknown, text_vec,
+        return Understanding(query, words, tuple(corrections), terms, unknown, text_vec,
                              image_vecs, vision_probs, probs, shown, pool)
 
     def correct(self, text: str | None, spelling: bool) -> tuple[str | None, list[tuple[str, str]]]:
@@ -95,10 +99,11 @@ class Understander:
         return p is not None and p.photo_vote_weight > 0 and image_vec is not None and p.image_dim == len(image_vec)
 
     def category_probs(self, catalog: CatalogView, text_vec: np.ndarray | None, image_vec: np.ndarray | None,
-                       words: str | None = None, exclude: frozenset[int] = frozenset()) -> np.ndarray | None:
+                       words: str | None = None, exclude: frozenset[int] = frozenset(),
+                       terms: tuple[str, ...] = ()) -> np.ndarray | None:
         """P(root category | words and/or photo), the belief the ranker's features read: the fused
-        predictor times, for words, the categories of the listings nearest to them; None without a
-        predictor."""
+        predictor times, for words, the categories of the listings nearest to them and of the
+        listings holding them (``holder_vote``); None without a predictor."""
         predictor = self.models.predictor
         if predictor is None or (text_vec is None and image_vec is None):
             return None
@@ -112,7 +117,31 @@ class Understander:
         if text_vec is None:
             return probs
         vote = self.neighbour_vote(catalog, text_vec, exclude)
-        return probs if vote is None else softmax(np.log(np.maximum(probs, 1e-12)) + np.log(vote))
+        if vote is not None:
+            probs = softmax(np.log(np.maximum(probs, 1e-12)) + np.log(vote))
+        held = self.holder_vote(catalog, terms, exclude)
+        if held is None:
+            return probs
+        return softmax(np.log(np.maximum(probs, 1e-12)) + self.holder_vote_weight * np.log(held))
+
+    def holder_vote(self, catalog: CatalogView, terms: tuple[str, ...],
+                    exclude: frozenset[int] = frozenset()) -> np.ndarray | None:
+        """Root categories of the catalogue listings holding every one of ``terms``, as shares with
+        ``HOLDER_SMOOTHING`` listings' worth spread evenly; None when no listing holds them. A buyer's
+        one or two words rarely tell the category alone ("mens parka"), but how the catalogue's
+        listings that hold them are categorised does."""
+        lexical = self.live.lexical
+        if lexical is None or not terms or self.holder_vote_weight <= 0:
+            return None
+        keys, _ = lexical.holding(list(terms))
+        rows = catalog.rows_of_keys(keys[~np.isin(keys, np.fromiter(exclude, np.int64, len(exclude)))])
+        rows = rows[rows >= 0]
+        if not len(rows):
+            return None
+        labels = self.models.labels_of([catalog.roots.values[c] for c in catalog.root[rows]])
+        counts = np.bincount(labels[labels >= 0], minlength=len(self.models.categories)).astype(np.float64)
+        vote = counts + HOLDER_SMOOTHING / len(counts)
+        return vote / vote.sum()
 
     def shown_probs(self, catalog: CatalogView, probs: np.ndarray, pool: Candidates) -> np.ndarray:
         """The belief a photo search shows: ``probs`` times :meth:`photo_vote`, to the predictor's

@@ -45,7 +45,9 @@ class SearchHitOut(ListingOut):
     relevance: float | None = Field(None, ge=0, le=1, description=(
         "Calibrated probability that this listing is in the category you searched for (same root "
         "category), comparable across searches; null before `tune-ranker` has calibrated the ranker."))
-    match: str | None = Field(None, description="The relevance in words: great match, good match, related, weak.")
+    match: str | None = Field(None, description=(
+        "The relevance in words: great match, good match, related, weak. For a query of one to three words, "
+        "a listing that does not hold every word is \"related\" (it follows those that do)."))
     scores: dict[str, float] = Field(default_factory=dict, description=(
         "Per-channel scores: image and text cosine, lexical BM25."))
     matched_photos: list[PhotoOut] = Field(default_factory=list, description="Photos that matched, best first.")
@@ -54,7 +56,8 @@ class SearchHitOut(ListingOut):
     def of_hit(cls, hit: Hit) -> "SearchHitOut":
         base = ListingOut.of(hit.listing).model_dump()
         rel = None if hit.relevance is None else round(min(1.0, max(0.0, hit.relevance)), 4)
-        return cls(**base, score=round(hit.score, 6), relevance=rel, match=match_label(rel),
+        return cls(**base, score=round(hit.score, 6), relevance=rel,
+                   match="related" if hit.related else match_label(rel),
                    scores={k: round(v, 6) for k, v in hit.scores.items()},
                    matched_photos=[photo_out(i) for i in hit.matched_image_ids])
 
