@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from listing_search import schema as S
-from listing_search.evaluate import buyer, search, vision  # noqa: F401  (importing registers their metrics)
+from listing_search.evaluate import buyer, personal, search, vision  # noqa: F401  (importing registers their metrics)
 from listing_search.evaluate.registry import METRICS, EvalContext
 from listing_search.settings import Settings
 
