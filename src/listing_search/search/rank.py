@@ -30,6 +30,9 @@ from listing_search.search.types import IMAGE, TEXT, Candidates, Ranked, Underst
 # photo at >= 0.98, nearly all byte-identical duplicates listed twice.
 NEAR_DUPLICATE = 0.97
 MAX_TIERED_TERMS = 3  # queries of up to this many words are a buyer's: the typed words come first
+# A history leans a search by how related it is (``relatedness``): MiniLM cosines of a head noun and
+# a 3-listing history of its own category ~0.65, of another category ~0.0-0.1 (sofas/mowers, by hand).
+UNRELATED_BELOW, RELATED_FROM = 0.2, 0.4
 PHRASE, HELD, RELATED = 0, 1, 2  # the tiers, best first
 
 @dataclass(frozen=True)
@@ -65,10 +68,11 @@ class Ranker:
         else:
             score = models.ranker.score(x) if len(cands) else np.zeros(0)
             relevance = models.relevance(score, u.mode)
-            if profile is not None and not profile.empty:
+            weight = self.history_weight * relatedness(u, profile) if profile is not None and not profile.empty else 0.0
+            if weight > 0:
                 lean = models.ranker.score(self.features(catalog, profile_understanding(u, profile),
                                                          self.profile_scores(catalog, profile, cands)))
-                score = (1.0 - self.history_weight) * score + self.history_weight * lean
+                score = (1.0 - weight) * score + weight * lean
         score = np.asarray(score, np.float64)
         tiers = word_tiers(u, held, phrase) if self.word_tiers else None
         return Ranked(cands, x, score, relevance, relevance_order(cands, score, tiers), held, tiers is not None)
@@ -81,6 +85,17 @@ class Ranker:
         if profile.image_vec is not None:
             scores[IMAGE] = self.retriever.photo_scores(catalog, profile.image_vec[None], cands)
         return Candidates(cands.rows, cands.keys, scores)
+
+
+def relatedness(u: Understanding, profile: Profile) -> float:
+    """How much a history may lean this query, 0..1: by the cosine of the words and the history's text
+    (none under ``UNRELATED_BELOW``, fully from ``RELATED_FROM``). A history of sofas leaves a search
+    for a lawn mower alone (cosine ~0.0) and leans one for a corner sofa (~0.65). Without words the
+    history leans fully."""
+    if u.text_vec is None or profile.text_vec is None:
+        return 1.0
+    cos = float(np.dot(u.text_vec, profile.text_vec))
+    return float(np.clip((cos - UNRELATED_BELOW) / (RELATED_FROM - UNRELATED_BELOW), 0.0, 1.0))
 
 
 def profile_understanding(u: Understanding, profile: Profile) -> Understanding:

@@ -1,0 +1,33 @@
+"""A history leans a search only as far as it is related: laptops viewed leave a record search alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from listing_search.core.query import HistoryEvent, Page, Query
+from listing_search.search.engine import SearchEngine
+from listing_search.search.rank import relatedness
+from tests.serve.conftest import serve_settings
+
+
+def test_an_unrelated_history_leaves_the_results_alone_and_a_related_one_leans_them(ranked_artifacts: Path):
+    engine = SearchEngine.load(serve_settings(ranked_artifacts), ranked_artifacts)
+    try:
+        view = engine.live.catalog
+        laptops = tuple(HistoryEvent(view.listing_id[r], "liked") for r in view.live_rows()
+                        if "laptop" in view.title[r])[:3]
+        plain = engine.search(Query(text="vinyl record", page=Page(10)))
+        leaned = engine.search(Query(text="vinyl record", page=Page(10), history=laptops))
+        assert [h.listing.listing_id for h in leaned.hits] == [h.listing.listing_id for h in plain.hits]
+        assert [h.score for h in leaned.hits] == [h.score for h in plain.hits]
+
+        u = engine.pipeline.understand(Query(text="gaming laptop"), show=False)
+        profile = engine.pipeline.personaliser.profile(view, laptops)
+        assert relatedness(u, profile) == 1.0
+        own = engine.search(Query(text="gaming laptop", page=Page(10), history=laptops))
+        alone = engine.search(Query(text="gaming laptop", page=Page(10)))
+        assert not np.allclose([h.score for h in own.hits], [h.score for h in alone.hits])
+    finally:
+        engine.close()
