@@ -108,7 +108,10 @@ class RankSettings(BaseModel):
     holder_vote_weight: float = Field(1.0, ge=0.0, description=(
         "The words' category belief times the categories of the listings holding them, to this power "
         "(0: off; docs/ranking.md)."))
-    train_queries: int = Field(2400, ge=10, description="Train-split listings used as ranker training queries.")
+    train_queries: int = Field(1500, ge=10, description=(
+        "Train-split listings used as ranker training queries by their title and photos."))
+    buyer_train_queries: int = Field(900, ge=0, description=(
+        "More train-split listings asked as a buyer's few words (fit.buyer_queries) to fit the ranker."))
     category_c: float = Field(4.0, gt=0, description="Inverse L2 strength of the category predictor.")
     category_image_weight: float = Field(
         0.3, ge=0.0, description="Photos + words: weight of the photo expert (chosen on the val split)."

@@ -91,7 +91,7 @@ def brute_force_m(engine, query: Query) -> set[str]:
     (scanning every listing's title and description), plus the ranked candidates whose relevance
     reaches the threshold, hold a near-identical photo, or are among the 10 best ranked."""
     from listing_search.search.match import MIN_SHOWN, no_match
-    from listing_search.search.rank import NEAR_DUPLICATE
+    from listing_search.search.rank import NEAR_DUPLICATE, calibration_mode
     from listing_search.search.types import IMAGE
 
     store, f = engine.store, query.filters
@@ -106,7 +106,7 @@ def brute_force_m(engine, query: Query) -> set[str]:
     held_rows = np.array([view.row_of_id(i) for i in held], np.int64)
     if u.unknown_words or no_match(u, ranked, held_rows, engine.models):
         return set()
-    threshold = engine.models.no_match_below(u.mode)
+    threshold = engine.models.no_match_below(calibration_mode(u))
     rel, rows, image = ranked.relevance, scored.candidates.rows, scored.candidates.score(IMAGE)
     best = set(rows[ranked.order[:MIN_SHOWN]].tolist())
     ranked_in = {view.listing_id[r] for i, r in enumerate(rows)

@@ -44,7 +44,7 @@ def test_tune_ranker_fits_on_train_ids_and_records_the_choice(ranked_artifacts):
     assert predictor["fit_listing_ids_sha"] == ids_sha(sorted(train)) and predictor["n_fit_listings"] == len(train)
     relevance = Relevance.load(ranked_artifacts / S.RELEVANCE_JSON)
     assert relevance.ranker_sha == file_sha(ranked_artifacts / S.RANKER_JSON)
-    assert set(relevance.no_match_below) == {"text", "image", "both"}
+    assert set(relevance.no_match_below) == {"text", "image", "both", "text_short"}
     assert all(0.0 <= t <= 1.01 for t in relevance.no_match_below.values())
     for mode, rep in relevance.report["no_match"].items():
         assert rep["real_val_flagged"] <= 0.34, (mode, rep)  # the cap: never most real searches

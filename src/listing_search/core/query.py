@@ -15,6 +15,11 @@ import numpy as np
 # temperature are kept per mode; the names are the keys of relevance.json and category_predictor.json.
 TEXT, IMAGE, BOTH = "text", "image", "both"
 MODES = (TEXT, IMAGE, BOTH)
+# Relevance is calibrated (and "no match" judged) apart for a buyer's one to three words: their
+# scores mean something else than a whole title's. A file fit before it falls back to the text mode.
+TEXT_SHORT = "text_short"
+CALIBRATION_MODES = (*MODES, TEXT_SHORT)
+MODE_FALLBACK = {TEXT_SHORT: TEXT}
 
 RELEVANCE, NEWEST, PRICE_ASC, PRICE_DESC = "relevance", "newest", "price_asc", "price_desc"
 SORTS = (RELEVANCE, NEWEST, PRICE_ASC, PRICE_DESC)

@@ -11,12 +11,13 @@ from io import BytesIO
 
 import numpy as np
 
-from listing_search.core.query import IMAGE, MODES, TEXT, Page, Query
+from listing_search.core.query import BOTH, CALIBRATION_MODES, IMAGE, TEXT, TEXT_SHORT, Page, Query
 from listing_search.search.pipeline import SearchPipeline
 from listing_search.search.types import IMAGE as PHOTO_CHANNEL
 
 UNLIKE_PHOTOS = 24
-NO_MATCH_QUANTILE = 0.95
+NO_MATCH_QUANTILE = 0.95  # a threshold sits above this share of the nonsense inputs' best ...
+REAL_FLAGGED = 0.025  # ... but under all but this share of real val queries, for each of its two rules
 K = 10
 
 
@@ -54,8 +55,9 @@ def no_match_threshold(pipeline: SearchPipeline, real: dict[str, list[Query]]
                        ) -> tuple[dict[str, float], dict[str, float], dict]:
     """Per query mode: just above the best relevance of 95% of the nonsense inputs of that kind
     (nonsense words for text, unlike photos for photos; the lower of the two for both), but never
-    above the best relevance of the 5% weakest ``real`` val queries of that mode, so that one nonsense
-    word corrected to a real one cannot drag the threshold over real searches.
+    above the best relevance of the 2.5% weakest ``real`` val queries of that mode, so that one nonsense
+    word corrected to a real one cannot drag the threshold over real searches (2.5% for each of the
+    two rules a photo alone meets: at most 5% of real photo searches are answered "no match").
 
     For photos alone, the same is set on the best photo cosine of each search (a second signal: an
     unlike photo can land on the same relevance plateau as a weak real one). Returns the relevance
@@ -70,11 +72,12 @@ def no_match_threshold(pipeline: SearchPipeline, real: dict[str, list[Query]]
 
     nonsense = {TEXT: [best(Query(text=t, page=Page(K))) for t in no_match_queries()],
                 IMAGE: [best(Query(image=p, page=Page(K))) for p in unlike_photos()]}
+    nonsense[TEXT_SHORT] = nonsense[TEXT]  # the committed nonsense words are one or two "words" long
     answered = {mode: [best(q) for q in queries] for mode, queries in real.items()}
     above = {m: float(np.quantile([b for b, _, _ in v], NO_MATCH_QUANTILE)) + 0.01 for m, v in nonsense.items() if v}
-    above["both"] = min(above.values()) if above else 0.0
+    above[BOTH] = min(above[TEXT], above[IMAGE]) if nonsense[TEXT] and nonsense[IMAGE] else 0.0
     thresholds, cosines, report = {}, {}, {}
-    for mode in MODES:
+    for mode in CALIBRATION_MODES:
         mine = answered.get(mode, [])
         thresholds[mode] = _capped(above.get(mode, 0.0), [b for b, _, _ in mine])
         if mode == IMAGE and nonsense[IMAGE]:
@@ -94,7 +97,7 @@ def no_match_threshold(pipeline: SearchPipeline, real: dict[str, list[Query]]
 
 
 def _capped(above: float, real: list[float]) -> float:
-    """``above``, but never above the 5% weakest of ``real`` (an order statistic: at most 5% of the
-    real queries fall under it), floored to 4 decimals."""
-    cap = float(np.quantile(real, 1 - NO_MATCH_QUANTILE, method="lower")) if real else 1.0
+    """``above``, but never above the ``REAL_FLAGGED`` weakest of ``real`` (an order statistic: at most
+    that share of the real queries falls under it), floored to 4 decimals."""
+    cap = float(np.quantile(real, REAL_FLAGGED, method="lower")) if real else 1.0
     return float(np.floor(min(above, cap) * 1e4) / 1e4)

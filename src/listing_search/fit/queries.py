@@ -15,27 +15,35 @@ from dataclasses import dataclass
 import numpy as np
 
 from listing_search.core.grading import grade
-from listing_search.core.query import BOTH, IMAGE, TEXT, Page, Query
+from listing_search.core.query import BOTH, IMAGE, TEXT, TEXT_SHORT, Page, Query
+from listing_search.core.text import match_terms
 from listing_search.fit.buyer_queries import (
     BRAND_HEAD, HEAD, HEAD_TYPO, MODIFIER_HEAD, RARE_PAIR, SHORT_KINDS, buyer_query, document_frequency,
 )
 from listing_search.fit.vectors import ListingVectors
 from listing_search.search.pipeline import Scored, SearchPipeline
+from listing_search.search.rank import MAX_TIERED_TERMS, calibration_mode
 from listing_search.text.typos import drop_letter
 
 TYPO = "typo"  # words with a letter dropped: a text query, made another way
-KINDS = (TEXT, IMAGE, BOTH, TYPO, HEAD, MODIFIER_HEAD, BRAND_HEAD, RARE_PAIR, HEAD_TYPO)  # how a listing is asked, in turn
+SELLER_KINDS = (TEXT, IMAGE, BOTH, TYPO)  # a listing asked by its title and photos, in turn
+BUYER_KINDS = (HEAD, MODIFIER_HEAD, BRAND_HEAD, RARE_PAIR, HEAD_TYPO)  # ... and as a buyer's few words
+KINDS = (*SELLER_KINDS, *BUYER_KINDS)
 K = 60  # the page a training query asks for (retrieval never depends on it)
 
 
 @dataclass
 class QuerySet:
-    """Pair features of many queries, grouped by query (LightGBM's ``group``), with their modes."""
+    """Pair features of many queries, grouped by query (LightGBM's ``group``), with their calibration modes."""
 
     x: np.ndarray
     grades: np.ndarray
     groups: np.ndarray
     modes: list[str]
+
+    def __add__(self, other: "QuerySet") -> "QuerySet":
+        return QuerySet(np.vstack([self.x, other.x]), np.concatenate([self.grades, other.grades]),
+                        np.concatenate([self.groups, other.groups]), self.modes + other.modes)
 
     def split(self, pick: np.ndarray) -> "QuerySet":
         starts = np.r_[0, np.cumsum(self.groups)]
@@ -44,8 +52,11 @@ class QuerySet:
         return QuerySet(self.x[rows], self.grades[rows], self.groups[pick], [m for m, p in zip(self.modes, pick) if p])
 
 
-def mode_of_kind(kind: str) -> str:
-    return TEXT if kind == TYPO or kind in SHORT_KINDS else kind
+def calibration_mode_of(query: Query) -> str | None:
+    """The mode a query's relevance is calibrated for, from its words as typed (``search.rank.calibration_mode``
+    decides the same from the words searched)."""
+    short = bool(query.text) and 1 <= len(match_terms(query.text)) <= MAX_TIERED_TERMS and not query.has_image
+    return TEXT_SHORT if short else query.mode
 
 
 class QueryMaker:
@@ -90,15 +101,15 @@ class QueryMaker:
                          for r in scored.candidates.rows], np.int64)
 
     def pairs(self, rows: np.ndarray, pipelines: list[SearchPipeline], exclude_split: str, progress: bool = False,
-              desc: str = "queries") -> QuerySet:
-        """Each listing of ``rows`` asked in turn as text, photo, both and misspelt text (``pipelines``:
-        the models each is asked through)."""
+              desc: str = "queries", kinds: tuple[str, ...] = SELLER_KINDS) -> QuerySet:
+        """Each listing of ``rows`` asked in turn as each of ``kinds`` (``pipelines``: the models each is
+        asked through); each query's mode is the one its relevance is calibrated for."""
         from tqdm import tqdm
 
         xs, gs, groups, modes = [], [], [], []
         for j, (row, pipeline) in enumerate(tqdm(list(zip(rows, pipelines)), disable=not progress, desc=desc,
                                                  unit="query")):
-            kind = KINDS[j % len(KINDS)]
+            kind = kinds[j % len(kinds)]
             query = self.query(int(row), kind, exclude_split)
             if query is None:
                 continue
@@ -108,7 +119,7 @@ class QueryMaker:
             xs.append(scored.ranked.features)
             gs.append(self.grades(int(row), scored))
             groups.append(len(scored.candidates))
-            modes.append(mode_of_kind(kind))
+            modes.append(calibration_mode(scored.understanding))
         if not xs:
             raise ValueError("no usable ranker queries: is the catalogue indexed (`listing-search index`)?")
         return QuerySet(np.vstack(xs), np.concatenate(gs), np.array(groups, np.int64), modes)

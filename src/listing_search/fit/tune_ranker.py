@@ -37,7 +37,7 @@ from listing_search.fit.category import (
     cross_fitted_predictors, fit_category_predictor, fit_temperature, title_vectors,
 )
 from listing_search.fit.no_match import no_match_threshold
-from listing_search.fit.queries import KINDS, QueryMaker, QuerySet, mode_of_kind
+from listing_search.fit.queries import BUYER_KINDS, SELLER_KINDS, QueryMaker, QuerySet, calibration_mode_of
 from listing_search.fit.ranker import DEFAULT_PARAMS, fit_lambdamart, fit_ranker
 from listing_search.fit.vectors import ListingVectors, load_listing_vectors
 from listing_search.models.category import CategoryPredictor, temper
@@ -56,7 +56,8 @@ CALIBRATE_TOP = 20  # calibration uses each val query's top results: the scores 
 NO_MATCH_VAL_QUERIES = 400  # val queries whose best relevance caps the no-match threshold
 NEW = ".new"  # suffix of fitted files written beside the ones in use (publish_fit)
 # What the fit's queries and features are: a change here re-fits an existing artifacts folder.
-RECIPE = {"queries": "search.pipeline.scored with the match set's holders as candidates", "version": 3}
+RECIPE = {"queries": "search.pipeline.scored with the match set's holders as candidates; buyers' words apart",
+          "version": 4}
 
 
 def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progress: bool = False) -> dict:
@@ -93,12 +94,23 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
                                                start=predictor, n_char_buckets=chars)
         crossed = [serving.with_models(serving.models.with_models(predictor=h)) for h in halves]
         q_train, rng = ranker_train_queries(vectors.splits, rs.seed, rs.train_queries)
-        fit_pairs = maker.pairs(q_train, [crossed[1 - half[np.searchsorted(train_rows, r)]] for r in q_train],
-                                exclude_split="val", progress=progress, desc="ranker train queries")
+        q_buyer = rng.choice(train_rows, size=min(rs.buyer_train_queries, len(train_rows)), replace=False)
+
+        def crossed_of(rows: np.ndarray) -> list:  # each train query ranked with the predictor of the other half
+            return [crossed[1 - half[np.searchsorted(train_rows, r)]] for r in rows]
+
+        fit_pairs = maker.pairs(q_train, crossed_of(q_train), exclude_split="val", progress=progress,
+                                desc="ranker train queries")
+        fit_pairs = fit_pairs + maker.pairs(q_buyer, crossed_of(q_buyer), exclude_split="val", progress=progress,
+                                            desc="ranker train queries (buyers' words)", kinds=BUYER_KINDS)
         val_rows = np.flatnonzero(vectors.splits == "val")
         q_val = rng.choice(val_rows, size=min(rs.val_queries, len(val_rows)), replace=False)
+        q_val_buyer = rng.choice(val_rows, size=min(rs.val_queries // 2, len(val_rows)), replace=False)
         val_pairs = maker.pairs(q_val, [serving] * len(q_val), exclude_split="val", progress=progress,
                                 desc="ranker val queries")
+        val_pairs = val_pairs + maker.pairs(q_val_buyer, [serving] * len(q_val_buyer), exclude_split="val",
+                                            progress=progress, desc="ranker val queries (buyers' words)",
+                                            kinds=BUYER_KINDS)
         predictor.temperatures, temperature_report = fit_shown_temperatures(serving, vectors, q_val, rs.seed)
         ranker, comparison = choose_ranker(fit_pairs, val_pairs, train.ids.tolist(), rs.ranker, rs.seed)
         ranker.report = {"pairs": int(len(fit_pairs.grades)), "queries": int(len(fit_pairs.groups)),
@@ -112,8 +124,11 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
             relevance = None
         if relevance is not None:  # the chosen ranker with the calibration just fit, through the served path
             fitted = serving.with_models(serving.models.with_models(ranker=ranker, fitted=True, calibration=relevance))
+            real = real_val_queries(maker, q_val[:NO_MATCH_VAL_QUERIES], SELLER_KINDS)
+            for mode, queries in real_val_queries(maker, q_val_buyer, BUYER_KINDS).items():
+                real.setdefault(mode, []).extend(queries)
             relevance.no_match_below, relevance.cosine_below, relevance.report["no_match"] = no_match_threshold(
-                fitted, real_val_queries(maker, q_val[:NO_MATCH_VAL_QUERIES]))
+                fitted, real)
     finally:
         engine.close()
     ranker.report["seconds"] = round(time.perf_counter() - t0, 1)
@@ -146,14 +161,13 @@ def publish_fit(artifacts: Path, predictor: CategoryPredictor, ranker, relevance
             (art / name).unlink(missing_ok=True)  # no calibration for the new ranker: none for the old either
 
 
-def real_val_queries(maker: QueryMaker, rows: np.ndarray) -> dict[str, list]:
-    """Val listings asked in turn as text, photo, both and misspelt text (a page of 10), by query mode."""
+def real_val_queries(maker: QueryMaker, rows: np.ndarray, kinds: tuple[str, ...]) -> dict[str, list]:
+    """Val listings asked in turn as each of ``kinds`` (a page of 10), by the mode relevance is calibrated for."""
     real: dict[str, list] = {}
     for j, row in enumerate(rows):
-        kind = KINDS[j % len(KINDS)]
-        query = maker.query(int(row), kind, "val", k=10)
+        query = maker.query(int(row), kinds[j % len(kinds)], "val", k=10)
         if query is not None:
-            real.setdefault(mode_of_kind(kind), []).append(query)
+            real.setdefault(calibration_mode_of(query), []).append(query)
     return real
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from listing_search.core.query import MODE_FALLBACK
 from listing_search.pipeline import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,10 @@ class ModeCalibrator:
     calibrators: dict[str, Calibrator]  # query mode ("text", "image", "both") -> calibrator, plus "all"
 
     def apply(self, scores: np.ndarray, mode: str) -> np.ndarray:
-        """Calibrated with the mode's own calibrator, or the "all" one when the mode had too little data."""
-        return self.calibrators.get(mode, self.calibrators[FALLBACK]).apply(scores)
+        """Calibrated with the mode's own calibrator, else its fallback mode's, else the "all" one (a
+        mode with too little data, or a file fit before the mode existed)."""
+        fallback = self.calibrators.get(MODE_FALLBACK.get(mode, FALLBACK), self.calibrators[FALLBACK])
+        return self.calibrators.get(mode, fallback).apply(scores)
 
     def to_json(self) -> dict:
         return {"kind": "mode_calibrator", "fallback": FALLBACK,

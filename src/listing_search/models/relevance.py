@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from listing_search.pipeline import atomic_write_text
+from listing_search.core.query import MODE_FALLBACK
 from listing_search.models.calibrate import ModeCalibrator
 
 
@@ -33,7 +34,7 @@ class Relevance:
 
     def threshold(self, mode: str) -> float:
         """Best relevance under which a search of this mode is answered "no good match"."""
-        return float(self.no_match_below.get(mode, 0.0))
+        return float(self.no_match_below.get(mode, self.no_match_below.get(MODE_FALLBACK.get(mode, ""), 0.0)))
 
     def cosine_threshold(self, mode: str) -> float | None:
         """Best photo cosine under which a search of this mode is answered "no good match" (None: no rule)."""

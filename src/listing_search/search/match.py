@@ -30,7 +30,7 @@ from listing_search.core.text import match_terms
 from listing_search.index.lexical import LexicalIndex
 from listing_search.models.bundle import ModelBundle
 from listing_search.search.candidates import Allowed
-from listing_search.search.rank import NEAR_DUPLICATE
+from listing_search.search.rank import NEAR_DUPLICATE, calibration_mode
 from listing_search.search.types import IMAGE, MatchSet, Ranked, Understanding
 
 MIN_SHOWN = 10  # a search that matches at all shows at least this many of its best ranked listings
@@ -58,7 +58,7 @@ def match_set(u: Understanding, ranked: Ranked, holding: np.ndarray, models: Mod
     if u.unknown_words or no_match(u, ranked, holding, models):
         return MatchSet(np.zeros(0, np.int64), position, no_match=True)
     held = np.isin(cands.rows, holding)
-    threshold = models.no_match_below(u.mode)
+    threshold = models.no_match_below(calibration_mode(u))
     passing = np.ones(len(cands), bool) if ranked.relevance is None or threshold is None \
         else ranked.relevance >= threshold
     member = (held | passing | (cands.score(IMAGE) >= NEAR_DUPLICATE))[ranked.order]
@@ -76,7 +76,7 @@ def no_match(u: Understanding, ranked: Ranked, holding: np.ndarray, models: Mode
         return True
     if (cands.score(IMAGE) >= NEAR_DUPLICATE).any() or len(holding):
         return False
-    threshold, best = models.no_match_below(u.mode), ranked.best_relevance
+    threshold, best = models.no_match_below(calibration_mode(u)), ranked.best_relevance
     if threshold is not None and best is not None and best < threshold:
         return True
     cosine = models.no_match_cosine_below(u.mode)

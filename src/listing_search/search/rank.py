@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from listing_search.core.query import TEXT_SHORT
 from listing_search.core.text import content_words, match_terms
 from listing_search.index.catalog import CatalogView
 from listing_search.models.bundle import ModelBundle
@@ -67,7 +68,7 @@ class Ranker:
             relevance = None
         else:
             score = models.ranker.score(x) if len(cands) else np.zeros(0)
-            relevance = models.relevance(score, u.mode)
+            relevance = models.relevance(score, calibration_mode(u))
             weight = self.history_weight * relatedness(u, profile) if profile is not None and not profile.empty else 0.0
             if weight > 0:
                 lean = models.ranker.score(self.features(catalog, profile_understanding(u, profile),
@@ -114,6 +115,11 @@ def hand_score(u: Understanding, cands: Candidates) -> np.ndarray:
 def is_tiered(u: Understanding) -> bool:
     """Whether the typed words come first: a query of one to ``MAX_TIERED_TERMS`` words."""
     return bool(u.words) and 1 <= len(u.terms) <= MAX_TIERED_TERMS
+
+
+def calibration_mode(u: Understanding) -> str | None:
+    """The query mode relevance is calibrated for: a buyer's words alone have a mode of their own."""
+    return TEXT_SHORT if is_tiered(u) and not u.has_image else u.mode
 
 
 def word_tiers(u: Understanding, held: np.ndarray, phrase: np.ndarray) -> np.ndarray | None:
