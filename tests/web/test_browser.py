@@ -232,7 +232,9 @@ def test_text_search_shows_ranked_cards(page) -> None:
     for c in found:
         assert c["title"] and c["location"] and c["category"]
         assert c["price"].startswith("£") or c["price"] in ("Free", "Price not given")
-        assert c["match"] is None, "the test artifacts have no calibration: no label, and never a raw score"
+        # The test artifacts have no calibration: no graded label and never a raw score; a listing that
+        # does not hold all the words is "related" (the API's tier, calibrated or not).
+        assert c["match"] in (None, "related"), c
     assert not RAW_SCORE.search(page.inner_text("#results")), "a raw ranker score is on the page"
     assert "“mountain bike”" in page.text_content("#results-summary")
     # Photos load lazily: those of the first row, on screen, must have loaded.
