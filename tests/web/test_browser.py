@@ -1677,11 +1677,22 @@ def viewer_shows(pg, n: int, of: int) -> None:
     pg.wait_for_function("() => { const i = document.getElementById('viewer-img'); return i.complete && i.naturalWidth > 0; }")
 
 
+LONG_TITLE = "Vortex plush velvet corner or 3+2 sofa available, fast delivery, brand new in its box"
+
+
+def with_long_title(route) -> None:
+    """The listing as the API answers it, with a title as long as sellers write them."""
+    body = route.fetch().json()
+    route.fulfill(status=200, content_type="application/json", body=json.dumps({**body, "title": LONG_TITLE}))
+
+
 def test_gallery_opens_a_photo_full_screen(screen) -> None:
     touch = SCREENS["phone"]["viewport"] == screen.viewport_size
+    screen.route("**/v1/listings/listing-004", with_long_title)
     screen.goto("/listing/listing-004")
     wait_listing(screen, "listing-004")
     title = screen.text_content("#listing-title")
+    assert title == LONG_TITLE
     photos = screen.locator("#listing-photos button")
     assert photos.count() == 2
     assert photos.first.get_attribute("aria-haspopup") == "dialog"
@@ -1693,6 +1704,8 @@ def test_gallery_opens_a_photo_full_screen(screen) -> None:
     viewer_shows(screen, 1, 2)
     box, size = screen.locator("#viewer-img").bounding_box(), screen.viewport_size
     assert box["width"] >= size["width"] * 0.95 and box["height"] >= size["height"] * 0.8, f"not full screen: {box}"
+    assert box["x"] >= 0 and box["x"] + box["width"] <= size["width"] + 1, f"the photo is cut at the sides: {box}"
+    assert screen.eval_on_selector("#viewer", "d => d.scrollWidth <= d.clientWidth"), "the viewer scrolls sideways"
     inside = "() => document.getElementById('viewer').contains(document.activeElement)"
     assert screen.evaluate(inside), "focus did not move into the viewer"
     for _ in range(4):  # Tab stays inside (the page behind is inert)
