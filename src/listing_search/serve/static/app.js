@@ -51,7 +51,7 @@ let searchSeq = 0; // answers to older searches are ignored
 let openSeq = 0;
 let lastTyped = ""; // the words as typed for the last search, offered back when the API corrected them
 let guessedCategory = null; // what the last photo looks like, offered as a category filter
-let current = null; // the search on screen: {asked, searched, nextCursor, shown: Set of ids, total, loading}
+let current = null; // the search on screen: {asked, searched, nextCursor, shown: Set of ids, total, loading, qs}
 let sortIsBrowseDefault = false; // "Newest" was put in the sort box because there was nothing to be relevant to
 const scrollOf = { search: 0, saved: 0 }; // where each list was scrolled to when it was left (for a listing)
 let openedFrom = null; // the link (a card's, a history entry's) that opened a listing: focus goes back to it
@@ -414,14 +414,15 @@ function setBusy(busy) {
   els.loadMore.disabled = busy;
 }
 
-/** Search as the form states it. ``typing`` is the filter whose typing paused (not Enter): a mistake
- * in it is said beside it without moving focus, and the pauses of one edit make one history entry. */
-async function search({ spelling = true, typing = null } = {}) {
+/** Search as the form states it. ``typing`` is the filter whose typing paused: the pauses of one edit
+ * make one history entry. ``submitted`` (Enter, the Search button): a mistake in a field takes the
+ * focus there; otherwise it is only said beside its field, and focus stays where the buyer is. */
+async function search({ spelling = true, typing = null, submitted = false } = {}) {
   clearTimeout(filterTimer);
   const continued = typing !== null && typing === typingIn;
   typingIn = typing;
-  if (!formIsValid(typing)) return; // the results on screen stay: they are still the last good search's
-  if (typing && current && queryOfForm() === searchInUrl) return; // typed back to what is shown
+  if (!formIsValid(typing, submitted)) return; // the results on screen stay: the last good search's
+  if (typing && current && queryOfForm() === current.qs) return; // typed back to what is on screen
   showError("");
   const seq = ++searchSeq; // answers to an older search (or its later pages) are no longer wanted
   syncSort();
@@ -436,7 +437,8 @@ async function search({ spelling = true, typing = null } = {}) {
   }
   const asked = searchOfForm({ spelling });
   const previous = current;
-  current = { asked, searched: asked, nextCursor: null, shown: new Set(), total: null, loading: false };
+  current = { asked, searched: asked, nextCursor: null, shown: new Set(), total: null, loading: false,
+    qs: queryOfForm() };
   lastTyped = asked.words;
   setStatus(isBrowse(asked) ? `Looking for listings ${describeSearch(asked)}…`
     : `Searching for ${describeSearch(asked)}…`, true);
@@ -454,7 +456,7 @@ async function search({ spelling = true, typing = null } = {}) {
     if (problems.length) { // the API refused a value the buyer typed: said beside it; the last good results stay
       current = previous;
       if (current) showMore();
-      showFieldErrors(problems, { focus: !typing });
+      showFieldErrors(problems, { focus: submitted });
       return;
     }
     clearResults(`The search ${subjectOf(asked)} failed.`);
@@ -471,9 +473,9 @@ let filterTimer = 0;
 
 /** Checks the filters the page can check itself (the API would refuse them with a 422 naming its own
  * parameters); says each mistake beside its field. False: nothing is sent. */
-function formIsValid(typing) {
+function formIsValid(typing, submitted) {
   const problems = filterProblems(typing ?? lastPriceEdited);
-  showFieldErrors(problems, { focus: !typing }); // Enter or a button: take the buyer to what needs fixing
+  showFieldErrors(problems, { focus: submitted });
   return problems.length === 0;
 }
 
@@ -1353,7 +1355,7 @@ function init() {
   wireSaved();
   wireSearchNotes();
   wireFilters();
-  els.form.addEventListener("submit", (e) => { e.preventDefault(); search(); });
+  els.form.addEventListener("submit", (e) => { e.preventDefault(); search({ submitted: true }); });
   els.loadMore.addEventListener("click", loadMore);
   // Back and forward: between searches, and between the results and the listings opened from them.
   window.addEventListener("popstate", showRoute);
