@@ -1,5 +1,5 @@
 """Screenshots of the web page for the docs: a photo search (desktop and phone), a listing's own page,
-and the recommendations with the history panel.
+its photo full screen (phone), the recommendations with the history panel, and the Saved page.
 
 Usage (with the server running, e.g. ``listing-search serve --artifacts artifacts``):
 
@@ -7,9 +7,10 @@ Usage (with the server running, e.g. ``listing-search serve --artifacts artifact
         --photo ../shared/data/fb_marketplace/images/<id>.jpg --text "" --out docs
 
 Writes into OUT: screenshot-search.png (1280 px wide), screenshot-phone.png (390 px),
-screenshot-listing.png (the first result's page) and screenshot-for-you.png (after viewing two
-results: "Recommended for you" with its reasons, and the history panel open), each reduced to a
-256-colour palette when over ``--max-kb``.
+screenshot-gallery.png (on the phone, the first result's first photo full screen),
+screenshot-listing.png (the first result's page), screenshot-for-you.png (after viewing and saving two
+results: "Recommended for you" with its reasons, and the history panel open) and screenshot-saved.png
+(the Saved page with those two), each reduced to a 256-colour palette when over ``--max-kb``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ WAIT_MS = 60_000
 
 
 def images_loaded(page: Page, selector: str, n: int = 8) -> None:
-    page.wait_for_function(f"[...document.querySelectorAll({selector!r})].slice(0, {n}).every(i => i.complete)",
+    # A function, not an expression: Playwright evals an expression, which the page's CSP refuses.
+    page.wait_for_function(f"() => [...document.querySelectorAll({selector!r})].slice(0, {n}).every(i => i.complete)",
                            timeout=WAIT_MS)
 
 
@@ -43,12 +45,37 @@ def search(page: Page, url: str, photo: Path, text: str) -> None:
     page.wait_for_timeout(300)
 
 
-def open_result(page: Page, nth: int) -> None:
-    """The nth result's own page, with its photos and "More like this" loaded."""
+def open_result(page: Page, nth: int, on_screen: bool = True) -> None:
+    """The nth result's own page, with its photos and "More like this" loaded; on a phone
+    (``on_screen`` false) only the first photo, the others being lazy and off screen."""
     page.click(f"#results-list article >> nth={nth}")
     page.wait_for_selector("#listing-view[data-listing-id] #similar-list .card", timeout=WAIT_MS)
-    images_loaded(page, "#listing-photos img", 3)
-    images_loaded(page, "#similar-list img")
+    images_loaded(page, "#listing-photos img", 3 if on_screen else 1)
+    if on_screen:
+        images_loaded(page, "#similar-list img")
+    page.wait_for_timeout(300)
+
+
+def full_screen(page: Page) -> None:
+    """The open listing's first photo in the full-screen viewer."""
+    page.click("#listing-photos button >> nth=0")
+    page.wait_for_function("() => { const i = document.getElementById('viewer-img');"
+                           " return document.getElementById('viewer').open && i.complete && i.naturalWidth > 0; }",
+                           timeout=WAIT_MS)
+    page.wait_for_timeout(300)
+
+
+def save(page: Page) -> None:
+    """Press Save on the open listing's page."""
+    page.click("#like[aria-pressed=false]")
+    page.wait_for_selector("#like[aria-pressed=true]")
+
+
+def saved_page(page: Page) -> None:
+    """The Saved page, its cards' photos loaded."""
+    page.click("#saved-link")
+    page.wait_for_selector("#saved-view:not([hidden]) #saved-list .card", timeout=WAIT_MS)
+    images_loaded(page, "#saved-list img")
     page.wait_for_timeout(300)
 
 
@@ -88,9 +115,12 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium, args=ARGS)
-        phone = browser.new_page(viewport=PHONE)
+        phone = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
         search(phone, a.url, a.photo, a.text)
         save_small(phone.screenshot(), a.out / "screenshot-phone.png", a.max_kb)
+        open_result(phone, 0, on_screen=False)
+        full_screen(phone)
+        save_small(phone.screenshot(), a.out / "screenshot-gallery.png", a.max_kb)
         phone.close()
 
         page = browser.new_page(viewport=DESKTOP)  # one page: the listings viewed make its history
@@ -98,11 +128,15 @@ def main() -> None:
         save_small(page.screenshot(), a.out / "screenshot-search.png", a.max_kb)
         open_result(page, 0)
         save_small(page.screenshot(), a.out / "screenshot-listing.png", a.max_kb)
+        save(page)
         page.go_back()
         page.wait_for_selector("#search-view:not([hidden]) #results-list .card")
         open_result(page, another_title(page))
+        save(page)
         for_you(page, a.url)
         save_small(page.screenshot(), a.out / "screenshot-for-you.png", a.max_kb)
+        saved_page(page)
+        save_small(page.screenshot(), a.out / "screenshot-saved.png", a.max_kb)
         browser.close()
 
 

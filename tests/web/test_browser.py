@@ -148,22 +148,46 @@ def csp_violations(pg) -> list[str]:
     return pg.evaluate("() => window.__csp || []")
 
 
-@pytest.fixture
-def page(browser, base_url: str):
-    """The search page, loaded, with its CSP enforced: any violation fails the test at the end."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url)
+@contextmanager
+def watched_page(browser, base_url: str, **options) -> Iterator:
+    """The search page in a new browser context, loaded, with its CSP enforced: a JavaScript error or
+    a violation fails the test at the end."""
+    context = browser.new_context(base_url=base_url, **options)
     context.set_default_timeout(TIMEOUT_MS)
     context.add_init_script(WATCH_CSP)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.goto("/")
-    pg.wait_for_selector("body[data-ready=true]")
-    yield pg
-    blocked = csp_violations(pg) if not pg.is_closed() else []
-    context.close()
+    try:
+        pg.goto("/")
+        pg.wait_for_selector("body[data-ready=true]")
+        yield pg
+        blocked = csp_violations(pg) if not pg.is_closed() else []
+    finally:
+        context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
     assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
+
+
+@pytest.fixture
+def page(browser, base_url: str):
+    with watched_page(browser, base_url, viewport={"width": 1280, "height": 900}) as pg:
+        yield pg
+
+
+# The two screens every flow of the search page's friction and listing work is tried on.
+SCREENS = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
+              "has_touch": True},
+}
+
+
+@pytest.fixture(params=list(SCREENS))
+def screen(request, browser, base_url: str):
+    """The search page at desktop 1280×800, then at phone 390×844 (touch), CSP enforced."""
+    with watched_page(browser, base_url, **SCREENS[request.param]) as pg:
+        yield pg
 
 
 def shot(pg, name: str) -> None:
@@ -208,7 +232,9 @@ def test_text_search_shows_ranked_cards(page) -> None:
     for c in found:
         assert c["title"] and c["location"] and c["category"]
         assert c["price"].startswith("£") or c["price"] in ("Free", "Price not given")
-        assert c["match"] is None, "the test artifacts have no calibration: no label, and never a raw score"
+        # The test artifacts have no calibration: no graded label and never a raw score; a listing that
+        # does not hold all the words is "related" (the API's tier, calibrated or not).
+        assert c["match"] in (None, "related"), c
     assert not RAW_SCORE.search(page.inner_text("#results")), "a raw ranker score is on the page"
     assert "“mountain bike”" in page.text_content("#results-summary")
     # Photos load lazily: those of the first row, on screen, must have loaded.
@@ -222,7 +248,7 @@ def test_photo_upload_searches_by_photo(page, served_artifacts: Path) -> None:
     page.set_input_files("#photo", str(served_artifacts / "images" / "img-007-1.jpg"))
     wait_results(page)
     assert page.is_visible("#photo-preview")
-    assert page.text_content("#photo-name") == "img-007-1.jpg"
+    assert page.text_content("#photo-name") == "Your photo"
     assert cards(page)[0]["id"] == "listing-007", "a catalogue photo should find its own listing first"
     shot(page, "02-photo-search")
 
@@ -236,7 +262,7 @@ def test_photo_upload_searches_by_photo(page, served_artifacts: Path) -> None:
 def test_drop_and_paste_a_photo(page) -> None:
     data = list(jpeg_bytes(photo((30, 200, 30), seed=5)))
     for event in ("drop", "paste"):
-        page.evaluate(
+        sent = sent_search(page, lambda: page.evaluate(
             """([bytes, event]) => {
                 const file = new File([new Uint8Array(bytes)], event + '.jpg', {type: 'image/jpeg'});
                 const dt = new DataTransfer();
@@ -249,9 +275,10 @@ def test_drop_and_paste_a_photo(page) -> None:
                 }
             }""",
             [data, event],
-        )
+        ))
+        assert sent["image"] == f"file:{event}.jpg", "the dropped or pasted photo is the one searched with"
         wait_results(page)
-        assert page.text_content("#photo-name") == f"{event}.jpg"
+        assert page.text_content("#photo-name") == "Your photo"
         assert cards(page)
 
 
@@ -981,18 +1008,21 @@ def _active(pg) -> dict:
 
 
 def test_keyboard_only_search_open_and_close(page) -> None:
-    # From a fresh load, Tab reaches the search box first: only the skip link and the site's home link come before.
+    # A fresh load starts in the search box; before it come only the skip link and the header's links
+    # (the site's home, Saved), the skip link first.
+    assert _active(page)["id"] == "q", "the search box is not focused on load"
     before: list[dict] = []
     for _ in range(5):
-        page.keyboard.press("Tab")
+        page.keyboard.press("Shift+Tab")
         now = _active(page)
-        if now["id"] == "q":
+        if now["tag"] == "body":
             break
         before.append(now)
-    assert now["id"] == "q", f"Tab never reached the search box: {before}"
+    before.reverse()
     assert before and before[0]["cls"] == "skip", f"the skip link is not first: {before}"
-    assert all(b["cls"] == "skip" or b["tag"] == "a" and b["id"] == "" and b["list"] is None for b in before), before
-    assert len(before) <= 2, before
+    assert all(b["cls"] == "skip" or b["tag"] == "a" and b["list"] is None for b in before), before
+    assert len(before) <= 3, before
+    page.focus("#q")
 
     page.keyboard.type("mountain bike")
     page.keyboard.press("Enter")
@@ -1420,3 +1450,392 @@ def test_axe_finds_nothing_serious_in_any_state(browser, base_url: str) -> None:
     # Moderate and minor findings are printed (pytest -s) to be looked at, not failed on.
     for v in found:
         print(f"axe {v['impact']}: {v['where']}: {v['id']} ({v['help']}) at {v['nodes']}")
+
+
+# --- no friction; the gallery and the Saved page (issue 31, items 4-6), each at desktop and phone ---
+
+
+def assert_axe_clean(pg, where: str) -> None:
+    """axe-core finds nothing critical or serious in the page as it stands (others are printed)."""
+    found = axe_violations(pg, f"{pg.viewport_size['width']}px, {where}")
+    for v in found:
+        print(f"axe {v['impact']}: {v['where']}: {v['id']} ({v['help']}) at {v['nodes']}")
+    serious = [v for v in found if v["impact"] in ("critical", "serious")]
+    assert not serious, json.dumps(serious, indent=1)
+
+
+def open_filters(pg) -> None:
+    if not pg.eval_on_selector("#filters-box", "d => d.open"):
+        pg.click("#filters-box summary")
+
+
+def searches_sent(pg) -> int:
+    return pg.evaluate("window.__searches.length")
+
+
+def test_filters_apply_as_they_are_typed_without_enter(screen) -> None:
+    search_text(screen, "bike table sofa laptop")
+    open_filters(screen)
+    prices = sorted(c["value"] for c in cards(screen))
+    cap = int(prices[len(prices) // 2])
+    screen.evaluate(SPY_ON_SEARCHES)
+
+    # Typed key by key (input events at once, as a fast typist): one search once typing pauses, no Enter.
+    screen.focus("#price-max")
+    screen.evaluate("""cap => { const box = document.getElementById('price-max');
+        for (const ch of String(cap)) { box.value += ch; box.dispatchEvent(new Event('input', {bubbles: true})); } }""", cap)
+    wait_summary(screen, f"up to £{cap}")
+    wait_results(screen)
+    assert searches_sent(screen) == 1, "each key searched: the typing is not debounced"
+    assert max(c["value"] for c in cards(screen)) <= cap
+    assert f"price_max={cap}" in screen.url
+
+    # The place, typed for real; then the sort and the category, which apply as they change.
+    screen.locator("#location").press_sequentially("Leeds", delay=40)
+    wait_summary(screen, "near Leeds")
+    assert searches_sent(screen) < len("Leeds"), "each key searched: the typing is not debounced"
+    assert all("Leeds" in c["location"] for c in cards(screen))
+    assert screen.evaluate("document.activeElement.id") == "location", "the search took the focus from the typing"
+    screen.select_option("#sort", "price_desc")
+    wait_summary(screen, "highest price first")
+
+
+def test_a_wrong_price_is_said_beside_it_and_the_results_stay(screen, base_url: str) -> None:
+    search_text(screen, "bike table sofa laptop")
+    open_filters(screen)
+    screen.fill("#price-max", "100")
+    screen.press("#price-max", "Enter")
+    wait_summary(screen, "up to £100")
+    wait_results(screen)
+    good = ([c["id"] for c in cards(screen)], summary(screen))
+    screen.evaluate(SPY_ON_SEARCHES)
+
+    def said_beside(field: str, sentence: str) -> None:
+        """``sentence`` comes under ``field``, tied to it (aria-describedby), the field marked invalid."""
+        screen.wait_for_function("([id, t]) => document.getElementById(id + '-error')?.textContent === t",
+                                 arg=[field, sentence])
+        assert screen.get_attribute(f"#{field}", "aria-invalid") == "true"
+        assert screen.get_attribute(f"#{field}", "aria-describedby") == f"{field}-error"
+        assert screen.eval_on_selector(f"#{field}-error", "e => e.closest('.field') === "
+                                       f"document.getElementById('{field}').closest('.field')"), "not beside its field"
+
+    def results_stayed() -> None:
+        assert ([c["id"] for c in cards(screen)], summary(screen)) == good, "the last good results were cleared"
+        assert screen.is_hidden("#error")
+        text = screen.inner_text("body")
+        assert "price_min" not in text and "Value error" not in text, "the API's own words reached the buyer"
+
+    # A min above the max, with Enter: said beside the min, nothing sent, focus on what needs fixing.
+    screen.fill("#price-min", "500")
+    screen.press("#price-min", "Enter")
+    screen.wait_for_function("() => document.getElementById('price-min-error')?.textContent "
+                             "|| !document.getElementById('error').hidden")  # said, one way or the other
+    results_stayed()
+    said_beside("price-min", "The min price (£500) is above the max price (£100). Lower the min or raise the max.")
+    assert screen.evaluate("document.activeElement.id") == "price-min"
+    screen.wait_for_timeout(500)  # past the typing pause: that does not send it either
+    assert searches_sent(screen) == 0, "a search was sent with a min above the max"
+    assert_axe_clean(screen, "a price said wrong beside its field")
+
+    # A price below £0, typed (no Enter).
+    screen.fill("#price-min", "-5")
+    said_beside("price-min", "The min price can’t be below £0.")
+    results_stayed()
+    assert searches_sent(screen) == 0
+
+    # Put right: the sentence goes and the search runs.
+    screen.fill("#price-min", "5")
+    wait_summary(screen, "£5 to £100")
+    assert screen.text_content("#price-min-error") == ""
+    assert screen.get_attribute("#price-min", "aria-invalid") is None
+    wait_results(screen)
+    good = ([c["id"] for c in cards(screen)], summary(screen))
+
+    # What the API refuses (a 422 naming its parameter) is said in words beside the field as well.
+    refusals = {
+        "location": httpx.post(f"{base_url}/v1/search", data={"text": "bike", "location": "Leeds\x01"}),
+        "price-max": httpx.post(f"{base_url}/v1/search", data={"text": "bike", "price_min": "500", "price_max": "100"}),
+    }
+    for field, refused in refusals.items():
+        assert refused.status_code == 422, refused.text
+        body = refused.text
+        screen.route("**/v1/search", lambda route: route.fulfill(status=422, content_type="application/json", body=body))
+        if field == "location":
+            screen.fill("#location", "Leeds")
+            said_beside("location", "This place can’t be searched: enter a town or area, like Leeds.")
+        else:
+            screen.fill("#price-max", "90")
+            said_beside("price-max", "The min price is above the max price. Lower the min or raise the max.")
+        results_stayed()
+        screen.unroute("**/v1/search")
+    shot(screen, f"31-price-said-beside-the-field-{screen.viewport_size['width']}")
+
+
+def test_results_come_before_the_recommendations(screen) -> None:
+    screen.goto("/listing/listing-003")  # one sofa opened: the "for you" row fills with things like it
+    wait_listing(screen, "listing-003")
+    screen.goto("/")
+    screen.wait_for_selector("#for-you:not([hidden]) #for-you-list .card")
+    search_text(screen, "garden bench")  # something else: the buyer came for it, not for more sofas
+    first = screen.locator("#results-list .card").first
+    box, row = first.bounding_box(), screen.locator("#for-you").bounding_box()
+    assert box["y"] + box["height"] <= row["y"], "the recommendations come before the results"
+    assert screen.evaluate("window.scrollY") == 0
+    height = screen.evaluate("window.innerHeight")
+    assert box["y"] < height * 0.75, f"the first result starts below the fold ({box['y']:.0f} of {height} px)"
+    shot(screen, f"32-results-first-{screen.viewport_size['width']}")
+
+
+def test_the_search_box_is_focused_on_load(screen) -> None:
+    assert screen.evaluate("document.activeElement.id") == "q"
+    screen.keyboard.type("mountain bike")  # no click or Tab needed
+    screen.keyboard.press("Enter")
+    wait_results(screen)
+    screen.reload()
+    screen.wait_for_selector("body[data-ready=true]")
+    assert screen.evaluate("document.activeElement.id") == "q", "not focused when a search is in the address"
+    screen.goto("/listing/listing-004")
+    wait_listing(screen, "listing-004")
+    assert screen.evaluate("document.activeElement.id") == "listing-title", "a listing's page starts at its title"
+
+
+UUID_NAME = "a9bee305-9ca3-494c-9095-a5564e373a93.jpg"  # how the catalogue's (and many phones') photos are named
+
+
+def choose_photo(pg, served_artifacts: Path, name: str = UUID_NAME) -> None:
+    data = (served_artifacts / "images" / "img-007-1.jpg").read_bytes()
+    pg.set_input_files("#photo", files=[{"name": name, "mimeType": "image/jpeg", "buffer": data}])
+    wait_results(pg)
+
+
+NOT_CUT = """el => el.getBoundingClientRect().left >= 0 && el.getBoundingClientRect().right <= window.innerWidth
+    && [el, ...el.querySelectorAll('*')].every(e => e.scrollWidth <= e.clientWidth + 1)"""
+
+
+def test_placeholder_and_chips_fit_the_screen(screen, served_artifacts: Path) -> None:
+    fits = screen.eval_on_selector("#q", """q => {
+        const style = getComputedStyle(q), ctx = document.createElement('canvas').getContext('2d');
+        ctx.font = style.font;
+        const room = q.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+        return {text: ctx.measureText(q.placeholder).width, room};
+    }""")
+    problems = [] if fits["text"] <= fits["room"] else [f"the placeholder is cut: {fits}"]
+
+    choose_photo(screen, served_artifacts)
+    screen.wait_for_selector("#photo-guess:not([hidden])")
+    problems += [f"{chip} is cut or sticks out" for chip in ("#photo-preview", "#photo-guess-chip")
+                 if not screen.eval_on_selector(chip, NOT_CUT)]
+    problems += [] if _no_sideways_scroll(screen) else ["the page scrolls sideways"]
+    assert not problems, problems
+    shot(screen, f"33-chips-{screen.viewport_size['width']}")
+
+
+def test_the_photo_chip_says_your_photo_with_a_thumbnail(screen, served_artifacts: Path) -> None:
+    choose_photo(screen, served_artifacts)
+    assert screen.inner_text("#photo-preview figcaption").strip() == "Your photo"
+    assert screen.get_by_role("button", name="Remove photo").is_visible()
+    thumb = screen.locator("#photo-preview img")
+    assert thumb.is_visible() and thumb.evaluate("i => i.complete && i.naturalWidth > 0"), "no thumbnail"
+    assert UUID_NAME[:8] not in screen.content() and UUID_NAME[:8] not in screen.inner_text("body"), \
+        "the file's name is shown"
+    assert "your photo" in summary(screen)
+    assert_axe_clean(screen, "the photo chip")
+
+
+def test_a_long_query_is_shortened_in_the_summary(screen) -> None:
+    words = ("oak dining table with six matching chairs and a sideboard, " * 20)[:928]
+    screen.fill("#q", words)
+    screen.press("#q", "Enter")
+    screen.wait_for_function("() => document.getElementById('results').getAttribute('aria-busy') === 'false' "
+                             "&& document.getElementById('results-summary').textContent.includes('“')")
+    quoted = re.search(r"“(.*)”", summary(screen)).group(1)
+    assert quoted.endswith("…") and len(quoted) <= 81, f"{len(quoted)} characters echoed"
+    assert words.startswith(quoted[:-1].rstrip()), quoted
+    assert len(summary(screen)) < 160
+    assert screen.input_value("#q") == words, "the box keeps all the words"
+
+
+# --- the listing's photos full screen ---
+
+
+def swipe(pg, selector: str, dx: float) -> None:
+    """A one-finger swipe across the middle of ``selector``, through Chromium's touch input (real
+    touch and pointer events, as a phone sends them)."""
+    box = pg.locator(selector).bounding_box()
+    x, y = box["x"] + box["width"] / 2 - dx / 2, box["y"] + box["height"] / 2
+    cdp = pg.context.new_cdp_session(pg)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    for step in range(1, 6):
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x + dx * step / 5, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def viewer_shows(pg, n: int, of: int) -> None:
+    pg.wait_for_function("t => document.getElementById('viewer-count').textContent === t", arg=f"Photo {n} of {of}")
+    assert pg.get_attribute("#viewer-img", "alt").endswith(f"photo {n} of {of}")
+    pg.wait_for_function("() => { const i = document.getElementById('viewer-img'); return i.complete && i.naturalWidth > 0; }")
+
+
+LONG_TITLE = "Vortex plush velvet corner or 3+2 sofa available, fast delivery, brand new in its box"
+
+
+def with_long_title(route) -> None:
+    """The listing as the API answers it, with a title as long as sellers write them."""
+    body = route.fetch().json()
+    route.fulfill(status=200, content_type="application/json", body=json.dumps({**body, "title": LONG_TITLE}))
+
+
+def test_gallery_opens_a_photo_full_screen(screen) -> None:
+    touch = SCREENS["phone"]["viewport"] == screen.viewport_size
+    screen.route("**/v1/listings/listing-004", with_long_title)
+    screen.goto("/listing/listing-004")
+    wait_listing(screen, "listing-004")
+    title = screen.text_content("#listing-title")
+    assert title == LONG_TITLE
+    photos = screen.locator("#listing-photos button")
+    assert photos.count() == 2
+    assert photos.first.get_attribute("aria-haspopup") == "dialog"
+    photos.first.tap() if touch else photos.first.click()
+
+    dialog = screen.get_by_role("dialog", name=title)
+    dialog.wait_for()
+    assert screen.eval_on_selector("#viewer", "d => d.open && d.matches(':modal')"), "not a modal dialog"
+    viewer_shows(screen, 1, 2)
+    box, size = screen.locator("#viewer-img").bounding_box(), screen.viewport_size
+    assert box["width"] >= size["width"] * 0.95 and box["height"] >= size["height"] * 0.8, f"not full screen: {box}"
+    assert box["x"] >= 0 and box["x"] + box["width"] <= size["width"] + 1, f"the photo is cut at the sides: {box}"
+    assert screen.eval_on_selector("#viewer", "d => d.scrollWidth <= d.clientWidth"), "the viewer scrolls sideways"
+    inside = "() => document.getElementById('viewer').contains(document.activeElement)"
+    assert screen.evaluate(inside), "focus did not move into the viewer"
+    for _ in range(4):  # Tab stays inside (the page behind is inert)
+        screen.keyboard.press("Tab")
+        assert screen.evaluate(inside), "Tab left the full-screen photo"
+    assert_axe_clean(screen, "a photo full screen")
+
+    screen.keyboard.press("ArrowRight")
+    viewer_shows(screen, 2, 2)
+    screen.keyboard.press("ArrowRight")  # past the last comes the first
+    viewer_shows(screen, 1, 2)
+    screen.keyboard.press("ArrowLeft")
+    viewer_shows(screen, 2, 2)
+    if touch:
+        swipe(screen, "#viewer-stage", -160)  # finger to the left: the next photo
+        viewer_shows(screen, 1, 2)
+        swipe(screen, "#viewer-stage", 160)
+        viewer_shows(screen, 2, 2)
+        swipe(screen, "#viewer-stage", 12)  # a wobble is not a swipe
+        screen.wait_for_timeout(100)
+        viewer_shows(screen, 2, 2)
+    shot(screen, f"34-gallery-{screen.viewport_size['width']}")
+
+    screen.keyboard.press("Escape")
+    screen.wait_for_function("() => !document.getElementById('viewer').open")
+    focus_back = "() => document.activeElement.dataset.photo === '1'"  # the close event comes a task later
+    screen.wait_for_function(focus_back)  # ("focus did not return to the photo shown" when it times out)
+    # Opened again by keyboard, closed with its button.
+    screen.keyboard.press("Enter")
+    viewer_shows(screen, 2, 2)
+    close = screen.get_by_role("button", name="Close the full-screen photo")
+    close.tap() if touch else close.click()
+    screen.wait_for_function("() => !document.getElementById('viewer').open")
+    screen.wait_for_function(focus_back)
+
+
+# --- the Saved page ---
+
+
+def saved_cards(pg) -> list[str]:
+    return [c["id"] for c in cards(pg, "saved-list")]
+
+
+def test_saved_page_lists_what_was_saved(screen, base_url: str) -> None:
+    assert httpx.get(f"{base_url}/saved").status_code == 200, "the Saved page has no address of its own"
+    saved_link = screen.get_by_role("link", name="Saved", exact=True)
+    assert saved_link.is_visible()
+
+    titles = {}
+    for lid in ("listing-001", "listing-002", "listing-005"):
+        screen.goto(f"/listing/{lid}")
+        wait_listing(screen, lid)
+        titles[lid] = screen.text_content("#listing-title")
+        save = screen.get_by_role("button", name="Save", exact=True, pressed=False)
+        assert save.is_visible(), "the Save button does not say Save"
+        if lid == "listing-005":
+            continue  # viewed only
+        save.click()
+        saved = screen.get_by_role("button", name="Saved", exact=True, pressed=True)
+        assert saved.is_visible(), "after saving, the button does not say Saved"
+    assert_axe_clean(screen, "a saved listing's page")
+
+    screen.get_by_role("link", name="Saved (2)").click()
+    screen.wait_for_selector("#saved-view:not([hidden]) #saved-list .card")
+    assert screen.url.endswith("/saved") and screen.title() == "Saved listings – Listing search"
+    assert screen.evaluate("document.activeElement.id") == "saved-heading"
+    assert saved_cards(screen) == ["listing-002", "listing-001"], "the most recently saved first, viewed ones left out"
+    for c in cards(screen, "saved-list"):
+        api = httpx.get(f"{base_url}/v1/listings/{c['id']}").json()
+        assert c["title"] == api["title"] == titles[c["id"]] and c["value"] == api["price"]
+    screen.wait_for_function("() => [...document.querySelectorAll('#saved-list img')].every(i => i.complete && i.naturalWidth)")
+    assert _no_sideways_scroll(screen)
+    assert_axe_clean(screen, "the Saved page")
+    shot(screen, f"35-saved-{screen.viewport_size['width']}")
+
+    # A saved listing opens at its own address; its back link leads back here, focus on its card.
+    open_card(screen, "saved-list", 1)
+    assert screen.text_content("#back-link").strip() == "← Back to saved listings"
+    screen.click("#back-link")
+    screen.wait_for_selector("#saved-view:not([hidden]) #saved-list .card")
+    assert screen.evaluate("document.activeElement.closest('article')?.dataset.listingId") == "listing-001"
+    screen.reload()  # kept in the browser: still there
+    screen.wait_for_selector("#saved-view:not([hidden]) #saved-list .card")
+    assert saved_cards(screen) == ["listing-002", "listing-001"]
+
+    # Removed here: the list, the header's count and the listing's Save button follow.
+    remove = screen.get_by_role("button", name=f"Remove {titles['listing-002']} from saved")
+    remove.click()
+    screen.wait_for_function("() => document.querySelectorAll('#saved-list .card').length === 1")
+    assert saved_cards(screen) == ["listing-001"]
+    assert screen.text_content("#saved-status") == f"Removed “{titles['listing-002']}” from your saved listings."
+    assert screen.evaluate("document.activeElement.dataset.listingId") == "listing-001", "focus was lost"
+    assert screen.get_by_role("link", name="Saved (1)").is_visible()
+    screen.goto("/listing/listing-002")
+    wait_listing(screen, "listing-002")
+    assert screen.get_attribute("#like", "aria-pressed") == "false" and screen.inner_text("#like").strip() == "Save"
+
+    # Unsaved from its own page: the Saved page says there is nothing.
+    screen.goto("/listing/listing-001")
+    wait_listing(screen, "listing-001")
+    screen.get_by_role("button", name="Saved", exact=True).click()
+    screen.get_by_role("link", name="Saved", exact=True).click()
+    screen.wait_for_selector("#saved-empty:not([hidden])")
+    assert saved_cards(screen) == []
+    assert "Nothing saved yet" in screen.text_content("#saved-empty")
+    assert_axe_clean(screen, "the Saved page, empty")
+
+    # "← Search all listings" goes back to the search page.
+    screen.click("#saved-back")
+    screen.wait_for_selector("#search-view:not([hidden])")
+    assert "/saved" not in screen.url
+
+
+def test_saves_outlast_the_history_and_a_sold_listing_says_so(page) -> None:
+    """The history keeps its last 50 events: views go first, so a save is not pushed out by browsing;
+    a saved listing the catalogue no longer has keeps its title and says it is gone."""
+    page.evaluate("""() => {
+        const now = Date.now() / 1000;
+        const h = [{listing_id: 'listing-009', event: 'liked', timestamp: now - 900, title: 'Tennis racket 9'},
+                   {listing_id: 'sold-long-ago', event: 'liked', timestamp: now - 800, title: 'Pine wardrobe'}];
+        for (let i = 0; i < 48; i++) h.push({listing_id: `listing-0${10 + i % 20}`, event: 'viewed', timestamp: now - 700 + i});
+        localStorage.setItem('listing-search.history', JSON.stringify(h));
+    }""")
+    for lid in ("listing-001", "listing-002", "listing-003"):
+        page.goto(f"/listing/{lid}")
+        wait_listing(page, lid)
+    history = history_in_storage(page)
+    assert len(history) == 50 and history[-1]["listing_id"] == "listing-003"
+    page.goto("/saved")
+    page.wait_for_selector("#saved-list .card")
+    assert saved_cards(page) == ["sold-long-ago", "listing-009"]
+    gone = cards(page, "saved-list")[0]
+    assert gone["title"] == "Pine wardrobe" and gone["price"] == "No longer listed"

@@ -1,5 +1,6 @@
-"""The web page: ``/`` serves the search page, ``/listing/{id}`` a listing's own page (the same page,
-which reads the id from the address), ``/static/*`` their script and style (no build step).
+"""The web page: ``/`` serves the search page, ``/listing/{id}`` a listing's own page and ``/saved`` the
+buyer's saved listings (the same page, which reads the view from the address), ``/static/*`` their
+script and style (no build step).
 
 The page only talks to the public JSON API (``/v1/...``) of the same server, so it is one router,
 included by the app factory with ``app.include_router(web.router)``.
@@ -26,6 +27,13 @@ router.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 @router.get("/", include_in_schema=False)
 def index() -> FileResponse:
     """The search page."""
+    return FileResponse(STATIC_DIR / "index.html", headers=NO_CACHE)
+
+
+@router.get("/saved", include_in_schema=False)
+def saved_page() -> FileResponse:
+    """The Saved page, to reload and bookmark: the saves live in the browser, so the server has nothing
+    to look up; the page is the search page's, at the site's root level (its relative addresses hold)."""
     return FileResponse(STATIC_DIR / "index.html", headers=NO_CACHE)
 
 

@@ -7,6 +7,8 @@ const ROW_K = 12;
 const HISTORY_KEY = "listing-search.history";
 const HISTORY_MAX = 50;
 const PERSONALISE_KEY = "listing-search.personalise"; // "off" once the user turned personalisation off
+const FILTER_DELAY_MS = 400; // a price or place typed applies once typing pauses: one search, not one per key
+const SHOWN_TEXT_MAX = 80; // characters of the buyer's own words echoed back (a pasted page would fill the screen)
 const PAGE_TITLE = document.title;
 
 /* Every relative address (the API, photos, links, the history's entries) resolves from the site's root,
@@ -20,7 +22,7 @@ const $ = (id) => document.getElementById(id);
 const els = {
   form: $("search-form"), q: $("q"), button: $("search-button"),
   photo: $("photo"), dropzone: $("dropzone"), preview: $("photo-preview"),
-  previewImg: $("photo-preview-img"), photoName: $("photo-name"), photoClear: $("photo-clear"),
+  previewImg: $("photo-preview-img"), photoClear: $("photo-clear"),
   filtersBox: $("filters-box"), filtersCount: $("filters-count"), category: $("category"), priceMin: $("price-min"), priceMax: $("price-max"), location: $("location"),
   status: $("status"), error: $("error"),
   results: $("results"), resultsList: $("results-list"), resultsSummary: $("results-summary"),
@@ -33,9 +35,15 @@ const els = {
   skip: document.querySelector(".skip"), searchView: $("search-view"), listingView: $("listing-view"),
   backLink: $("back-link"), backText: $("back-text"), listingDetail: $("listing-detail"),
   title: $("listing-title"), price: $("listing-price"), location2: $("listing-location"),
-  category2: $("listing-category"), like: $("like"), photos: $("listing-photos"), description: $("listing-description"),
+  category2: $("listing-category"), like: $("like"), likeText: $("like-text"), photos: $("listing-photos"),
+  description: $("listing-description"),
   listingError: $("listing-error"), similar: $("similar"), similarList: $("similar-list"),
   similarStatus: $("similar-status"), cardTemplate: $("card-template"),
+  viewer: $("viewer"), viewerTitle: $("viewer-title"), viewerCount: $("viewer-count"), viewerImg: $("viewer-img"),
+  viewerStage: $("viewer-stage"), viewerPrev: $("viewer-prev"), viewerNext: $("viewer-next"),
+  viewerClose: $("viewer-close"),
+  savedLink: $("saved-link"), savedCount: $("saved-count"), savedView: $("saved-view"), savedNote: $("saved-note"),
+  savedStatus: $("saved-status"), savedEmpty: $("saved-empty"), savedList: $("saved-list"),
 };
 
 let chosenPhoto = null; // the File searched with, from the picker, a drop or a paste
@@ -43,15 +51,17 @@ let searchSeq = 0; // answers to older searches are ignored
 let openSeq = 0;
 let lastTyped = ""; // the words as typed for the last search, offered back when the API corrected them
 let guessedCategory = null; // what the last photo looks like, offered as a category filter
-let current = null; // the search on screen: {asked, searched, nextCursor, shown: Set of ids, total, loading}
+let current = null; // the search on screen: {asked, searched, nextCursor, shown: Set of ids, total, loading, qs}
 let sortIsBrowseDefault = false; // "Newest" was put in the sort box because there was nothing to be relevant to
-let searchScroll = 0; // where the results were scrolled to when a listing was opened
+const scrollOf = { search: 0, saved: 0 }; // where each list was scrolled to when it was left (for a listing)
 let openedFrom = null; // the link (a card's, a history entry's) that opened a listing: focus goes back to it
+let typingIn = null; // the filter whose typing made the last search: its next pause replaces that address
+let lastPriceEdited = null; // the price a min-above-max mistake is said beside
 
 /* ---------- API ---------- */
 
 class ApiError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
+  constructor(status, message, body = null) { super(message); this.status = status; this.body = body; }
 }
 
 /** The reason a failed answer gives: FastAPI's {detail}, a list of validation errors, or {error|reason|message}. */
@@ -80,7 +90,7 @@ async function api(path, options = {}) {
   }
   let body = null;
   try { body = await resp.json(); } catch (e) { /* not JSON */ }
-  if (!resp.ok) throw new ApiError(resp.status, reasonOf(body, resp.status));
+  if (!resp.ok) throw new ApiError(resp.status, reasonOf(body, resp.status), body);
   return body;
 }
 
@@ -202,6 +212,8 @@ function showError(message) {
 
 /* ---------- the photo picker: choose, drop, paste ---------- */
 
+/** The chip says "Your photo" beside its thumbnail: a file's name (a camera's IMG_2041, a UUID) means
+ * nothing to a buyer, fills a phone's width, and need not be shown on a shared screen. */
 function setPhoto(file) {
   if (els.previewImg.src.startsWith("blob:")) URL.revokeObjectURL(els.previewImg.src);
   chosenPhoto = file;
@@ -209,7 +221,6 @@ function setPhoto(file) {
   els.dropzone.dataset.state = file ? "chosen" : "empty";
   if (file) {
     els.previewImg.src = URL.createObjectURL(file);
-    els.photoName.textContent = file.name || "Pasted photo";
   } else {
     els.previewImg.removeAttribute("src");
     els.photo.value = "";
@@ -295,16 +306,23 @@ function isBrowse(s) {
   return !s.words && !s.photo;
 }
 
+/** The buyer's own text as echoed back: at most SHOWN_TEXT_MAX characters (whole code points, so an
+ * emoji is not cut in half), then an ellipsis. */
+function shortened(text, max = SHOWN_TEXT_MAX) {
+  const chars = [...text];
+  return chars.length <= max ? text : `${chars.slice(0, max).join("").trimEnd()}…`;
+}
+
 /** What a search looks for, in words: "“oak table” and your photo, in Home & Garden, £10 to £50, near Leeds". */
 function describeSearch({ words, photo, filters }) {
-  const what = [words ? `“${words}”` : "", photo ? "your photo" : ""].filter(Boolean).join(" and ");
+  const what = [words ? `“${shortened(words)}”` : "", photo ? "your photo" : ""].filter(Boolean).join(" and ");
   const parts = [what];
   if (filters.category) parts.push(`in ${filters.category}`);
   const min = filters.price_min, max = filters.price_max;
   if (min != null && max != null) parts.push(`${formatMoney(min)} to ${formatMoney(max)}`);
   else if (min != null) parts.push(`from ${formatMoney(min)}`);
   else if (max != null) parts.push(`up to ${formatMoney(max)}`);
-  if (filters.location) parts.push(`near ${filters.location}`);
+  if (filters.location) parts.push(`near ${shortened(filters.location)}`);
   return parts.filter(Boolean).join(", ");
 }
 
@@ -373,8 +391,8 @@ function showNotes(body) {
   hideNotes();
   const corrections = Array.isArray(body?.corrections) ? body.corrections : [];
   if (corrections.length && body.searched) {
-    els.searchedWords.textContent = body.searched;
-    els.typedWords.textContent = lastTyped;
+    els.searchedWords.textContent = shortened(body.searched);
+    els.typedWords.textContent = shortened(lastTyped);
     els.didYouMean.hidden = false;
   }
   const guess = Array.isArray(body?.predicted_categories) ? body.predicted_categories[0] : null;
@@ -396,11 +414,19 @@ function setBusy(busy) {
   els.loadMore.disabled = busy;
 }
 
-async function search({ spelling = true } = {}) {
+/** Search as the form states it. ``typing`` is the filter whose typing paused: the pauses of one edit
+ * make one history entry. ``submitted`` (Enter, the Search button): a mistake in a field takes the
+ * focus there; otherwise it is only said beside its field, and focus stays where the buyer is. */
+async function search({ spelling = true, typing = null, submitted = false } = {}) {
+  clearTimeout(filterTimer);
+  const continued = typing !== null && typing === typingIn;
+  typingIn = typing;
+  if (!formIsValid(typing, submitted)) return; // the results on screen stay: the last good search's
+  if (typing && current && queryOfForm() === current.qs) return; // typed back to what is on screen
   showError("");
   const seq = ++searchSeq; // answers to an older search (or its later pages) are no longer wanted
   syncSort();
-  saveStateToUrl();
+  saveStateToUrl(continued);
   syncFilters();
   if (!hasQuery()) {
     current = null;
@@ -410,7 +436,9 @@ async function search({ spelling = true } = {}) {
     return;
   }
   const asked = searchOfForm({ spelling });
-  current = { asked, searched: asked, nextCursor: null, shown: new Set(), total: null, loading: false };
+  const previous = current;
+  current = { asked, searched: asked, nextCursor: null, shown: new Set(), total: null, loading: false,
+    qs: queryOfForm() };
   lastTyped = asked.words;
   setStatus(isBrowse(asked) ? `Looking for listings ${describeSearch(asked)}…`
     : `Searching for ${describeSearch(asked)}…`, true);
@@ -424,11 +452,115 @@ async function search({ spelling = true } = {}) {
   } catch (e) {
     if (seq !== searchSeq) return;
     setStatus("");
+    const problems = fieldProblemsOf(e);
+    if (problems.length) { // the API refused a value the buyer typed: said beside it; the last good results stay
+      current = previous;
+      if (current) showMore();
+      showFieldErrors(problems, { focus: submitted });
+      return;
+    }
     clearResults(`The search ${subjectOf(asked)} failed.`);
     showError(e.message);
   } finally {
     if (seq === searchSeq) setBusy(false);
   }
+}
+
+/* ---------- the fields' own mistakes: said beside the field, in words, before anything is sent ---------- */
+
+const FIELD_ERROR_SUFFIX = "-error"; // each field's message sits in the element with its id plus this
+let filterTimer = 0;
+
+/** Checks the filters the page can check itself (the API would refuse them with a 422 naming its own
+ * parameters); says each mistake beside its field. False: nothing is sent. */
+function formIsValid(typing, submitted) {
+  const problems = filterProblems(typing ?? lastPriceEdited);
+  showFieldErrors(problems, { focus: submitted });
+  return problems.length === 0;
+}
+
+/** The prices' mistakes as [{field, message}]: not a number, below £0, or a min above the max (said
+ * beside the price being changed: the other is the bound it ran into). */
+function filterProblems(edited) {
+  const problems = [];
+  for (const [field, name] of [[els.priceMin, "min"], [els.priceMax, "max"]]) {
+    const message = priceProblem(field, name);
+    if (message) problems.push({ field, message });
+  }
+  if (problems.length) return problems;
+  const min = els.priceMin.value === "" ? null : Number(els.priceMin.value);
+  const max = els.priceMax.value === "" ? null : Number(els.priceMax.value);
+  if (min !== null && max !== null && min > max) {
+    problems.push({ field: edited === els.priceMin ? els.priceMin : els.priceMax,
+      message: `The min price (${formatMoney(min)}) is above the max price (${formatMoney(max)}). `
+        + "Lower the min or raise the max." });
+  }
+  return problems;
+}
+
+function priceProblem(field, name) {
+  // A number box holding "12a" reports an empty value and badInput: the typing is not lost on the buyer.
+  if (field.validity.badInput) return `Enter the ${name} price as a number of pounds, like 25 or 7.50.`;
+  if (field.value === "") return null;
+  const n = Number(field.value);
+  if (!Number.isFinite(n)) return `That ${name} price is too large to search by.`;
+  if (n < 0) return `The ${name} price can’t be below £0.`;
+  return null;
+}
+
+/** Each field with a mistake gets its sentence below it, aria-invalid and aria-describedby; the others are cleared. */
+function showFieldErrors(problems, { focus = false } = {}) {
+  for (const field of [els.q, els.category, els.priceMin, els.priceMax, els.location]) {
+    const problem = problems.find((p) => p.field === field);
+    const message = $(field.id + FIELD_ERROR_SUFFIX);
+    message.textContent = problem?.message ?? "";
+    if (problem) {
+      field.setAttribute("aria-invalid", "true");
+      field.setAttribute("aria-describedby", message.id);
+    } else {
+      field.removeAttribute("aria-invalid");
+      field.removeAttribute("aria-describedby");
+    }
+  }
+  const first = problems[0]?.field;
+  if (first && first !== els.q) els.filtersBox.open = true; // folded on a phone: the sentence must show
+  if (first && focus) first.focus();
+}
+
+/** What the API says when it refuses a value (a 422 naming its parameter), in words a buyer understands,
+ * beside the field; [] when the refusal is about anything else (the page then shows the API's reason). */
+const FIELD_SENTENCES = {
+  text: [() => els.q, "These words can’t be searched: keep to plain text of at most 1,000 characters."],
+  category: [() => els.category, "Choose a category from the list."],
+  price_min: [() => els.priceMin, "Enter the min price as a number of pounds, £0 or more."],
+  price_max: [() => els.priceMax, "Enter the max price as a number of pounds, £0 or more."],
+  location: [() => els.location, "This place can’t be searched: enter a town or area, like Leeds."],
+};
+
+function fieldProblemsOf(error) {
+  if (error?.status !== 422) return [];
+  const body = error.body ?? {};
+  if (typeof body.detail === "string" && /^price_min \S+ is above price_max/.test(body.detail)) {
+    return [{ field: els.priceMax, message: "The min price is above the max price. Lower the min or raise the max." }];
+  }
+  const named = (Array.isArray(body.errors) ? body.errors : []).map((e) =>
+    (Array.isArray(e?.loc) ? e.loc[e.loc.length - 1] : null));
+  if (!named.length || !named.every((name) => name in FIELD_SENTENCES)) return [];
+  return [...new Set(named)].map((name) => ({ field: FIELD_SENTENCES[name][0](), message: FIELD_SENTENCES[name][1] }));
+}
+
+/** Prices and the place apply as they are typed, once typing pauses; Enter still searches at once.
+ * The category and the sort apply as they change. */
+function wireFilters() {
+  for (const field of [els.priceMin, els.priceMax, els.location]) {
+    field.addEventListener("input", () => {
+      if (field !== els.location) lastPriceEdited = field;
+      clearTimeout(filterTimer);
+      filterTimer = setTimeout(() => search({ typing: field }), FILTER_DELAY_MS);
+    });
+  }
+  els.category.addEventListener("change", () => search());
+  els.sort.addEventListener("change", () => { sortIsBrowseDefault = false; search(); });
 }
 
 /** The next page of the search on screen, appended; a listing already shown is not shown twice. */
@@ -499,9 +631,10 @@ function queryOfForm() {
 
 let searchInUrl = location.search; // the search the form and results show, as the address writes it
 
-function saveStateToUrl() {
+/** A new history entry per search; ``replace``: the same edit went on (a price typed in pauses). */
+function saveStateToUrl(replace = false) {
   const qs = queryOfForm();
-  if (qs !== location.search) history.pushState(null, "", qs || ROOT.pathname);
+  if (qs !== location.search) history[replace ? "replaceState" : "pushState"](null, "", qs || ROOT.pathname);
   searchInUrl = qs;
 }
 
@@ -584,60 +717,80 @@ function decodeOrRaw(part) {
   try { return decodeURIComponent(part); } catch (e) { return part; }
 }
 
-/** Open a listing as a new page of the browser's history; Back returns to where it was opened. */
+/** Which page is on screen: "search", "listing" or "saved". */
+function shownView() {
+  if (!els.listingView.hidden) return "listing";
+  return els.savedView.hidden ? "search" : "saved";
+}
+
+/** Open a listing as a new page of the browser's history; Back returns to where it was opened (the
+ * results or the Saved page, whose name the back link then says). */
 function goToListing(id) {
-  const depth = history.state?.listingDepth ?? 0; // listings opened since the search page; 0 if none was seen
-  const onListing = !els.listingView.hidden;
-  if (!onListing) {
-    searchScroll = window.scrollY;
+  const depth = history.state?.listingDepth ?? 0; // listings opened since a list; 0 if none was seen
+  const from = shownView();
+  if (from !== "listing") {
     openedFrom = document.activeElement?.closest("a") ?? null; // a card's or a history entry's link
   }
-  // From a listing reached without the search page (a shared link), there are no results to go back to.
-  const next = !onListing ? 1 : depth ? depth + 1 : 0;
-  history.pushState({ listingDepth: next }, "", listingHref(id));
+  // From a listing reached without a list (a shared link), there are no results to go back to.
+  const next = from !== "listing" ? 1 : depth ? depth + 1 : 0;
+  const list = from === "listing" ? history.state?.from ?? "search" : from;
+  history.pushState({ listingDepth: next, from: list }, "", listingHref(id));
   showRoute();
 }
 
-/** The view the address names: a listing's page, or the search page with the search in the address. */
+/** The view the address names: a listing's page, the Saved page, or the search page with the search in
+ * the address. The list left behind keeps its scroll position, put back when it is shown again. */
 function showRoute() {
+  const leaving = shownView();
+  if (leaving !== "listing") scrollOf[leaving] = window.scrollY;
+  if (els.viewer.open) els.viewer.close(); // Back while a photo is full screen: the photo goes with its page
   const id = listingInUrl();
   if (id) showListingView(id);
-  else showSearchView();
+  else if (savedInUrl()) showSavedView(leaving);
+  else showSearchView(leaving);
+}
+
+/** Shows one of the three views; the skip link leads to its heading. */
+function showOnly(view, skipTo, skipText) {
+  for (const v of [els.searchView, els.listingView, els.savedView]) v.hidden = v !== view;
+  els.skip.href = skipTo;
+  els.skip.textContent = skipText;
 }
 
 function showListingView(id) {
-  els.searchView.hidden = true;
-  els.listingView.hidden = false;
-  els.skip.href = "#listing-title";
-  els.skip.textContent = "Skip to the listing";
+  showOnly(els.listingView, "#listing-title", "Skip to the listing");
   const depth = history.state?.listingDepth ?? 0;
-  els.backText.textContent = depth ? "Back to results" : "Search all listings";
+  els.backText.textContent = !depth ? "Search all listings"
+    : history.state?.from === "saved" ? "Back to saved listings" : "Back to results";
   window.scrollTo(0, 0);
   openListing(id);
 }
 
-function showSearchView() {
+function showSearchView(leaving) {
   openSeq++; // a listing still loading is no longer wanted
-  const wasListing = !els.listingView.hidden;
-  els.listingView.hidden = true;
-  els.searchView.hidden = false;
-  els.skip.href = "#results-heading";
-  els.skip.textContent = "Skip to results";
+  showOnly(els.searchView, "#results-heading", "Skip to results");
   document.title = PAGE_TITLE;
   if (location.search !== searchInUrl) {
     loadStateFromUrl();
     search();
   }
-  if (!wasListing) return;
+  if (leaving === "search") return;
   showHistory();
   loadForYou();
-  window.scrollTo(0, searchScroll);
+  window.scrollTo(0, scrollOf.search);
+  if (leaving !== "listing") return;
   // Focus goes back to the link that opened the listing (a history entry's link is rebuilt by
   // showHistory above: found again by its listing id), else to the results' heading.
-  let back = openedFrom?.isConnected ? openedFrom : null;
-  const id = openedFrom?.dataset?.listingId;
-  if (!back && id) back = els.historyList?.querySelector(`a[data-listing-id="${CSS.escape(id)}"]`) ?? null;
-  (back ?? $("results-heading")).focus({ preventScroll: true });
+  (linkBack(els.searchView) ?? $("results-heading")).focus({ preventScroll: true });
+}
+
+/** The link that opened the listing just left, or its rebuilt twin (same listing id) inside ``view``. */
+function linkBack(view) {
+  if (openedFrom?.isConnected && view.contains(openedFrom)) return openedFrom;
+  const id = openedFrom?.closest("[data-listing-id]")?.dataset.listingId;
+  if (!id) return null;
+  const sel = CSS.escape(id);
+  return view.querySelector(`a[data-listing-id="${sel}"], article[data-listing-id="${sel}"] .card-link`);
 }
 
 async function openListing(id) {
@@ -664,6 +817,7 @@ async function openListing(id) {
     return;
   }
   const listing = normalise(detail.value);
+  listingCache.set(listing.id, listing);
   showDetail(listing);
   remember(listing.id, "viewed", listing.title);
   if (similar.status === "fulfilled") {
@@ -688,7 +842,10 @@ function showListingProblem(id, error) {
   els.similar.hidden = true;
 }
 
+let shownListing = null; // the listing on its page: the full-screen viewer shows its photos
+
 function showDetail(listing) {
+  shownListing = listing;
   els.listingView.dataset.listingId = listing.id;
   els.listingView.dataset.title = listing.title;
   document.title = `${listing.title} – ${PAGE_TITLE}`;
@@ -698,15 +855,29 @@ function showDetail(listing) {
   els.category2.textContent = listing.categoryPath || listing.category;
   els.description.textContent = listing.description;
   showLike(listing.id);
-  els.photos.replaceChildren(...listing.photos.map((p, i) => {
-    const li = document.createElement("li");
-    const img = document.createElement("img");
-    img.src = photoUrl(p.url);
-    img.alt = `${listing.title}, photo ${i + 1} of ${listing.photos.length}`;
-    img.loading = "lazy";
-    li.append(img);
-    return li;
-  }));
+  els.photos.replaceChildren(...listing.photos.map((p, i) => photoButton(listing, p, i)));
+}
+
+/** One photo of the strip: a button (named by its photo's alt text) that opens it full screen. */
+function photoButton(listing, photo, i) {
+  const li = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "photo-open";
+  button.dataset.photo = String(i);
+  button.title = "View full screen";
+  button.setAttribute("aria-haspopup", "dialog");
+  const img = document.createElement("img");
+  img.src = photoUrl(photo.url);
+  img.alt = photoAlt(listing, i);
+  img.loading = "lazy";
+  button.append(img);
+  li.append(button);
+  return li;
+}
+
+function photoAlt(listing, i) {
+  return `${listing.title}, photo ${i + 1} of ${listing.photos.length}`;
 }
 
 /** The Save button as the stored history and setting say (saving is remembering: not while
@@ -714,7 +885,14 @@ function showDetail(listing) {
  * again what the user meant to unsave. */
 function showLike(listingId) {
   els.like.hidden = !personalised();
-  els.like.setAttribute("aria-pressed", String(isLiked(listingId)));
+  showLikeState(isLiked(listingId));
+}
+
+/** The button says its state in words ("Save" / "Saved"), not only by its colour and aria-pressed. */
+function showLikeState(liked) {
+  els.like.setAttribute("aria-pressed", String(liked));
+  els.likeText.textContent = liked ? "Saved" : "Save";
+  els.like.title = liked ? "Remove it from your saved listings" : "Keep it on your Saved page";
 }
 
 function wireListingView() {
@@ -734,8 +912,87 @@ function wireListingView() {
     if (!id) return;
     const liked = !isLiked(id);
     setLiked(id, liked, els.listingView.dataset.title);
-    els.like.setAttribute("aria-pressed", String(liked));
+    showLikeState(liked);
   });
+}
+
+/* ---------- the full-screen photo viewer: a modal <dialog> (the page behind is inert, focus stays
+ * inside, Escape closes it); arrow keys, the buttons, or a swipe go through the photos ---------- */
+
+const SWIPE_MIN_PX = 40; // a shorter slide is a wobbly tap, not a swipe
+let viewerAt = 0;
+let swipe = null; // where a touch (or pen, or mouse drag) on the photo started
+
+function openViewer(at) {
+  if (!shownListing?.photos.length) return;
+  els.viewerTitle.textContent = shownListing.title;
+  showViewerPhoto(at);
+  els.viewer.showModal();
+  els.viewerClose.focus();
+}
+
+function showViewerPhoto(at) {
+  const photos = shownListing.photos;
+  viewerAt = (at + photos.length) % photos.length; // past the last comes the first again
+  els.viewerImg.src = photoUrl(photos[viewerAt].url);
+  els.viewerImg.alt = photoAlt(shownListing, viewerAt);
+  els.viewerCount.textContent = `Photo ${viewerAt + 1} of ${photos.length}`;
+  els.viewerPrev.hidden = els.viewerNext.hidden = photos.length < 2;
+}
+
+function stepViewer(by) {
+  if (shownListing?.photos.length > 1) showViewerPhoto(viewerAt + by);
+}
+
+function wireViewer() {
+  els.photos.addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-photo]");
+    if (button) openViewer(Number(button.dataset.photo));
+  });
+  els.viewerClose.addEventListener("click", () => els.viewer.close());
+  els.viewerPrev.addEventListener("click", () => stepViewer(-1));
+  els.viewerNext.addEventListener("click", () => stepViewer(1));
+  els.viewer.addEventListener("keydown", (e) => {
+    if (e.key === "Tab") { keepTabInViewer(e); return; }
+    const by = { ArrowLeft: -1, ArrowRight: 1 }[e.key];
+    if (!by || e.altKey || e.ctrlKey || e.metaKey) return;
+    e.preventDefault();
+    stepViewer(by);
+  });
+  // Closed (the button, Escape, or the page changing): focus goes back to the photo now shown, in the strip.
+  els.viewer.addEventListener("close", () => {
+    const button = els.photos.querySelector(`button[data-photo="${viewerAt}"]`);
+    if (button && !els.listingView.hidden) {
+      button.focus({ preventScroll: true });
+      button.scrollIntoView({ block: "nearest", inline: "nearest" });
+    }
+  });
+  wireSwipe();
+}
+
+/** Tab and Shift+Tab go round the viewer's buttons: the page behind is inert, and Chromium would
+ * otherwise take focus out to the browser's own controls, leaving nothing on the page focused. */
+function keepTabInViewer(e) {
+  const buttons = [...els.viewer.querySelectorAll("button")].filter((b) => !b.hidden);
+  const first = buttons[0], last = buttons[buttons.length - 1];
+  if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+  else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+}
+
+/** A sideways swipe on the photo goes to the next (leftwards) or previous one; the stage lets the
+ * browser keep vertical panning and pinch-zoom (touch-action in the style sheet). */
+function wireSwipe() {
+  els.viewerStage.addEventListener("pointerdown", (e) => {
+    if (e.target.closest("button")) return;
+    swipe = { id: e.pointerId, x: e.clientX, y: e.clientY };
+  });
+  els.viewerStage.addEventListener("pointerup", (e) => {
+    if (!swipe || e.pointerId !== swipe.id) return;
+    const dx = e.clientX - swipe.x, dy = e.clientY - swipe.y;
+    swipe = null;
+    if (Math.abs(dx) >= SWIPE_MIN_PX && Math.abs(dx) > 1.5 * Math.abs(dy)) stepViewer(dx < 0 ? 1 : -1);
+  });
+  els.viewerStage.addEventListener("pointercancel", () => { swipe = null; });
 }
 
 /* ---------- history, personalisation, and "for you" ---------- */
@@ -769,8 +1026,13 @@ function readHistory() {
   }
 }
 
+/** Over HISTORY_MAX events the oldest views go first: a save stays until it is unsaved (the Saved page
+ * lists them), unless saves alone fill the history. */
 function writeHistory(h) {
-  h.splice(0, Math.max(0, h.length - HISTORY_MAX));
+  while (h.length > HISTORY_MAX) {
+    const view = h.findIndex((e) => e.event !== "liked");
+    h.splice(view >= 0 ? view : 0, 1);
+  }
   try { localStorage.setItem(HISTORY_KEY, JSON.stringify(h)); } catch (e) { /* storage full or off */ }
   showHistory();
 }
@@ -806,9 +1068,13 @@ function isLiked(listingId) {
 
 function setLiked(listingId, liked, title) {
   if (!personalised()) return;
-  const h = readHistory().filter((e) => !(e.listing_id === String(listingId) && e.event === "liked"));
+  const h = withoutSave(readHistory(), listingId);
   if (liked) h.push(historyEvent(listingId, "liked", title));
   writeHistory(h);
+}
+
+function withoutSave(h, listingId) {
+  return h.filter((e) => !(e.listing_id === String(listingId) && e.event === "liked"));
 }
 
 /** How a remembered listing is named where its title is unknown. */
@@ -864,6 +1130,7 @@ function showHistory() {
     return li;
   }));
   els.historyClear.disabled = items.length === 0;
+  showSavedCount();
 }
 
 function wireHistory() {
@@ -890,7 +1157,12 @@ function wireHistory() {
   });
   // Another tab changed the history or the setting: this page follows.
   window.addEventListener("storage", (e) => {
-    if (e.key === HISTORY_KEY || e.key === PERSONALISE_KEY || e.key === null) { showHistory(); loadForYou(); syncOpenListing(); }
+    if (e.key === HISTORY_KEY || e.key === PERSONALISE_KEY || e.key === null) {
+      showHistory();
+      loadForYou();
+      syncOpenListing();
+      if (!els.savedView.hidden) showSaved();
+    }
   });
 }
 
@@ -943,6 +1215,132 @@ async function loadForYou() {
   }
 }
 
+/* ---------- the Saved page (saved/): what the buyer saved, kept in this browser with the history ---------- */
+
+const listingCache = new Map(); // id -> the listing as last fetched, or null when the API says it is gone
+let savedSeq = 0;
+
+/** The saved listings, the most recently saved first: [{id, title}]. */
+function savedEntries() {
+  const seen = new Set();
+  const saved = [];
+  for (const e of readHistory().reverse()) {
+    if (e.event !== "liked" || seen.has(e.listing_id)) continue;
+    seen.add(e.listing_id);
+    saved.push({ id: e.listing_id, title: (e.title ?? "").trim() });
+  }
+  return saved;
+}
+
+/** "Saved (3)" in the header, on every page. */
+function showSavedCount() {
+  const n = savedEntries().length;
+  els.savedCount.textContent = n ? ` (${n})` : "";
+}
+
+function goToSaved() {
+  if (!savedInUrl()) history.pushState(null, "", "saved");
+  showRoute();
+}
+
+function savedInUrl() {
+  return /^saved\/?$/.test(location.pathname.slice(ROOT.pathname.length));
+}
+
+function showSavedView(leaving) {
+  openSeq++; // a listing still loading is no longer wanted
+  showOnly(els.savedView, "#saved-heading", "Skip to saved listings");
+  document.title = `Saved listings – ${PAGE_TITLE}`;
+  window.scrollTo(0, 0);
+  showSaved().then((shown) => {
+    if (!shown || els.savedView.hidden) return;
+    if (leaving === "listing") {
+      window.scrollTo(0, scrollOf.saved);
+      (linkBack(els.savedView) ?? $("saved-heading")).focus({ preventScroll: true });
+    } else if (leaving !== "saved") {
+      $("saved-heading").focus({ preventScroll: true });
+    }
+  });
+}
+
+const SAVED_NOTE = {
+  on: "Saved in this browser only, with your history: clearing the history clears them too.",
+  off: "Saved in this browser only. Personalisation is off, so Save is not offered on listings until you "
+    + "turn it back on (Your history, on the search page).",
+};
+
+/** Fills the Saved page: the listings are asked for once per visit of the site (a saved listing may
+ * have been sold since: it says so); true once shown, false when a newer fill took over. */
+async function showSaved() {
+  const seq = ++savedSeq;
+  const saved = savedEntries();
+  els.savedNote.textContent = personalised() ? SAVED_NOTE.on : SAVED_NOTE.off;
+  const missing = saved.filter((s) => !listingCache.has(s.id));
+  if (missing.length) els.savedStatus.textContent = "Loading your saved listings…";
+  const answers = await Promise.allSettled(missing.map((s) => api(`listings/${encodeURIComponent(s.id)}`)));
+  if (seq !== savedSeq) return false;
+  answers.forEach((a, i) => {
+    if (a.status === "fulfilled") listingCache.set(missing[i].id, normalise(a.value));
+    else if (a.reason?.status === 404) listingCache.set(missing[i].id, null);
+  });
+  els.savedStatus.textContent = "";
+  els.savedEmpty.hidden = saved.length > 0;
+  els.savedList.replaceChildren(...saved.map(savedCard));
+  return true;
+}
+
+/** A saved listing's card with a Remove button; one the API no longer has (or could not give) keeps
+ * its stored title and says so. */
+function savedCard(entry) {
+  const known = listingCache.get(entry.id);
+  const listing = known ?? normalise({ id: entry.id, title: entry.title || `Listing ${entry.id}`, photos: [] });
+  const node = card(listing);
+  if (!known) {
+    node.querySelector(".price").textContent = known === null ? "No longer listed" : "Could not load it just now";
+  }
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "unsave";
+  remove.textContent = "Remove";
+  remove.dataset.listingId = entry.id;
+  remove.setAttribute("aria-label", `Remove ${listing.title} from saved`);
+  node.append(remove);
+  return node;
+}
+
+/** Unsaving from the Saved page works whether or not personalisation is on (like Forget); focus moves
+ * to the next Remove button (the previous one's after the last, the heading when none is left). */
+async function removeSaved(listingId) {
+  const at = savedEntries().findIndex((s) => s.id === listingId);
+  if (at < 0) return;
+  const title = listingCache.get(listingId)?.title ?? savedEntries()[at].title;
+  writeHistory(withoutSave(readHistory(), listingId));
+  loadForYou();
+  await showSaved();
+  els.savedStatus.textContent = `Removed “${title || `listing ${listingId}`}” from your saved listings.`;
+  const left = els.savedList.querySelectorAll("button.unsave");
+  (left[Math.min(at, left.length - 1)] ?? $("saved-heading")).focus();
+}
+
+function wireSaved() {
+  wireCardList(els.savedList);
+  els.savedList.addEventListener("click", (e) => {
+    const remove = e.target.closest("button.unsave");
+    if (remove) removeSaved(remove.dataset.listingId);
+  });
+  els.savedLink.addEventListener("click", (e) => {
+    if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    goToSaved();
+  });
+  $("saved-back").addEventListener("click", (e) => {
+    if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    history.pushState(null, "", searchInUrl || ROOT.pathname); // the search last shown, as it was
+    showRoute();
+  });
+}
+
 /* ---------- start ---------- */
 
 function init() {
@@ -952,24 +1350,28 @@ function init() {
   wireCardList(els.forYouList);
   wirePhotoPicker();
   wireListingView();
+  wireViewer();
   wireHistory();
+  wireSaved();
   wireSearchNotes();
-  els.form.addEventListener("submit", (e) => { e.preventDefault(); search(); });
-  els.category.addEventListener("change", () => search());
-  els.sort.addEventListener("change", () => { sortIsBrowseDefault = false; search(); });
+  wireFilters();
+  els.form.addEventListener("submit", (e) => { e.preventDefault(); search({ submitted: true }); });
   els.loadMore.addEventListener("click", loadMore);
   // Back and forward: between searches, and between the results and the listings opened from them.
   window.addEventListener("popstate", showRoute);
   const legacy = /^#listing=(.+)$/.exec(location.hash); // links shared before listings had their own address
   if (legacy) history.replaceState(null, "", listingHref(decodeOrRaw(legacy[1])));
   const listing = listingInUrl();
-  loadStateFromUrl(); // a listing's address holds no search: the form starts empty
+  const saved = savedInUrl();
+  loadStateFromUrl(); // a listing's or the Saved page's address holds no search: the form starts empty
   syncFilters(true);
   showHistory();
+  if (!listing && !saved) els.q.focus(); // the search page is for typing: no Tabs through the header first
   document.body.dataset.ready = "false";
   Promise.allSettled([loadCategories(), loadForYou()]).then(() => {
     document.body.dataset.ready = "true";
     if (listing) showListingView(listing);
+    else if (saved) showSavedView(null);
     else if (hasQuery()) search();
   });
 }
