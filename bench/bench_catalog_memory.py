@@ -79,7 +79,7 @@ def run(args) -> dict:
     gc.collect()
     held = rss_bytes() - rss0
     home = view.roots.values[0]
-    filt = percentiles_ms([_timed(lambda: view.allowed(Filters(root_category=home, max_price=100.0)))
+    filt = percentiles_ms([_timed(lambda: view.allowed(Filters(category=home, max_price=100.0)))
                            for _ in range(20)])
     rows = view.live_rows()
     counts = percentiles_ms([_timed(lambda: view.counts(rows, "path")) for _ in range(20)])

@@ -97,7 +97,7 @@ def brute_force_m(engine, query: Query) -> set[str]:
     store, f = engine.store, query.filters
     everything = [x for batch in store.iter_listings() for x in batch]
     passing = [x for x in everything
-               if (f.root_category is None or x.root_category == f.root_category)
+               if (f.category is None or x.root_category == f.category)
                and (f.max_price is None or (x.price is not None and x.price <= f.max_price))]
     scored = engine.pipeline.scored(query)
     u, ranked, view = scored.understanding, scored.ranked, scored.catalog
@@ -118,7 +118,7 @@ def brute_force_m(engine, query: Query) -> set[str]:
                                    "wardrobe", "lawn mower", "tv", "dinning table"])
 def test_total_equals_the_match_set_counted_by_brute_force(client: TestClient, words: str) -> None:
     engine = client.app.state.engine
-    for filters in (Filters(), Filters(root_category=HOME), Filters(max_price=50.0)):
+    for filters in (Filters(), Filters(category=HOME), Filters(max_price=50.0)):
         query = Query(text=words, filters=filters, page=Page(100))
         result = engine.search(query)
         expected = brute_force_m(engine, query)
@@ -130,10 +130,10 @@ def test_total_equals_the_match_set_counted_by_brute_force(client: TestClient, w
 def test_browsing_total_counts_every_listing_passing_the_filters(client: TestClient) -> None:
     engine = client.app.state.engine
     everything = [x for batch in engine.store.iter_listings() for x in batch]
-    for filters in (Filters(root_category=HOME), Filters(max_price=20.0), Filters(location="london"),
-                    Filters(root_category=HOME, min_price=100.0)):
+    for filters in (Filters(category=HOME), Filters(max_price=20.0), Filters(location="london"),
+                    Filters(category=HOME, min_price=100.0)):
         expected = [x for x in everything
-                    if (filters.root_category is None or x.root_category == filters.root_category)
+                    if (filters.category is None or x.root_category == filters.category)
                     and (filters.min_price is None or (x.price is not None and x.price >= filters.min_price))
                     and (filters.max_price is None or (x.price is not None and x.price <= filters.max_price))
                     and (filters.location is None or filters.location in x.location.lower())]

@@ -66,7 +66,7 @@ def test_the_catalogue_view_filters_what_the_store_holds(art: Path) -> None:
     build_index(Settings(artifacts_dir=art), art)
     store, _ = open_storage(Settings(artifacts_dir=art), art)
     view = CatalogView.build(store.iter_listings())
-    rare = view.live_rows()[view.allowed(Filters(root_category=RARE))[view.live_rows()]]
+    rare = view.live_rows()[view.allowed(Filters(category=RARE))[view.live_rows()]]
     assert len(rare) == 3 and sum(len(view.vector_ids[r]) for r in rare) == 6
     assert view.allowed(Filters(min_price=20, max_price=40)).sum() == 3
     assert view.allowed(Filters(location="bristol")).sum() == 6  # case-insensitive substring

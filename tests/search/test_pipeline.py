@@ -297,7 +297,7 @@ def test_a_photo_query_is_searched_once_and_its_nearest_listings_vote_on_the_sho
         return engine.search(Query(image_vecs=vec[None], **kw)).predicted_categories
 
     other = next(c for c in engine.categories if c != result.predicted_categories[0][0])
-    for kw in ({"page": Page(5)}, {"page": Page(5, 5)}, {"page": Page(5), "filters": Filters(root_category=other)},
+    for kw in ({"page": Page(5)}, {"page": Page(5, 5)}, {"page": Page(5), "filters": Filters(category=other)},
                {"page": Page(PHOTO_VOTERS), "filters": Filters(max_price=230.0)}):  # 24 of the 30 listings
         got = shown_of(**kw)
         assert [n for n, _ in got] == [n for n, _ in result.predicted_categories], kw

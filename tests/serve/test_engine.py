@@ -50,7 +50,7 @@ def test_many_photo_listing_does_not_crowd_out_k(engine: SearchEngine, built_art
 
 def test_rare_filter_returns_every_match(engine: SearchEngine, built_artifacts: Path) -> None:
     hits = engine.search(Query(image=photo_bytes(built_artifacts), page=Page(10),
-                               filters=Filters(root_category=RARE))).hits
+                               filters=Filters(category=RARE))).hits
     assert len(hits) == 3 and {h.listing.root_category for h in hits} == {RARE}
 
 

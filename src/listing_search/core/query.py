@@ -7,7 +7,7 @@ recommend) all start from one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -39,13 +39,22 @@ def mode_of(has_text: bool, has_image: bool) -> str | None:
 class Filters:
     """Structured filters of a search; ``None`` means no constraint."""
 
-    root_category: str | None = None
+    category: str | None = None  # a category path prefix of whole segments: a root, or "Root / Sub", ...
     min_price: float | None = None
     max_price: float | None = None
     location: str | None = None  # a case-insensitive substring of the listing's location
 
     def active(self) -> bool:
-        return any(v is not None for v in (self.root_category, self.min_price, self.max_price, self.location))
+        return any(v is not None for v in (self.category, self.min_price, self.max_price, self.location))
+
+    def without(self, name: str) -> "Filters":
+        """These filters less one (facets count each under the others)."""
+        return replace(self, **{name: None})
+
+
+def path_segments(path: str | None) -> tuple[str, ...]:
+    """A category path's segments as compared: trimmed, case folded ("Home & Garden / Sofas")."""
+    return tuple(s.strip().casefold() for s in (path or "").split("/") if s.strip())
 
 
 @dataclass(frozen=True)

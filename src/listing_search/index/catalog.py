@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from listing_search.core.query import NEWEST, PRICE_ASC, PRICE_DESC, Filters
+from listing_search.core.query import NEWEST, PRICE_ASC, PRICE_DESC, Filters, path_segments
 from listing_search.store.models import Listing
 
 _GROW = 1.5
@@ -215,9 +215,8 @@ class CatalogView:
         """Boolean mask over rows ``[0, n)``: live and passing every filter."""
         n = self.n
         mask = self.alive[:n].copy()
-        if filters.root_category is not None:
-            code = self.roots.find(filters.root_category)
-            mask &= self.root[:n] == (NONE - 1 if code is None else code)
+        if filters.category is not None:
+            mask &= np.isin(self.path[:n], self.paths_under(filters.category))
         if filters.min_price is not None:
             mask &= self.price[:n] >= filters.min_price  # NaN prices fail every comparison
         if filters.max_price is not None:
@@ -227,6 +226,20 @@ class CatalogView:
             codes = [c for c, place in enumerate(self.locations.values) if needle in place.casefold()]
             mask &= np.isin(self.location[:n], np.array(codes, np.int32))
         return mask
+
+    def paths_under(self, prefix: str) -> np.ndarray:
+        """Codes of the category paths that start with ``prefix``'s whole segments (case folded)."""
+        want = path_segments(prefix)
+        return np.array([c for c, p in enumerate(self.paths.values) if want and path_segments(p)[:len(want)] == want],
+                        np.int32)
+
+    def allowed_count(self, prefix: str) -> int:
+        """How many live listings are in the category path ``prefix``."""
+        n = self.n
+        return int((self.alive[:n] & np.isin(self.path[:n], self.paths_under(prefix))).sum())
+
+    def knows_category(self, prefix: str) -> bool:
+        return len(self.paths_under(prefix)) > 0
 
     def sort_key(self, rows: np.ndarray, sort: str) -> SortKey:
         """The order ``sort`` puts ``rows`` in: newest = latest ``posted_at`` first, then the latest

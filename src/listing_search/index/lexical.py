@@ -145,14 +145,24 @@ class LexicalIndex:
             out[i] = found.get(int(key), 0.0)
         return out
 
+    def count_holding(self, terms: list[str]) -> int:
+        """How many listings hold every one of ``terms`` (0 for no terms)."""
+        query = self._holding_query(terms)
+        return 0 if query is None else int(self._index.searcher().search(query, limit=1, count=True).count)
+
+    def _holding_query(self, terms: list[str]) -> tantivy.Query | None:
+        terms = list(dict.fromkeys(terms))[:MAX_QUERY_TERMS]
+        if not terms:
+            return None
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.term_query(self._schema, TERMS, t))
+                                            for t in terms])
+
     def holding(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(keys, BM25 over the terms) of every listing whose title or description holds all ``terms``
         (``core.text.match_terms``), best first, ties by key; empty for no terms."""
-        terms = list(dict.fromkeys(terms))[:MAX_QUERY_TERMS]
-        if not terms:
+        query = self._holding_query(terms)
+        if query is None:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.term_query(self._schema, TERMS, t))
-                                             for t in terms])
         searcher = self._index.searcher()
         count = searcher.search(query, limit=1, count=True).count
         found = self._top(searcher, query, count) if count else []

@@ -29,6 +29,7 @@ from listing_search.store.sql import SqlStore
 from listing_search.index.catalog import CatalogView
 from listing_search.index.lexical import LexicalIndex
 from listing_search.index.spelling import Speller
+from listing_search.index.suggest import PhraseTable
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class LiveIndexes:
         self.catalog: CatalogView = CatalogView()
         self.lexical: LexicalIndex | None = None
         self.speller: Speller | None = None
+        self.phrases: PhraseTable = PhraseTable()  # title phrases for suggestions (index.suggest)
 
     def attach_catalog(self, spelling: bool = True) -> None:
         """The in-memory catalogue (``index.catalog``), the BM25 index and the spelling vocabulary of
@@ -65,13 +67,15 @@ class LiveIndexes:
         Held under the applier lock, so no log entry is applied halfway through the build."""
         t0 = time.perf_counter()
         with self._applying:
-            catalog, lexical = CatalogView(), LexicalIndex()
+            catalog, lexical, phrases = CatalogView(), LexicalIndex(), PhraseTable()
             for batch in self.store.iter_listings():
                 catalog.upsert(batch)
                 lexical.upsert([(x.key, x.title, x.description) for x in batch])
+                for x in batch:
+                    phrases.add(x.title)
             rows = catalog.live_rows()
             self.speller = Speller.from_texts(_text(catalog, int(r)) for r in rows) if spelling else None
-            self.catalog, self.lexical = catalog, lexical
+            self.catalog, self.lexical, self.phrases = catalog, lexical, phrases
         log.info("catalogue: %d listings in memory in %.1fs", len(catalog), time.perf_counter() - t0)
 
     # ------------------------------------------------------------- opening
@@ -161,10 +165,11 @@ class LiveIndexes:
         """The catalogue, BM25 index and vocabulary to each listing's current record (None: deleted)."""
         assert self.lexical is not None
         catalog = self.catalog
-        if self.speller is not None:  # uncount what was counted for the listing before
-            for key in keys:
-                row = catalog.row_of_key(key)
-                if row >= 0:
+        for key in keys:  # uncount what was counted for the listing before
+            row = catalog.row_of_key(key)
+            if row >= 0:
+                self.phrases.remove(catalog.title[row])
+                if self.speller is not None:
                     self.speller.remove(_text(catalog, row))
         gone = [k for k in keys if k not in records]
         present = [records[k] for k in keys if k in records]
@@ -174,8 +179,9 @@ class LiveIndexes:
             self.lexical.remove(gone)
         if present:
             self.lexical.upsert([(x.key, x.title or "", x.description or "") for x in present])
-        if self.speller is not None:
-            for rec in present:
+        for rec in present:
+            self.phrases.add(rec.title or "")
+            if self.speller is not None:
                 self.speller.add(f"{rec.title} {rec.description}")
         if catalog.retired > max(COMPACT_AFTER, len(catalog)):  # retired rows outnumber live ones
             self.catalog = catalog.compacted()

@@ -74,7 +74,7 @@ def search_fingerprint(query: Query) -> str:
 
 def _filters(query: Query) -> tuple:
     f = query.filters
-    return f.root_category, f.min_price, f.max_price, f.location
+    return f.category, f.min_price, f.max_price, f.location
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ the **match set** M (``search.match``) -> **page** it (``search.paging``) -> **p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from listing_search.index.live import LiveIndexes
 from listing_search.models.bundle import ModelBundle
 from listing_search.search import present
 from listing_search.search.candidates import Allowed, Retriever
+from listing_search.search.facets import Facets, category_facet, price_facet
 from listing_search.search.match import holding_words, match_set
 from listing_search.search.paging import cut_page
 from listing_search.search.personalise import Personaliser, Profile
@@ -80,14 +81,26 @@ class SearchPipeline:
         self.check_filters(query.filters)
         if query.text is None and not query.has_image:
             return self.browse(query)
-        scored, holding = self._scored(query, show=True)
-        u, ranked, catalog = scored.understanding, scored.ranked, scored.catalog
+        catalog = self.live.catalog
+        u = self.understander.understand(query, catalog, show=True)
+        scored, holding = self._ranked(query, u, catalog)
+        ranked = scored.ranked
         matched = match_set(u, ranked, holding, self.models)
         page = cut_page(catalog, matched.rows, matched.rows, query, query.sort)
+        facets = Facets(category_facet(catalog, self._matched(query, u, catalog, matched, "category")),
+                        price_facet(catalog, self._matched(query, u, catalog, matched, "min_price", "max_price")))
         return Result(present.hits(catalog, page.rows, ranked, u, self.retriever, matched.position),
                       matched.total, page.next_cursor, u.words, u.corrections,
                       present.shown_categories(u, self.models, self.encoders.vision_categories),
-                      matched.no_match, u.unknown_words, ranked.best_relevance)
+                      matched.no_match, u.unknown_words, ranked.best_relevance, facets)
+
+    def _matched(self, query: Query, u: Understanding, catalog: CatalogView, matched, *names: str) -> np.ndarray:
+        """M's rows for the search without the filters ``names`` (the search's own M when they are unset)."""
+        if all(getattr(query.filters, n) is None for n in names):
+            return matched.rows
+        other = replace(query, filters=_without(query.filters, names))
+        scored, holding = self._ranked(other, u, catalog)
+        return match_set(u, scored.ranked, holding, self.models).rows
 
     def browse(self, query: Query) -> Result:
         """Every listing passing the filters (M), in ``query.sort`` order (relevance: newest first)."""
@@ -96,7 +109,16 @@ class SearchPipeline:
         allowed = Allowed.of(catalog, query.filters, query.exclude)
         rows = allowed.rows()
         page = cut_page(catalog, None, rows, query, query.sort)
-        return Result(present.hits(catalog, page.rows, None, None, self.retriever), len(rows), page.next_cursor)
+
+        def under_others(*names: str) -> np.ndarray:
+            if all(getattr(query.filters, n) is None for n in names):
+                return rows
+            return Allowed.of(catalog, _without(query.filters, names), query.exclude).rows()
+
+        facets = Facets(category_facet(catalog, under_others("category")),
+                        price_facet(catalog, under_others("min_price", "max_price")))
+        return Result(present.hits(catalog, page.rows, None, None, self.retriever), len(rows), page.next_cursor,
+                      facets=facets)
 
     def similar(self, listing_id: str, k: int, filters: Filters = Filters()) -> list[Hit] | None:
         """Listings whose photos look like this one's, best first; None when the listing is unknown."""
@@ -143,7 +165,10 @@ class SearchPipeline:
 
     def _scored(self, query: Query, show: bool) -> tuple[Scored, np.ndarray]:
         catalog = self.live.catalog
-        u = self.understander.understand(query, catalog, show)
+        return self._ranked(query, self.understander.understand(query, catalog, show), catalog)
+
+    def _ranked(self, query: Query, u: Understanding, catalog: CatalogView) -> tuple[Scored, np.ndarray]:
+        """retrieve -> rank for an understood query (the understanding never depends on filters)."""
         allowed = Allowed.of(catalog, query.filters, query.exclude)
         holding = np.zeros(0, np.int64) if u.unknown_words else holding_words(self.live.lexical, allowed, u.terms)
         cands = self.retriever.retrieve(u, allowed, holding[:self.settings.max_scored])
@@ -174,8 +199,17 @@ class SearchPipeline:
                             position)
 
     def check_filters(self, filters: Filters) -> None:
-        if filters.root_category is not None and filters.root_category not in self.categories:
-            raise UnknownCategory(f"unknown category {filters.root_category!r}; expected one of {self.categories}")
+        """A category filter names a root category or a path prefix some listing has; 422 otherwise."""
+        if filters.category is not None and not (filters.category in self.categories
+                                                 or self.live.catalog.knows_category(filters.category)):
+            raise UnknownCategory(f"unknown category {filters.category!r}: give a root category ({self.categories}) "
+                                  "or a category path's first segments, such as 'Home & Garden / Sofas'")
+
+
+def _without(filters: Filters, names: tuple[str, ...]) -> Filters:
+    for name in names:
+        filters = filters.without(name)
+    return filters
 
 
 def _reason(catalog: CatalogView, found: tuple[int, str]) -> tuple[str, str, str]:

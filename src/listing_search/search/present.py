@@ -7,6 +7,7 @@ import numpy as np
 from listing_search.index.catalog import CatalogView
 from listing_search.models.bundle import ModelBundle
 from listing_search.search.candidates import Retriever
+from listing_search.search.highlight import highlight
 from listing_search.search.types import CHANNELS, Hit, Ranked, Understanding
 
 SHOWN_CATEGORIES = 3
@@ -21,8 +22,9 @@ def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Under
     for row in np.asarray(rows, np.int64).tolist():
         listing = catalog.listing(row)
         at = order_of.get(row) if ranked is not None else None
+        marks = highlight(listing.title, listing.description, u.terms) if u is not None else None
         if at is None:
-            out.append(Hit(listing, 0.0, {}, []))
+            out.append(Hit(listing, 0.0, {}, [], highlight=marks))
             continue
         i = int(ranked.order[at])
         scores = {c: float(ranked.candidates.scores[c][i]) for c in CHANNELS if c in ranked.candidates.scores}
@@ -32,7 +34,7 @@ def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Under
             matched = [names[v] for v in retriever.matched_photos(catalog, u.image_vecs, row) if v in names]
         relevance = None if ranked.relevance is None else float(ranked.relevance[i])
         related = bool(ranked.tiered and ranked.held is not None and not ranked.held[i])
-        out.append(Hit(listing, float(ranked.score[i]), scores, matched, relevance, related))
+        out.append(Hit(listing, float(ranked.score[i]), scores, matched, relevance, related, marks))
     return out
 
 

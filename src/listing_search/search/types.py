@@ -120,6 +120,7 @@ class Hit:
     matched_image_ids: list[str]
     relevance: float | None = None
     related: bool = False  # a buyer's query whose words the listing does not hold: shown after those that do
+    highlight: object | None = None  # search.highlight.Highlight: the spans that hold the words
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,4 @@ class Result:
     no_match: bool = False
     unknown_words: bool = False
     best_relevance: float | None = None
+    facets: object | None = None  # search.facets.Facets: M's counts by category and price band

@@ -24,7 +24,7 @@ from listing_search.serve.deadlines import BodyDeadlineMiddleware
 from listing_search.serve.limits import FORM_SLACK, BodyLimitMiddleware
 from listing_search.serve.metrics import Metrics, MetricsMiddleware
 from listing_search.serve.metrics import router as metrics_router
-from listing_search.serve.routes import health, images, listings, predict, recommend, search
+from listing_search.serve.routes import health, images, listings, predict, recommend, search, suggest
 from listing_search.serve.strict import StrictFormMiddleware, StrictFramingMiddleware
 from listing_search.serve.writes import CatalogWriter
 from listing_search.settings import Settings, get_settings
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     app.state.follow = engine is None  # a given engine is the caller's to run
     app.state.metrics = Metrics()
     errors.install(app)
-    for module in (predict, search, recommend, listings, images, health):
+    for module in (predict, search, suggest, recommend, listings, images, health):
         app.include_router(module.router)
     app.include_router(metrics_router)
     _include_web(app)

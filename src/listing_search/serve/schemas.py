@@ -40,6 +40,18 @@ class ListingOut(BaseModel):
                    photos=[photo_out(i) for i in listing.image_ids])
 
 
+class SnippetOut(BaseModel):
+    text: str = Field(description="A short piece of the description around the first word that matched.")
+    spans: list[tuple[int, int]] = Field(default_factory=list, description="[start, end) in UTF-16 code units.")
+
+
+class HighlightOut(BaseModel):
+    title: list[tuple[int, int]] = Field(default_factory=list, description=(
+        "[start, end) of the title's words that hold the query's words (plurals folded, corrections included), "
+        "in UTF-16 code units (what JavaScript strings index)."))
+    snippet: SnippetOut
+
+
 class SearchHitOut(ListingOut):
     score: float = Field(description="The ranker's score: orders results within one answer only.")
     relevance: float | None = Field(None, ge=0, le=1, description=(
@@ -51,15 +63,19 @@ class SearchHitOut(ListingOut):
     scores: dict[str, float] = Field(default_factory=dict, description=(
         "Per-channel scores: image and text cosine, lexical BM25."))
     matched_photos: list[PhotoOut] = Field(default_factory=list, description="Photos that matched, best first.")
+    highlight: HighlightOut | None = Field(None, description="Why it matched: the words held (a search with words).")
 
     @classmethod
     def of_hit(cls, hit: Hit) -> "SearchHitOut":
         base = ListingOut.of(hit.listing).model_dump()
         rel = None if hit.relevance is None else round(min(1.0, max(0.0, hit.relevance)), 4)
+        marks = hit.highlight
         return cls(**base, score=round(hit.score, 6), relevance=rel,
                    match="related" if hit.related else match_label(rel),
                    scores={k: round(v, 6) for k, v in hit.scores.items()},
-                   matched_photos=[photo_out(i) for i in hit.matched_image_ids])
+                   matched_photos=[photo_out(i) for i in hit.matched_image_ids],
+                   highlight=None if marks is None else HighlightOut(
+                       title=marks.title, snippet=SnippetOut(text=marks.snippet_text, spans=marks.snippet_spans)))
 
 
 def match_label(relevance: float | None) -> str | None:
@@ -77,6 +93,31 @@ class Correction(BaseModel):
 class CategoryGuess(BaseModel):
     category: str
     probability: float
+
+
+class CategoryCount(BaseModel):
+    value: str = Field(description="A category path prefix the `category` filter accepts.",
+                       examples=["Home & Garden / Dining, Living Room Furniture"])
+    count: int
+
+
+class CategoryFacet(CategoryCount):
+    children: list[CategoryCount] = Field(default_factory=list, description="The next level of category path.")
+
+
+class PriceBand(BaseModel):
+    min: float = Field(description="Pounds, included.")
+    max: float | None = Field(None, description="Pounds, not included; null for the last band.")
+    count: int
+
+
+class FacetsOut(BaseModel):
+    category: list[CategoryFacet] = Field(default_factory=list, description=(
+        "Root categories (most listings first), each with its next level, counted over the listings the "
+        "search matches under its other filters: choosing a category leaves its siblings' counts."))
+    price: list[PriceBand] = Field(default_factory=list, description=(
+        "Fixed price bands (0-10, 10-25, 25-50, 50-100, 100-250, 250-500, 500-1000, 1000+), counted over the "
+        "listings the search matches under its other filters."))
 
 
 class SearchOut(BaseModel):
@@ -99,6 +140,18 @@ class SearchOut(BaseModel):
         "True when no result matched well (best relevance under the threshold set on nonsense queries)."))
     best_relevance: float | None = None
     versions: dict[str, str | None] = Field(default_factory=dict, description="Ranker and encoder versions.")
+    facets: FacetsOut = Field(default_factory=FacetsOut, description="Counts by category and price band.")
+
+
+class SuggestionOut(BaseModel):
+    text: str = Field(examples=["garden table"])
+    kind: str = Field(description="query (words to search) or category (a category path prefix to filter by).",
+                      examples=["query"])
+    count: int = Field(description="Listings holding its words, or in the category.")
+
+
+class SuggestOut(BaseModel):
+    suggestions: list[SuggestionOut]
 
 
 class SimilarOut(BaseModel):

@@ -59,7 +59,7 @@ def recommend(body: RecommendIn, request: Request, engine: EngineDep, settings: 
     if query and not engine.has_text:
         raise HTTPException(400, "text is not available: no text model or text index is loaded")
     feed = engine.recommend(to_events(body.history), body.k, text=query,
-                            filters=Filters(root_category=body.category or None))
+                            filters=Filters(category=body.category or None))
     results = [RecommendHitOut.of_reason(h, feed.because.get(h.listing.listing_id)) for h in feed.hits]
     out = RecommendOut(results=results, k=body.k, history_used=feed.used,
                        unknown_listing_ids=feed.unknown_ids, notes=feed.notes, versions=engine.versions())

@@ -12,7 +12,7 @@ from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_uplo
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.routes.recommend import parse_history
 from listing_search.serve.querylog import log_query
-from listing_search.serve.schemas import CategoryGuess, Correction, SearchHitOut, SearchOut
+from listing_search.serve.schemas import CategoryGuess, Correction, FacetsOut, SearchHitOut, SearchOut
 from listing_search.serve.validate import MAX_HISTORY_CHARS, Price, Text
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
@@ -27,8 +27,9 @@ def search(
     text: Annotated[Text | None, Form(max_length=1000, description="Words (needs the text model).",
                                      examples=["pine bed frame"])] = None,
     k: Annotated[int, Form(description="How many listings (1..max_k).")] = 10,
-    category: Annotated[Text | None, Form(max_length=200, description="Root category.",
-                                          examples=["Home & Garden"])] = None,
+    category: Annotated[Text | None, Form(max_length=500, description=(
+        "A root category, or a category path's first segments (a facet's value)."),
+        examples=["Home & Garden", "Home & Garden / Dining, Living Room Furniture"])] = None,
     price_min: Annotated[Price | None, Form(ge=0, examples=[5])] = None,
     price_max: Annotated[Price | None, Form(ge=0, examples=[100])] = None,
     location: Annotated[Text | None, Form(max_length=200, description="Substring of the location.",
@@ -52,7 +53,7 @@ def search(
     text = (text or "").strip() or None
     if price_min is not None and price_max is not None and price_min > price_max:
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
-    filters = Filters(category or None, price_min, price_max, (location or "").strip() or None)
+    filters = Filters((category or "").strip() or None, price_min, price_max, (location or "").strip() or None)
     if image is None and text is None and not filters.active():
         raise HTTPException(422, "give an image, a text query, filters to browse by, or a combination")
     if cursor is not None and offset:
@@ -62,7 +63,7 @@ def search(
                   history=parse_history(history), spelling=spelling)
     result = engine.search(query)
     browsing = data is None and text is None
-    applied = {n: v for n, v in (("category", filters.root_category), ("price_min", price_min),
+    applied = {n: v for n, v in (("category", filters.category), ("price_min", price_min),
                                  ("price_max", price_max), ("location", filters.location)) if v is not None}
     out = SearchOut(results=[SearchHitOut.of_hit(h) for h in result.hits], k=k, filters=applied, sort=sort,
                     offset=offset, total=result.total, next_cursor=result.next_cursor, searched=result.searched,
@@ -71,7 +72,9 @@ def search(
                                           for c, p in result.predicted_categories],
                     no_match=result.no_match and not browsing,
                     best_relevance=None if result.best_relevance is None else round(result.best_relevance, 4),
-                    versions=engine.versions())
+                    versions=engine.versions(),
+                    facets=FacetsOut(category=result.facets.category, price=result.facets.price)
+                    if result.facets is not None else FacetsOut())
     if not browsing:
         request.app.state.metrics.observe_answer("search", len(out.results), out.no_match, bool(out.corrections))
     log_query(settings, "search", {"text": text, "image": data is not None, "filters": applied, "sort": sort,

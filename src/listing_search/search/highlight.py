@@ -1,0 +1,74 @@
+"""Why a result matched: the spans of its title and of a short description snippet that hold the words.
+
+A span marks a word counted as held (``core.text.match_terms``: case, accents and plurals folded, so
+"Chairs" is marked for "chair"), the corrected word where the speller changed one. Offsets are in
+UTF-16 code units, what the page's JavaScript indexes strings by (an emoji counts two).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from listing_search.core.text import fold_accents, fold_plural
+
+TOKEN = re.compile(r"[^\W_]+")  # letters and digits, any script: the runs core.text.words splits on
+SNIPPET_CHARS = 160
+ELLIPSIS = "…"
+
+
+@dataclass(frozen=True)
+class Highlight:
+    title: list[tuple[int, int]]
+    snippet_text: str
+    snippet_spans: list[tuple[int, int]]
+
+
+def term_of(word: str) -> str:
+    return fold_plural(fold_accents(word.lower()))
+
+
+def char_spans(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
+    """(start, end) character offsets of the words of ``text`` whose term is one of ``terms``."""
+    out = []
+    for m in TOKEN.finditer(text or ""):
+        parts = [p for p in re.findall(r"[a-z0-9]+", fold_accents(m.group().lower()))]
+        if parts and all(fold_plural(p) in terms for p in parts):
+            out.append((m.start(), m.end()))
+    return out
+
+
+def utf16(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Character offsets as UTF-16 code unit offsets."""
+    def at(i: int) -> int:
+        return len(text[:i].encode("utf-16-le")) // 2
+
+    return [(at(a), at(b)) for a, b in spans]
+
+
+def snippet(description: str, terms: frozenset[str], width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
+    """A window of ``description`` around its first held word (its start when none), with the spans in it."""
+    text = " ".join((description or "").split())
+    spans = char_spans(text, terms)
+    start = max(0, spans[0][0] - width // 3) if spans else 0
+    if start:
+        space = text.find(" ", start)
+        start = space + 1 if 0 <= space < spans[0][0] else start
+    end = min(len(text), start + width)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > (spans[0][1] if spans else start) else end
+    prefix, suffix = (ELLIPSIS if start else ""), (ELLIPSIS if end < len(text) else "")
+    window = prefix + text[start:end] + suffix
+    shift = len(prefix) - start
+    inside = [(a + shift, b + shift) for a, b in spans if a >= start and b <= end]
+    return window, utf16(window, inside)
+
+
+def highlight(title: str, description: str, terms: tuple[str, ...]) -> Highlight | None:
+    """The title's and a description snippet's held words; None without words."""
+    if not terms:
+        return None
+    wanted = frozenset(terms)
+    text, spans = snippet(description, wanted)
+    return Highlight(utf16(title or "", char_spans(title or "", wanted)), text, spans)
