@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from listing_search import schema as S
@@ -69,9 +69,29 @@ class VisionSettings(BaseModel):
     subset: int | None = Field(None, ge=1, description="Use only this many photos (quick runs, tests).")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 42
-    embed_layer: Literal["logits1000", "pooled"] = "logits1000"
+    head: Literal["retrieval", "imagenet"] = Field(
+        "retrieval", description="retrieval: an MLP embedding trained for neighbours (root + full-path "
+        "cross-entropy + supervised contrastive, early-stopped on val photo -> photo P@10); imagenet: the original "
+        "project's head (the 1000-way layer, ReLU, a category layer; early-stopped on val accuracy). "
+        "docs/vision.md compares them.")
+    embedding_dim: int = Field(1000, ge=8, le=4096, description="The retrieval head's embedding size (1000: the "
+                               "size the original API returned).")
+    hidden_dim: int = Field(1024, ge=8, le=8192, description="The retrieval head's hidden layer.")
+    path_loss_weight: float = Field(1.0, ge=0.0, description="Retrieval head: weight of the full-path cross-entropy.")
+    supcon_weight: float = Field(1.0, ge=0.0, description="Retrieval head: weight of the supervised contrastive loss.")
+    supcon_temperature: float = Field(0.1, gt=0.0, le=10.0)
+    embed_layer: Literal["head", "logits1000", "pooled"] = Field(
+        "head", description="What the photo index holds: the head's embedding (head; logits1000 is the imagenet "
+        "head's original name for it) or the backbone's pooled features (pooled).")
     embed_batch_size: int = Field(64, ge=1)
     sweep: list[dict] = Field(default_factory=list, description="Extra configurations to train and compare.")
+
+    @model_validator(mode="after")
+    def _layer_fits_head(self) -> "VisionSettings":
+        if self.embed_layer == "logits1000" and self.head != "imagenet":
+            raise ValueError("embed_layer 'logits1000' is the imagenet head's 1000-way layer; with the "
+                             f"{self.head} head use 'head' or 'pooled'")
+        return self
 
 
 class TextSettings(BaseModel):

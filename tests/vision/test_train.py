@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -32,8 +33,9 @@ def test_train_writes_checkpoint_card_settings_and_figures(trained_artifacts: Pa
     assert card["backbone"] == "efficientnet_lite0"
     assert card["preprocess"]["input_size"] == 64
     assert card["categories"] == json.loads((trained_artifacts / S.CATEGORIES_JSON).read_text())["categories"]
-    assert card["embed_layer"] == "logits1000" and card["embedding_dim"] == 1000
+    assert card["head"] == "retrieval" and card["embed_layer"] == "head" and card["embedding_dim"] == 1000
     assert card["onnx"] == S.VISION_ONNX and 0.0 <= card["val"]["val_image_accuracy"] <= 1.0
+    assert 0.0 <= card["val"]["val_photo_precision_at_10"] <= 1.0  # what the retrieval head was chosen by
     saved = json.loads((trained_artifacts / VISION_SETTINGS_JSON).read_text())
     assert saved["input_size"] == 64 and saved["epochs"] == 2
 
@@ -90,3 +92,43 @@ def test_training_csv_sides_match_listings(trained_artifacts: Path) -> None:
     photos = load_training(trained_artifacts)
     side = listings.set_index(S.LISTING_ID)[S.SPLIT]
     assert (photos[S.SPLIT].to_numpy() == side.reindex(photos[S.LISTING_ID]).to_numpy()).all()
+
+
+def test_the_original_head_is_still_trained_when_chosen_and_the_stages_after_notice(trained_artifacts: Path,
+                                                                                   tmp_path: Path) -> None:
+    """``vision.head=imagenet`` reproduces the original recipe (1000-way layer, ReLU, category layer, kept
+    at its best val accuracy) on the same cache; the changed model re-embeds every photo."""
+    from listing_search.vision.embed import embed
+    from listing_search.vision.heads import ImageNetHead
+
+    art = tmp_path / "art"
+    shutil.copytree(trained_artifacts, art)
+    retrieval = np.load(art / S.IMAGE_EMBEDDINGS_NPY)
+    settings = tiny_settings(head="imagenet", embed_layer="logits1000")
+    report = train(settings, art)
+    assert not report.up_to_date and len(list((art / "model" / "cache").iterdir())) == 1  # same cache
+    model, checkpoint = load_model(art)
+    assert isinstance(model.head, ImageNetHead) and checkpoint["vision_settings"]["head"] == "imagenet"
+    card = json.loads((art / S.MODEL_CARD).read_text())
+    assert card["head"] == "imagenet" and "val_photo_precision_at_10" not in card["val"]
+    assert not embed(settings, art).up_to_date
+    seed = np.load(art / S.IMAGE_EMBEDDINGS_NPY)
+    assert seed.shape == retrieval.shape == (len(load_training(art)), 1000)
+    assert not np.allclose(seed, retrieval)
+
+
+def test_a_checkpoint_from_before_the_head_choice_loads_as_the_original_head(trained_artifacts: Path,
+                                                                           tmp_path: Path) -> None:
+    from listing_search.vision.train import build_model
+
+    settings = tiny_settings(head="imagenet", embed_layer="logits1000").vision
+    model = build_model(settings, 3, pretrained=False)
+    old = settings.model_dump(mode="json")
+    del old["head"], old["embedding_dim"], old["hidden_dim"]  # what an older release saved
+    art = tmp_path / "art"
+    (art / S.MODEL_DIR).mkdir(parents=True)
+    torch.save({"state_dict": model.state_dict(), "vision_settings": old, "categories": ["a", "b", "c"]},
+               art / S.MODEL_CHECKPOINT)
+    loaded, _ = load_model(art)
+    assert loaded.head_kind == "imagenet"
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))

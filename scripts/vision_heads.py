@@ -1,0 +1,100 @@
+"""Compare photo heads on one activation cache, through the training stage's own ``fit``.
+
+A cache folder (``ART/model/cache/<key>``, written by ``listing-search train``: frozen-backbone pooled
+features of every train view and val photo) is loaded once; each variant (vision settings overrides:
+``head``, ``embedding_dim``, ``hidden_dim``, loss weights, epochs, batch size, ...) is trained on it by
+``vision.train.fit`` exactly as ``train`` would, and prints one JSON line: val photo accuracy, val photo ->
+train photos precision@10 by root and by full category path (cosine over the embeddings the photo index
+would hold), the best epoch, and the seconds the fit took (give the load: ``uptime``).
+
+``--flip-cache`` (a folder from ``scripts/vision_flip_features.py``): also scores each fit with the
+plain and horizontally flipped views' features averaged, for queries and catalogue alike.
+
+    PYTHONPATH=src python scripts/vision_heads.py --artifacts ART --cache ART/model/cache/KEY \\
+        --variants '[{"head": "imagenet"}, {}, {"embedding_dim": 256}]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from listing_search import schema as S
+from listing_search.data.prepare import load_training
+from listing_search.data.tables import CategoryCodec
+from listing_search.settings import Settings
+from listing_search.vision.cache import load_cache
+from listing_search.vision.neighbours import precision_at_k
+from listing_search.vision.train import (
+    IGNORE, build_model, embed_cache, fit, known_paths, neighbour_precision, path_targets,
+)
+
+log = logging.getLogger("vision_heads")
+
+
+def run_variant(overrides: dict, artifacts: Path, cache, photos, paths, targets, flips: dict | None) -> dict:
+    """Fit one variant on the cache; its measures as a dict."""
+    vs = Settings().vision.model_copy(update={"device": "cpu", **overrides})
+    vs = type(vs)(**vs.model_dump())  # validated
+    codec = CategoryCodec.load(artifacts / S.CATEGORIES_JSON)
+    model = build_model(vs, len(codec), n_paths=max(1, len(paths)))
+    cut = len(model.backbone.stages)
+    t0 = time.perf_counter()
+    result = fit(model, cache, cut, vs, torch.device("cpu"), targets=targets)
+    seconds = time.perf_counter() - t0
+    model.load_state_dict(result.state)
+    root, path = neighbour_precision(model, cache, cut, targets, 2048, torch.device("cpu"))
+    out = {"variant": overrides, "val_photo_accuracy": round(result.best_val_accuracy, 4),
+           "val_photo_precision_at_10": round(root, 4), "val_photo_path_precision_at_10": round(path, 4),
+           "best_epoch": result.best_epoch, "epochs_run": len(result.history), "fit_seconds": round(seconds, 1),
+           "embedding_dim": int(embed_cache(model, cache.val_x[:1], cut, 1, torch.device("cpu")).shape[1])}
+    if flips is not None:
+        out.update(flip_scores(model, cut, cache, targets, flips))
+    return out
+
+
+def flip_scores(model, cut: int, cache, targets, flips: dict) -> dict:
+    """P@10 with each photo's feature the mean of its plain and flipped views' (features averaged)."""
+    per = len(cache.train_x) // max(len(cache.train_ids), 1)
+    plain = np.arange(0, len(cache.train_x), per)
+    cat_x = (cache.train_x[plain] + flips["train"]) / 2
+    val_x = (cache.val_x + flips["val"]) / 2
+    cat = embed_cache(model, cat_x.astype(np.float32), cut, 2048, torch.device("cpu"))
+    qry = embed_cache(model, val_x.astype(np.float32), cut, 2048, torch.device("cpu"))
+    qry_only = embed_cache(model, cache.val_x, cut, 2048, torch.device("cpu"))
+    unseen = np.where(targets.val_path == IGNORE, -1, targets.val_path)
+    return {"flip_both_precision_at_10": round(precision_at_k(qry, cache.val_y, cat, cache.train_y[plain]), 4),
+            "flip_both_path_precision_at_10": round(precision_at_k(qry, unseen, cat, targets.train_path[plain]), 4),
+            "flip_catalogue_only_precision_at_10":
+                round(precision_at_k(qry_only, cache.val_y, cat, cache.train_y[plain]), 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--artifacts", type=Path, required=True, help="prepared artifacts (training_data.csv)")
+    parser.add_argument("--cache", type=Path, required=True, help="an activation cache folder (meta.json)")
+    parser.add_argument("--variants", default='[{}]', help="JSON list of vision settings overrides")
+    parser.add_argument("--flip-cache", type=Path, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    torch.set_num_threads(2)
+    cache = load_cache(args.cache)
+    photos = load_training(args.artifacts)
+    paths = known_paths(photos)
+    targets = path_targets(cache, photos, paths)
+    flips = None
+    if args.flip_cache is not None:
+        flips = {name: np.load(args.flip_cache / f"{name}.npy") for name in ("train", "val")}
+    for overrides in json.loads(args.variants):
+        print(json.dumps(run_variant(overrides, args.artifacts, cache, photos, paths, targets, flips)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
