@@ -53,7 +53,8 @@ class VisionSettings(BaseModel):
     lr_head: float = 1e-3
     lr_backbone: float = 1e-4
     weight_decay: float = 1e-4
-    patience: int = Field(10, ge=1, description="Epochs without a better val accuracy before stopping.")
+    patience: int = Field(10, ge=1, description="Epochs without a better val measure (photo -> photo P@10 for the "
+                          "retrieval head, accuracy for the imagenet head) before stopping.")
     train_last_blocks: int = Field(
         0, ge=0, description="How many final backbone stages are fine-tuned (the final 1x1 conv counts as one); "
         "0: the convolutional backbone is frozen and only the ImageNet 1000-way layer and the head train "
