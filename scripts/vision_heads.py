@@ -99,6 +99,9 @@ def view_scores(model, cut: int, cache, targets, views: dict) -> dict:
         key = "plain+" + "+".join(combo)
         out[f"{key}_precision_at_10"] = round(precision_at_k(qry, cache.val_y, cat, cache.train_y[plain]), 4)
         out[f"{key}_path_precision_at_10"] = round(precision_at_k(qry, unseen, cat, targets.train_path[plain]), 4)
+        plain_q = embed_cache(model, cache.val_x, cut, 2048, torch.device("cpu"))  # views in the catalogue only
+        out[f"{key}_catalogue_only_precision_at_10"] = round(
+            precision_at_k(plain_q, cache.val_y, cat, cache.train_y[plain]), 4)
     return out
 
 
