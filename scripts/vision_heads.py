@@ -7,7 +7,8 @@ features of every train view and val photo) is loaded once; each variant (vision
 train photos precision@10 by root and by full category path (cosine over the embeddings the photo index
 would hold), the best epoch, and the seconds the fit took (give the load: ``uptime``).
 
-``--views DIR`` (written by ``scripts/vision_view_features.py``): also scores each fit with the plain
+Training leaves out the photos of tune-ranker's training queries, as ``train`` does (``--no-hold-out``:
+keep them). ``--views DIR`` (written by ``scripts/vision_view_features.py``): also scores each fit with the plain
 view's backbone features averaged with those of a flipped and/or centre-cropped view, for queries and
 catalogue alike (what a served graph running several views per photo would hold).
 
@@ -34,7 +35,8 @@ from listing_search.settings import Settings
 from listing_search.vision.cache import load_cache
 from listing_search.vision.neighbours import precision_at_k, unit
 from listing_search.vision.train import (
-    IGNORE, build_model, embed_cache, fit, known_paths, neighbour_precision, path_targets,
+    IGNORE, build_model, embed_cache, fit, held_back_listings, known_paths, neighbour_precision, path_targets,
+    without_listings,
 )
 
 log = logging.getLogger("vision_heads")
@@ -110,6 +112,8 @@ def main() -> None:
     parser.add_argument("--artifacts", type=Path, required=True, help="prepared artifacts (training_data.csv)")
     parser.add_argument("--cache", type=Path, required=True, help="an activation cache folder (meta.json)")
     parser.add_argument("--variants", default='[{}]', help="JSON list of vision settings overrides")
+    parser.add_argument("--no-hold-out", action="store_true",
+                        help="train on tune-ranker's training-query listings too (vision.hold_out_ranker_queries=false)")
     parser.add_argument("--views", type=Path, default=None, help="folder of scripts/vision_view_features.py")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -118,6 +122,8 @@ def main() -> None:
     photos = load_training(args.artifacts)
     paths = known_paths(photos)
     targets = path_targets(cache, photos, paths)
+    if not args.no_hold_out:  # as `train` does by default (vision.hold_out_ranker_queries)
+        cache, targets = without_listings(cache, targets, photos, held_back_listings(args.artifacts, Settings()))
     flips = None
     if args.views is not None:
         flips = {f.stem: np.load(f) for f in sorted(args.views.glob("*.npy"))}

@@ -135,3 +135,24 @@ def test_the_imagenet_layer_is_refused_as_the_retrieval_heads_embedding() -> Non
         VisionSettings(head="retrieval", embed_layer="logits1000")
     for head, layer in itertools.product(("imagenet",), ("logits1000", "head", "pooled")):
         VisionSettings(head=head, embed_layer=layer)
+
+
+def test_held_back_listings_leave_every_view_of_their_photos_out_of_training() -> None:
+    import pandas as pd
+
+    from listing_search import schema as S
+    from listing_search.vision.train import without_listings
+
+    ids = [f"t{i}" for i in range(6)]
+    photos = pd.DataFrame({S.IMAGE_ID: ids, S.LISTING_ID: ["a", "a", "b", "c", "c", "d"]})
+    per = 3
+    cache = ActivationCache(train_x=np.arange(18, dtype=np.float32)[:, None], train_y=np.repeat(np.arange(6), per),
+                            train_photo=np.repeat(np.arange(6), per), val_x=np.zeros((2, 1), np.float32),
+                            val_y=np.zeros(2, np.int64), key="k", train_ids=ids, val_ids=["v0", "v1"])
+    targets = Targets(np.repeat(np.arange(6) + 10, per), np.array([IGNORE, 3]), ("p",))
+    sub, sub_targets = without_listings(cache, targets, photos, {"a", "c"})
+    assert sub.train_ids == ["t2", "t5"]
+    assert sub.train_x[:, 0].tolist() == [6, 7, 8, 15, 16, 17] and sub.train_y.tolist() == [2, 2, 2, 5, 5, 5]
+    assert sub.train_photo.tolist() == [0, 0, 0, 1, 1, 1]  # renumbered: fit counts photos from it
+    assert sub_targets.train_path.tolist() == [12, 12, 12, 15, 15, 15]
+    assert sub.val_ids == cache.val_ids and without_listings(cache, targets, photos, set())[0] is cache

@@ -69,7 +69,7 @@ def test_train_is_not_up_to_date_without_its_int8_backbone(trained_artifacts: Pa
 def test_sweep_trains_each_config_on_one_cache_and_plots_them(trained_artifacts: Path, tmp_path: Path) -> None:
     art = tmp_path / "art"
     art.mkdir()
-    for name in (S.TRAINING_CSV, S.CATEGORIES_JSON):
+    for name in (S.TRAINING_CSV, S.CATEGORIES_JSON, S.LISTINGS_CSV):
         (art / name).write_bytes((trained_artifacts / name).read_bytes())
     (art / S.CLEAN_IMAGES_DIR).symlink_to(trained_artifacts / S.CLEAN_IMAGES_DIR)
     shutil.copytree(trained_artifacts / "model" / "cache", art / "model" / "cache")  # same key: reused
@@ -132,3 +132,20 @@ def test_a_checkpoint_from_before_the_head_choice_loads_as_the_original_head(tra
     loaded, _ = load_model(art)
     assert loaded.head_kind == "imagenet"
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
+def test_the_ranker_training_queries_photos_are_held_back_from_the_head(trained_artifacts: Path) -> None:
+    """tune-ranker's training-query listings (at most half the train split) are not trained on."""
+    from listing_search.rank.train import ranker_train_queries
+    from listing_search.vision.train import held_back_listings
+
+    settings = tiny_settings()
+    held = held_back_listings(trained_artifacts, settings)
+    listings = pd.read_csv(trained_artifacts / S.LISTINGS_CSV, dtype={S.LISTING_ID: str})
+    n_train = int((listings[S.SPLIT] == "train").sum())
+    queries = set(listings[S.LISTING_ID].to_numpy()[ranker_train_queries(listings[S.SPLIT].to_numpy(),
+                                                                          settings.rank)[0]])
+    assert len(held) == n_train // 2 and held <= queries
+    report = json.loads((trained_artifacts / S.STAMPS_DIR / f"{STAGE}.json").read_text())["report"]
+    photos = load_training(trained_artifacts)
+    assert report["held_back_photos"] == int(photos[S.LISTING_ID].isin(held).sum()) > 0

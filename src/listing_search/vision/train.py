@@ -108,6 +108,7 @@ class TrainReport:
     cache_seconds: float = 0.0
     seconds: float = 0.0
     up_to_date: bool = False
+    held_back_photos: int = 0  # train-split photos of tune-ranker's training queries, not trained on
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -135,6 +136,40 @@ def select_photos(photos: pd.DataFrame, subset: int | None, seed: int) -> pd.Dat
     return pd.concat(parts).reset_index(drop=True)
 
 
+def held_back_listings(artifacts: Path, settings: Settings) -> set[str]:
+    """The listings ``tune-ranker`` asks as its training queries (as ``embed-text`` holds them back from
+    the text model): a head trained on their photos would make those queries' photo vectors look far
+    better than any user's photo, and the ranker would learn to trust photos too much. At most half the
+    train split is held back (a small catalogue keeps the other half to train on)."""
+    from listing_search.data.prepare import load_listings
+    from listing_search.rank.train import ranker_train_queries
+
+    listings = load_listings(artifacts)
+    splits = listings[S.SPLIT].to_numpy()
+    rows, _ = ranker_train_queries(splits, settings.rank)  # drawn in random order: a prefix is a random subset
+    rows = rows[: int((splits == "train").sum()) // 2]
+    return set(listings[S.LISTING_ID].to_numpy()[rows].astype(str))
+
+
+def without_listings(cache: ActivationCache, targets: Targets, photos: pd.DataFrame,
+                     listings: set[str]) -> tuple[ActivationCache, Targets]:
+    """The cache and targets less the training photos of ``listings`` (all their views)."""
+    if not listings:
+        return cache, targets
+    listing_of = photos.assign(**{S.IMAGE_ID: photos[S.IMAGE_ID].astype(str)}).set_index(S.IMAGE_ID)[S.LISTING_ID]
+    keep_photo = ~listing_of.reindex(cache.train_ids).astype(str).isin(listings).to_numpy()
+    per = len(cache.train_x) // max(len(cache.train_ids), 1)
+    keep_view = np.repeat(keep_photo, per)
+    kept = np.flatnonzero(keep_photo)
+    renumber = np.full(len(keep_photo), -1, np.int64)
+    renumber[kept] = np.arange(len(kept))
+    sub = ActivationCache(
+        train_x=cache.train_x[keep_view], train_y=cache.train_y[keep_view],
+        train_photo=renumber[cache.train_photo[keep_view]], val_x=cache.val_x, val_y=cache.val_y, key=cache.key,
+        train_ids=[cache.train_ids[i] for i in kept], val_ids=cache.val_ids, backbone_onnx=cache.backbone_onnx)
+    return sub, Targets(targets.train_path[keep_view], targets.val_path, targets.paths)
+
+
 def build_model(vs: VisionSettings, n_categories: int, pretrained: bool = True, n_paths: int = 1) -> ListingClassifier:
     backbone = create_backbone(vs.backbone, vs.input_size, vs.resnet50_weights, pretrained=pretrained)
     torch.manual_seed(vs.seed)  # the new head's initial weights
@@ -148,8 +183,9 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
     t0 = time.perf_counter()
     artifacts = Path(artifacts)
     vs = settings.vision
-    inputs = [artifacts / S.TRAINING_CSV, artifacts / S.CATEGORIES_JSON]
-    fp = fingerprint(inputs, json.dumps(vs.model_dump(mode="json", exclude=EMBED_ONLY), sort_keys=True))
+    inputs = [artifacts / S.TRAINING_CSV, artifacts / S.CATEGORIES_JSON, artifacts / S.LISTINGS_CSV]
+    held = [settings.rank.seed, settings.rank.train_queries] if vs.hold_out_ranker_queries else []
+    fp = fingerprint(inputs, json.dumps([vs.model_dump(mode="json", exclude=EMBED_ONLY), held], sort_keys=True))
     int8 = vs.int8_backbone and vs.train_last_blocks == 0
     outputs = [artifacts / name for name in S.TRAINED_MODEL_FILES if int8 or name != S.BACKBONE_INT8_ONNX]
     if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
@@ -177,7 +213,11 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
              cache_seconds)
 
     targets = path_targets(cache, photos, paths)
-    results = _run_sweep(model, cache, cut, vs, device, artifacts, progress, targets)
+    held_back = held_back_listings(artifacts, settings) if vs.hold_out_ranker_queries else set()
+    fit_cache, fit_targets = without_listings(cache, targets, photos, held_back)
+    log.info("train: %d listings (%d photos) held back for tune-ranker's training queries", len(held_back),
+             len(cache.train_ids) - len(fit_cache.train_ids))
+    results = _run_sweep(model, fit_cache, cut, vs, device, artifacts, progress, fit_targets)
     best = max(results, key=FitResult.score)
     best_vs = vs.model_copy(update=best.overrides)
     model.load_state_dict(best.state)
@@ -186,7 +226,8 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
 
     report = TrainReport(
         backbone=vs.backbone, device=str(device), train_photos=int((photos[S.SPLIT] == "train").sum()),
-        val_photos=int((photos[S.SPLIT] == "val").sum()), cached_views=len(cache.train_x),
+        val_photos=int((photos[S.SPLIT] == "val").sum()), cached_views=len(fit_cache.train_x),
+        held_back_photos=len(cache.train_ids) - len(fit_cache.train_ids),
         best=_summary(best), sweep=[_summary(r) for r in results],
         cache_seconds=round(cache_seconds, 1), seconds=round(time.perf_counter() - t0, 1),
     )
