@@ -47,6 +47,7 @@ def run_variant(overrides: dict, artifacts: Path, cache, photos, paths, targets,
     vs = Settings().vision.model_copy(update={"device": "cpu", **overrides})
     vs = type(vs)(**vs.model_dump())  # validated
     codec = CategoryCodec.load(artifacts / S.CATEGORIES_JSON)
+    torch.manual_seed(vs.seed)  # the head's initial weights, as `train` seeds before building
     model = build_model(vs, len(codec), n_paths=max(1, len(paths)))
     cut = len(model.backbone.stages)
     t0 = time.perf_counter()
@@ -122,7 +123,7 @@ def main() -> None:
     photos = load_training(args.artifacts)
     paths = known_paths(photos)
     targets = path_targets(cache, photos, paths)
-    if not args.no_hold_out:  # as `train` does by default (vision.hold_out_ranker_queries)
+    if not args.no_hold_out:  # as `train` does for the retrieval head (vision.hold_out_ranker_queries)
         cache, targets = without_listings(cache, targets, photos, held_back_listings(args.artifacts, Settings()))
     flips = None
     if args.views is not None:

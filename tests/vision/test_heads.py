@@ -156,3 +156,10 @@ def test_held_back_listings_leave_every_view_of_their_photos_out_of_training() -
     assert sub.train_photo.tolist() == [0, 0, 0, 1, 1, 1]  # renumbered: fit counts photos from it
     assert sub_targets.train_path.tolist() == [12, 12, 12, 15, 15, 15]
     assert sub.val_ids == cache.val_ids and without_listings(cache, targets, photos, set())[0] is cache
+
+
+def test_only_the_retrieval_head_holds_back_the_ranker_queries_unless_told() -> None:
+    assert not VisionSettings().holds_out()  # the original recipe trains on every train-split photo
+    assert VisionSettings(head="retrieval").holds_out()
+    assert not VisionSettings(head="retrieval", hold_out_ranker_queries=False).holds_out()
+    assert VisionSettings(hold_out_ranker_queries=True).holds_out()

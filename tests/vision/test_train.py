@@ -33,9 +33,8 @@ def test_train_writes_checkpoint_card_settings_and_figures(trained_artifacts: Pa
     assert card["backbone"] == "efficientnet_lite0"
     assert card["preprocess"]["input_size"] == 64
     assert card["categories"] == json.loads((trained_artifacts / S.CATEGORIES_JSON).read_text())["categories"]
-    assert card["head"] == "retrieval" and card["embed_layer"] == "head" and card["embedding_dim"] == 1000
+    assert card["head"] == "imagenet" and card["embed_layer"] == "head" and card["embedding_dim"] == 1000
     assert card["onnx"] == S.VISION_ONNX and 0.0 <= card["val"]["val_image_accuracy"] <= 1.0
-    assert 0.0 <= card["val"]["val_photo_precision_at_10"] <= 1.0  # what the retrieval head was chosen by
     saved = json.loads((trained_artifacts / VISION_SETTINGS_JSON).read_text())
     assert saved["input_size"] == 64 and saved["epochs"] == 2
 
@@ -94,27 +93,38 @@ def test_training_csv_sides_match_listings(trained_artifacts: Path) -> None:
     assert (photos[S.SPLIT].to_numpy() == side.reindex(photos[S.LISTING_ID]).to_numpy()).all()
 
 
-def test_the_original_head_is_still_trained_when_chosen_and_the_stages_after_notice(trained_artifacts: Path,
-                                                                                   tmp_path: Path) -> None:
-    """``vision.head=imagenet`` reproduces the original recipe (1000-way layer, ReLU, category layer, kept
-    at its best val accuracy) on the same cache; the changed model re-embeds every photo."""
+def test_the_retrieval_head_when_chosen_holds_back_the_ranker_queries_and_the_stages_after_notice(
+        trained_artifacts: Path, tmp_path: Path) -> None:
+    """``vision.head=retrieval`` trains the MLP head on the same cache, chosen by val photo -> photo P@10,
+    without the photos of tune-ranker's training-query listings (at most half the train split); the
+    changed model re-embeds every photo, still 1000-d."""
+    from listing_search.rank.train import ranker_train_queries
     from listing_search.vision.embed import embed
-    from listing_search.vision.heads import ImageNetHead
+    from listing_search.vision.heads import RetrievalHead
+    from listing_search.vision.train import held_back_listings
 
     art = tmp_path / "art"
     shutil.copytree(trained_artifacts, art)
-    retrieval = np.load(art / S.IMAGE_EMBEDDINGS_NPY)
-    settings = tiny_settings(head="imagenet", embed_layer="logits1000")
+    original = np.load(art / S.IMAGE_EMBEDDINGS_NPY)
+    settings = tiny_settings(head="retrieval")
     report = train(settings, art)
     assert not report.up_to_date and len(list((art / "model" / "cache").iterdir())) == 1  # same cache
     model, checkpoint = load_model(art)
-    assert isinstance(model.head, ImageNetHead) and checkpoint["vision_settings"]["head"] == "imagenet"
+    assert isinstance(model.head, RetrievalHead) and checkpoint["vision_settings"]["head"] == "retrieval"
     card = json.loads((art / S.MODEL_CARD).read_text())
-    assert card["head"] == "imagenet" and "val_photo_precision_at_10" not in card["val"]
+    assert card["head"] == "retrieval" and 0.0 <= card["val"]["val_photo_precision_at_10"] <= 1.0
+
+    held = held_back_listings(art, settings)
+    listings = pd.read_csv(art / S.LISTINGS_CSV, dtype={S.LISTING_ID: str})
+    splits = listings[S.SPLIT].to_numpy()
+    queries = set(listings[S.LISTING_ID].to_numpy()[ranker_train_queries(splits, settings.rank)[0]])
+    assert len(held) == int((splits == "train").sum()) // 2 and held <= queries
+    photos = load_training(art)
+    assert report.held_back_photos == int(photos[S.LISTING_ID].isin(held).sum()) > 0
+
     assert not embed(settings, art).up_to_date
-    seed = np.load(art / S.IMAGE_EMBEDDINGS_NPY)
-    assert seed.shape == retrieval.shape == (len(load_training(art)), 1000)
-    assert not np.allclose(seed, retrieval)
+    retrieval = np.load(art / S.IMAGE_EMBEDDINGS_NPY)
+    assert retrieval.shape == original.shape == (len(photos), 1000) and not np.allclose(retrieval, original)
 
 
 def test_a_checkpoint_from_before_the_head_choice_loads_as_the_original_head(trained_artifacts: Path,
@@ -132,20 +142,3 @@ def test_a_checkpoint_from_before_the_head_choice_loads_as_the_original_head(tra
     loaded, _ = load_model(art)
     assert loaded.head_kind == "imagenet"
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
-
-
-def test_the_ranker_training_queries_photos_are_held_back_from_the_head(trained_artifacts: Path) -> None:
-    """tune-ranker's training-query listings (at most half the train split) are not trained on."""
-    from listing_search.rank.train import ranker_train_queries
-    from listing_search.vision.train import held_back_listings
-
-    settings = tiny_settings()
-    held = held_back_listings(trained_artifacts, settings)
-    listings = pd.read_csv(trained_artifacts / S.LISTINGS_CSV, dtype={S.LISTING_ID: str})
-    n_train = int((listings[S.SPLIT] == "train").sum())
-    queries = set(listings[S.LISTING_ID].to_numpy()[ranker_train_queries(listings[S.SPLIT].to_numpy(),
-                                                                          settings.rank)[0]])
-    assert len(held) == n_train // 2 and held <= queries
-    report = json.loads((trained_artifacts / S.STAMPS_DIR / f"{STAGE}.json").read_text())["report"]
-    photos = load_training(trained_artifacts)
-    assert report["held_back_photos"] == int(photos[S.LISTING_ID].isin(held).sum()) > 0

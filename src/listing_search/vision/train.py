@@ -172,7 +172,6 @@ def without_listings(cache: ActivationCache, targets: Targets, photos: pd.DataFr
 
 def build_model(vs: VisionSettings, n_categories: int, pretrained: bool = True, n_paths: int = 1) -> ListingClassifier:
     backbone = create_backbone(vs.backbone, vs.input_size, vs.resnet50_weights, pretrained=pretrained)
-    torch.manual_seed(vs.seed)  # the new head's initial weights
     head = create_head(vs.head, backbone.pooled_dim, backbone.num_classes, n_categories, hidden_dim=vs.hidden_dim,
                        embedding_dim=vs.embedding_dim, n_paths=n_paths, dropout=vs.dropout)
     return ListingClassifier(backbone, n_categories, vs.dropout, head)
@@ -184,7 +183,7 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
     artifacts = Path(artifacts)
     vs = settings.vision
     inputs = [artifacts / S.TRAINING_CSV, artifacts / S.CATEGORIES_JSON, artifacts / S.LISTINGS_CSV]
-    held = [settings.rank.seed, settings.rank.train_queries] if vs.hold_out_ranker_queries else []
+    held = [settings.rank.seed, settings.rank.train_queries] if vs.holds_out() else []
     fp = fingerprint(inputs, json.dumps([vs.model_dump(mode="json", exclude=EMBED_ONLY), held], sort_keys=True))
     int8 = vs.int8_backbone and vs.train_last_blocks == 0
     outputs = [artifacts / name for name in S.TRAINED_MODEL_FILES if int8 or name != S.BACKBONE_INT8_ONNX]
@@ -213,7 +212,7 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
              cache_seconds)
 
     targets = path_targets(cache, photos, paths)
-    held_back = held_back_listings(artifacts, settings) if vs.hold_out_ranker_queries else set()
+    held_back = held_back_listings(artifacts, settings) if vs.holds_out() else set()
     fit_cache, fit_targets = without_listings(cache, targets, photos, held_back)
     log.info("train: %d listings (%d photos) held back for tune-ranker's training queries", len(held_back),
              len(cache.train_ids) - len(fit_cache.train_ids))
