@@ -182,8 +182,10 @@ def train(settings: Settings, artifacts: Path, force: bool = False, progress: bo
     t0 = time.perf_counter()
     artifacts = Path(artifacts)
     vs = settings.vision
-    inputs = [artifacts / S.TRAINING_CSV, artifacts / S.CATEGORIES_JSON, artifacts / S.LISTINGS_CSV]
+    inputs = [artifacts / S.TRAINING_CSV, artifacts / S.CATEGORIES_JSON]
     held = [settings.rank.seed, settings.rank.train_queries] if vs.holds_out() else []
+    if held:  # which listings tune-ranker asks depends on listings.csv's rows
+        inputs.append(artifacts / S.LISTINGS_CSV)
     fp = fingerprint(inputs, json.dumps([vs.model_dump(mode="json", exclude=EMBED_ONLY), held], sort_keys=True))
     int8 = vs.int8_backbone and vs.train_last_blocks == 0
     outputs = [artifacts / name for name in S.TRAINED_MODEL_FILES if int8 or name != S.BACKBONE_INT8_ONNX]
