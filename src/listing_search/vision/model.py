@@ -1,7 +1,7 @@
 """The listing model: an ImageNet backbone, then a head (``vision.heads``) giving (embedding, category logits).
 
 The original project's head keeps the 1000-way layer, then ReLU and a category layer; the retrieval head
-(the default) is an MLP trained for neighbours. The network is split at ``cut``: stages before it are
+(opt-in) is an MLP trained for neighbours. The network is split at ``cut``: stages before it are
 frozen (their activations are cached once), stages from it on and the head are trained.
 """
 
