@@ -123,11 +123,16 @@ def main() -> None:
     photos = load_training(args.artifacts)
     paths = known_paths(photos)
     targets = path_targets(cache, photos, paths)
-    if not args.no_hold_out:  # as `train` does for the retrieval head (vision.hold_out_ranker_queries)
-        cache, targets = without_listings(cache, targets, photos, held_back_listings(args.artifacts, Settings()))
     flips = None
     if args.views is not None:
         flips = {f.stem: np.load(f) for f in sorted(args.views.glob("*.npy"))}
+    if not args.no_hold_out:  # as `train` does for the retrieval head (vision.hold_out_ranker_queries)
+        full_ids = cache.train_ids
+        cache, targets = without_listings(cache, targets, photos, held_back_listings(args.artifacts, Settings()))
+        if flips is not None:  # the view features follow the training photos kept
+            row = {image_id: i for i, image_id in enumerate(full_ids)}
+            kept = np.array([row[i] for i in cache.train_ids], np.int64)
+            flips = {k: (v[kept] if k.startswith("train_") else v) for k, v in flips.items()}
     for overrides in json.loads(args.variants):
         print(json.dumps(run_variant(overrides, args.artifacts, cache, photos, paths, targets, flips)), flush=True)
 
