@@ -3,7 +3,8 @@
 For each artifacts folder given, the served ``model/vision.onnx`` (int8 backbone + trained head, run by
 ONNX Runtime as serving runs it: ``ImageEncoder``, spinning off) embeds real, already preprocessed catalogue
 photos: the milliseconds of one photo alone (batch 1, what a single search pays; the graphs take turns photo by
-photo, min and median), and photos/s at ``--batch``. Decoding is left out (the same for every graph of one input size). One JSON line per folder,
+photo, min and median), and photos/s at ``--batch``. Decoding is left out (the same for every graph of
+one input size). One JSON line per folder,
 with the load average at its start (2 shared cores: compare rows measured together).
 
     python bench/bench_vision_graph.py --artifacts ART_LITE0 ART_LITE1 [--photos 64] [--repeats 200]

@@ -114,7 +114,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, required=True, help="an activation cache folder (meta.json)")
     parser.add_argument("--variants", default='[{}]', help="JSON list of vision settings overrides")
     parser.add_argument("--no-hold-out", action="store_true",
-                        help="train on tune-ranker's training-query listings too (vision.hold_out_ranker_queries=false)")
+                        help="train on tune-ranker's training-query listings too "
+                             "(vision.hold_out_ranker_queries=false)")
     parser.add_argument("--views", type=Path, default=None, help="folder of scripts/vision_view_features.py")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
