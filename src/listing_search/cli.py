@@ -362,8 +362,10 @@ def _prepare_summary(r) -> str:
 
 def _train_summary(r) -> str:
     best = r.best
-    return (f"{r.backbone} on {r.device}: validation photo accuracy {best['val_image_accuracy']:.3f} at epoch "
-            f"{best['best_epoch']}/{best['epochs_run']}")
+    p10 = best.get("val_photo_precision_at_10")
+    neighbours = "" if p10 is None else f", photo -> photo P@10 {p10:.3f}"
+    return (f"{r.backbone} on {r.device}: validation photo accuracy {best['val_image_accuracy']:.3f}{neighbours} "
+            f"at epoch {best['best_epoch']}/{best['epochs_run']}")
 
 
 def _embed_summary(r) -> str:
