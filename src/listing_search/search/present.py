@@ -14,9 +14,9 @@ SHOWN_CATEGORIES = 3
 
 
 def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Understanding | None,
-         retriever: Retriever, position: dict[int, int] | None = None) -> list[Hit]:
+         retriever: Retriever, position: dict[int, int] | None = None, all_related: bool = False) -> list[Hit]:
     """One result per row: the listing, its score and channel scores (when ranked), the photos that
-    matched a photo query best first, and its relevance."""
+    matched a photo query best first, and its relevance; ``all_related`` (no match): each only related."""
     out = []
     order_of = position or {}
     for row in np.asarray(rows, np.int64).tolist():
@@ -33,7 +33,7 @@ def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Under
             names = dict(zip(catalog.vector_ids[row], catalog.image_ids[row]))
             matched = [names[v] for v in retriever.matched_photos(catalog, u.image_vecs, row) if v in names]
         relevance = None if ranked.relevance is None else float(ranked.relevance[i])
-        related = bool(ranked.tiered and ranked.held is not None and not ranked.held[i])
+        related = all_related or bool(ranked.tiered and ranked.held is not None and not ranked.held[i])
         out.append(Hit(listing, float(ranked.score[i]), scores, matched, relevance, related, marks))
     return out
 
