@@ -623,11 +623,15 @@ class SqlStore:
     def _update_listing(self, con: Any, item: ListingIn, models: Models, digest: str) -> int:
         key = int(con.execute(self._sql("SELECT key FROM listings WHERE listing_id = ?"), [item.listing_id]).fetchone()[0])
         sets = [c for c in WRITE_FIELDS if c != "listing_id"]
-        if item.fields.get("geo_precision") is None:  # a load without coordinates keeps the stored ones
-            sets = [c for c in sets if c not in GEO_FIELDS]
-        assign = ", ".join("posted_at = COALESCE(?, posted_at)" if c == "posted_at" else f"{c} = ?" for c in sets)
-        con.execute(self._sql(f"UPDATE listings SET {assign}, content_hash = ? WHERE key = ?"),
-                    [*(_column_value(c, item.fields.get(c)) for c in sets), digest, key])
+        values = [_column_value(c, item.fields.get(c)) for c in sets]
+        assign = ["posted_at = COALESCE(?, posted_at)" if c == "posted_at" else f"{c} = ?" for c in sets]
+        if item.fields.get("geo_precision") is None:  # a load without coordinates (an older table): the stored
+            location = _column_value("location", item.fields.get("location"))  # ones stay while the location
+            for i, c in enumerate(sets):  # does; else NULL, and fill_coordinates places it again
+                if c in GEO_FIELDS:
+                    assign[i], values[i] = f"{c} = CASE WHEN location = ? THEN {c} END", location
+        con.execute(self._sql(f"UPDATE listings SET {', '.join(assign)}, content_hash = ? WHERE key = ?"),
+                    [*values, digest, key])
         self._put_text_vector(con, key, item.text_vector, models)
         old = {r[0]: (int(r[1]), r[2]) for r in con.execute(
             self._sql("SELECT image_id, vector_id, blob_key FROM photos WHERE listing_key = ?"), [key])}
