@@ -192,7 +192,7 @@ def test_an_older_store_gains_posted_at_from_its_change_log(store_url: str) -> N
         con.execute("DELETE FROM schema_version WHERE version = 3")
     store.close()
     migrated = open_store(store_url)
-    assert migrated.schema_version() == 3
+    assert migrated.schema_version() >= 3  # the number's row is back (later migrations were there already)
     assert migrated.listing("old").posted_at == pytest.approx(logged)
     before = time.time()
     migrated.add_listing(item("new"), M1)
