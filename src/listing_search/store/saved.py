@@ -13,6 +13,7 @@ A mixin of :class:`listing_search.store.sql.SqlStore`: it uses that class's conn
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -169,6 +170,18 @@ class SavedSearchTables:
         rows = self._rows_in("SELECT listing_key, MIN(seq) FROM changes WHERE listing_key {in} GROUP BY listing_key",
                              [int(k) for k in keys])
         return {int(k): int(s) for k, s in rows}
+
+    def shared_secret(self, name: str) -> bytes:
+        """A random 32-byte key every replica of this store shares (made on first use, kept in ``meta``):
+        it signs the alert stream's cookies, so any replica can check one another replica set."""
+        value = self.get_meta(name)
+        if value is None:
+            with self.write() as con:
+                if con.execute(self._sql("SELECT 1 FROM meta WHERE name = ?"), [name]).fetchone() is None:
+                    con.execute(self._sql("INSERT INTO meta (name, value) VALUES (?, ?)"),
+                                [name, json.dumps(os.urandom(32).hex())])
+            value = self.get_meta(name)
+        return bytes.fromhex(value)
 
     # ------------------------------------------------------------- the matcher's lease and cursor
     def matcher_lease(self) -> Lease | None:
