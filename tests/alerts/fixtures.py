@@ -7,6 +7,8 @@ import json
 import re
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -96,3 +98,29 @@ def http_add(base: str, title: str, n: int, **fields) -> httpx.Response:
     return httpx.post(f"{base}/v1/listings", data=add_form(title, **fields),
                       files=[("photos", (f"{n}.jpg", new_photo(n), "image/jpeg"))],
                       headers={"X-API-Key": API_KEY}, timeout=30)
+
+
+@contextmanager
+def served(app) -> Iterator[str]:
+    """``app`` under uvicorn on a free port of 127.0.0.1, in a thread of this process; its base URL."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
