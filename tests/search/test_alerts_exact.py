@@ -137,6 +137,9 @@ def test_alerts_are_exactly_the_new_members_of_each_saved_search(engine: SearchE
     assert kinds == {"words", "browse", "ranked"}, kinds
     ranked = sum(s.kind() == "ranked" for s in service.index.searches.values())
     assert service.matcher.runs <= ranked  # each search run at most once per batch, only if the bound allows
+    print(f"exactness: {len(searches)} saved searches x {len(first_seq)} adds: {len(expected)} alerts for "
+          f"{len({sid for sid, _ in expected})} searches; {ranked} ranked searches, search path run "
+          f"{service.matcher.runs} times")
 
 
 def test_the_relevance_bound_is_never_under_the_relevance_a_search_gives(engine: SearchEngine) -> None:
