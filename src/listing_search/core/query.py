@@ -51,6 +51,21 @@ class Filters:
         """These filters less one (facets count each under the others)."""
         return replace(self, **{name: None})
 
+    def admits(self, price: float | None, category_path: str, location: str) -> bool:
+        """Whether one listing passes every filter, as ``index.catalog.CatalogView.allowed`` decides for
+        all of them at once (a saved search's alerts check one new listing)."""
+        if self.category is not None:
+            want = path_segments(self.category)
+            if not want or path_segments(category_path)[:len(want)] != want:
+                return False
+        if (self.min_price is not None or self.max_price is not None) and (price is None or price != price):
+            return False  # no price (or NaN) fails every price comparison
+        if self.min_price is not None and not price >= self.min_price:
+            return False
+        if self.max_price is not None and not price <= self.max_price:
+            return False
+        return not self.location or self.location.casefold() in (location or "").casefold()
+
 
 def path_segments(path: str | None) -> tuple[str, ...]:
     """A category path's segments as compared: trimmed, case folded ("Home & Garden / Sofas")."""

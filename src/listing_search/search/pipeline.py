@@ -29,7 +29,7 @@ from listing_search.models.bundle import ModelBundle
 from listing_search.search import present
 from listing_search.search.candidates import Allowed, Retriever
 from listing_search.search.facets import Facets, category_facet, price_facet
-from listing_search.search.match import holding_words, match_set
+from listing_search.search.match import alerting_rows, holding_words, match_set
 from listing_search.search.paging import cut_page
 from listing_search.search.personalise import Personaliser, Profile
 from listing_search.search.rank import Ranker
@@ -156,6 +156,16 @@ class SearchPipeline:
         named = {h.listing.listing_id: _reason(catalog, because[h.listing.key]) for h in found
                  if h.listing.key in because}
         return Feed(found, profile.used, profile.unknown_ids, notes, named)
+
+    def alerting(self, query: Query, catalog: CatalogView) -> np.ndarray:
+        """Rows of ``catalog`` a saved search alerts on: its match set less the related tail
+        (``search.match.alerting_rows``); for filters alone, every listing passing them. The same
+        stages as :meth:`search`, on the view the caller holds; nothing is presented or paged."""
+        if query.text is None and not query.has_image:
+            return Allowed.of(catalog, query.filters, query.exclude).rows()
+        u = self.understander.understand(query, catalog, show=False)
+        scored, holding = self._ranked(query, u, catalog)
+        return alerting_rows(u, scored.ranked, holding, self.models)
 
     # ------------------------------------------------------------- stages
     def understand(self, query: Query, show: bool = True) -> Understanding:

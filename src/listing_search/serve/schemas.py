@@ -254,3 +254,34 @@ class RecommendOut(BaseModel):
 
 def photo_out(image_id: str) -> PhotoOut:
     return PhotoOut(image_id=image_id, url=f"/v1/images/{image_id}")
+
+
+class SavedSearchOut(BaseModel):
+    id: int
+    label: str = Field(description="What the search looks for, in words.", examples=["“oak wardrobe”, near Leeds"])
+    text: str | None = Field(None, description="The words as typed.")
+    words: str | None = Field(None, description="The words searched (spelling corrected when saved).")
+    photo: bool = Field(False, description="Whether it searches with a photo (kept as its embedding).")
+    filters: dict[str, str | float] = Field(default_factory=dict)
+    created_at: float
+    alerts: int = Field(0, description="Alerts it holds now.")
+
+
+class SavedSearchesOut(BaseModel):
+    saved_searches: list[SavedSearchOut]
+    limit: int = Field(description="The most saved searches one buyer may keep.")
+
+
+class AlertOut(BaseModel):
+    id: int = Field(description="The alert's id: ids grow in the order alerts are written.")
+    saved_search_id: int
+    saved_search: str = Field(description="The saved search's label.")
+    listing_id: str
+    listing: ListingOut | None = Field(None, description="The listing as it is now; null once it is gone.")
+    at: float = Field(description="When the alert was written, seconds since the epoch.")
+
+
+class AlertsOut(BaseModel):
+    alerts: list[AlertOut]
+    next_after: int = Field(description="Send as `after` for the alerts that follow these.")
+    more: bool = Field(False, description="More alerts wait after these.")
