@@ -113,6 +113,9 @@ def test_distance_facets_count_without_the_radius(client: TestClient) -> None:
     assert bands[5] == 15 == body["total"] and sum(body["facets"]["category"][i]["count"]
                                                     for i in range(len(body["facets"]["category"]))) == 15
     assert search(client, category=HOME, k=5)["facets"]["distance"] == []
+    words = search(client, text="chair", near="Bristol", within_km=40, k=5)
+    bands = {b["max_km"]: b["count"] for b in words["facets"]["distance"]}
+    assert all(count >= words["total"] for km, count in bands.items() if km >= 40)  # a wider band holds M
 
 
 def test_near_on_recommend_similar_and_the_listing_page(client: TestClient) -> None:

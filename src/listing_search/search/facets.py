@@ -8,7 +8,9 @@ roots' counts sum to ``total``. Price: fixed bands a buyer thinks in (``PRICE_BA
 lower bound included); listings without a price are in no band. Distance (a search ``near`` a point):
 how many are within 5, 10, 25, 50 and 100 miles (``DISTANCE_BANDS_MILES``: UK buyers think in miles;
 each band also says its km), counted over M without the radius, so a buyer sees what widening it
-would add; listings without coordinates are in no band. No band under 5 miles: listings are placed
+would add, and M itself: a search's candidates are fetched inside the radius, so M can hold listings
+the same search without the radius did not reach, and a band wider than the radius must count at
+least the search's total. Listings without coordinates are in no band. No band under 5 miles: listings are placed
 at their town, or at their area's principal settlement up to ~10 km off (docs/geocoding-check.md).
 """
 

@@ -92,7 +92,8 @@ class SearchPipeline:
         near = query.filters.near
         facets = Facets(category_facet(catalog, self._matched(query, u, catalog, matched, "category")),
                         price_facet(catalog, self._matched(query, u, catalog, matched, "min_price", "max_price")),
-                        distance_facet(catalog, self._matched(query, u, catalog, matched, RADIUS), near)
+                        distance_facet(catalog, np.union1d(matched.rows, self._matched(query, u, catalog, matched,
+                                                                                      RADIUS)), near)
                         if near is not None else [])
         return Result(present.hits(catalog, page.rows, ranked, u, self.retriever, matched.position,
                                    matched.no_match, near),

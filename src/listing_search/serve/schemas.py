@@ -149,8 +149,8 @@ class FacetsOut(BaseModel):
         "listings the search matches under its other filters."))
     distance: list[DistanceBand] = Field(default_factory=list, description=(
         "With `near`: how many listings are within 5, 10, 25, 50 and 100 miles, counted over the listings the "
-        "search matches without its radius (what widening it would add); listings without coordinates are "
-        "in no band. Empty without `near`."))
+        "search matches without its radius (what widening it would add) or with it, so a band wider than the "
+        "radius counts at least `total`; listings without coordinates are in no band. Empty without `near`."))
 
 
 class SearchOut(BaseModel):
