@@ -102,7 +102,8 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
         fit_pairs = maker.pairs(q_train, crossed_of(q_train), exclude_split="val", progress=progress,
                                 desc="ranker train queries")
         fit_pairs = fit_pairs + maker.pairs(q_buyer, crossed_of(q_buyer), exclude_split="val", progress=progress,
-                                            desc="ranker train queries (buyers' words)", kinds=BUYER_KINDS)
+                                            desc="ranker train queries (buyers' words)", kinds=BUYER_KINDS,
+                                            required=False)
         val_rows = np.flatnonzero(vectors.splits == "val")
         q_val = rng.choice(val_rows, size=min(rs.val_queries, len(val_rows)), replace=False)
         q_val_buyer = rng.choice(val_rows, size=min(rs.val_queries // 2, len(val_rows)), replace=False)
@@ -110,7 +111,7 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
                                 desc="ranker val queries")
         val_pairs = val_pairs + maker.pairs(q_val_buyer, [serving] * len(q_val_buyer), exclude_split="val",
                                             progress=progress, desc="ranker val queries (buyers' words)",
-                                            kinds=BUYER_KINDS)
+                                            kinds=BUYER_KINDS, required=False)
         predictor.temperatures, temperature_report = fit_shown_temperatures(serving, vectors, q_val, rs.seed)
         ranker, comparison = choose_ranker(fit_pairs, val_pairs, train.ids.tolist(), rs.ranker, rs.seed)
         ranker.report = {"pairs": int(len(fit_pairs.grades)), "queries": int(len(fit_pairs.groups)),
