@@ -147,7 +147,8 @@ def within(near: Near, listing) -> bool:
     """Haversine from the point to the listing's stored coordinates, written out per listing."""
     if listing.lat is None or listing.lon is None:
         return False
-    return float(haversine_km(near.lat, near.lon, np.array([listing.lat]), np.array([listing.lon]))[0]) <= near.within_km
+    km = float(haversine_km(near.lat, near.lon, np.array([listing.lat]), np.array([listing.lon]))[0])
+    return km <= near.within_km
 
 
 @pytest.mark.parametrize("words", ["chair", "sofa", "mens jacket", "garden table", "kids bike", "iphone",

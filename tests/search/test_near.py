@@ -194,3 +194,5 @@ def test_no_answer_or_log_holds_an_exact_position(client: TestClient) -> None:
     RoundedNearFilter().filter(record)
     assert "53.801" not in record.getMessage() and "near=53.8%2C-1.5" in record.getMessage()
     assert private_path("/v1/search") == "/v1/search"
+    metrics = client.get("/metrics").text
+    assert "53.801" not in metrics and "1.549" not in metrics and "near=" not in metrics
