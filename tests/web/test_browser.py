@@ -1839,3 +1839,50 @@ def test_saves_outlast_the_history_and_a_sold_listing_says_so(page) -> None:
     assert saved_cards(page) == ["sold-long-ago", "listing-009"]
     gone = cards(page, "saved-list")[0]
     assert gone["title"] == "Pine wardrobe" and gone["price"] == "No longer listed"
+
+
+LEEDS_BUYER = {"latitude": 53.8012, "longitude": -1.5499}  # a fixed position a kilometre from Leeds' centre
+
+
+def test_near_me_and_a_town_show_distances_sorted_within_the_radius(browser, base_url: str) -> None:
+    """"Near me" asks for the position only on its click and lists the nearest first, each card saying how
+    far; a typed town with a radius in miles keeps every result inside it; the listing page says how far."""
+    with watched_page(browser, base_url, viewport={"width": 1280, "height": 900}, geolocation=LEEDS_BUYER,
+                      permissions=["geolocation"]) as pg:
+        assert not pg.is_visible("#results-list .card")
+        pg.click("#near-me")
+        wait_summary(pg, "nearest first")
+        wait_results(pg)
+        assert pg.input_value("#near") == "53.80,-1.55" and pg.input_value("#sort") == "distance"
+        assert "within 25 miles of you, nearest first" in summary(pg)
+        miles = pg.eval_on_selector_all("#results-list .card .distance", "ds => ds.map(d => d.textContent)")
+        locations = {c["location"] for c in cards(pg)}
+        assert miles and all(m.endswith("away") for m in miles) and locations == {"Leeds, West Yorkshire"}
+        leeds = api_total(base_url, near="53.80,-1.55", within_km=str(25 * 1.609344))
+        assert card_count(pg) == leeds and "near=53.80%2C-1.55" in pg.url
+
+        pg.fill("#q", "sofa bike table lamp")
+        pg.fill("#near", "Bristol")
+        pg.select_option("#within", "10")
+        pg.select_option("#sort", "distance")
+        wait_summary(pg, "within 10 miles of Bristol, nearest first")
+        wait_results(pg)
+        found = cards(pg)
+        assert found and {c["location"] for c in found} == {"Bristol, Bristol"}
+        km = pg.eval_on_selector_all("#results-list .card .distance", "ds => ds.map(d => d.textContent)")
+        values = [0.0 if m.startswith("under") else float(m.split()[0]) for m in km]
+        assert len(values) == len(found) and values == sorted(values) and max(values) <= 10
+
+        pg.fill("#near", "Leedz")
+        pg.press("#near", "Enter")
+        pg.wait_for_selector("#near[aria-invalid=true]")
+        assert "Did you mean Leeds" in pg.text_content("#near-error")
+
+        pg.fill("#near", "Bristol")
+        pg.press("#near", "Enter")
+        wait_summary(pg, "within 10 miles of Bristol")
+        wait_results(pg)
+        pg.click("#results-list article >> nth=0")
+        pg.wait_for_selector("#listing-distance:not([hidden])")
+        assert pg.text_content("#listing-distance").endswith("away")
+        shot(pg, "40-near")

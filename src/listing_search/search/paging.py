@@ -9,6 +9,9 @@ no listing twice, none skipped, and a sorted order never goes back across a page
   the value, then the listing key; listings without a price or date last). Their cursor is a keyset,
   the last listing's (value, key): a listing added between two pages neither shifts nor repeats
   what follows.
+* ``distance`` (a search near a point): the same keyset, (km from the point, key). Distances are
+  looked up, never recomputed differently, so a page boundary's (km, key) compares exactly. Browsing
+  near a point (no words, no photo) "by relevance" is this order: the nearest first.
 
 A cursor is bound to its search (words, photo, filters, sort): handed to another, it is refused.
 """
@@ -23,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from listing_search.core.query import NEWEST, RELEVANCE, Page, Query
+from listing_search.core.query import DISTANCE, NEWEST, RELEVANCE, Page, Query
+from listing_search.core.near import Near
 from listing_search.errors import BadCursor
 from listing_search.index.catalog import CatalogView
 
@@ -73,8 +77,19 @@ def search_fingerprint(query: Query) -> str:
 
 
 def _filters(query: Query) -> tuple:
+    """The filters as bound; the point and radius only when set, so cursors given before ``near``
+    existed still continue their searches."""
     f = query.filters
-    return f.category, f.min_price, f.max_price, f.location
+    near = () if f.near is None else ((f.near.lat, f.near.lon, f.near.within_km),)
+    return (f.category, f.min_price, f.max_price, f.location, *near)
+
+
+def stored_order(query: Query, sort: str) -> str:
+    """The stored order a sort pages by when there is no ranking: "relevance" lists the nearest first
+    near a point, else the newest."""
+    if sort != RELEVANCE:
+        return sort
+    return DISTANCE if query.filters.near is not None else NEWEST
 
 
 @dataclass(frozen=True)
@@ -91,7 +106,8 @@ def cut_page(catalog: CatalogView, ranked_rows: np.ndarray | None, all_rows: np.
     cursor = _checked(page, fingerprint, sort)
     if sort == RELEVANCE and ranked_rows is not None:
         return _relevance_page(catalog, ranked_rows, page, cursor, fingerprint)
-    return _stored_page(catalog, all_rows, page, cursor, fingerprint, NEWEST if sort == RELEVANCE else sort, sort)
+    return _stored_page(catalog, all_rows, page, cursor, fingerprint, stored_order(query, sort), sort,
+                        query.filters.near)
 
 
 def _checked(page: Page, fingerprint: str, sort: str) -> Cursor | None:
@@ -121,9 +137,9 @@ def _relevance_page(catalog: CatalogView, rows: np.ndarray, page: Page, cursor: 
 
 
 def _stored_page(catalog: CatalogView, rows: np.ndarray, page: Page, cursor: Cursor | None, fingerprint: str,
-                 order: str, sort: str) -> Slice:
+                 order: str, sort: str, near: Near | None = None) -> Slice:
     rows = np.asarray(rows, np.int64)
-    sk = catalog.sort_key(rows, order)
+    sk = catalog.sort_key(rows, order, near)
     primary = np.where(np.isnan(sk.primary), np.inf, sk.primary)
     secondary = sk.secondary
     skip = page.offset

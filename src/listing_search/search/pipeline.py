@@ -21,15 +21,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from listing_search.core.query import Filters, HistoryEvent, Page, Query
-from listing_search.errors import UnknownCategory
+from listing_search.core.near import Near
+from listing_search.core.query import DISTANCE, RADIUS, Filters, HistoryEvent, Page, Query
+from listing_search.errors import BadNear, UnknownCategory
 from listing_search.index.catalog import NONE, CatalogView
 from listing_search.index.live import LiveIndexes
 from listing_search.models.bundle import ModelBundle
 from listing_search.search import present
 from listing_search.search.candidates import Allowed, Retriever
-from listing_search.search.facets import Facets, category_facet, price_facet
+from listing_search.search.facets import Facets, category_facet, distance_facet, price_facet
 from listing_search.search.match import alerting_rows, holding_words, match_set
+from listing_search.search.nearby import resolve_near, suggest_places
 from listing_search.search.paging import cut_page
 from listing_search.search.personalise import Personaliser, Profile
 from listing_search.search.rank import Ranker
@@ -78,7 +80,7 @@ class SearchPipeline:
     # ------------------------------------------------------------- doors
     def search(self, query: Query) -> Result:
         """A page of M for words and/or a photo (filters alone browse); ``total`` = |M|."""
-        self.check_filters(query.filters)
+        self.check_query(query)
         if query.text is None and not query.has_image:
             return self.browse(query)
         catalog = self.live.catalog
@@ -87,10 +89,14 @@ class SearchPipeline:
         ranked = scored.ranked
         matched = match_set(u, ranked, holding, self.models)
         page = cut_page(catalog, matched.rows, matched.rows, query, query.sort)
+        near = query.filters.near
         facets = Facets(category_facet(catalog, self._matched(query, u, catalog, matched, "category")),
-                        price_facet(catalog, self._matched(query, u, catalog, matched, "min_price", "max_price")))
+                        price_facet(catalog, self._matched(query, u, catalog, matched, "min_price", "max_price")),
+                        distance_facet(catalog, np.union1d(matched.rows, self._matched(query, u, catalog, matched,
+                                                                                      RADIUS)), near)
+                        if near is not None else [])
         return Result(present.hits(catalog, page.rows, ranked, u, self.retriever, matched.position,
-                                   matched.no_match),
+                                   matched.no_match, near),
                       matched.total, page.next_cursor, u.words, u.corrections,
                       present.shown_categories(u, self.models, self.encoders.vision_categories),
                       matched.no_match, u.unknown_words, ranked.best_relevance, facets,
@@ -98,29 +104,32 @@ class SearchPipeline:
 
     def _matched(self, query: Query, u: Understanding, catalog: CatalogView, matched, *names: str) -> np.ndarray:
         """M's rows for the search without the filters ``names`` (the search's own M when they are unset)."""
-        if all(getattr(query.filters, n) is None for n in names):
+        if not any(query.filters.sets(n) for n in names):
             return matched.rows
         other = replace(query, filters=_without(query.filters, names))
         scored, holding = self._ranked(other, u, catalog)
         return match_set(u, scored.ranked, holding, self.models).rows
 
     def browse(self, query: Query) -> Result:
-        """Every listing passing the filters (M), in ``query.sort`` order (relevance: newest first)."""
-        self.check_filters(query.filters)
+        """Every listing passing the filters (M), in ``query.sort`` order (relevance: the nearest first
+        near a point, else the newest)."""
+        self.check_query(query)
         catalog = self.live.catalog
         allowed = Allowed.of(catalog, query.filters, query.exclude)
         rows = allowed.rows()
         page = cut_page(catalog, None, rows, query, query.sort)
 
         def under_others(*names: str) -> np.ndarray:
-            if all(getattr(query.filters, n) is None for n in names):
+            if not any(query.filters.sets(n) for n in names):
                 return rows
             return Allowed.of(catalog, _without(query.filters, names), query.exclude).rows()
 
+        near = query.filters.near
         facets = Facets(category_facet(catalog, under_others("category")),
-                        price_facet(catalog, under_others("min_price", "max_price")))
-        return Result(present.hits(catalog, page.rows, None, None, self.retriever), len(rows), page.next_cursor,
-                      facets=facets)
+                        price_facet(catalog, under_others("min_price", "max_price")),
+                        distance_facet(catalog, under_others(RADIUS), near) if near is not None else [])
+        return Result(present.hits(catalog, page.rows, None, None, self.retriever, near=near), len(rows),
+                      page.next_cursor, facets=facets)
 
     def similar(self, listing_id: str, k: int, filters: Filters = Filters()) -> list[Hit] | None:
         """Listings whose photos look like this one's, best first; None when the listing is unknown."""
@@ -195,7 +204,7 @@ class SearchPipeline:
         picks = ranked.order[:k]
         position = {int(ranked.candidates.rows[i]): at for at, i in enumerate(ranked.order)}
         return present.hits(catalog, ranked.candidates.rows[picks], ranked, scored.understanding, self.retriever,
-                            position)
+                            position, near=query.filters.near)
 
     def _feed(self, catalog: CatalogView, profile: Profile, k: int, filters: Filters) -> list[Hit]:
         """A history alone as the query: candidates near its vectors, ranked as if it had asked."""
@@ -208,7 +217,21 @@ class SearchPipeline:
         ranked = self.ranker.rank(catalog, u, cands)
         position = {int(ranked.candidates.rows[i]): at for at, i in enumerate(ranked.order)}
         return present.hits(catalog, ranked.candidates.rows[ranked.order[:k]], ranked, None, self.retriever,
-                            position)
+                            position, near=filters.near)
+
+    def check_query(self, query: Query) -> None:
+        """The filters (below), and a sort by distance only near a point; 422 otherwise."""
+        self.check_filters(query.filters)
+        if query.sort == DISTANCE and query.filters.near is None:
+            raise BadNear("sort: distance needs near (a town, or a position as 'lat,lon')")
+
+    def resolve_near(self, text: str, within_km: float | None = None) -> Near:
+        """``near`` as a point and a radius (``search.nearby``); ``BadNear`` with close names when unknown."""
+        return resolve_near(self.live.catalog, text, within_km)
+
+    def places(self, prefix: str, k: int) -> list[tuple[str, int]]:
+        """Places starting with ``prefix`` to search near, with how many listings each has."""
+        return suggest_places(self.live.catalog, prefix, k)
 
     def check_filters(self, filters: Filters) -> None:
         """A category filter names a root category or a path prefix some listing has; 422 otherwise."""

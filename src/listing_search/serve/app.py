@@ -19,13 +19,14 @@ from starlette.concurrency import run_in_threadpool
 from listing_search import schema as S
 from listing_search.errors import StorageError
 from listing_search.search.engine import SearchEngine
-from listing_search.serve import auth, errors, security
+from listing_search.serve import auth, errors, privacy, security
 from listing_search.serve.deadlines import BodyDeadlineMiddleware
 from listing_search.serve.limits import FORM_SLACK, BodyLimitMiddleware
 from listing_search.serve.metrics import Metrics, MetricsMiddleware
 from listing_search.serve.metrics import router as metrics_router
 from listing_search.serve.matcher import MatcherService
-from listing_search.serve.routes import alerts, health, images, listings, predict, recommend, search, suggest
+from listing_search.serve.routes import (alerts, health, images, listings, places, predict, recommend, search,
+                                         suggest)
 from listing_search.serve.strict import StrictFormMiddleware, StrictFramingMiddleware
 from listing_search.serve.writes import CatalogWriter
 from listing_search.settings import Settings, get_settings
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Find second-hand listings from a photo, words, or both.
 
 * `POST /v1/search` — photo (multipart `image`) and/or `text`, `k`, filters → ranked listings.
+* `near` (a town or 'lat,lon') and `within_km` on search, browse, recommend and similar: listings within
+  a radius, each with `distance_km`; `sort=distance`; `GET /v1/places?prefix=` names places to search near.
 * `GET /v1/listings/{id}`, `GET /v1/listings/{id}/similar`, `GET /v1/images/{image_id}`.
 * `POST /v1/listings`, `DELETE /v1/listings/{id}` — need the `X-API-Key` header.
 * `POST /v1/saved-searches`, `GET /v1/alerts` — saved searches and their alerts (the `X-Buyer-Token` header).
@@ -77,7 +80,8 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     app.state.matcher = None
     app.state.metrics = Metrics()
     errors.install(app)
-    for module in (predict, search, suggest, recommend, listings, images, health, alerts):
+    privacy.install()  # the access log rounds a buyer's position
+    for module in (predict, search, suggest, places, recommend, listings, images, health, alerts):
         app.include_router(module.router)
     app.include_router(metrics_router)
     _include_web(app)

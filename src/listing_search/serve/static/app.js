@@ -10,6 +10,9 @@ const PERSONALISE_KEY = "listing-search.personalise"; // "off" once the user tur
 const FILTER_DELAY_MS = 400; // a price or place typed applies once typing pauses: one search, not one per key
 const SHOWN_TEXT_MAX = 80; // characters of the buyer's own words echoed back (a pasted page would fill the screen)
 const PAGE_TITLE = document.title;
+const KM_PER_MILE = 1.609344; // the API measures km; UK buyers think in miles
+const DEFAULT_WITHIN_MILES = "25";
+const NEAR_ME_DIGITS = 2; // "Near me" sends the browser's position to 0.01° (~1 km): enough for a town-placed catalogue
 
 /* Every relative address (the API, photos, links, the history's entries) resolves from the site's root,
  * also on a listing's own page (listing/ID) and under a path prefix: the server gives that page
@@ -24,6 +27,7 @@ const els = {
   photo: $("photo"), dropzone: $("dropzone"), preview: $("photo-preview"),
   previewImg: $("photo-preview-img"), photoClear: $("photo-clear"),
   filtersBox: $("filters-box"), filtersCount: $("filters-count"), category: $("category"), priceMin: $("price-min"), priceMax: $("price-max"), location: $("location"),
+  near: $("near"), nearMe: $("near-me"), nearPlaces: $("near-places"), within: $("within"),
   status: $("status"), error: $("error"),
   results: $("results"), resultsList: $("results-list"), resultsSummary: $("results-summary"),
   didYouMean: $("did-you-mean"), searchedWords: $("searched-words"), typedWords: $("typed-words"),
@@ -34,7 +38,7 @@ const els = {
   historyNote: $("history-note"), historyList: $("history-list"), historyClear: $("history-clear"),
   skip: document.querySelector(".skip"), searchView: $("search-view"), listingView: $("listing-view"),
   backLink: $("back-link"), backText: $("back-text"), listingDetail: $("listing-detail"),
-  title: $("listing-title"), price: $("listing-price"), location2: $("listing-location"),
+  title: $("listing-title"), price: $("listing-price"), location2: $("listing-location"), distance2: $("listing-distance"),
   category2: $("listing-category"), like: $("like"), likeText: $("like-text"), photos: $("listing-photos"),
   description: $("listing-description"),
   listingError: $("listing-error"), similar: $("similar"), similarList: $("similar-list"),
@@ -110,6 +114,7 @@ function normalise(raw) {
     match: typeof raw.match === "string" && raw.match ? raw.match : null, // "great match"... or null (uncalibrated)
     photos: photosOf(raw),
     because: raw.because?.title ? raw.because : null, // recommendations: the history listing it is most like
+    distanceKm: Number.isFinite(raw.distance_km) ? raw.distance_km : null, // from the search's "near"
   };
 }
 
@@ -164,6 +169,7 @@ function card(listing) {
   link.href = listingHref(listing.id);
   node.querySelector(".price").textContent = formatPrice(listing.price);
   node.querySelector(".location").textContent = listing.location;
+  showDistance(node.querySelector(".distance"), listing.distanceKm);
   node.querySelector(".category").textContent = listing.category;
   const match = node.querySelector(".match");
   if (listing.match) {
@@ -178,6 +184,18 @@ function card(listing) {
     because.hidden = false;
   }
   return node;
+}
+
+/** "3.2 miles away" (under 10 miles: one decimal); listings are placed at their town, so never "0". */
+function formatDistance(km) {
+  const miles = km / KM_PER_MILE;
+  if (miles < 1) return "under 1 mile away";
+  return `${miles < 10 ? miles.toFixed(1) : Math.round(miles)} miles away`;
+}
+
+function showDistance(el, km) {
+  el.hidden = km === null || km === undefined;
+  el.textContent = el.hidden ? "" : formatDistance(km);
 }
 
 const EVENT_PAST = { viewed: "viewed", liked: "saved", searched: "searched for" };
@@ -267,7 +285,7 @@ function wirePhotoPicker() {
 
 const PROMPT = "Type what you are looking for, add a photo, or choose a filter.";
 const ORDER = { relevance: "best match first", newest: "newest first", price_asc: "lowest price first",
-  price_desc: "highest price first" };
+  price_desc: "highest price first", distance: "nearest first" };
 
 /** The search as the form states it now; later pages of it are asked with this same snapshot. */
 function searchOfForm({ spelling = true } = {}) {
@@ -276,6 +294,10 @@ function searchOfForm({ spelling = true } = {}) {
   if (els.priceMin.value !== "") filters.price_min = Number(els.priceMin.value);
   if (els.priceMax.value !== "") filters.price_max = Number(els.priceMax.value);
   if (els.location.value.trim()) filters.location = els.location.value.trim();
+  if (els.near.value.trim()) {
+    filters.near = els.near.value.trim();
+    filters.within_km = Math.round(Number(els.within.value || DEFAULT_WITHIN_MILES) * KM_PER_MILE * 1000) / 1000;
+  }
   return { words: els.q.value.trim(), photo: chosenPhoto, filters, sort: els.sort.value || "relevance", spelling };
 }
 
@@ -297,7 +319,7 @@ function searchForm(asked, cursor = null) {
 
 /** Words, a photo or a filter: anything to search or browse by. */
 function hasQuery() {
-  const filtered = [els.category, els.priceMin, els.priceMax, els.location].some((el) => el.value.trim());
+  const filtered = [els.category, els.priceMin, els.priceMax, els.location, els.near].some((el) => el.value.trim());
   return Boolean(els.q.value.trim() || chosenPhoto || filtered);
 }
 
@@ -323,6 +345,11 @@ function describeSearch({ words, photo, filters }) {
   else if (min != null) parts.push(`from ${formatMoney(min)}`);
   else if (max != null) parts.push(`up to ${formatMoney(max)}`);
   if (filters.location) parts.push(`near ${shortened(filters.location)}`);
+  if (filters.near) {
+    const miles = Math.round((Number(filters.within_km) / KM_PER_MILE) * 10) / 10;
+    const where = /^\s*[-+]?[\d.]+\s*,\s*[-+]?[\d.]+\s*$/.test(filters.near) ? "you" : shortened(filters.near);
+    parts.push(`within ${miles} mile${miles === 1 ? "" : "s"} of ${where}`); // a position is the buyer's own
+  }
   return parts.filter(Boolean).join(", ");
 }
 
@@ -331,9 +358,10 @@ function subjectOf(s) {
   return isBrowse(s) ? describeSearch(s) : `for ${describeSearch(s)}`;
 }
 
-/** Browsing "by relevance" has nothing to be relevant to: the API lists newest first. */
+/** Browsing "by relevance" has nothing to be relevant to: the API lists newest first (nearest first near a place). */
 function orderOf(s) {
-  return isBrowse(s) && s.sort === "relevance" ? ORDER.newest : (ORDER[s.sort] ?? ORDER.relevance);
+  if (isBrowse(s) && s.sort === "relevance") return s.filters.near ? ORDER.distance : ORDER.newest;
+  return ORDER[s.sort] ?? ORDER.relevance;
 }
 
 /** Notes above the results (did you mean, photo guess, no good match) belong to one answer only. */
@@ -510,7 +538,7 @@ function priceProblem(field, name) {
 
 /** Each field with a mistake gets its sentence below it, aria-invalid and aria-describedby; the others are cleared. */
 function showFieldErrors(problems, { focus = false } = {}) {
-  for (const field of [els.q, els.category, els.priceMin, els.priceMax, els.location]) {
+  for (const field of [els.q, els.category, els.priceMin, els.priceMax, els.location, els.near, els.within]) {
     const problem = problems.find((p) => p.field === field);
     const message = $(field.id + FIELD_ERROR_SUFFIX);
     message.textContent = problem?.message ?? "";
@@ -535,11 +563,20 @@ const FIELD_SENTENCES = {
   price_min: [() => els.priceMin, "Enter the min price as a number of pounds, £0 or more."],
   price_max: [() => els.priceMax, "Enter the max price as a number of pounds, £0 or more."],
   location: [() => els.location, "This place can’t be searched: enter a town or area, like Leeds."],
+  near: [() => els.near, "This place can’t be searched from: enter a town, like Leeds."],
+  within_km: [() => els.within, "Choose a distance from the list."],
 };
 
 function fieldProblemsOf(error) {
   if (error?.status !== 422) return [];
   const body = error.body ?? {};
+  if (typeof body.detail === "string" && /^near: unknown place/.test(body.detail)) { // the API names close places
+    const matches = Array.isArray(body.matches) ? body.matches.slice(0, 3) : [];
+    const typed = shortened(els.near.value.trim(), 40);
+    return [{ field: els.near, message: matches.length ? `We don’t know “${typed}”. Did you mean ${matches.join(", ")}?`
+      : `We don’t know “${typed}”. Enter a town, like Leeds.` }];
+  }
+  if (typeof body.detail === "string" && /^near: /.test(body.detail)) return [{ field: els.near, message: body.detail.slice(6) }];
   if (typeof body.detail === "string" && /^price_min \S+ is above price_max/.test(body.detail)) {
     return [{ field: els.priceMax, message: "The min price is above the max price. Lower the min or raise the max." }];
   }
@@ -560,7 +597,50 @@ function wireFilters() {
     });
   }
   els.category.addEventListener("change", () => search());
+  wireNear();
   els.sort.addEventListener("change", () => { sortIsBrowseDefault = false; search(); });
+}
+
+/** "Near": a town typed (places offered as it is typed; the search runs once it is chosen or left), or
+ * "Near me": the browser's position, asked only on that click, sent to 0.01°. The radius is in miles. */
+function wireNear() {
+  let placesTimer = 0;
+  els.near.addEventListener("input", () => {
+    clearTimeout(placesTimer);
+    placesTimer = setTimeout(() => suggestPlaces(els.near.value.trim()), FILTER_DELAY_MS / 2);
+  });
+  els.near.addEventListener("change", () => search({ typing: els.near }));
+  els.within.addEventListener("change", () => { if (els.near.value.trim()) search(); });
+  els.nearMe.addEventListener("click", () => {
+    if (!navigator.geolocation) {
+      showFieldErrors([{ field: els.near, message: "This browser can’t share your location: type a town instead." }]);
+      return;
+    }
+    els.nearMe.disabled = true;
+    setStatus("Finding your location…", true);
+    navigator.geolocation.getCurrentPosition((pos) => {
+      els.nearMe.disabled = false;
+      setStatus("");
+      const { latitude, longitude } = pos.coords;
+      els.near.value = `${latitude.toFixed(NEAR_ME_DIGITS)},${longitude.toFixed(NEAR_ME_DIGITS)}`;
+      search();
+    }, () => {
+      els.nearMe.disabled = false;
+      setStatus("");
+      showFieldErrors([{ field: els.near, message: "Your location isn’t available: type a town instead." }]);
+    }, { maximumAge: 600_000, timeout: 15_000 });
+  });
+}
+
+async function suggestPlaces(prefix) {
+  if (!prefix || /^[-+\d.,\s]+$/.test(prefix)) { els.nearPlaces.replaceChildren(); return; }
+  try {
+    const body = await api(`places?prefix=${encodeURIComponent(prefix)}&k=8`);
+    if (els.near.value.trim() !== prefix) return; // typing went on
+    els.nearPlaces.replaceChildren(...(body?.places ?? []).map((p) => new Option(p.name)));
+  } catch (e) {
+    console.warn("places unavailable:", e.message); // typing a whole town still works
+  }
 }
 
 /** The next page of the search on screen, appended; a listing already shown is not shown twice. */
@@ -617,12 +697,13 @@ function wireSearchNotes() {
 /* The words, filters and sort live in the address (the photo cannot), so a search can be bookmarked,
  * shared, reloaded, and gone back to: each new search is a history entry. */
 const URL_FIELDS = { q: "q", category: "category", price_min: "priceMin", price_max: "priceMax",
-  location: "location", sort: "sort" };
+  location: "location", near: "near", within: "within", sort: "sort" };
 
 function queryOfForm() {
   const params = new URLSearchParams();
   for (const [key, el] of Object.entries(URL_FIELDS)) {
     const v = els[el].value.trim();
+    if (key === "within" && (!els.near.value.trim() || v === DEFAULT_WITHIN_MILES)) continue;
     if (v && !(key === "sort" && (v === "relevance" || sortIsBrowseDefault))) params.set(key, v);
   }
   const qs = params.toString();
@@ -647,6 +728,7 @@ function loadStateFromUrl() {
     else els[el].value = params.get(key) ?? "";
   }
   if (!els.sort.value) els.sort.value = "relevance"; // missing or unknown
+  if (!els.within.value) els.within.value = DEFAULT_WITHIN_MILES;
   sortIsBrowseDefault = false;
   syncSort();
 }
@@ -656,13 +738,21 @@ function loadStateFromUrl() {
  * the user chose "Newest" themselves. */
 function syncSort() {
   const browsing = !els.q.value.trim() && !chosenPhoto;
+  const near = Boolean(els.near.value.trim());
   const bestMatch = els.sort.querySelector('option[value="relevance"]');
+  const nearest = els.sort.querySelector('option[value="distance"]');
   bestMatch.hidden = bestMatch.disabled = browsing;
-  if (browsing && els.sort.value === "relevance") {
-    els.sort.value = "newest";
+  nearest.hidden = nearest.disabled = !near; // nearest to nowhere: the API refuses it
+  const browseDefault = near ? "distance" : "newest"; // what browsing "by relevance" lists
+  if (!near && els.sort.value === "distance") {
+    els.sort.value = browsing ? "newest" : "relevance";
+    sortIsBrowseDefault = browsing;
+  }
+  if (browsing && (els.sort.value === "relevance" || (sortIsBrowseDefault && els.sort.value !== browseDefault))) {
+    els.sort.value = browseDefault;
     sortIsBrowseDefault = true;
   } else if (!browsing && sortIsBrowseDefault) {
-    if (els.sort.value === "newest") els.sort.value = "relevance";
+    if (els.sort.value === "newest" || els.sort.value === "distance") els.sort.value = "relevance";
     sortIsBrowseDefault = false;
   }
 }
@@ -674,7 +764,7 @@ function setCategory(name) {
 
 /** Filters start open on wide screens, or whenever one is set; folded on phones to keep results in view. */
 function syncFilters(initial = false) {
-  const active = [els.category, els.priceMin, els.priceMax, els.location].filter((el) => el.value.trim()).length;
+  const active = [els.category, els.priceMin, els.priceMax, els.location, els.near].filter((el) => el.value.trim()).length;
   els.filtersCount.textContent = active ? `(${active} on)` : "";
   if (initial && (active || window.matchMedia("(min-width: 561px)").matches)) els.filtersBox.open = true;
 }
@@ -793,6 +883,12 @@ function linkBack(view) {
   return view.querySelector(`a[data-listing-id="${sel}"], article[data-listing-id="${sel}"] .card-link`);
 }
 
+/** "?near=Leeds" when the search on screen is near a place: the listing page says how far it is. */
+function nearParam() {
+  const near = current?.asked?.filters?.near;
+  return near ? `?near=${encodeURIComponent(near)}` : "";
+}
+
 async function openListing(id) {
   const seq = ++openSeq;
   els.title.textContent = "Loading…";
@@ -808,7 +904,7 @@ async function openListing(id) {
   delete els.listingView.dataset.listingId;
   els.title.focus();
   const [detail, similar] = await Promise.allSettled([
-    api(`listings/${encodeURIComponent(id)}`),
+    api(`listings/${encodeURIComponent(id)}${nearParam()}`),
     api(`listings/${encodeURIComponent(id)}/similar?k=${ROW_K}`),
   ]);
   if (seq !== openSeq) return;
@@ -852,6 +948,7 @@ function showDetail(listing) {
   els.title.textContent = listing.title;
   els.price.textContent = formatPrice(listing.price);
   els.location2.textContent = listing.location;
+  showDistance(els.distance2, listing.distanceKm);
   els.category2.textContent = listing.categoryPath || listing.category;
   els.description.textContent = listing.description;
   showLike(listing.id);
