@@ -515,9 +515,9 @@ async function search({ spelling = true, typing = null, submitted = false } = {}
   showError("");
   const seq = ++searchSeq; // answers to an older search (or its later pages) are no longer wanted
   syncSort();
-  saveStateToUrl(continued);
   syncFilters();
   if (!hasQuery()) {
+    saveStateToUrl(continued);
     current = null;
     setStatus("");
     setBusy(false);
@@ -533,8 +533,11 @@ async function search({ spelling = true, typing = null, submitted = false } = {}
     : `Searching for ${describeSearch(asked)}…`, true);
   els.more.hidden = true;
   setBusy(true);
+  // Sent before the address is written: a pushState takes milliseconds the server can use meanwhile.
+  const answer = api("search", { method: "POST", body: searchForm(asked) });
+  saveStateToUrl(continued);
   try {
-    const body = await api("search", { method: "POST", body: searchForm(asked) });
+    const body = await answer;
     if (seq !== searchSeq) return;
     showAnswer(body, asked);
     setStatus("");
@@ -829,6 +832,8 @@ function showFacets(facets) {
   els.facetPrice.replaceChildren(...(prices ? priceFacetItems(prices) : []));
   for (const list of [els.facetCategory, els.facetPrice]) list.closest(".facet").hidden = !list.children.length;
   els.facets.hidden = !els.facetCategory.children.length && !els.facetPrice.children.length;
+  // A class, not a :has() rule: :has would be checked again at every card the answer adds.
+  els.facets.parentElement.classList.toggle("with-facets", !els.facets.hidden);
   // The button pressed was rebuilt with the answer: focus goes to its twin, not to the page's start.
   if (focused) els.facets.querySelector(`button[data-facet="${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
   scrollPressedIntoStrip();
@@ -936,15 +941,17 @@ function splitOnce(text, sep) {
   return [text.slice(0, at), text.slice(at + sep.length)];
 }
 
-/** On a phone the facets are one sideways strip: the chosen value is scrolled into it (sideways only:
- * the page itself does not move). */
+/** On a phone the facets are one sideways strip: the chosen value is scrolled to its start, its
+ * subcategories after it (sideways only: the page itself does not move). */
+const STRIP = window.matchMedia("(max-width: 899px)"); // as the style sheet lays the facets out as a strip
+
 function scrollPressedIntoStrip() {
-  if (getComputedStyle(els.facets).overflowX !== "auto") return;
+  if (!STRIP.matches) return; // a column: nothing to scroll (and no style worked out before the cards are)
   const pressed = [...els.facets.querySelectorAll('button[aria-pressed="true"]')]
     .find((b) => b.dataset.facet !== "category:");
   if (!pressed) { els.facets.scrollLeft = 0; return; }
   const strip = els.facets.getBoundingClientRect(), box = pressed.getBoundingClientRect();
-  if (box.left < strip.left || box.right > strip.right) els.facets.scrollLeft += box.left - strip.left - 16;
+  if (box.left < strip.left || box.right > strip.right - 48) els.facets.scrollLeft += box.left - strip.left - 24;
 }
 
 function wireFacets() {
