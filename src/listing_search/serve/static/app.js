@@ -263,7 +263,21 @@ function showSnippet(el, snippet) {
   const text = typeof snippet?.text === "string" ? snippet.text : "";
   const spans = usableSpans(text, snippet?.spans);
   el.hidden = !text || !spans.length;
-  if (!el.hidden) el.replaceChildren(marked(text, spans));
+  if (el.hidden) return;
+  const shown = fromFirstMark(text, spans);
+  el.replaceChildren(marked(shown.text, shown.spans));
+}
+
+const SNIPPET_LEAD = 16; // characters kept before the first word marked: on a phone's card it is on line one
+
+/** The snippet from a word shortly before its first mark ("…" in front), so the two lines a card shows
+ * hold a marked word; the spans shifted to match. Cut after a space: never inside a word or an emoji. */
+function fromFirstMark(text, spans) {
+  const first = spans[0][0];
+  const space = text.indexOf(" ", first - SNIPPET_LEAD);
+  if (first <= SNIPPET_LEAD || space < 0 || space + 1 >= first) return { text, spans };
+  // What follows the space, behind a one-unit "…": index i of the text is i - space of what is shown.
+  return { text: `…${text.slice(space + 1)}`, spans: spans.map(([s, e]) => [s - space, e - space]) };
 }
 
 function fill(list, listings) {
@@ -834,9 +848,34 @@ function showFacets(facets) {
   els.facets.hidden = !els.facetCategory.children.length && !els.facetPrice.children.length;
   // A class, not a :has() rule: :has would be checked again at every card the answer adds.
   els.facets.parentElement.classList.toggle("with-facets", !els.facets.hidden);
+  for (const list of [els.facetCategory, els.facetPrice]) rove(list, list.querySelector('[aria-pressed="true"]'));
   // The button pressed was rebuilt with the answer: focus goes to its twin, not to the page's start.
-  if (focused) els.facets.querySelector(`button[data-facet="${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
+  const twin = focused && els.facets.querySelector(`button[data-facet="${CSS.escape(focused)}"]`);
+  if (twin) {
+    rove(twin.closest(".facet-list"), twin);
+    twin.focus({ preventScroll: true });
+  }
   scrollPressedIntoStrip();
+}
+
+/* Each facet is a toolbar: one Tab stop (its chosen value, else its first), the arrow keys, Home and End
+ * move within it. Ten price bands and a dozen categories would otherwise be twenty Tabs to the cards. */
+function rove(list, current) {
+  const buttons = [...list.querySelectorAll("button")];
+  const stop = buttons.includes(current) ? current : buttons[0];
+  for (const b of buttons) b.tabIndex = b === stop ? 0 : -1;
+}
+
+function onFacetKey(e) {
+  const button = e.target.closest("button[data-facet]");
+  const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1, Home: -Infinity, End: Infinity }[e.key];
+  if (!button || step === undefined || e.altKey || e.ctrlKey || e.metaKey) return;
+  const list = button.closest(".facet-list");
+  const buttons = [...list.querySelectorAll("button")];
+  const at = Math.min(buttons.length - 1, Math.max(0, buttons.indexOf(button) + step));
+  e.preventDefault(); // the page does not scroll
+  rove(list, buttons[at]);
+  buttons[at].focus();
 }
 
 /** One facet value: a toggle button saying its name and how many listings it holds. */
@@ -955,6 +994,7 @@ function scrollPressedIntoStrip() {
 }
 
 function wireFacets() {
+  els.facets.addEventListener("keydown", onFacetKey);
   els.facets.addEventListener("click", (e) => {
     const button = e.target.closest("button[data-facet]");
     if (button) chooseFacet(button);
