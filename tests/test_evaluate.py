@@ -107,3 +107,26 @@ def test_evaluate_cli_fails_with_exit_2_on_a_missing_folder(trained_artifacts: P
                                       str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "Products.csv" in result.output
+
+
+def test_full_path_precision_counts_only_neighbours_of_the_querys_own_path(tmp_path: Path) -> None:
+    """Two query photos; each one's 2 nearest catalogue photos share its root, one of them its path."""
+    import pandas as pd
+
+    from listing_search import schema as S
+    from listing_search.evaluate.registry import EvalContext
+    from listing_search.evaluate.vision import Catalogue, VisionOutputs
+
+    ctx = EvalContext(tiny_settings(), tmp_path, tmp_path)
+    listings = pd.DataFrame({S.LISTING_ID: ["q1", "q2"], S.CATEGORY_PATH: ["A / x", "B / y"]})
+    ctx.__dict__.update(
+        tables=(listings, pd.DataFrame()), categories=["A", "B"],
+        _vision=VisionOutputs(["i1", "i2"], np.array(["q1", "q2"]), np.array([0, 1]),
+                             np.array([[1.0, 0.0], [0.0, 1.0]], np.float32), np.zeros((2, 2), np.float32)),
+        _catalogue=Catalogue(np.array([[1, 0.1], [1, 0.2], [0.1, 1], [0.2, 1]], np.float32),
+                            np.array(["A", "A", "B", "B"], dtype=object),
+                            np.array(["A / x", "A / z", "B / w", "B / y"], dtype=object)))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("listing_search.evaluate.vision.K", 2)
+        assert METRICS["vision_photo_precision_at_10"](ctx) == 1.0
+        assert METRICS["vision_photo_path_precision_at_10"](ctx) == 0.5

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from listing_search import schema as S
@@ -53,7 +53,8 @@ class VisionSettings(BaseModel):
     lr_head: float = 1e-3
     lr_backbone: float = 1e-4
     weight_decay: float = 1e-4
-    patience: int = Field(10, ge=1, description="Epochs without a better val accuracy before stopping.")
+    patience: int = Field(10, ge=1, description="Epochs without a better val measure (photo -> photo P@10 for the "
+                          "retrieval head, accuracy for the imagenet head) before stopping.")
     train_last_blocks: int = Field(
         0, ge=0, description="How many final backbone stages are fine-tuned (the final 1x1 conv counts as one); "
         "0: the convolutional backbone is frozen and only the ImageNet 1000-way layer and the head train "
@@ -69,9 +70,40 @@ class VisionSettings(BaseModel):
     subset: int | None = Field(None, ge=1, description="Use only this many photos (quick runs, tests).")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 42
-    embed_layer: Literal["logits1000", "pooled"] = "logits1000"
+    head: Literal["imagenet", "retrieval"] = Field(
+        "imagenet", description="imagenet: the original project's head (the 1000-way layer, ReLU, a category layer; "
+        "early-stopped on val accuracy); retrieval: an MLP embedding trained for neighbours (root + full-path "
+        "cross-entropy + supervised contrastive, early-stopped on val photo -> photo P@10). On never-seen listings "
+        "(docs/vision.md, 2026-12-06) retrieval lifts photo -> photos P@10 0.400 -> 0.454 but not photo search "
+        "(0.516 -> 0.511) and costs photo + title 0.826 -> 0.817, so imagenet stays the default.")
+    embedding_dim: int = Field(1000, ge=8, le=4096, description="The retrieval head's embedding size (1000: the "
+                               "size the original API returned).")
+    hidden_dim: int = Field(1024, ge=8, le=8192, description="The retrieval head's hidden layer.")
+    path_loss_weight: float = Field(1.0, ge=0.0, description="Retrieval head: weight of the full-path cross-entropy.")
+    supcon_weight: float = Field(1.0, ge=0.0, description="Retrieval head: weight of the supervised contrastive loss.")
+    supcon_temperature: float = Field(0.1, gt=0.0, le=10.0)
+    hold_out_ranker_queries: bool | None = Field(
+        None, description="Leave the photos of tune-ranker's training-query listings (rank.seed, rank.train_queries) "
+        "out of the head's training, as embed-text does: the ranker then learns from photos the head never saw, "
+        "as users' are (measured 2026-12-06: trained on them, the retrieval head made photo + title P@10 on "
+        "never-seen listings fall 0.826 -> 0.738). None: on for the retrieval head (it memorises its training "
+        "photos), off for the imagenet head (the original recipe).")
+    embed_layer: Literal["head", "logits1000", "pooled"] = Field(
+        "head", description="What the photo index holds: the head's embedding (head; logits1000 is the imagenet "
+        "head's original name for it) or the backbone's pooled features (pooled).")
     embed_batch_size: int = Field(64, ge=1)
     sweep: list[dict] = Field(default_factory=list, description="Extra configurations to train and compare.")
+
+    def holds_out(self) -> bool:
+        """Whether training leaves out tune-ranker's training-query listings (see ``hold_out_ranker_queries``)."""
+        return self.head == "retrieval" if self.hold_out_ranker_queries is None else self.hold_out_ranker_queries
+
+    @model_validator(mode="after")
+    def _layer_fits_head(self) -> "VisionSettings":
+        if self.embed_layer == "logits1000" and self.head != "imagenet":
+            raise ValueError("embed_layer 'logits1000' is the imagenet head's 1000-way layer; with the "
+                             f"{self.head} head use 'head' or 'pooled'")
+        return self
 
 
 class TextSettings(BaseModel):

@@ -90,7 +90,7 @@ def brute_force_m(engine, query: Query) -> set[str]:
     """M from its definition (``search.match``): every listing passing the filters that holds the words
     (scanning every listing's title and description), plus the ranked candidates whose relevance
     reaches the threshold, hold a near-identical photo, or are among the 10 best ranked."""
-    from listing_search.search.match import MIN_SHOWN, no_match
+    from listing_search.search.match import MIN_SHOWN
     from listing_search.search.rank import NEAR_DUPLICATE, calibration_mode
     from listing_search.search.types import IMAGE
 
@@ -104,7 +104,7 @@ def brute_force_m(engine, query: Query) -> set[str]:
     terms = match_terms(u.words)
     held = {x.listing_id for x in passing if holds(terms, x.title, x.description)}
     held_rows = np.array([view.row_of_id(i) for i in held], np.int64)
-    if u.unknown_words or no_match(u, ranked, held_rows, engine.models):
+    if u.unknown_words:
         return set()
     threshold = engine.models.no_match_below(calibration_mode(u))
     rel, rows, image = ranked.relevance, scored.candidates.rows, scored.candidates.score(IMAGE)

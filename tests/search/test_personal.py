@@ -31,3 +31,18 @@ def test_an_unrelated_history_leaves_the_results_alone_and_a_related_one_leans_t
         assert not np.allclose([h.score for h in own.hits], [h.score for h in alone.hits])
     finally:
         engine.close()
+
+
+def test_a_history_of_old_events_still_points_somewhere(ranked_artifacts: Path):
+    """Weights decay by age (half-life 14 days): a years-old history must still give unit vectors, its
+    events weighted in ratio (a sum of 1e-24-weighted vectors is not a direction)."""
+    engine = SearchEngine.load(serve_settings(ranked_artifacts), ranked_artifacts)
+    try:
+        view = engine.live.catalog
+        ids = [view.listing_id[r] for r in view.live_rows() if "laptop" in view.title[r]][:3]
+        old = tuple(HistoryEvent(i, "viewed", 1.0e9) for i in ids)  # 2001
+        profile = engine.pipeline.personaliser.profile(view, old)
+        assert abs(float(np.linalg.norm(profile.text_vec)) - 1.0) < 1e-5
+        assert abs(float(np.linalg.norm(profile.image_vec)) - 1.0) < 1e-5
+    finally:
+        engine.close()

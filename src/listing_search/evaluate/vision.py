@@ -36,10 +36,11 @@ class VisionOutputs:
 
 @dataclass
 class Catalogue:
-    """The searchable photos: ART/image_embeddings.npy with their root category from training_data.csv."""
+    """The searchable photos: ART/image_embeddings.npy with their categories from training_data.csv."""
 
     embeddings: np.ndarray
     roots: np.ndarray  # root category name per row
+    paths: np.ndarray | None = None  # full category path per row
 
 
 def vision_outputs(ctx: EvalContext) -> VisionOutputs:
@@ -63,11 +64,13 @@ def load_catalogue(artifacts: Path) -> Catalogue:
     ids = json.loads((artifacts / S.IMAGE_EMBEDDING_IDS).read_text())
     vectors = np.load(artifacts / S.IMAGE_EMBEDDINGS_NPY)
     training = load_training(artifacts)
-    roots = training.set_index(S.IMAGE_ID)[S.ROOT_CATEGORY].reindex(ids)
+    by_id = training.set_index(S.IMAGE_ID)
+    roots = by_id[S.ROOT_CATEGORY].reindex(ids)
     if roots.isna().any():
         raise ValueError(f"{int(roots.isna().sum())} embedded photos are missing from {S.TRAINING_CSV}: "
                          "re-run `listing-search embed`")
-    return Catalogue(vectors.astype(np.float32), roots.to_numpy(dtype=object))
+    paths = by_id[S.CATEGORY_PATH].reindex(ids).to_numpy(dtype=object)
+    return Catalogue(vectors.astype(np.float32), roots.to_numpy(dtype=object), paths)
 
 
 def _load_photos(folder: Path, ids: list[str], cfg: PreprocessConfig,
@@ -185,6 +188,15 @@ def _image_precision_at_10(ctx: EvalContext) -> float:
     return round(precision_at_k(v.embeddings, roots, cat.embeddings, cat.roots, K), 4)
 
 
+@metric("vision_photo_path_precision_at_10")
+def _image_path_precision_at_10(ctx: EvalContext) -> float:
+    """The same neighbours, a hit only when it has the query's full category path (2 nDCG grades of search)."""
+    v, cat = vision_outputs(ctx), catalogue_of(ctx)
+    path_of = ctx.tables[0].set_index(S.LISTING_ID)[S.CATEGORY_PATH]
+    queries = path_of.reindex(v.listing_ids).to_numpy(dtype=object)
+    return round(precision_at_k(v.embeddings, queries, cat.embeddings, cat.paths, K), 4)
+
+
 @metric("per_category")
 def _per_category(ctx: EvalContext) -> dict[str, dict]:
     return per_category_accuracy(vision_outputs(ctx).logits, vision_outputs(ctx).labels, ctx.categories)
@@ -193,3 +205,9 @@ def _per_category(ctx: EvalContext) -> dict[str, dict]:
 @metric("embed_layer")
 def _embed_layer(ctx: EvalContext) -> str:
     return str(ctx.card.get("embed_layer"))
+
+
+@metric("vision_head")
+def _vision_head(ctx: EvalContext) -> str:
+    return str(ctx.card.get("head", "imagenet"))  # models trained before the choice existed had that one
+

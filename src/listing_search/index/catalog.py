@@ -10,9 +10,12 @@ same listing's fields however the view moves on meanwhile; arrays grow by copyin
 holding the old arrays still finds every row it knew. :meth:`compacted` builds a fresh view
 without retired rows (``index.live`` swaps it in when they outnumber the live ones).
 
-Memory per listing: its strings (id, title, description, photo ids) as Python strings, six
+Memory per listing: its strings (id, title, description, photo ids) as Python strings, nine
 numeric columns and a place in two lookups (key -> row, listing id -> row); category paths,
 roots and locations are stored once each and referenced by a code (``docs/performance.md``).
+Coordinates (``lat``, ``lon``: NaN when not placed) and their precision (``geo``: an index into
+``core.places.PRECISIONS``, ``NONE`` while the store has not placed the listing) are columns too, so
+a search near a place reads them from here.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from listing_search.core.places import PRECISIONS
 from listing_search.core.query import NEWEST, PRICE_ASC, PRICE_DESC, Filters, path_segments
 from listing_search.store.models import Listing
 
 _GROW = 1.5
 NONE = -1  # "no row" in the key -> row lookup
+PRECISION_CODE = {p: i for i, p in enumerate(PRECISIONS)}  # geo_precision -> the ``geo`` column's code
+_COLUMNS = ("key", "price", "posted_at", "root", "path", "location", "label", "alive", "lat", "lon", "geo")
 
 
 class Codes:
@@ -88,6 +94,9 @@ class CatalogView:
         self.location = np.full(capacity, NONE, np.int32)
         self.label = np.full(capacity, NONE, np.int32)
         self.alive = np.zeros(capacity, bool)
+        self.lat = np.full(capacity, np.nan)
+        self.lon = np.full(capacity, np.nan)
+        self.geo = np.full(capacity, NONE, np.int8)
 
     # ------------------------------------------------------------- writes
     @classmethod
@@ -119,6 +128,9 @@ class CatalogView:
         self.path[r] = self.paths.code(rec.category_path or "")
         self.location[r] = self.locations.code(rec.location or "")
         self.label[r] = NONE if rec.label is None else int(rec.label)
+        self.lat[r] = np.nan if rec.lat is None else float(rec.lat)
+        self.lon[r] = np.nan if rec.lon is None else float(rec.lon)
+        self.geo[r] = PRECISION_CODE.get(rec.geo_precision or "", NONE)
         self.listing_id.append(rec.listing_id)
         self.title.append(rec.title or "")
         self.description.append(rec.description or "")
@@ -149,8 +161,7 @@ class CatalogView:
         """Room for ``rows``: new arrays, filled, then published (readers of the old ones are unharmed)."""
         if rows <= len(self.key):
             return
-        old = {name: getattr(self, name) for name in ("key", "price", "posted_at", "root", "path", "location",
-                                                      "label", "alive")}
+        old = {name: getattr(self, name) for name in _COLUMNS}
         self._alloc(max(rows, int(len(self.key) * _GROW) + 1))
         for name, arr in old.items():
             getattr(self, name)[:len(arr)] = arr
@@ -197,12 +208,24 @@ class CatalogView:
     def listing(self, row: int) -> Listing:
         """The row as the store's record type (what results and the listing page are made from)."""
         price, posted = float(self.price[row]), float(self.posted_at[row])
-        label = int(self.label[row])
+        label, lat, lon, geo = int(self.label[row]), float(self.lat[row]), float(self.lon[row]), int(self.geo[row])
         return Listing(int(self.key[row]), self.listing_id[row], self.title[row], self.description[row],
                        None if math.isnan(price) else price, self.locations.values[self.location[row]],
                        self.paths.values[self.path[row]], self.roots.values[self.root[row]],
                        None if label == NONE else label, list(self.image_ids[row]),
-                       None if math.isnan(posted) else posted, list(self.vector_ids[row]))
+                       None if math.isnan(posted) else posted, list(self.vector_ids[row]),
+                       None if math.isnan(lat) else lat, None if math.isnan(lon) else lon,
+                       None if geo == NONE else PRECISIONS[geo])
+
+    def centroid(self, location_codes: Iterable[int], precision: str) -> tuple[float, float] | None:
+        """The mean position of the live listings at these locations placed with ``precision`` (None: none
+        is): an area's centroid for a new listing the gazetteer cannot place (``core.places``)."""
+        n = self.n
+        codes = np.fromiter((int(c) for c in location_codes), np.int32)
+        rows = self.alive[:n] & np.isin(self.location[:n], codes) & (self.geo[:n] == PRECISION_CODE[precision])
+        if not rows.any():
+            return None
+        return float(self.lat[:n][rows].mean()), float(self.lon[:n][rows].mean())
 
     def root_name(self, row: int) -> str:
         return self.roots.values[self.root[row]]

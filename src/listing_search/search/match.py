@@ -1,25 +1,26 @@
 """The match set M: the one definition of which listings a search matches.
 
-For a search that is not "no match", M is the set of listings passing the filters that:
+For a search, M is the set of listings passing the filters that:
 
 * **hold the words** (a search with words), or
 * are ranked candidates whose calibrated relevance reaches the query mode's no-match threshold, or
 * hold a (nearly) identical photo to the query's (cosine >= ``search.rank.NEAR_DUPLICATE``), or
-* are among the ``MIN_SHOWN`` (10) best ranked candidates: a search that matches at all shows at
-  least a page of its best listings (those under the threshold are only ``related``);
+* are among the ``MIN_SHOWN`` (10) best ranked candidates: a search shows at least a page of its
+  best listings;
 
-and for **filters alone** (browsing), every listing that passes them.
+and for **filters alone** (browsing), every listing that passes them. When no listing uses any of
+the words at all, M is empty.
 
 *Holds the words*: every word, after spelling correction, is among the listing's title or
 description terms, both sides tokenised by ``core.text.match_terms`` (lower case, accents and
 plurals folded, function words left out: "chairs" holds "chair").
 
-**No match** (M empty): no listing uses any of the words; or no near-identical photo, no listing
-holds the words, and the best relevance stays under the threshold or, for a photo alone, the best
-photo cosine stays under the mode's cosine threshold. Before ``tune-ranker`` has calibrated relevance,
-every ranked candidate is in M. M depends on the query and the catalogue only: never on ``k``, the
-page, the sort or how many candidates a channel fetched. Relevance orders M; the other sorts order
-all of it; ``total`` = |M| (``search.paging``).
+**No match** (``no_match``, said above the results, every result then ``related``): no listing
+holds the words, no photo is near-identical, and the best relevance stays under the threshold or,
+for a photo alone, the best photo cosine stays under the mode's cosine threshold; or M is empty.
+Before ``tune-ranker`` has calibrated relevance, every ranked candidate is in M. M depends on the
+query and the catalogue only: never on ``k``, the page, the sort or how many candidates a channel
+fetched. Relevance orders M; the other sorts order all of it; ``total`` = |M| (``search.paging``).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def match_set(u: Understanding, ranked: Ranked, holding: np.ndarray, models: Mod
     """M in relevance order: the ranked members best first, then holders too many to rank (by BM25)."""
     cands = ranked.candidates
     position = {int(r): i for i, r in enumerate(cands.rows[ranked.order])}
-    if u.unknown_words or no_match(u, ranked, holding, models):
+    if u.unknown_words:
         return MatchSet(np.zeros(0, np.int64), position, no_match=True)
     held = np.isin(cands.rows, holding)
     threshold = models.no_match_below(calibration_mode(u))
@@ -66,7 +67,7 @@ def match_set(u: Understanding, ranked: Ranked, holding: np.ndarray, models: Mod
     ranked_rows = cands.rows[ranked.order][member]
     unranked = holding[~np.isin(holding, cands.rows)]
     rows = np.concatenate([ranked_rows, unranked]).astype(np.int64)
-    return MatchSet(rows, position, no_match=not len(rows))
+    return MatchSet(rows, position, no_match=not len(rows) or no_match(u, ranked, holding, models))
 
 
 def no_match(u: Understanding, ranked: Ranked, holding: np.ndarray, models: ModelBundle) -> bool:

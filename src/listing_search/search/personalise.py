@@ -78,6 +78,7 @@ class Personaliser:
         if not keys:
             return Profile(None, None, prefs, frozenset(), 0, tuple(unknown))
         w = np.asarray(weights, np.float64)
+        w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))  # old events alone still count, in ratio
         known = np.array([lab is not None for lab in labels])
         if known.any():
             counts = np.bincount(np.array([lab for lab in labels if lab is not None]), weights=w[known],

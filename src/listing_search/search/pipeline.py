@@ -89,10 +89,12 @@ class SearchPipeline:
         page = cut_page(catalog, matched.rows, matched.rows, query, query.sort)
         facets = Facets(category_facet(catalog, self._matched(query, u, catalog, matched, "category")),
                         price_facet(catalog, self._matched(query, u, catalog, matched, "min_price", "max_price")))
-        return Result(present.hits(catalog, page.rows, ranked, u, self.retriever, matched.position),
+        return Result(present.hits(catalog, page.rows, ranked, u, self.retriever, matched.position,
+                                   matched.no_match),
                       matched.total, page.next_cursor, u.words, u.corrections,
                       present.shown_categories(u, self.models, self.encoders.vision_categories),
-                      matched.no_match, u.unknown_words, ranked.best_relevance, facets)
+                      matched.no_match, u.unknown_words, ranked.best_relevance, facets,
+                      present.best_match(ranked, matched.rows, matched.position, matched.no_match))
 
     def _matched(self, query: Query, u: Understanding, catalog: CatalogView, matched, *names: str) -> np.ndarray:
         """M's rows for the search without the filters ``names`` (the search's own M when they are unset)."""

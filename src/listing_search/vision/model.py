@@ -1,9 +1,8 @@
-"""The listing classifier: an ImageNet backbone, its 1000-way layer kept, then ReLU and a category layer.
+"""The listing model: an ImageNet backbone, then a head (``vision.heads``) giving (embedding, category logits).
 
-Keeping the 1000-way layer (as the original project did) gives a 1000-d embedding that already
-separates everyday objects; the category layer on top is what the fine-tuning teaches.
-The network is split at ``cut``: stages before it are frozen (their activations are cached once),
-stages from it on, the 1000-way layer and the head are trained.
+The original project's head keeps the 1000-way layer, then ReLU and a category layer; the retrieval head
+(opt-in) is an MLP trained for neighbours. The network is split at ``cut``: stages before it are
+frozen (their activations are cached once), stages from it on and the head are trained.
 """
 
 from __future__ import annotations
@@ -15,20 +14,28 @@ from torch import nn
 from torch.nn import functional as F
 
 from listing_search.vision.backbones import Backbone
+from listing_search.vision.heads import Head, ImageNetHead
 
-EmbedLayer = Literal["logits1000", "pooled"]
+# "head": the head's own embedding (the 1000-way layer of the imagenet head, the MLP's output of the
+# retrieval head); "logits1000": the original name of the imagenet head's; "pooled": the backbone's.
+EmbedLayer = Literal["head", "logits1000", "pooled"]
 
 
 class ListingClassifier(nn.Module):
-    def __init__(self, backbone: Backbone, n_categories: int, dropout: float = 0.0) -> None:
+    def __init__(self, backbone: Backbone, n_categories: int, dropout: float = 0.0,
+                 head: Head | None = None) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Sequential(nn.ReLU(), nn.Linear(backbone.num_classes, n_categories))
-        self.dropout = dropout
+        self.head = head if head is not None else ImageNetHead(backbone.num_classes, n_categories)
+        self.dropout = dropout  # on the pooled features, for the imagenet head (the MLP has its own)
 
     @property
     def n_categories(self) -> int:
-        return self.head[1].out_features
+        return self.head.n_categories
+
+    @property
+    def head_kind(self) -> str:
+        return self.head.kind
 
     def cut_index(self, train_last_blocks: int) -> int:
         """Index of the first trained stage: the last ``train_last_blocks`` stages are fine-tuned."""
@@ -36,11 +43,12 @@ class ListingClassifier(nn.Module):
         return max(0, n - max(0, train_last_blocks))
 
     def tail(self, acts: torch.Tensor, cut: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """From the activations entering stage ``cut``: (pooled, 1000-way, category logits)."""
+        """From the activations entering stage ``cut``: (pooled, the head's embedding, category logits)."""
         pooled = self.backbone.features(acts, start=cut)
-        dropped = F.dropout(pooled, self.dropout, self.training) if self.dropout else pooled
-        imagenet = self.backbone.fc(dropped)
-        return pooled, imagenet, self.head(imagenet)
+        drop = self.dropout if self.head_kind == "imagenet" else 0.0
+        dropped = F.dropout(pooled, drop, self.training) if drop else pooled
+        embedding = self.head.embed(dropped, self.backbone.fc)
+        return pooled, embedding, self.head.root_logits(embedding)
 
     def prefix(self, x: torch.Tensor, cut: int) -> torch.Tensor:
         """The frozen part: stages before ``cut``, pooled when every stage is frozen (``cut = len(stages)``)."""
@@ -67,9 +75,11 @@ def freeze_prefix(model: ListingClassifier, cut: int) -> None:
 def param_groups(
     model: ListingClassifier, cut: int, lr_backbone: float, lr_head: float, weight_decay: float
 ) -> list[dict]:
-    """Separate learning rates: the pretrained tail moves slowly, the new head fast."""
+    """Separate learning rates: the pretrained tail moves slowly, the new head fast. The 1000-way layer
+    is part of the pretrained tail when the head uses it (the imagenet head), else it is left out."""
     tail = [p for s in model.backbone.stages[cut:] for p in s.parameters()]
-    tail += list(model.backbone.fc.parameters())
+    if model.head_kind == "imagenet":
+        tail += list(model.backbone.fc.parameters())
     return [
         {"params": tail, "lr": lr_backbone, "weight_decay": weight_decay, "name": "backbone_tail"},
         {"params": list(model.head.parameters()), "lr": lr_head, "weight_decay": weight_decay,
@@ -102,8 +112,8 @@ class VisionTail(nn.Module):
         self.embed_layer = embed_layer
 
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pooled, imagenet, logits = self.model.tail(pooled, len(self.model.backbone.stages))
-        return (pooled if self.embed_layer == "pooled" else imagenet), logits
+        pooled, embedding, logits = self.model.tail(pooled, len(self.model.backbone.stages))
+        return (pooled if self.embed_layer == "pooled" else embedding), logits
 
 
 class VisionGraph(nn.Module):
@@ -115,9 +125,12 @@ class VisionGraph(nn.Module):
         self.embed_layer = embed_layer
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pooled, imagenet, logits = self.model.tail(image, 0)
-        return (pooled if self.embed_layer == "pooled" else imagenet), logits
+        pooled, embedding, logits = self.model.tail(image, 0)
+        return (pooled if self.embed_layer == "pooled" else embedding), logits
 
 
 def embedding_dim(model: ListingClassifier, embed_layer: EmbedLayer) -> int:
-    return model.backbone.pooled_dim if embed_layer == "pooled" else model.backbone.num_classes
+    if embed_layer == "pooled":
+        return model.backbone.pooled_dim
+    with torch.inference_mode():
+        return int(model.head.embed(torch.zeros(1, model.backbone.pooled_dim), model.backbone.fc).shape[1])
