@@ -709,6 +709,19 @@ def test_no_good_match_is_said_and_nothing_weak_is_shown(page) -> None:
     assert not page.eval_on_selector("#results-list", "l => l.classList.contains('weak')")
 
 
+def test_a_photo_whose_best_is_weak_says_so(page, served_artifacts: Path) -> None:
+    weak = crafted_answer(best_match="related", searched=None)
+    page.route("**/v1/search", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(weak)))
+    page.set_input_files("#photo", str(served_artifacts / "images" / "img-007-1.jpg"))
+    page.wait_for_selector("#weak-best:not([hidden])")
+    assert "Nothing close to your photo" in page.text_content("#weak-best")
+    assert page.is_hidden("#no-match") and card_count(page) == 5, "neighbours stay listed under the note"
+    page.get_by_role("button", name="Remove photo").click()
+    search_text(page, "oak table")  # words alone: the label on each card says it, no photo note
+    assert page.is_hidden("#weak-best")
+
+
 def test_did_you_mean_and_search_instead(page) -> None:
     search_text(page, "mountian bike")
     page.wait_for_selector("#did-you-mean:not([hidden])")

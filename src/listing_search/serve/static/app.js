@@ -31,7 +31,7 @@ const els = {
   results: $("results"), resultsList: $("results-list"), resultsSummary: $("results-summary"),
   didYouMean: $("did-you-mean"), searchedWords: $("searched-words"), typedWords: $("typed-words"),
   searchInstead: $("search-instead"), photoGuess: $("photo-guess"), photoGuessChip: $("photo-guess-chip"),
-  noMatch: $("no-match"), sort: $("sort"), more: $("more"), moreCount: $("more-count"), loadMore: $("load-more"),
+  noMatch: $("no-match"), weakBest: $("weak-best"), sort: $("sort"), more: $("more"), moreCount: $("more-count"), loadMore: $("load-more"),
   forYou: $("for-you"), forYouList: $("for-you-list"), forYouNote: $("for-you-note"),
   historyBox: $("history-box"), historySummary: $("history-summary"), personalise: $("personalise"),
   historyNote: $("history-note"), historyList: $("history-list"), historyClear: $("history-clear"),
@@ -434,11 +434,15 @@ function orderOf(s) {
   return isBrowse(s) && s.sort === "relevance" ? ORDER.newest : (ORDER[s.sort] ?? ORDER.relevance);
 }
 
+/** A photo search whose best listing is only this is not a find (the API's ``best_match``). */
+const WEAK_BEST = new Set(["related", "weak match"]);
+
 /** Notes above the results (did you mean, photo guess, no good match) belong to one answer only. */
 function hideNotes() {
   els.didYouMean.hidden = true;
   els.photoGuess.hidden = true;
   els.noMatch.hidden = true;
+  els.weakBest.hidden = true;
   els.resultsList.classList.remove("weak");
   guessedCategory = null;
 }
@@ -507,6 +511,8 @@ function showNotes(body) {
   if (body?.no_match) {
     els.noMatch.hidden = false;
     els.resultsList.classList.add("weak");
+  } else if (current.searched?.photo && WEAK_BEST.has(body?.best_match)) {
+    els.weakBest.hidden = false; // a photo always finds neighbours: say when even the best is not the thing
   }
 }
 
