@@ -1,5 +1,7 @@
 """Fixtures of the saved-search tests: the catalogue built once, a private copy served per test with
-the alert matcher running in the app (as ``make run`` serves it)."""
+the alert matcher running in the app (as ``make run`` serves it). The store of record is the copy's
+SQLite file unless a module overrides ``store_kind`` to run on PostgreSQL too (a throwaway server's
+fresh database, the catalogue loaded into it by the index builder)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from listing_search.index.build import build_index
 from listing_search.search.engine import SearchEngine
 from listing_search.serve.app import create_app
 from listing_search.settings import Settings
@@ -34,8 +37,20 @@ def alert_settings(artifacts: Path) -> Settings:
 
 
 @pytest.fixture
-def settings(alert_art: Path) -> Settings:
-    return alert_settings(alert_art)
+def store_kind() -> str:
+    """The back-end of the store of record: ``sqlite`` here; a module may parametrise it."""
+    return "sqlite"
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, store_kind: str, alert_art: Path) -> Settings:
+    s = alert_settings(alert_art)
+    if store_kind == "postgres":
+        s.store.url = request.getfixturevalue("postgres_url")  # skips, or fails under CI=true, without one
+        build_index(s, alert_art, force=True)  # the builder loads the catalogue into PostgreSQL
+    else:
+        assert store_kind == "sqlite", store_kind
+    return s
 
 
 @pytest.fixture

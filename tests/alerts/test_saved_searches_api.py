@@ -1,6 +1,6 @@
 """The saved-search API through the app with its matcher running: save, list, delete; one buyer apart
 from another; the token's checks, the limit and the creation rates; alerts for listings added later
-that match, once each."""
+that match, once each. Every test runs on both stores of record, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,6 +16,18 @@ from listing_search.store.models import ListingIn
 from tests.alerts.fixtures import TOKEN_A, TOKEN_B, add, buyer, new_photo, wait_alerts
 
 ALERT_WAIT_S = 10.0  # generous on a busy machine; bench/bench_alerts.py measures the real delay
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.realpart)])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Overrides ``tests/alerts/conftest.py``'s: each test here on SQLite, then on PostgreSQL."""
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _served_from_the_chosen_store(store_kind: str, engine: SearchEngine) -> None:
+    """The app's store is the back-end the test is named for (not a SQLite file left beside it)."""
+    assert type(engine.store).__name__ == {"sqlite": "SqliteStore", "postgres": "PostgresStore"}[store_kind]
 
 
 def save(client: TestClient, token: str = TOKEN_A, **form) -> dict:
