@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from listing_search.config import Settings
+from listing_search.settings import Settings
 from listing_search.serve.app import create_app
 
 EVERYDAY = Path(__file__).resolve().parents[1] / "tests" / "golden" / "everyday"

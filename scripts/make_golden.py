@@ -68,9 +68,9 @@ def split(listings: pd.DataFrame, n_catalogue: int, n_queries: int, rng: np.rand
     return (pd.concat(catalogue).sort_values(S.LISTING_ID), pd.concat(queries).sort_values(S.LISTING_ID))
 
 
-def floors_from(measured: dict[str, float]) -> dict[str, float]:
+def floors_from(measured: dict[str, float], keys=FLOOR_KEYS) -> dict[str, float]:
     """Each measured number less ``MARGIN``, rounded down to 2 decimals."""
-    return {k: math.floor(round((measured[k] - MARGIN) * 100, 6)) / 100 for k in FLOOR_KEYS}
+    return {k: math.floor(round((measured[k] - MARGIN) * 100, 6)) / 100 for k in keys}
 
 
 def golden(data: Path, n_catalogue: int, n_queries: int, seed: int) -> dict:
@@ -96,6 +96,8 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=150)
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--floors-from", help="JSON of the measured numbers (the golden test prints them)")
+    p.add_argument("--short-floors-from", help="JSON of the short queries' measured numbers (printed by "
+                   "test_buyers_short_queries_stay_above_their_floors)")
     args = p.parse_args()
     out = golden(args.data, args.catalogue, args.queries, args.seed)
     old = json.loads(args.out.read_text()) if args.out.is_file() else {}
@@ -104,6 +106,11 @@ def main() -> None:
         out["measured"] = {k: round(v, 4) for k, v in json.loads(args.floors_from).items()}
     elif "measured" in old:
         out["measured"] = old["measured"]
+    if args.short_floors_from:
+        short = json.loads(args.short_floors_from)
+        out["short_floors"], out["short_measured"] = floors_from(short, short), {k: round(v, 4) for k, v in short.items()}
+    else:
+        out.update({k: old[k] for k in ("short_floors", "short_measured") if k in old})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     print(json.dumps({"catalogue": len(out["catalogue_listing_ids"]), "queries": len(out["queries"]),

@@ -91,3 +91,40 @@ def nonsense_no_match_share(client: TestClient) -> tuple[float, list[str]]:
 def test_nonsense_queries_come_back_as_no_match(real_data: Path, client: TestClient) -> None:
     share, missed = nonsense_no_match_share(client)
     assert share >= NO_MATCH_SHARE, f"no_match for {share:.4f} of the nonsense queries; missed {missed}"
+
+
+def short_query_scores(client: TestClient, queries: list[dict], kind: str) -> dict:
+    """For each golden title's buyer query of ``kind`` (``fit.buyer_queries``): the share of the top 10
+    holding its words (of those the answer could hold: its length) and in the query's root category."""
+    from listing_search.core.text import match_terms
+    from listing_search.fit.buyer_queries import head, modifier_head
+    from listing_search.search.match import holds
+
+    make = {"head": head, "modifier_head": modifier_head}[kind]
+    held, precision = [], []
+    for q in queries:
+        text = make(q["title"])
+        if not text:
+            continue
+        results = search(client, text)["results"]
+        if not results:
+            held.append(0.0)
+            precision.append(0.0)
+            continue
+        terms = match_terms(text)
+        held.append(float(np.mean([holds(terms, r["title"], r.get("description") or "") for r in results])))
+        precision.append(float(sum(r["category"] == q["root"] for r in results)) / K)
+    return {"queries": len(held), "held_share": round(float(np.mean(held)), 4),
+            "precision_at_10": round(float(np.mean(precision)), 4)}
+
+
+def test_buyers_short_queries_stay_above_their_floors(real_data: Path, client: TestClient) -> None:
+    """A buyer's one or two words (the golden titles' head noun, modifier + head noun): the top 10 hold
+    them, and stay in the listing's root category, at least as often as the floors in golden.json."""
+    golden = load_golden()
+    floors = golden["short_floors"]
+    measured = {f"{kind}_{name}": value for kind in ("head", "modifier_head")
+                for name, value in short_query_scores(client, golden["queries"], kind).items() if name != "queries"}
+    print(f"short queries measured {json.dumps(measured)} vs floors {json.dumps(floors)}")
+    below = {k: v for k, v in measured.items() if v < floors[k]}
+    assert not below, f"short-query regression, below floor: {below}; measured {measured}"

@@ -1,0 +1,100 @@
+"""Personalisation through the API on the golden catalogue (real listings, CI-sized build).
+
+For each category path with at least ``MIN_PATH`` catalogue listings, a buyer viewed ``HISTORY`` of its
+listings (seeded): the feed (``POST /v1/recommend``, history only) must hold at least ``FEED_FLOOR`` of
+its top 10 in that path on average, and a one-word search made from another listing of the path (its
+head noun) must gain at least ``LIFT_FLOOR`` in-path results from the history, on average. A history of
+one root category must change at most one of the top 10 of a one-word search of another root (the
+unrelated-history guard). Floors sit below what was measured (see the closing note of issue 30):
+feed 0.91, lift +0.02, unrelated changed 0 (mean and max) on 2026-12-06.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from listing_search import schema as S
+from listing_search.fit.buyer_queries import head
+from listing_search.serve.app import create_app
+from tests.golden.conftest import golden_settings
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+K, HISTORY, MIN_PATH, SEED = 10, 3, 8, 7
+FEED_FLOOR, LIFT_FLOOR, UNRELATED_MAX, UNRELATED_PAIRS = 0.80, 0.0, 1, 20
+
+
+@pytest.fixture(scope="module")
+def client(golden_artifacts: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(golden_settings(golden_artifacts))) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def listings(golden_artifacts: Path) -> pd.DataFrame:
+    return pd.read_csv(golden_artifacts / S.LISTINGS_CSV, dtype=str, keep_default_na=False)
+
+
+def history(ids) -> list[dict]:
+    return [{"listing_id": str(i), "event": "viewed"} for i in ids]
+
+
+def ids_of(client: TestClient, text: str, events: list[dict] | None = None) -> list[dict]:
+    data = {"text": text, "k": K}
+    if events:
+        data["history"] = json.dumps(events)
+    resp = client.post("/v1/search", data=data)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["results"]
+
+
+def test_a_history_steers_the_feed_and_a_one_word_search_into_its_path(client: TestClient,
+                                                                        listings: pd.DataFrame) -> None:
+    rng = np.random.default_rng(SEED)
+    feed, lift = [], []
+    for path, group in sorted(listings.groupby(S.CATEGORY_PATH)):
+        if len(group) < MIN_PATH:
+            continue
+        ids = group[S.LISTING_ID].tolist()
+        picked = rng.choice(len(ids), size=HISTORY + 1, replace=False)
+        events = history(ids[i] for i in picked[:HISTORY])
+        resp = client.post("/v1/recommend", json={"history": events, "k": K})
+        assert resp.status_code == 200, resp.text
+        shown = resp.json()["results"]
+        feed.append(np.mean([r["category_path"] == path for r in shown]) if shown else 0.0)
+        word = head(group[S.TITLE].tolist()[picked[HISTORY]])
+        if word:
+            with_h, without = ids_of(client, word, events), ids_of(client, word)
+            share = [np.mean([r["category_path"] == path for r in rs]) if rs else 0.0 for rs in (with_h, without)]
+            lift.append(share[0] - share[1])
+    assert len(feed) >= 5, f"only {len(feed)} paths with {MIN_PATH}+ listings"
+    print(f"feed in-path {np.mean(feed):.4f} over {len(feed)} paths; one-word lift {np.mean(lift):+.4f} over {len(lift)}")
+    assert np.mean(feed) >= FEED_FLOOR, f"the feed holds {np.mean(feed):.4f} in the history's path (< {FEED_FLOOR})"
+    assert np.mean(lift) >= LIFT_FLOOR, f"a history lowers its path's share of a one-word search: {np.mean(lift):+.4f}"
+
+
+def test_an_unrelated_history_changes_at_most_one_of_the_top_10(client: TestClient, listings: pd.DataFrame) -> None:
+    rng = np.random.default_rng(SEED + 1)
+    rows = listings.reset_index(drop=True)
+    changed = []
+    for _ in range(UNRELATED_PAIRS * 10):
+        if len(changed) >= UNRELATED_PAIRS:
+            break
+        a, b = rows.iloc[rng.integers(len(rows))], rows.iloc[rng.integers(len(rows))]
+        word = head(b[S.TITLE])
+        same_path = rows[rows[S.CATEGORY_PATH] == a[S.CATEGORY_PATH]]
+        if a[S.ROOT_CATEGORY] == b[S.ROOT_CATEGORY] or not word or len(same_path) < HISTORY:
+            continue
+        events = history(same_path[S.LISTING_ID].sample(HISTORY, random_state=int(rng.integers(1 << 30))))
+        plain = {r["id"] for r in ids_of(client, word)}
+        leaned = {r["id"] for r in ids_of(client, word, events)}
+        changed.append(len(plain - leaned))
+    assert len(changed) == UNRELATED_PAIRS
+    print(f"unrelated history: changed mean {np.mean(changed):.2f}, max {max(changed)} of the top {K}")
+    assert max(changed) <= UNRELATED_MAX, f"an unrelated history changed {max(changed)} of the top {K}: {changed}"
