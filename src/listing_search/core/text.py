@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(
@@ -61,3 +62,16 @@ def fold_accents(text: str) -> str:
 def match_terms(text: str | None) -> list[str]:
     """The distinct terms of ``text`` as "holds the words" compares them, in order of first use."""
     return list(dict.fromkeys(fold_plural(w) for w in words(fold_accents(text or "")) if w not in FUNCTION_WORDS))
+
+
+@lru_cache(maxsize=1 << 17)
+def title_terms(title: str) -> tuple[str, ...]:
+    """``match_terms`` of a listing's title, remembered: each search reads the titles of its ~200
+    candidates, and the same listings come back search after search."""
+    return tuple(match_terms(title))
+
+
+@lru_cache(maxsize=1 << 17)
+def title_words(title: str) -> frozenset[str]:
+    """``content_words`` of a listing's title, remembered (as ``title_terms``)."""
+    return content_words(title)

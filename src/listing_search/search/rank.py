@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from listing_search.core.query import TEXT_SHORT
-from listing_search.core.text import content_words, match_terms
+from listing_search.core.text import content_words, match_terms, title_terms, title_words
 from listing_search.index.catalog import CatalogView
 from listing_search.models.bundle import ModelBundle
 from listing_search.search.candidates import Retriever
@@ -53,7 +53,7 @@ class Ranker:
         """The ranker's features of each candidate, as it was fit on them."""
         rows = cands.rows
         words = content_words(u.words)
-        titles = [content_words(catalog.title[r]) for r in rows] if words else [frozenset()] * len(rows)
+        titles = [title_words(catalog.title[r]) for r in rows] if words else [frozenset()] * len(rows)
         roots = catalog.root[rows]
         labels = self.models.labels_of(catalog.roots.values) if len(catalog.roots) else np.zeros(0, np.int64)
         return candidate_features(words, u.category_probs, u.has_text, u.has_image, dict(cands.scores), titles,
@@ -149,8 +149,8 @@ def title_phrase(catalog: CatalogView, terms: tuple[str, ...], rows: np.ndarray)
         return out
     n = len(terms)
     for i, r in enumerate(rows.tolist()):
-        title = match_terms(catalog.title[r]) if n > 1 else None
-        out[i] = terms[0] in match_terms(catalog.title[r]) if n == 1 else any(
+        title = title_terms(catalog.title[r])
+        out[i] = terms[0] in title if n == 1 else any(
             tuple(title[j:j + n]) == terms for j in range(len(title) - n + 1))
     return out
 
