@@ -14,7 +14,9 @@ is being typed, counted by the listings in them. Nothing buyers typed is ever su
 from __future__ import annotations
 
 import bisect
+import heapq
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -55,15 +57,21 @@ class PhraseTable:
     any more stays in the index with a count of 0 and is never returned."""
 
     FRESH_LIMIT = 20_000
+    # A prefix this short extends most of the table (one letter: ~960k phrases of a 1M catalogue, ~0.3-0.7 s
+    # to rank): its answer is kept, recomputed after a change at most every ``SHORT_STALE_S``.
+    SHORT_PREFIX, SHORT_STALE_S = 2, 10.0
 
     def __init__(self) -> None:
         self._counts: Counter = Counter()
         self._base: list[str] = []
         self._fresh: list[str] = []
         self._lock = threading.Lock()
+        self._version = 0  # moves on every add and remove
+        self._short: dict[tuple[str, int], tuple[int, float, list[str]]] = {}  # (prefix, limit) -> answer
 
     def add(self, title: str) -> None:
         with self._lock:
+            self._version += 1
             for phrase in title_phrases(title):
                 if phrase not in self._counts:
                     bisect.insort(self._fresh, phrase)
@@ -74,6 +82,7 @@ class PhraseTable:
 
     def remove(self, title: str) -> None:
         with self._lock:
+            self._version += 1
             for phrase in title_phrases(title):
                 if self._counts.get(phrase, 0) > 0:
                     self._counts[phrase] -= 1
@@ -83,15 +92,35 @@ class PhraseTable:
 
     def extending(self, prefix: str, limit: int) -> list[str]:
         """The ``limit`` phrases most used in titles that start with ``prefix`` (ties: shorter, then a-z)."""
+        if len(prefix) > self.SHORT_PREFIX:
+            return self._extending(prefix, limit)
+        now = time.monotonic()
+        kept = self._short.get((prefix, limit))
+        if kept is not None and (kept[0] == self._version or now - kept[1] < self.SHORT_STALE_S):
+            return list(kept[2])
+        version = self._version
+        found = self._extending(prefix, limit)
+        self._short[(prefix, limit)] = (version, now, found)
+        return list(found)
+
+    def _extending(self, prefix: str, limit: int) -> list[str]:
         with self._lock:
             counts = self._counts
             found = [p for keys in (self._base, self._fresh)
                      for p in keys[bisect.bisect_left(keys, prefix):bisect.bisect_left(keys, prefix + "\uffff")]
                      if counts.get(p, 0) > 0]
-            return sorted(found, key=lambda p: (-counts[p], len(p), p))[:limit]
+            return heapq.nsmallest(limit, found, key=lambda p: (-counts[p], len(p), p))
 
     def has_prefix(self, prefix: str) -> bool:
-        return bool(self.extending(prefix, 1))
+        """Whether a phrase some title uses starts with ``prefix`` (stops at the first)."""
+        with self._lock:
+            for keys in (self._base, self._fresh):
+                for i in range(bisect.bisect_left(keys, prefix), len(keys)):
+                    if not keys[i].startswith(prefix):
+                        break
+                    if self._counts.get(keys[i], 0) > 0:
+                        return True
+        return False
 
 
 def typed_parts(q: str) -> tuple[list[str], str]:
