@@ -43,9 +43,10 @@ class Filters:
     min_price: float | None = None
     max_price: float | None = None
     location: str | None = None  # a case-insensitive substring of the listing's location
+    buying: bool | None = None  # False: leave buying ads ("wanted", "we buy ...") out; True: only them
 
     def active(self) -> bool:
-        return any(v is not None for v in (self.category, self.min_price, self.max_price, self.location))
+        return any(v is not None for v in (self.category, self.min_price, self.max_price, self.location, self.buying))
 
     def without(self, name: str) -> "Filters":
         """These filters less one (facets count each under the others)."""

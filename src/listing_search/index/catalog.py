@@ -11,8 +11,12 @@ holding the old arrays still finds every row it knew. :meth:`compacted` builds a
 without retired rows (``index.live`` swaps it in when they outnumber the live ones).
 
 Memory per listing: its strings (id, title, description, photo ids) as Python strings, six
-numeric columns and a place in two lookups (key -> row, listing id -> row); category paths,
+numeric columns, a flag, and a place in two lookups (key -> row, listing id -> row); category paths,
 roots and locations are stored once each and referenced by a code (``docs/performance.md``).
+
+Two things are derived per listing as it arrives: whether it is a buying ad (``core.ads``, the
+``buying`` column and filter) and its near-duplicate group (``index.duplicates``: the view keeps
+the title links; ``index.live`` adds the photo links).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from listing_search.core.ads import is_buying_ad
 from listing_search.core.query import NEWEST, PRICE_ASC, PRICE_DESC, Filters, path_segments
+from listing_search.index.duplicates import Ad, DuplicateGroups
 from listing_search.store.models import Listing
 
 _GROW = 1.5
@@ -64,7 +70,7 @@ class SortKey:
 class CatalogView:
     """Listings as row-aligned columns; rows only appended, so readers never see a row change."""
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, duplicates: DuplicateGroups | None = None) -> None:
         self.n = 0
         self.live = 0
         self.paths, self.roots, self.locations = Codes(), Codes(), Codes()
@@ -78,6 +84,9 @@ class CatalogView:
         self._row_of_key = np.full(1024, NONE, np.int64)
         self._row_of_id: dict[str, int] = {}
         self._key_of_vector = np.full(1024, NONE, np.int64)
+        # Near-duplicate groups by listing key: handed on to a compacted view, which keeps every key.
+        self.duplicates = DuplicateGroups() if duplicates is None else duplicates
+        self._grouping = duplicates is None
 
     def _alloc(self, capacity: int) -> None:
         self.key = np.zeros(capacity, np.int64)
@@ -88,6 +97,7 @@ class CatalogView:
         self.location = np.full(capacity, NONE, np.int32)
         self.label = np.full(capacity, NONE, np.int32)
         self.alive = np.zeros(capacity, bool)
+        self.buying = np.zeros(capacity, bool)  # a buying ad ("wanted", "cash for your ..."): core.ads
 
     # ------------------------------------------------------------- writes
     @classmethod
@@ -104,11 +114,15 @@ class CatalogView:
             for rec in listings:
                 self._retire(rec.key)
                 self._append(rec)
+                if self._grouping:
+                    self.duplicates.add(rec.key, Ad.of(rec.title, rec.location, rec.price))
 
     def remove(self, keys: Iterable[int]) -> None:
         with self._lock:
             for key in keys:
                 self._retire(int(key))
+                if self._grouping:
+                    self.duplicates.remove(int(key))
 
     def _append(self, rec: Listing) -> None:
         r = self.n
@@ -119,6 +133,7 @@ class CatalogView:
         self.path[r] = self.paths.code(rec.category_path or "")
         self.location[r] = self.locations.code(rec.location or "")
         self.label[r] = NONE if rec.label is None else int(rec.label)
+        self.buying[r] = is_buying_ad(rec.title, rec.description)
         self.listing_id.append(rec.listing_id)
         self.title.append(rec.title or "")
         self.description.append(rec.description or "")
@@ -150,16 +165,17 @@ class CatalogView:
         if rows <= len(self.key):
             return
         old = {name: getattr(self, name) for name in ("key", "price", "posted_at", "root", "path", "location",
-                                                      "label", "alive")}
+                                                      "label", "alive", "buying")}
         self._alloc(max(rows, int(len(self.key) * _GROW) + 1))
         for name, arr in old.items():
             getattr(self, name)[:len(arr)] = arr
 
     def compacted(self) -> "CatalogView":
-        """A new view of the live rows only (retired rows dropped)."""
+        """A new view of the live rows only (retired rows dropped), with the same near-duplicate groups."""
         rows = self.live_rows()
-        view = CatalogView(max(1024, len(rows)))
+        view = CatalogView(max(1024, len(rows)), duplicates=self.duplicates)
         view.upsert([self.listing(int(r)) for r in rows])
+        view._grouping = True
         return view
 
     # ------------------------------------------------------------- reads
@@ -204,6 +220,11 @@ class CatalogView:
                        None if label == NONE else label, list(self.image_ids[row]),
                        None if math.isnan(posted) else posted, list(self.vector_ids[row]))
 
+    def group_of(self, rows: np.ndarray) -> np.ndarray:
+        """A near-duplicate group label per row (``DuplicateGroups.group_of``: equal within a group,
+        distinct for listings in none)."""
+        return self.duplicates.group_of(self.key[np.asarray(rows, np.int64)])
+
     def root_name(self, row: int) -> str:
         return self.roots.values[self.root[row]]
 
@@ -221,6 +242,8 @@ class CatalogView:
             mask &= self.price[:n] >= filters.min_price  # NaN prices fail every comparison
         if filters.max_price is not None:
             mask &= self.price[:n] <= filters.max_price
+        if filters.buying is not None:
+            mask &= self.buying[:n] == filters.buying
         if filters.location:
             needle = filters.location.casefold()
             codes = [c for c, place in enumerate(self.locations.values) if needle in place.casefold()]
