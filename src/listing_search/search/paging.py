@@ -1,10 +1,11 @@
 """Ordering the match set and cutting pages from it, by ``offset`` or by an opaque cursor.
 
 Every order is total, so the pages of one search, laid end to end, are exactly one larger request:
-no listing twice, none skipped, and a sorted order never goes back across a page boundary.
+no result twice, none skipped, and a sorted order never goes back across a page boundary.
 
-* ``relevance``: M as ranked (``search.match``). Its cursor remembers the listings already shown,
-  so none comes again even when a listing added meanwhile moves the ranking.
+* ``relevance``: M's results as ranked (``search.match``, ``search.collapse``). Its cursor remembers the
+  results already shown, so none comes again even when a listing added meanwhile moves the ranking
+  or becomes the first copy of a group already shown.
 * ``newest``, ``price_asc``, ``price_desc``: the catalogue's stored orders (``CatalogView.sort_key``:
   the value, then the listing key; listings without a price or date last). Their cursor is a keyset,
   the last listing's (value, key): a listing added between two pages neither shifts nor repeats
@@ -74,7 +75,7 @@ def search_fingerprint(query: Query) -> str:
 
 def _filters(query: Query) -> tuple:
     f = query.filters
-    return f.category, f.min_price, f.max_price, f.location
+    return f.category, f.min_price, f.max_price, f.location, f.buying
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,9 @@ def _checked(page: Page, fingerprint: str, sort: str) -> Cursor | None:
 def _relevance_page(catalog: CatalogView, rows: np.ndarray, page: Page, cursor: Cursor | None,
                     fingerprint: str) -> Slice:
     keys = catalog.key[rows]
-    if cursor is not None:
-        left = ~np.isin(keys, np.asarray(cursor.seen, np.int64))
+    if cursor is not None:  # a group shown once is not shown again, though a copy added meanwhile now leads it
+        seen_groups = catalog.duplicates.group_of(np.asarray(cursor.seen, np.int64))
+        left = ~np.isin(catalog.duplicates.group_of(keys), seen_groups)
         rows, keys = rows[left], keys[left]
         seen = cursor.seen
     else:

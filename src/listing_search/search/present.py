@@ -14,17 +14,21 @@ SHOWN_CATEGORIES = 3
 
 
 def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Understanding | None,
-         retriever: Retriever, position: dict[int, int] | None = None, all_related: bool = False) -> list[Hit]:
+         retriever: Retriever, position: dict[int, int] | None = None, all_related: bool = False,
+         others: dict[int, np.ndarray] | None = None) -> list[Hit]:
     """One result per row: the listing, its score and channel scores (when ranked), the photos that
-    matched a photo query best first, and its relevance; ``all_related`` (no match): each only related."""
+    matched a photo query best first, and its relevance; ``all_related`` (no match): each only related;
+    ``others``: a representative's other copies (``search.collapse``), named in ``duplicates``."""
     out = []
-    order_of = position or {}
+    order_of, others = position or {}, others or {}
     for row in np.asarray(rows, np.int64).tolist():
         listing = catalog.listing(row)
         at = order_of.get(row) if ranked is not None else None
         marks = highlight(listing.title, listing.description, u.terms) if u is not None else None
+        copies = tuple(catalog.listing_id[r] for r in others.get(row, ()))
+        buying = bool(catalog.buying[row])
         if at is None:
-            out.append(Hit(listing, 0.0, {}, [], highlight=marks))
+            out.append(Hit(listing, 0.0, {}, [], highlight=marks, duplicates=copies, buying=buying))
             continue
         i = int(ranked.order[at])
         scores = {c: float(ranked.candidates.scores[c][i]) for c in CHANNELS if c in ranked.candidates.scores}
@@ -34,7 +38,7 @@ def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Under
             matched = [names[v] for v in retriever.matched_photos(catalog, u.image_vecs, row) if v in names]
         relevance = None if ranked.relevance is None else float(ranked.relevance[i])
         related = all_related or bool(ranked.tiered and ranked.held is not None and not ranked.held[i])
-        out.append(Hit(listing, float(ranked.score[i]), scores, matched, relevance, related, marks))
+        out.append(Hit(listing, float(ranked.score[i]), scores, matched, relevance, related, marks, copies, buying))
     return out
 
 

@@ -121,6 +121,8 @@ class Hit:
     relevance: float | None = None
     related: bool = False  # a buyer's query whose words the listing does not hold: shown after those that do
     highlight: object | None = None  # search.highlight.Highlight: the spans that hold the words
+    duplicates: tuple[str, ...] = ()  # listing ids of the other copies of this ad in the match set (search.collapse)
+    buying: bool = False  # a buying ad ("wanted", "cash for your ..."): core.ads
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ class Result:
     """One answer: a page of hits and what the engine made of the query."""
 
     hits: list[Hit]
-    total: int = 0  # |M|
+    total: int = 0  # results in M: each group of near-duplicate listings counts once (search.collapse)
     next_cursor: str | None = None  # where the next page starts; None on the last page
     searched: str | None = None
     corrections: tuple[tuple[str, str], ...] = ()
@@ -136,4 +138,4 @@ class Result:
     no_match: bool = False
     unknown_words: bool = False
     best_relevance: float | None = None
-    facets: object | None = None  # search.facets.Facets: M's counts by category and price band
+    facets: object | None = None  # search.facets.Facets: M's counts by category, price band and ad kind

@@ -1,4 +1,4 @@
-"""``POST /v1/search``: a photo and/or words -> ranked listings, filtered, one result per listing."""
+"""``POST /v1/search``: a photo and/or words -> ranked listings, filtered, one result per ad (copies grouped)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ def search(
     price_max: Annotated[Price | None, Form(ge=0, examples=[100])] = None,
     location: Annotated[Text | None, Form(max_length=200, description="Substring of the location.",
                                          examples=["Leeds"])] = None,
+    buying: Annotated[bool | None, Form(description=(
+        "false: leave out buying ads (\"wanted\", \"cash for your ...\", \"we buy ...\"); true: only them; "
+        "unset: both, buying ads ranked after sale ads."))] = None,
     sort: Annotated[Literal[SORTS], Form(description="relevance (newest without a query), newest, "
                                          "price_asc or price_desc.")] = "relevance",
     offset: Annotated[int, Form(ge=0, le=10_000, description="Results to skip (paging).")] = 0,
@@ -47,13 +50,15 @@ def search(
         "towards what the history says."), examples=['[{"listing_id": "243809c0", "event": "liked"}]'])] = None,
 ) -> SearchOut:
     """Listings matching a photo and/or words (the match set: docs/search.md), filtered, one result
-    per listing, in ``sort`` order; ``total`` counts them all. Filters without a photo or words browse
-    every listing that passes them. Page with ``offset`` or with the previous answer's ``next_cursor``."""
+    per ad (copies of one ad grouped under its first listing in the order asked), in ``sort`` order;
+    ``total`` counts the results. Filters without a photo or words browse every listing that passes them.
+    Page with ``offset`` or with the previous answer's ``next_cursor``."""
     check_k(k, settings)
     text = (text or "").strip() or None
     if price_min is not None and price_max is not None and price_min > price_max:
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
-    filters = Filters((category or "").strip() or None, price_min, price_max, (location or "").strip() or None)
+    filters = Filters((category or "").strip() or None, price_min, price_max, (location or "").strip() or None,
+                      buying)
     if image is None and text is None and not filters.active():
         raise HTTPException(422, "give an image, a text query, filters to browse by, or a combination")
     if cursor is not None and offset:
@@ -64,7 +69,8 @@ def search(
     result = engine.search(query)
     browsing = data is None and text is None
     applied = {n: v for n, v in (("category", filters.category), ("price_min", price_min),
-                                 ("price_max", price_max), ("location", filters.location)) if v is not None}
+                                 ("price_max", price_max), ("location", filters.location), ("buying", buying))
+               if v is not None}
     out = SearchOut(results=[SearchHitOut.of_hit(h) for h in result.hits], k=k, filters=applied, sort=sort,
                     offset=offset, total=result.total, next_cursor=result.next_cursor, searched=result.searched,
                     corrections=[Correction(typed=a, searched=b) for a, b in result.corrections],
@@ -73,7 +79,8 @@ def search(
                     no_match=result.no_match and not browsing,
                     best_relevance=None if result.best_relevance is None else round(result.best_relevance, 4),
                     versions=engine.versions(),
-                    facets=FacetsOut(category=result.facets.category, price=result.facets.price)
+                    facets=FacetsOut(category=result.facets.category, price=result.facets.price,
+                                     buying=result.facets.buying)
                     if result.facets is not None else FacetsOut())
     if not browsing:
         request.app.state.metrics.observe_answer("search", len(out.results), out.no_match, bool(out.corrections))
