@@ -299,6 +299,47 @@ def test_filters_limit_results(page) -> None:
     shot(page, "03-filters")
 
 
+def test_copies_of_an_ad_and_wanted_ads_on_cards_and_the_ads_filter(page) -> None:
+    """A result standing for copies of one ad says "2 similar listings" and opens to a link to each; a
+    wanted (buying) ad says so; the ads filter shows the answer's counts, is sent as ``buying`` and is
+    kept in the address. The API's answer is the real one with those fields set."""
+    copies: list[str] = []
+
+    def answer(route) -> None:
+        body = route.fetch().json()
+        first, *rest = body["results"]
+        copies[:] = [r["id"] for r in rest[:2]]
+        first["duplicates"] = {"count": 2, "listing_ids": copies}
+        rest[-1]["buying"] = True
+        body["facets"]["buying"] = [{"value": False, "count": 7}, {"value": True, "count": 1}]
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/v1/search", answer)
+    search_text(page, "bike table sofa laptop")
+    similar = page.locator("#results-list .card").first.locator("details.similar")
+    assert similar.locator("summary").text_content() == "2 similar listings"
+    assert page.locator("#results-list .wanted").count() == 1
+    assert "buying" in page.locator("#results-list .wanted").text_content()
+    assert page.eval_on_selector_all("#buying option", "os => os.map(o => o.textContent)") == \
+        ["For sale and wanted", "For sale only (7)", "Wanted only (1)"]
+    similar.locator("summary").click()
+    shot(page, "03b-similar-listings")
+    page.get_by_role("link", name="Similar listing 2 of 2").click()
+    wait_listing(page, copies[1])
+    page.go_back()
+    wait_results(page)
+
+    page.unroute("**/v1/search")
+    sent = sent_search(page, lambda: page.get_by_label("Ads").select_option("false"))
+    assert sent["buying"] == "false"
+    wait_results(page)
+    assert "buying=false" in page.url and "for sale only" in summary(page)
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.input_value("#buying") == "false", "the ads filter is not restored from the address"
+    wait_results(page)
+
+
 def open_card(pg, list_id: str, nth: int) -> dict:
     """Click a card: its listing's page opens at its own address, loaded."""
     card = cards(pg, list_id)[nth]
