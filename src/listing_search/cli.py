@@ -356,8 +356,10 @@ def _up_to_date(result: object) -> bool:
 def _prepare_summary(r) -> str:
     dropped = ", ".join(f"{v:,} {k}" for k, v in r.dropped.items() if v) or "none"
     bad = sum(v for k, v in r.photos.items() if k != "ok")
+    placed = f"; coordinates for {r.geo['placed_share']:.1%} ({r.geo['share'].get('town', 0):.1%} by town)" \
+        if r.geo else ""
     return (f"{r.listings_kept:,} listings in {r.categories} categories, {r.photos.get('ok', r.photo_rows_kept):,} "
-            f"photos ({bad:,} unusable); rows dropped: {dropped}")
+            f"photos ({bad:,} unusable); rows dropped: {dropped}{placed}")
 
 
 def _train_summary(r) -> str:

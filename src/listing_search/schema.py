@@ -33,6 +33,10 @@ LOCATION = "location"
 SPLIT = "split"  # "train" or "val": by listing id, stratified by root category
 POSTED_AT = "posted_at"  # seconds since the epoch: the earliest create_time of the listing's photos (optional)
 IMAGES_CREATE_TIME = "create_time"  # Images.csv's optional date of each photo
+LAT = "lat"  # degrees north, from the location (core.places); empty when not placed
+LON = "lon"  # degrees east
+GEO_PRECISION = "geo_precision"  # how the coordinates were found: town, area, area_centroid or none
+GEO_COLUMNS = (LAT, LON, GEO_PRECISION)
 
 LISTING_COLUMNS = (
     LISTING_ID, TITLE, DESCRIPTION, PRICE, LOCATION, CATEGORY_PATH, ROOT_CATEGORY, LABEL, SPLIT,

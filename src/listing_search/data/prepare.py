@@ -14,6 +14,7 @@ import json
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from listing_search import schema as S
+from listing_search.core import places
 from listing_search.data import images as img
 from listing_search.data.source import image_listing, resolve_source
 from listing_search.distributed import shards as sh
@@ -41,7 +43,8 @@ from listing_search.settings import Settings
 
 log = logging.getLogger(__name__)
 STAGE = "prepare"
-RECIPE = "listings carry posted_at"  # a change of what prepare writes re-runs it on an existing folder
+RECIPE = "listings carry posted_at and coordinates"  # a change of what prepare writes re-runs it on an existing folder
+NOT_FOUND_LISTED = 50  # locations not placed by their town, most listings first, in the report
 
 
 @dataclass
@@ -57,11 +60,15 @@ class PrepareReport:
     dropped_examples: dict[str, list[str]] = field(default_factory=dict)
     photos: dict[str, int] = field(default_factory=dict)
     image_files_without_row: int = 0
+    geo: dict = field(default_factory=dict)  # listings by coordinate precision, places not found (geo_report)
     seconds: float = 0.0
     up_to_date: bool = False
 
     def summary(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "dropped_examples"}
+        """The report without its long lists (examples of dropped rows, places not found)."""
+        out = {k: v for k, v in asdict(self).items() if k != "dropped_examples"}
+        out["geo"] = {k: v for k, v in self.geo.items() if k != "not_found"}
+        return out
 
 
 def prepare(
@@ -74,7 +81,7 @@ def prepare(
         return _prepare_on_shards(settings, str(src), artifacts, force, progress)
     local = resolve_source(src, artifacts / S.SOURCE_CACHE_DIR, settings.data.s3_endpoint_url)
     inputs = [local / S.PRODUCTS_CSV, local / S.IMAGES_CSV, local / S.IMAGES_DIR]
-    fp = fingerprint(inputs, settings.section_json("data") + RECIPE)
+    fp = fingerprint(inputs, settings.section_json("data") + RECIPE + places.recipe())
     outputs = [artifacts / n for n in (S.LISTINGS_CSV, S.TRAINING_CSV, S.CATEGORIES_JSON, S.PREPARE_REPORT)]
     if not force and is_up_to_date(artifacts, STAGE, outputs, fp):
         log.info("prepare: up to date in %s", artifacts)
@@ -113,9 +120,39 @@ def _clean_tables(
     listings[S.SPLIT] = split_by_listing(listings, settings.data.val_fraction, settings.data.seed)
     photos = clean_images(raw_images, set(listings[S.LISTING_ID]), dropped)
     listings[S.POSTED_AT] = posted_at(listings, photos)
-    listings = listings[[*S.LISTING_COLUMNS, S.POSTED_AT]]
+    report.geo = add_coordinates(listings)
+    listings = listings[[*S.LISTING_COLUMNS, S.POSTED_AT, *S.GEO_COLUMNS]]
     report.listings_kept, report.categories = len(listings), len(codec)
     return listings, photos.drop(columns=[S.POSTED_AT], errors="ignore"), codec
+
+
+def add_coordinates(listings: pd.DataFrame) -> dict:
+    """Each listing's ``lat``, ``lon`` and ``geo_precision`` from its location (``core.places``: the town,
+    else the area, else the centroid of the area's listings placed by town); returns the report's
+    ``geo`` section: listings by precision and the locations whose town was not found."""
+    locations = listings[S.LOCATION].fillna("").astype(str).tolist()
+    placed = places.place_all(locations)
+    listings[S.LAT] = [p.lat for p in placed]
+    listings[S.LON] = [p.lon for p in placed]
+    listings[S.GEO_PRECISION] = [p.precision for p in placed]
+    return geo_report(locations, placed)
+
+
+def geo_report(locations: list[str], placed: list[places.Place]) -> dict:
+    """Listings by precision (counts and shares), and the locations not placed by their town with how
+    many listings each and the precision they reached instead."""
+    table = places.precision_table(placed)
+    n = max(len(placed), 1)
+    missed = Counter((loc, p.precision) for loc, p in zip(locations, placed) if p.precision != places.TOWN)
+    return {"gazetteer": places.gazetteer().source,
+            "precision": table,
+            "share": {k: round(v / n, 4) for k, v in table.items()},
+            "placed": len(placed) - table[places.NONE],
+            "placed_share": round((len(placed) - table[places.NONE]) / n, 4),
+            "not_found_locations": len(missed),
+            "not_found_listings": sum(missed.values()),
+            "not_found": [{"location": loc, "listings": c, "precision": pr}
+                          for (loc, pr), c in missed.most_common(NOT_FOUND_LISTED)]}
 
 
 def _standardise_photos(
@@ -159,7 +196,7 @@ def _prepare_on_shards(settings: Settings, src: str, artifacts: Path, force: boo
     with tempfile.TemporaryDirectory(prefix="prepare-") as tmp:
         tables = _fetch_tables(src, d.s3_endpoint_url, Path(tmp))
         fp = fingerprint([tables / S.PRODUCTS_CSV, tables / S.IMAGES_CSV],
-                         json.dumps([_output_settings(settings), sorted(on_source.items())]))
+                         json.dumps([_output_settings(settings), sorted(on_source.items()), places.recipe()]))
         outputs = [artifacts / n for n in (S.LISTINGS_CSV, S.TRAINING_CSV, S.CATEGORIES_JSON, S.PREPARE_REPORT)]
         if not force and is_up_to_date(artifacts, STAGE, outputs, fp) and sh.published(work, STAGE, fp):
             log.info("prepare: up to date in %s and %s", artifacts, work.url)
@@ -261,7 +298,7 @@ def _write_outputs(
 def load_listings(artifacts: Path) -> pd.DataFrame:
     """The cleaned listings table, as written by :func:`prepare` (ids as text, price as float)."""
     return pd.read_csv(Path(artifacts) / S.LISTINGS_CSV, dtype={S.LISTING_ID: str}, keep_default_na=False,
-                       na_values={S.PRICE: [""], S.POSTED_AT: [""]})
+                       na_values={S.PRICE: [""], S.POSTED_AT: [""], S.LAT: [""], S.LON: [""]})
 
 
 def load_training(artifacts: Path) -> pd.DataFrame:

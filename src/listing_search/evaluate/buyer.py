@@ -11,6 +11,9 @@ description, its defaults) on the same catalogue. Three measures per kind of que
 * ``precision_at_10``: the share of the top 10 in the query listing's root category;
 * ``buyer_ndcg_at_10``: nDCG@10 with the buyer grade (``core.grading.buyer_grade``: 2 = holds the
   words and the right root category, 1 = one of the two) against the best the catalogue allows;
+* ``good_match_precision``: of the engine's top-10 results labelled "great match" or "good match",
+  the share a buyer wants: holding the intended words and in the query listing's full category path
+  (``good_match_share``: those labels' share of the top 10);
 * the engine's root-category belief for the words (``category_belief_accuracy``, ``_ece``), and for
   misspelt kinds the share of queries whose words were corrected to the intended ones.
 
@@ -31,6 +34,7 @@ from listing_search.core.text import match_terms
 from listing_search.evaluate.registry import EvalContext, metric
 from listing_search.evaluate.search import SearchEval, search_eval
 from listing_search.fit.buyer_queries import SHORT_KINDS, buyer_query, document_frequency, intended
+from listing_search.search.present import CLOSE
 
 log = logging.getLogger(__name__)
 K = 10
@@ -42,6 +46,7 @@ class Catalogue:
 
     ids: list[str]
     roots: np.ndarray
+    paths: np.ndarray
     terms: list[frozenset[str]]
     texts: list[str]
     df: Counter
@@ -57,6 +62,7 @@ def catalogue_of(ev: SearchEval) -> Catalogue:
         texts = [f"{r.title} {r.description}" for r in recs]
         ev.__dict__["_buyer_catalogue"] = Catalogue(
             [r.listing_id for r in recs], np.array([r.root_category for r in recs], dtype=object),
+            np.array([r.category_path for r in recs], dtype=object),
             [frozenset(match_terms(t)) for t in texts], texts, document_frequency(texts))
     return ev.__dict__["_buyer_catalogue"]
 
@@ -95,7 +101,7 @@ def run_kind(ev: SearchEval, kind: str, seed: int) -> dict:
     position = {lid: i for i, lid in enumerate(cat.ids)}
     rng = np.random.default_rng(seed)
     rows: dict[str, list[float]] = {m: [] for m in ("held", "precision", "ndcg", "bm25_held", "bm25_precision",
-                                                    "bm25_ndcg", "corrected")}
+                                                    "bm25_ndcg", "corrected", "close_wanted")}
     beliefs: list[tuple[np.ndarray, int]] = []  # the words' root-category belief, and the listing's root
     for item in ev.listings:
         text = buyer_query(item["title"], kind, cat.df, rng)
@@ -112,6 +118,9 @@ def run_kind(ev: SearchEval, kind: str, seed: int) -> dict:
         if belief is not None and label is not None:
             beliefs.append((belief, label))
         engine_rows = [position[h.listing.listing_id] for h in result.hits if h.listing.listing_id in position]
+        rows["close_wanted"] += [float(holds[position[h.listing.listing_id]] and cat.paths[position[
+            h.listing.listing_id]] == item["path"]) for h in result.hits
+            if h.match in CLOSE and h.listing.listing_id in position]
         for prefix, found in (("", engine_rows), ("bm25_", bm25.top(text))):
             found = np.array(found, np.int64)
             held = holds[found] if len(found) else np.zeros(0, bool)
@@ -126,6 +135,8 @@ def run_kind(ev: SearchEval, kind: str, seed: int) -> dict:
     out = {"queries": len(rows["precision"])}
     for prefix in ("", "bm25_"):
         out.update({f"{prefix}{long}": _mean(rows[f"{prefix}{short}"]) for short, long in names.items()})
+    out["good_match_share"] = round(len(rows["close_wanted"]) / max(1, K * out["queries"]), 4)
+    out["good_match_precision"] = _mean(rows["close_wanted"])
     if kind.endswith("_typo"):
         out["corrected_to_intended"] = _mean([v for v in rows["corrected"] if not np.isnan(v)])
     if beliefs:

@@ -28,6 +28,7 @@ from listing_search import schema as S
 from listing_search.core.grading import expected_calibration_error, grade, ideal_grades, ndcg_at_k
 from listing_search.core.query import HistoryEvent, Page, Query
 from listing_search.evaluate.registry import EvalContext, Metric, metric
+from listing_search.search.present import CLOSE
 from listing_search.text.typos import drop_letter
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def run_mode(ev: SearchEval, mode: str, seed: int) -> dict:
     from listing_search.data.images import ImageRejected
 
     rng = np.random.default_rng(seed)
-    precision, ndcg, probs, labels, no_match, corrected, shown = [], [], [], [], [], [], []
+    precision, ndcg, probs, labels, no_match, corrected, shown, close = [], [], [], [], [], [], [], []
     for item in ev.listings:
         query = query_of(item, mode, rng)
         if query is None:
@@ -125,13 +126,15 @@ def run_mode(ev: SearchEval, mode: str, seed: int) -> dict:
         ndcg.append(ndcg_at_k(grades, ideal))
         probs += [h.relevance for h in result.hits if h.relevance is not None]
         labels += [int(g >= 1) for g, h in zip(grades, result.hits) if h.relevance is not None]
+        close += [int(g == 2) for g, h in zip(grades, result.hits) if h.match in CLOSE]
         no_match.append(result.no_match)
         corrected.append(bool(result.corrections))
         if result.predicted_categories:  # what a photo search shows: its likeliest category and probability
             name, p = result.predicted_categories[0]
             shown.append((p, float(name == item["root"])))
     out = {"queries": len(precision), "precision_at_10": _mean(precision), "ndcg_at_10": _mean(ndcg),
-           "no_match_rate": _mean(no_match), "probs": probs, "labels": labels}
+           "no_match_rate": _mean(no_match), "probs": probs, "labels": labels,
+           "good_match_precision": _mean(close), "good_match_share": round(len(close) / max(1, K * len(precision)), 4)}
     if shown:
         p, y = np.array(shown).T
         out["shown_category_ece"] = round(expected_calibration_error(p, y), 4)
@@ -157,7 +160,7 @@ def _run_value(mode: str, key: str, doc: str) -> Metric:
 
 
 for _mode in MODES:
-    for _key in ("precision_at_10", "ndcg_at_10", "no_match_rate"):
+    for _key in ("precision_at_10", "ndcg_at_10", "no_match_rate", "good_match_precision"):
         metric(f"search_{_mode}_{_key}")(_run_value(_mode, _key, f"{_key} of {_mode} searches"))
 
 for _mode in ("photo", "photo_title"):

@@ -42,6 +42,8 @@ class QuerySet:
     modes: list[str]
 
     def __add__(self, other: "QuerySet") -> "QuerySet":
+        if not len(other.groups) or not len(self.groups):  # an empty set has no feature width to stack
+            return self if len(self.groups) else other
         return QuerySet(np.vstack([self.x, other.x]), np.concatenate([self.grades, other.grades]),
                         np.concatenate([self.groups, other.groups]), self.modes + other.modes)
 
@@ -101,9 +103,10 @@ class QueryMaker:
                          for r in scored.candidates.rows], np.int64)
 
     def pairs(self, rows: np.ndarray, pipelines: list[SearchPipeline], exclude_split: str, progress: bool = False,
-              desc: str = "queries", kinds: tuple[str, ...] = SELLER_KINDS) -> QuerySet:
+              desc: str = "queries", kinds: tuple[str, ...] = SELLER_KINDS, required: bool = True) -> QuerySet:
         """Each listing of ``rows`` asked in turn as each of ``kinds`` (``pipelines``: the models each is
-        asked through); each query's mode is the one its relevance is calibrated for."""
+        asked through); each query's mode is the one its relevance is calibrated for. ``required``: no usable
+        query is an error (else an empty set: a tiny catalogue may have no buyer's words that find anything)."""
         from tqdm import tqdm
 
         xs, gs, groups, modes = [], [], [], []
@@ -121,5 +124,7 @@ class QueryMaker:
             groups.append(len(scored.candidates))
             modes.append(calibration_mode(scored.understanding))
         if not xs:
-            raise ValueError("no usable ranker queries: is the catalogue indexed (`listing-search index`)?")
+            if required:
+                raise ValueError("no usable ranker queries: is the catalogue indexed (`listing-search index`)?")
+            return QuerySet(np.zeros((0, 0)), np.zeros(0, np.int64), np.zeros(0, np.int64), [])
         return QuerySet(np.vstack(xs), np.concatenate(gs), np.array(groups, np.int64), modes)

@@ -102,7 +102,8 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
         fit_pairs = maker.pairs(q_train, crossed_of(q_train), exclude_split="val", progress=progress,
                                 desc="ranker train queries")
         fit_pairs = fit_pairs + maker.pairs(q_buyer, crossed_of(q_buyer), exclude_split="val", progress=progress,
-                                            desc="ranker train queries (buyers' words)", kinds=BUYER_KINDS)
+                                            desc="ranker train queries (buyers' words)", kinds=BUYER_KINDS,
+                                            required=False)
         val_rows = np.flatnonzero(vectors.splits == "val")
         q_val = rng.choice(val_rows, size=min(rs.val_queries, len(val_rows)), replace=False)
         q_val_buyer = rng.choice(val_rows, size=min(rs.val_queries // 2, len(val_rows)), replace=False)
@@ -110,7 +111,7 @@ def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progre
                                 desc="ranker val queries")
         val_pairs = val_pairs + maker.pairs(q_val_buyer, [serving] * len(q_val_buyer), exclude_split="val",
                                             progress=progress, desc="ranker val queries (buyers' words)",
-                                            kinds=BUYER_KINDS)
+                                            kinds=BUYER_KINDS, required=False)
         predictor.temperatures, temperature_report = fit_shown_temperatures(serving, vectors, q_val, rs.seed)
         ranker, comparison = choose_ranker(fit_pairs, val_pairs, train.ids.tolist(), rs.ranker, rs.seed)
         ranker.report = {"pairs": int(len(fit_pairs.grades)), "queries": int(len(fit_pairs.groups)),
@@ -266,4 +267,26 @@ def calibrate(ranker, val: QuerySet, seed: int):
                                                                                  y[b][m[b] == mode]), 4)
                                             for mode in sorted(set(m[b]))},
               "reliability": reliability_table(probs_b, y[b]), "pairs": int(len(s))}
-    return Relevance(fit_mode_calibrator(s, g, m), report=report)
+    path, path_report = calibrate_path(s, g, m, a, b)
+    report["same_path"] = path_report
+    return Relevance(fit_mode_calibrator(s, g, m), report=report, path=path)
+
+
+def calibrate_path(s: np.ndarray, g: np.ndarray, m: np.ndarray, a: np.ndarray, b: np.ndarray):
+    """P(same full category path) per query mode (what ``match`` names), ECE on the half not fit on;
+    (None, reason) when the val results hold too few of one kind to fit it."""
+    try:
+        held = fit_mode_calibrator(s[a], g[a], m[a], min_grade=2)
+        path = fit_mode_calibrator(s, g, m, min_grade=2)
+    except ValueError as exc:
+        log.warning("tune-ranker: no same-path calibration (%s); match labels fall back to relevance", exc)
+        return None, {"skipped": str(exc)}
+    y = (g[b] >= 2).astype(np.int64)
+    probs = np.zeros(int(b.sum()))
+    for mode in set(m[b]):
+        rows = m[b] == mode
+        probs[rows] = held.apply(s[b][rows], mode)
+    return path, {"target": "P(same full category path)", "ece_held_out_half": round(
+        expected_calibration_error(probs, y), 4), "ece_by_mode_held_out_half": {
+        mode: round(expected_calibration_error(probs[m[b] == mode], y[m[b] == mode]), 4)
+        for mode in sorted(set(m[b]))}}

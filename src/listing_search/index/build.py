@@ -34,7 +34,7 @@ from listing_search.store.sql import SqlStore
 log = logging.getLogger(__name__)
 STAGE = "index"
 LISTING_COLUMNS = ("title", "description", "price", "location", "category_path", "root_category", "label",
-                   "posted_at")  # posted_at: optional in listings.csv (an older prepare's has none)
+                   "posted_at", *S.GEO_COLUMNS)  # posted_at, coordinates: optional (an older prepare's has none)
 
 
 def index_inputs(artifacts: Path) -> list[Path]:
@@ -99,6 +99,9 @@ def load_dataset(store: SqlStore, blobs: BlobStore, artifacts: Path, models: Mod
                        texts.get(r[S.LISTING_ID]))
              for r in listings.to_dict("records")]
     report = store.merge(items, models, prune=prune)
+    placed = store.fill_coordinates()  # listings loaded or written without coordinates (older tables, replicas)
+    if placed:
+        log.info("index: %d listings without coordinates placed from their location", placed)
     report.orphan_photos_removed = sweep_orphan_photos(store, blobs)
     if report.would_delete:
         log.warning("index: %d listings of an earlier build are not in the dataset any more and were KEPT "

@@ -10,9 +10,12 @@ same listing's fields however the view moves on meanwhile; arrays grow by copyin
 holding the old arrays still finds every row it knew. :meth:`compacted` builds a fresh view
 without retired rows (``index.live`` swaps it in when they outnumber the live ones).
 
-Memory per listing: its strings (id, title, description, photo ids) as Python strings, six
+Memory per listing: its strings (id, title, description, photo ids) as Python strings, nine
 numeric columns, a flag, and a place in two lookups (key -> row, listing id -> row); category paths,
 roots and locations are stored once each and referenced by a code (``docs/performance.md``).
+Coordinates (``lat``, ``lon``: NaN when not placed) and their precision (``geo``: an index into
+``core.places.PRECISIONS``, ``NONE`` while the store has not placed the listing) are columns too, so
+a search near a place reads them from here.
 
 Two things are derived per listing as it arrives: whether it is a buying ad (``core.ads``, the
 ``buying`` column and filter) and its near-duplicate group (``index.duplicates``: the view keeps
@@ -29,12 +32,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from listing_search.core.ads import is_buying_ad
+from listing_search.core.places import PRECISIONS
 from listing_search.core.query import NEWEST, PRICE_ASC, PRICE_DESC, Filters, path_segments
 from listing_search.index.duplicates import Ad, DuplicateGroups
 from listing_search.store.models import Listing
 
 _GROW = 1.5
 NONE = -1  # "no row" in the key -> row lookup
+PRECISION_CODE = {p: i for i, p in enumerate(PRECISIONS)}  # geo_precision -> the ``geo`` column's code
+_COLUMNS = ("key", "price", "posted_at", "root", "path", "location", "label", "alive", "lat", "lon", "geo",
+            "buying")
 
 
 class Codes:
@@ -98,6 +105,9 @@ class CatalogView:
         self.label = np.full(capacity, NONE, np.int32)
         self.alive = np.zeros(capacity, bool)
         self.buying = np.zeros(capacity, bool)  # a buying ad ("wanted", "cash for your ..."): core.ads
+        self.lat = np.full(capacity, np.nan)
+        self.lon = np.full(capacity, np.nan)
+        self.geo = np.full(capacity, NONE, np.int8)
 
     # ------------------------------------------------------------- writes
     @classmethod
@@ -134,6 +144,9 @@ class CatalogView:
         self.location[r] = self.locations.code(rec.location or "")
         self.label[r] = NONE if rec.label is None else int(rec.label)
         self.buying[r] = is_buying_ad(rec.title, rec.description)
+        self.lat[r] = np.nan if rec.lat is None else float(rec.lat)
+        self.lon[r] = np.nan if rec.lon is None else float(rec.lon)
+        self.geo[r] = PRECISION_CODE.get(rec.geo_precision or "", NONE)
         self.listing_id.append(rec.listing_id)
         self.title.append(rec.title or "")
         self.description.append(rec.description or "")
@@ -164,8 +177,7 @@ class CatalogView:
         """Room for ``rows``: new arrays, filled, then published (readers of the old ones are unharmed)."""
         if rows <= len(self.key):
             return
-        old = {name: getattr(self, name) for name in ("key", "price", "posted_at", "root", "path", "location",
-                                                      "label", "alive", "buying")}
+        old = {name: getattr(self, name) for name in _COLUMNS}
         self._alloc(max(rows, int(len(self.key) * _GROW) + 1))
         for name, arr in old.items():
             getattr(self, name)[:len(arr)] = arr
@@ -213,12 +225,24 @@ class CatalogView:
     def listing(self, row: int) -> Listing:
         """The row as the store's record type (what results and the listing page are made from)."""
         price, posted = float(self.price[row]), float(self.posted_at[row])
-        label = int(self.label[row])
+        label, lat, lon, geo = int(self.label[row]), float(self.lat[row]), float(self.lon[row]), int(self.geo[row])
         return Listing(int(self.key[row]), self.listing_id[row], self.title[row], self.description[row],
                        None if math.isnan(price) else price, self.locations.values[self.location[row]],
                        self.paths.values[self.path[row]], self.roots.values[self.root[row]],
                        None if label == NONE else label, list(self.image_ids[row]),
-                       None if math.isnan(posted) else posted, list(self.vector_ids[row]))
+                       None if math.isnan(posted) else posted, list(self.vector_ids[row]),
+                       None if math.isnan(lat) else lat, None if math.isnan(lon) else lon,
+                       None if geo == NONE else PRECISIONS[geo])
+
+    def centroid(self, location_codes: Iterable[int], precision: str) -> tuple[float, float] | None:
+        """The mean position of the live listings at these locations placed with ``precision`` (None: none
+        is): an area's centroid for a new listing the gazetteer cannot place (``core.places``)."""
+        n = self.n
+        codes = np.fromiter((int(c) for c in location_codes), np.int32)
+        rows = self.alive[:n] & np.isin(self.location[:n], codes) & (self.geo[:n] == PRECISION_CODE[precision])
+        if not rows.any():
+            return None
+        return float(self.lat[:n][rows].mean()), float(self.lon[:n][rows].mean())
 
     def group_of(self, rows: np.ndarray) -> np.ndarray:
         """A near-duplicate group label per row (``DuplicateGroups.group_of``: equal within a group,

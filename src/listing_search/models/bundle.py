@@ -85,6 +85,13 @@ class ModelBundle:
             return None
         return self.calibration.apply(np.asarray(scores, np.float64), mode)
 
+    def same_path(self, scores: np.ndarray, mode: str | None) -> np.ndarray | None:
+        """Calibrated P(the listing is in the query's full category path); None before calibration (or
+        in a ``relevance.json`` fit before it had this calibrator)."""
+        if self.calibration is None or not self.fitted or mode is None:
+            return None
+        return self.calibration.apply_path(scores, mode)
+
     def no_match_below(self, mode: str | None) -> float | None:
         """Best relevance under which a search of this mode matches nothing; None without calibration."""
         if self.calibration is None or not self.fitted or mode is None:

@@ -31,6 +31,7 @@ class Calibrator:
     x: np.ndarray  # [B] score thresholds, strictly increasing
     y: np.ndarray  # [B] P(relevant) at each threshold, non-decreasing, in [0, 1]
     report: dict = field(default_factory=dict)
+    target: str = "P(grade >= 1)"  # what it estimates: same root (>= 1) or same full category path (>= 2)
 
     def apply(self, scores: np.ndarray) -> np.ndarray:
         """P(relevant) per score: linear between breakpoints, flat beyond them; NaN scores -> 0."""
@@ -39,7 +40,7 @@ class Calibrator:
         return np.clip(np.where(np.isnan(s), 0.0, p), 0.0, 1.0)
 
     def to_json(self) -> dict:
-        return {"kind": "isotonic", "target": "P(grade >= 1)", "x": self.x.tolist(), "y": self.y.tolist(),
+        return {"kind": "isotonic", "target": self.target, "x": self.x.tolist(), "y": self.y.tolist(),
                 "report": self.report}
 
     @classmethod
@@ -47,7 +48,7 @@ class Calibrator:
         x, y = np.asarray(d["x"], np.float64), np.asarray(d["y"], np.float64)
         if len(x) == 0 or len(x) != len(y) or (np.diff(x) <= 0).any() or (np.diff(y) < 0).any():
             raise ValueError("calibrator breakpoints must be non-empty, x increasing and y non-decreasing")
-        return cls(x, y, d.get("report", {}))
+        return cls(x, y, d.get("report", {}), d.get("target", "P(grade >= 1)"))
 
     def save(self, path: Path) -> None:
         atomic_write_text(Path(path), json.dumps(self.to_json(), indent=1))

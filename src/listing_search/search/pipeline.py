@@ -98,7 +98,8 @@ class SearchPipeline:
                                    matched.no_match, results.others),
                       results.total, page.next_cursor, u.words, u.corrections,
                       present.shown_categories(u, self.models, self.encoders.vision_categories),
-                      matched.no_match, u.unknown_words, ranked.best_relevance, facets)
+                      matched.no_match, u.unknown_words, ranked.best_relevance, facets,
+                      present.best_match(ranked, matched.rows, matched.position, matched.no_match))
 
     def _matched(self, query: Query, u: Understanding, catalog: CatalogView, matched, *names: str) -> np.ndarray:
         """M's rows for the search without the filters ``names`` (the search's own M when they are unset)."""

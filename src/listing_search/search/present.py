@@ -11,6 +11,30 @@ from listing_search.search.highlight import highlight
 from listing_search.search.types import CHANNELS, Hit, Ranked, Understanding
 
 SHOWN_CATEGORIES = 3
+# ``match`` from P(same full category path): what a buyer wants is the same kind of thing, so "good
+# match" needs the fine category, not only the department; a buyer's words must also be held
+# (a listing without them is "related" whatever its score). Thresholds: docs/ranking.md.
+GREAT_PATH, GOOD_PATH = 0.8, 0.5
+# ... and from P(same root category) alone, for a relevance.json fit before the path calibrator
+GREAT_ROOT, GOOD_ROOT, RELATED_ROOT = 0.85, 0.6, 0.35
+CLOSE = ("great match", "good match")
+
+
+def match_label(relevance: float | None, same_path: float | None, related: bool = False) -> str | None:
+    """The label a buyer reads for a result: great match, good match, related or weak match (None
+    before calibration)."""
+    if relevance is None:
+        return None
+    if related:  # the words not all held, or a search with no match: never better than related
+        return "related"
+    if same_path is not None:
+        if same_path >= GREAT_PATH:
+            return "great match"
+        if same_path >= GOOD_PATH:
+            return "good match"
+    elif relevance >= GOOD_ROOT:
+        return "great match" if relevance >= GREAT_ROOT else "good match"
+    return "related" if relevance >= RELATED_ROOT else "weak match"
 
 
 def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Understanding | None,
@@ -36,10 +60,28 @@ def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Under
         if u is not None and u.has_image:
             names = dict(zip(catalog.vector_ids[row], catalog.image_ids[row]))
             matched = [names[v] for v in retriever.matched_photos(catalog, u.image_vecs, row) if v in names]
-        relevance = None if ranked.relevance is None else float(ranked.relevance[i])
-        related = all_related or bool(ranked.tiered and ranked.held is not None and not ranked.held[i])
-        out.append(Hit(listing, float(ranked.score[i]), scores, matched, relevance, related, marks, copies, buying))
+        relevance, same_path, related = labelled(ranked, i, all_related)
+        out.append(Hit(listing, float(ranked.score[i]), scores, matched, relevance, related, marks, same_path,
+                       match_label(relevance, same_path, related), duplicates=copies, buying=buying))
     return out
+
+
+def labelled(ranked: Ranked, i: int, all_related: bool = False) -> tuple[float | None, float | None, bool]:
+    """Candidate ``i``'s relevance, P(same path) and whether it is only related (a buyer's words not
+    held, or a search with no match)."""
+    relevance = None if ranked.relevance is None else float(ranked.relevance[i])
+    same_path = None if ranked.same_path is None else float(ranked.same_path[i])
+    related = all_related or bool(ranked.tiered and ranked.held is not None and not ranked.held[i])
+    return relevance, same_path, related
+
+
+def best_match(ranked: Ranked, rows: np.ndarray, position: dict[int, int], no_match: bool) -> str | None:
+    """The label of M's best listing (its first in relevance order): a photo search whose best is
+    "related" or "weak match" found nothing close, and says so."""
+    if not len(rows) or ranked.relevance is None:
+        return None
+    at = position.get(int(rows[0]))
+    return None if at is None else match_label(*labelled(ranked, int(ranked.order[at]), no_match))
 
 
 def shown_categories(u: Understanding, models: ModelBundle, vision_categories: tuple[str, ...]

@@ -66,10 +66,11 @@ class Ranker:
         models = self.models
         if not models.fitted and (profile is None or profile.empty):
             score = hand_score(u, cands)
-            relevance = None
+            relevance = same_path = None
         else:
             score = models.ranker.score(x) if len(cands) else np.zeros(0)
             relevance = models.relevance(score, calibration_mode(u))
+            same_path = models.same_path(score, calibration_mode(u))
             weight = self.history_weight * relatedness(u, profile) if profile is not None and not profile.empty else 0.0
             if weight > 0:
                 lean = models.ranker.score(self.features(catalog, profile_understanding(u, profile),
@@ -78,7 +79,7 @@ class Ranker:
         score = np.asarray(score, np.float64)
         tiers = word_tiers(u, held, phrase) if self.word_tiers else None
         order = relevance_order(cands, score, tiers, catalog.buying[cands.rows])
-        return Ranked(cands, x, score, relevance, order, held, tiers is not None)
+        return Ranked(cands, x, score, relevance, order, held, tiers is not None, same_path)
 
     def profile_scores(self, catalog: CatalogView, profile: Profile, cands: Candidates) -> Candidates:
         """The candidates scored against a profile's vectors instead of the query's."""

@@ -90,6 +90,7 @@ class Ranked:
     order: np.ndarray
     held: np.ndarray | None = None  # whether each candidate holds the query's words
     tiered: bool = False  # a buyer's query: holders first, the rest only related
+    same_path: np.ndarray | None = None  # calibrated P(same full category path as the query)
 
     @property
     def best_relevance(self) -> float | None:
@@ -121,6 +122,8 @@ class Hit:
     relevance: float | None = None
     related: bool = False  # a buyer's query whose words the listing does not hold: shown after those that do
     highlight: object | None = None  # search.highlight.Highlight: the spans that hold the words
+    same_path: float | None = None  # calibrated P(same full category path as the query)
+    match: str | None = None  # the label a buyer reads (search.present.match_label)
     duplicates: tuple[str, ...] = ()  # listing ids of the other copies of this ad in the match set (search.collapse)
     buying: bool = False  # a buying ad ("wanted", "cash for your ..."): core.ads
 
@@ -139,3 +142,4 @@ class Result:
     unknown_words: bool = False
     best_relevance: float | None = None
     facets: object | None = None  # search.facets.Facets: M's counts by category, price band and ad kind
+    best_match: str | None = None  # the label of M's best listing: "weak match" says the search found nothing close

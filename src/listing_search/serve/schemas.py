@@ -62,9 +62,13 @@ class SearchHitOut(ListingOut):
     relevance: float | None = Field(None, ge=0, le=1, description=(
         "Calibrated probability that this listing is in the category you searched for (same root "
         "category), comparable across searches; null before `tune-ranker` has calibrated the ranker."))
+    same_category: float | None = Field(None, ge=0, le=1, description=(
+        "Calibrated probability that this listing is the same kind of thing you searched for (same full "
+        "category path, e.g. Sofas rather than anything in Home & Garden); null before calibration."))
     match: str | None = Field(None, description=(
-        "The relevance in words: great match, good match, related, weak. For a query of one to three words, "
-        "a listing that does not hold every word is \"related\" (it follows those that do)."))
+        "What the result is to a buyer: \"great match\" / \"good match\" (same full category likely: "
+        "`same_category` >= 0.8 / 0.5, and for words, every word held), \"related\" (same department "
+        "likely, or the words not all held, or a search with no match), \"weak match\"."))
     scores: dict[str, float] = Field(default_factory=dict, description=(
         "Per-channel scores: image and text cosine, lexical BM25."))
     matched_photos: list[PhotoOut] = Field(default_factory=list, description="Photos that matched, best first.")
@@ -80,21 +84,14 @@ class SearchHitOut(ListingOut):
         base = ListingOut.of(hit.listing).model_dump()
         rel = None if hit.relevance is None else round(min(1.0, max(0.0, hit.relevance)), 4)
         marks = hit.highlight
-        return cls(**base, score=round(hit.score, 6), relevance=rel,
-                   match="related" if hit.related else match_label(rel),
+        same = None if hit.same_path is None else round(min(1.0, max(0.0, hit.same_path)), 4)
+        return cls(**base, score=round(hit.score, 6), relevance=rel, same_category=same, match=hit.match,
                    scores={k: round(v, 6) for k, v in hit.scores.items()},
                    matched_photos=[photo_out(i) for i in hit.matched_image_ids],
                    highlight=None if marks is None else HighlightOut(
                        title=marks.title, snippet=SnippetOut(text=marks.snippet_text, spans=marks.snippet_spans)),
                    duplicates=DuplicatesOut(count=len(hit.duplicates), listing_ids=list(hit.duplicates))
                    if hit.duplicates else None, buying=hit.buying)
-
-
-def match_label(relevance: float | None) -> str | None:
-    if relevance is None:
-        return None
-    return ("great match" if relevance >= 0.85 else "good match" if relevance >= 0.6
-            else "related" if relevance >= 0.35 else "weak match")
 
 
 class Correction(BaseModel):
@@ -160,6 +157,9 @@ class SearchOut(BaseModel):
     no_match: bool = Field(False, description=(
         "True when no result matched well (best relevance under the threshold set on nonsense queries)."))
     best_relevance: float | None = None
+    best_match: str | None = Field(None, description=(
+        "The `match` of the best listing the search matched: \"related\" or \"weak match\" means nothing "
+        "close was found (a photo of something the catalogue does not sell)."))
     versions: dict[str, str | None] = Field(default_factory=dict, description="Ranker and encoder versions.")
     facets: FacetsOut = Field(default_factory=FacetsOut, description="Counts by category and price band.")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from listing_search.core import places
 from listing_search.data.images import encode_jpeg, peek, standardise_photo
 from listing_search.errors import StorageError, UnknownCategory
 from listing_search.search.engine import SearchEngine
@@ -88,11 +89,25 @@ class CatalogWriter:
 
     def _listing_in(self, fields: dict, root: str, jpegs: list[bytes], vectors: np.ndarray) -> ListingIn:
         record = {**fields, "category_path": fields.get("category_path") or root,
-                  "label": self.engine.categories.index(root)}
+                  "label": self.engine.categories.index(root), **self._coordinates(fields.get("location") or "")}
         image_ids = [uuid.uuid4().hex for _ in jpegs]
         photos = [PhotoIn(i, photo_blob_key(i), v) for i, v in zip(image_ids, vectors)]
         text_vec = self._listing_text_vector(record)[0] if self.engine.has_text else None
         return ListingIn(fields.get("listing_id") or uuid.uuid4().hex, record, photos, text_vec, ORIGIN_API)
+
+    def _coordinates(self, location: str) -> dict:
+        """``lat``, ``lon``, ``geo_precision`` of a new listing: the town, else the area (``core.places``),
+        else the centroid of the area's listings placed by town in this replica's catalogue (in memory;
+        a listing another replica added a moment ago may not count yet, which moves a centroid little)."""
+        lat, lon, precision = places.place(location)
+        if precision == places.NONE:
+            catalog = self.engine.live.catalog
+            area = places.area_key(location)
+            codes = [c for c, loc in enumerate(catalog.locations.values) if places.area_key(loc) == area]
+            centre = catalog.centroid(codes, places.TOWN) if area and codes else None
+            if centre is not None:
+                (lat, lon), precision = centre, places.AREA_CENTROID
+        return {"lat": lat, "lon": lon, "geo_precision": precision}
 
     def _put_blobs(self, item: ListingIn, jpegs: list[bytes]) -> None:
         done = []
@@ -135,7 +150,8 @@ class CatalogWriter:
         f = item.fields  # committed, but the store cannot be read back right now: answer from the request
         return Listing(0, item.listing_id, f.get("title") or "", f.get("description") or "", f.get("price"),
                        f.get("location") or "", f.get("category_path") or "", f.get("root_category") or "",
-                       f.get("label"), [p.image_id for p in item.photos])
+                       f.get("label"), [p.image_id for p in item.photos], lat=f.get("lat"), lon=f.get("lon"),
+                       geo_precision=f.get("geo_precision"))
 
     def _replayed(self, listing_id: str) -> Listing:
         listing = self.store.listing(listing_id)

@@ -25,10 +25,14 @@ class Listing:
     image_ids: list[str] = field(default_factory=list)
     posted_at: float | None = None  # seconds since the epoch (store migration 0003)
     vector_ids: list[int] = field(default_factory=list)  # of the photos, aligned with image_ids
+    lat: float | None = None  # from the location (core.places; store migration 0004)
+    lon: float | None = None
+    geo_precision: str | None = None  # town, area, area_centroid, none; None: not placed yet
 
 
 LISTING_FIELDS = ("key", "listing_id", "title", "description", "price", "location", "category_path",
-                  "root_category", "label", "posted_at")
+                  "root_category", "label", "posted_at", "lat", "lon", "geo_precision")
+GEO_FIELDS = ("lat", "lon", "geo_precision")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from listing_search.errors import IdempotencyConflict, StoreVersionError
 from listing_search.store.models import (
-    DELETE, LISTING_FIELDS, ORIGIN_API, ORIGIN_DATASET, UPSERT, Change, Listing, ListingIn, ListingVectors, MergeReport,
+    DELETE, GEO_FIELDS, LISTING_FIELDS, ORIGIN_API, ORIGIN_DATASET, UPSERT, Change, Listing, ListingIn, ListingVectors, MergeReport,
     Models, PhotoIn,
 )
 
@@ -37,6 +37,8 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 BACKUP_LEASE = "backup-lease:"  # meta rows of backups in progress (never copied into a backup)
 WRITE_FIELDS = [c for c in LISTING_FIELDS if c != "key"]
 TEXT_FIELDS = {"listing_id", "title", "description", "location", "category_path", "root_category"}
+# Python run after a migration file, in its transaction: what SQL alone cannot compute.
+AFTER_MIGRATION = {4: "_fill_coordinates"}
 
 
 class IdempotentReplay(Exception):
@@ -184,6 +186,8 @@ class SqlStore:
                 if version > current:
                     for statement in _statements(f.read_text()):
                         con.execute(statement)
+                    if version in AFTER_MIGRATION:
+                        getattr(self, AFTER_MIGRATION[version])(con)
                     con.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), [version])
                     log.info("store: applied migration %s", f.name)
         return max(current, latest)
@@ -372,6 +376,47 @@ class SqlStore:
             if models.text is not None:  # without a text model, text vectors are kept, not dropped
                 n += con.execute(self._sql("DELETE FROM text_vectors WHERE model <> ?"), [models.text]).rowcount
         return int(n)
+
+    # ------------------------------------------------------------- coordinates
+    def fill_coordinates(self) -> int:
+        """Place every listing stored without coordinates (``geo_precision`` NULL: rows of a store older
+        than migration 0004, which places them itself, or written since by a replica on older code) in
+        one transaction with a log entry each, so replicas follow; returns how many were placed."""
+        if not self._rows("SELECT 1 FROM listings WHERE geo_precision IS NULL LIMIT 1"):
+            return 0
+        with self.write() as con:
+            return self._fill_coordinates(con)
+
+    def _fill_coordinates(self, con: Any) -> int:
+        """``fill_coordinates`` inside the caller's transaction: the town, else the area (``core.places``),
+        else the centroid of the area's listings placed by town, those already stored included."""
+        from listing_search.core import places
+
+        pending = con.execute(self._sql("SELECT key, listing_id, location FROM listings WHERE geo_precision IS NULL "
+                                        "ORDER BY key")).fetchall()
+        if not pending:
+            return 0
+        gazetteer = places.gazetteer()
+        found = {loc: gazetteer.place(loc) for loc in dict.fromkeys(r[2] for r in pending)}
+        towns = con.execute(self._sql("SELECT location, lat, lon FROM listings WHERE geo_precision = ?"),
+                            [places.TOWN]).fetchall()
+        centroids = places.area_centroids([r[0] for r in towns] + [r[2] for r in pending],
+                                          [places.Place(float(la), float(lo), places.TOWN) for _, la, lo in towns]
+                                          + [found[r[2]] for r in pending])
+        placed = [places.with_centroid(loc, found[loc], centroids) for _, _, loc in pending]
+        cur = con.cursor()
+        try:
+            cur.executemany(self._sql("UPDATE listings SET lat = ?, lon = ?, geo_precision = ? WHERE key = ?"),
+                            [[p.lat, p.lon, p.precision, int(k)] for (k, _, _), p in zip(pending, placed)])
+        finally:
+            cur.close()
+        now = time.time()
+        seqs = self._reserve_ids(con, "changes", "seq", len(pending))
+        self._insert_rows(con, "changes", BULK_COLUMNS["changes"],
+                          [[seq, UPSERT, int(k), lid, now] for seq, (k, lid, _) in zip(seqs, pending)])
+        self._announce(con)
+        log.info("store: %d listings placed (%s)", len(pending), places.precision_table(placed))
+        return len(pending)
 
     # ------------------------------------------------------------- meta
     def get_meta(self, name: str) -> Any:
@@ -578,9 +623,15 @@ class SqlStore:
     def _update_listing(self, con: Any, item: ListingIn, models: Models, digest: str) -> int:
         key = int(con.execute(self._sql("SELECT key FROM listings WHERE listing_id = ?"), [item.listing_id]).fetchone()[0])
         sets = [c for c in WRITE_FIELDS if c != "listing_id"]
-        assign = ", ".join("posted_at = COALESCE(?, posted_at)" if c == "posted_at" else f"{c} = ?" for c in sets)
-        con.execute(self._sql(f"UPDATE listings SET {assign}, content_hash = ? WHERE key = ?"),
-                    [*(_column_value(c, item.fields.get(c)) for c in sets), digest, key])
+        values = [_column_value(c, item.fields.get(c)) for c in sets]
+        assign = ["posted_at = COALESCE(?, posted_at)" if c == "posted_at" else f"{c} = ?" for c in sets]
+        if item.fields.get("geo_precision") is None:  # a load without coordinates (an older table): the stored
+            location = _column_value("location", item.fields.get("location"))  # ones stay while the location
+            for i, c in enumerate(sets):  # does; else NULL, and fill_coordinates places it again
+                if c in GEO_FIELDS:
+                    assign[i], values[i] = f"{c} = CASE WHEN location = ? THEN {c} END", location
+        con.execute(self._sql(f"UPDATE listings SET {', '.join(assign)}, content_hash = ? WHERE key = ?"),
+                    [*values, digest, key])
         self._put_text_vector(con, key, item.text_vector, models)
         old = {r[0]: (int(r[1]), r[2]) for r in con.execute(
             self._sql("SELECT image_id, vector_id, blob_key FROM photos WHERE listing_key = ?"), [key])}
@@ -725,7 +776,10 @@ def _with_posted_at(fields: dict, now: float) -> dict:
 
 
 def _column_value(column: str, value: object) -> object:
-    """Text columns are NOT NULL: a missing one is stored empty; NaN prices and labels become NULL."""
+    """Text columns are NOT NULL: a missing one is stored empty; NaN prices, labels and coordinates
+    become NULL, and so does a missing precision (the listing is placed later: ``fill_coordinates``)."""
+    if column == "geo_precision":
+        return None if value is None or (isinstance(value, float) and value != value) else str(value)
     if column in TEXT_FIELDS:
         return "" if value is None or (isinstance(value, float) and value != value) else str(value)
     if value is None or (isinstance(value, float) and value != value):

@@ -78,6 +78,7 @@ def search(
                                           for c, p in result.predicted_categories],
                     no_match=result.no_match and not browsing,
                     best_relevance=None if result.best_relevance is None else round(result.best_relevance, 4),
+                    best_match=None if browsing else result.best_match,
                     versions=engine.versions(),
                     facets=FacetsOut(category=result.facets.category, price=result.facets.price,
                                      buying=result.facets.buying)
