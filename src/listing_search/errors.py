@@ -69,6 +69,15 @@ class UnknownCategory(ValueError):
     """A listing or a filter names a root category the catalogue does not have."""
 
 
+class BadNear(ValueError):
+    """A search ``near`` a place it cannot be near: an unknown place (``matches``: close names), a
+    position out of range, a radius out of 1..500 km, or a sort by distance without a point."""
+
+    def __init__(self, message: str, matches: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.matches = matches
+
+
 class TextSearchUnavailable(RuntimeError):
     """A text query reached an engine without a text model and text index."""
 

@@ -248,6 +248,34 @@ class ServeSettings(BaseModel):
         return tuple(dict.fromkeys(k.strip() for k in self.operator_keys if k.strip()))
 
 
+class AlertSettings(BaseModel):
+    """Saved searches and their alerts (docs/alerts.md)."""
+
+    matcher: bool = Field(True, description=(
+        "Run the alert matcher in this server: every replica tries, the one holding the lease in the store "
+        "matches; the others take over when its lease runs out."))
+    max_per_buyer: int = Field(50, ge=1, description="Saved searches one buyer (one token) may keep.")
+    create_per_buyer: int = Field(10, ge=1, description="Saved searches one token may create per create_window_s.")
+    create_per_address: int = Field(30, ge=1, description=(
+        "Saved searches one client address may create per create_window_s (tokens are free to make)."))
+    create_window_s: float = Field(600.0, gt=0, description="The window of the two creation rates.")
+    idle_days: float = Field(90.0, gt=0, description=(
+        "A saved search its buyer has not listed, read alerts of or streamed for this long is deleted."))
+    keep_days: float = Field(30.0, gt=0, description="Alerts older than this are deleted.")
+    lease_ttl_s: float = Field(10.0, ge=0.5, description=(
+        "How long the matcher's lease lasts unrenewed (renewed every third of it): a killed matcher's "
+        "replica is replaced within about this long."))
+    poll_s: float = Field(0.05, gt=0, description="How often the matcher looks for log entries this replica applied.")
+    batch: int = Field(1000, ge=1, description="Most change-log entries matched and committed in one transaction.")
+    expire_every_s: float = Field(3600.0, gt=0, description="How often the matcher deletes expired searches and alerts.")
+    session_s: float = Field(3600.0, ge=10, description="Lifetime of the alert stream's cookie.")
+    stream_poll_s: float = Field(0.25, gt=0, description="How often a replica looks for new alerts for its streams.")
+    stream_max_s: float = Field(300.0, gt=0, description=(
+        "A stream ends after this (the page's EventSource reconnects and the cookie is checked again)."))
+    commit_hold_s: float = Field(0.0, ge=0, le=10, description=(
+        "Tests only: keep each alert transaction open this long before it commits (kill -9 lands inside it)."))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LISTING_SEARCH_", env_nested_delimiter="__", extra="ignore"
@@ -264,6 +292,7 @@ class Settings(BaseSettings):
     rank: RankSettings = RankSettings()
     store: StoreSettings = StoreSettings()
     serve: ServeSettings = ServeSettings()
+    alerts: AlertSettings = AlertSettings()
 
     def section_json(self, section: str) -> str:
         """The resolved settings of one stage, as saved beside that stage's artifacts."""

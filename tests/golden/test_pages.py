@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from listing_search import schema as S
+from listing_search.core.near import Near, haversine_km
 from listing_search.core.query import Filters, Page, Query
 from listing_search.core.text import match_terms
 from listing_search.search.match import holds
@@ -25,6 +26,7 @@ from tests.golden.conftest import golden_settings
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 SORTS = ("relevance", "newest", "price_asc", "price_desc")
 HOME = "Home & Garden"
+NEAR = {"near": "Manchester", "within_km": "80"}  # the golden catalogue's listings are all over Great Britain
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +79,32 @@ def test_six_pages_are_one_request_of_sixty(client: TestClient, golden_artifacts
             assert all(p is not None for p in posted) and posted == sorted(posted, reverse=True)
 
 
+@pytest.mark.parametrize("sort", ("distance", "relevance"))
+def test_six_pages_near_a_place_are_one_request_of_sixty(client: TestClient, golden_artifacts: Path,
+                                                         sort: str) -> None:
+    """Near a place: a radius in M, distance_km on every result; by distance, nearest first across pages."""
+    for name, (form, photo) in queries(golden_artifacts).items():
+        form = {**form, **NEAR}
+        whole = ask(client, golden_artifacts, form, photo, k=60, sort=sort)
+        ids = [r["id"] for r in whole["results"]]
+        assert len(ids) == min(60, whole["total"]) and len(set(ids)) == len(ids) and ids, (name, sort)
+        km = [r["distance_km"] for r in whole["results"]]
+        assert all(d is not None and d <= 80 for d in km), (name, sort)
+        if sort == "distance":
+            assert km == sorted(km), name
+        by_cursor, cursor = [], None
+        for _ in range(6):
+            page = ask(client, golden_artifacts, form, photo, k=10, sort=sort, **({"cursor": cursor} if cursor else {}))
+            by_cursor += [r["id"] for r in page["results"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert by_cursor == ids, (name, sort)
+        by_offset = [r["id"] for i in range(6)
+                     for r in ask(client, golden_artifacts, form, photo, k=10, offset=10 * i, sort=sort)["results"]]
+        assert by_offset == ids, (name, sort)
+
+
 def test_total_is_the_match_set_whatever_k_offset_or_sort(client: TestClient, golden_artifacts: Path) -> None:
     for name, (form, photo) in queries(golden_artifacts).items():
         totals = {ask(client, golden_artifacts, form, photo, k=k, sort=sort)["total"]
@@ -99,7 +127,8 @@ def brute_force_m(engine, query: Query) -> set[str]:
     everything = [x for batch in store.iter_listings() for x in batch]
     passing = [x for x in everything
                if (f.category is None or x.root_category == f.category)
-               and (f.max_price is None or (x.price is not None and x.price <= f.max_price))]
+               and (f.max_price is None or (x.price is not None and x.price <= f.max_price))
+               and (f.near is None or within(f.near, x))]
     scored = engine.pipeline.scored(query)
     u, ranked, view = scored.understanding, scored.ranked, scored.catalog
     terms = match_terms(u.words)
@@ -115,11 +144,20 @@ def brute_force_m(engine, query: Query) -> set[str]:
     return held | ranked_in
 
 
+def within(near: Near, listing) -> bool:
+    """Haversine from the point to the listing's stored coordinates, written out per listing."""
+    if listing.lat is None or listing.lon is None:
+        return False
+    km = float(haversine_km(near.lat, near.lon, np.array([listing.lat]), np.array([listing.lon]))[0])
+    return km <= near.within_km
+
+
 @pytest.mark.parametrize("words", ["chair", "sofa", "mens jacket", "garden table", "kids bike", "iphone",
                                    "wardrobe", "lawn mower", "tv", "dinning table"])
 def test_total_equals_the_match_set_counted_by_brute_force(client: TestClient, words: str) -> None:
     engine = client.app.state.engine
-    for filters in (Filters(), Filters(category=HOME), Filters(max_price=50.0)):
+    leeds = engine.resolve_near("Leeds", 40.0)
+    for filters in (Filters(), Filters(category=HOME), Filters(max_price=50.0), Filters(near=leeds)):
         query = Query(text=words, filters=filters, page=Page(100))
         result = engine.search(query)
         expected = brute_force_m(engine, query)
@@ -139,12 +177,14 @@ def test_browsing_total_counts_every_listing_passing_the_filters(client: TestCli
     engine = client.app.state.engine
     everything = [x for batch in engine.store.iter_listings() for x in batch]
     for filters in (Filters(category=HOME), Filters(max_price=20.0), Filters(location="london"),
-                    Filters(category=HOME, min_price=100.0)):
+                    Filters(category=HOME, min_price=100.0), Filters(near=engine.resolve_near("London", 25.0)),
+                    Filters(category=HOME, near=engine.resolve_near("53.48,-2.24", 60.0))):
         expected = [x for x in everything
                     if (filters.category is None or x.root_category == filters.category)
                     and (filters.min_price is None or (x.price is not None and x.price >= filters.min_price))
                     and (filters.max_price is None or (x.price is not None and x.price <= filters.max_price))
-                    and (filters.location is None or filters.location in x.location.lower())]
+                    and (filters.location is None or filters.location in x.location.lower())
+                    and (filters.near is None or within(filters.near, x))]
         assert engine.search(Query(filters=filters)).total == results_of(engine, {x.listing_id for x in expected}) > 0, \
             filters
 

@@ -184,6 +184,10 @@ def as_older_store(store: SqlStore, version: int) -> None:
     """The store as one made at schema ``version`` looks: the later migrations' columns dropped, the
     migrations not recorded (so opening it again applies them)."""
     with store.write() as con:
+        if version < 5:
+            for table in ("alerts", "matcher", "saved_searches"):
+                con.execute(f"DROP TABLE {table}")
+            con.execute("DROP INDEX changes_listing")
         if version < 4:
             con.execute("DROP INDEX listings_unplaced")
             for column in ("lat", "lon", "geo_precision"):
@@ -204,7 +208,7 @@ def test_an_older_store_gains_posted_at_from_its_change_log(store_url: str) -> N
     as_older_store(store, 2)  # no posted_at yet, the migrations after 2 not applied
     store.close()
     migrated = open_store(store_url)
-    assert migrated.schema_version() == 4
+    assert migrated.schema_version() == 5
     assert migrated.listing("old").posted_at == pytest.approx(logged)
     before = time.time()
     migrated.add_listing(item("new"), M1)
@@ -268,7 +272,7 @@ def test_an_older_store_gains_coordinates_with_log_entries(store_url: str) -> No
     store.close()
 
     migrated = open_store(store_url)
-    assert migrated.schema_version() == 4
+    assert migrated.schema_version() == 5
     for n, (location, precision, where) in enumerate(OLD_ROWS):
         got = migrated.listing(f"old-{n}")
         assert got.geo_precision == precision, location
@@ -290,3 +294,28 @@ def test_an_older_store_gains_coordinates_with_log_entries(store_url: str) -> No
     assert again.fill_coordinates() == 1 and again.head() == before + 1
     placed = again.listing("late")
     assert placed.geo_precision == "area_centroid" and distance_km(placed.lat, placed.lon, 53.80, -1.55) < 5
+
+
+def test_a_store_with_saved_searches_but_not_coordinates_gains_them(store_url: str) -> None:
+    """Migrations landing out of number order (the alerts branch's 0005 applied before main's 0004
+    arrived): opening the store applies 0004 with its Python step and keeps the saved searches."""
+    store = open_store(store_url)
+    old = item("old", n_photos=1, seed=1)
+    old.fields["location"] = "Leeds, West Yorkshire"
+    store.add_listing(old, M1)
+    saved = store.save_search("a" * 64, {"text": "oak", "words": "oak"}, None, None, 50)
+    with store.write() as con:  # as 0005 without 0004 left it
+        con.execute("DROP INDEX listings_unplaced")
+        for column in ("lat", "lon", "geo_precision"):
+            con.execute(f"ALTER TABLE listings DROP COLUMN {column}")
+        con.execute("DELETE FROM schema_version WHERE version = 4")
+    head = store.head()
+    store.close()
+
+    migrated = open_store(store_url)
+    assert migrated._applied_versions() == {1, 2, 3, 4, 5} and migrated.schema_version() == 5
+    placed = migrated.listing("old")  # by 0004's step
+    assert placed.geo_precision == "town" and distance_km(placed.lat, placed.lon, 53.80, -1.55) < 5
+    assert [s.id for s in migrated.saved_searches("a" * 64)] == [saved.id]
+    assert migrated.head() == head + 1  # one log entry for the placed listing
+    migrated.close()

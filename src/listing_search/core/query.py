@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from listing_search.core.near import Near
+
 # Query modes: what the query gave. Calibration, the no-match threshold and the shown category's
 # temperature are kept per mode; the names are the keys of relevance.json and category_predictor.json.
 TEXT, IMAGE, BOTH = "text", "image", "both"
@@ -22,7 +24,9 @@ CALIBRATION_MODES = (*MODES, TEXT_SHORT)
 MODE_FALLBACK = {TEXT_SHORT: TEXT}
 
 RELEVANCE, NEWEST, PRICE_ASC, PRICE_DESC = "relevance", "newest", "price_asc", "price_desc"
-SORTS = (RELEVANCE, NEWEST, PRICE_ASC, PRICE_DESC)
+DISTANCE = "distance"  # nearest first: needs ``Filters.near``
+SORTS = (RELEVANCE, NEWEST, PRICE_ASC, PRICE_DESC, DISTANCE)
+RADIUS = "radius"  # ``Filters.without(RADIUS)``: the near point kept, its radius dropped (distance facets)
 
 # History events a buyer leaves, and how much each counts in a profile (search.personalise).
 EVENTS = ("viewed", "searched", "liked")
@@ -44,13 +48,38 @@ class Filters:
     max_price: float | None = None
     location: str | None = None  # a case-insensitive substring of the listing's location
     buying: bool | None = None  # False: leave buying ads ("wanted", "we buy ...") out; True: only them
+    near: Near | None = None  # within ``near.within_km`` of a point (listings without coordinates fail it)
 
     def active(self) -> bool:
-        return any(v is not None for v in (self.category, self.min_price, self.max_price, self.location, self.buying))
+        return any(v is not None for v in (self.category, self.min_price, self.max_price, self.location,
+                                           self.buying, self.near))
+
+    def sets(self, name: str) -> bool:
+        """Whether the filter ``name`` (a field, or ``RADIUS``) narrows the search."""
+        if name == RADIUS:
+            return self.near is not None and self.near.within_km is not None
+        return getattr(self, name) is not None
 
     def without(self, name: str) -> "Filters":
-        """These filters less one (facets count each under the others)."""
+        """These filters less one (facets count each under the others); ``RADIUS`` keeps the point."""
+        if name == RADIUS:
+            return self if self.near is None else replace(self, near=self.near.unbounded())
         return replace(self, **{name: None})
+
+    def admits(self, price: float | None, category_path: str, location: str) -> bool:
+        """Whether one listing passes every filter, as ``index.catalog.CatalogView.allowed`` decides for
+        all of them at once (a saved search's alerts check one new listing)."""
+        if self.category is not None:
+            want = path_segments(self.category)
+            if not want or path_segments(category_path)[:len(want)] != want:
+                return False
+        if (self.min_price is not None or self.max_price is not None) and (price is None or price != price):
+            return False  # no price (or NaN) fails every price comparison
+        if self.min_price is not None and not price >= self.min_price:
+            return False
+        if self.max_price is not None and not price <= self.max_price:
+            return False
+        return not self.location or self.location.casefold() in (location or "").casefold()
 
 
 def path_segments(path: str | None) -> tuple[str, ...]:

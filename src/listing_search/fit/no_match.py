@@ -17,7 +17,7 @@ from listing_search.search.types import IMAGE as PHOTO_CHANNEL
 
 UNLIKE_PHOTOS = 24
 NO_MATCH_QUANTILE = 0.95  # a threshold sits above this share of the nonsense inputs' best ...
-REAL_FLAGGED = 0.025  # ... but under all but this share of real val queries, for each of its two rules
+REAL_FLAGGED = 0.025  # ... but under all but this share of real val queries (a photo's two rules: half each)
 K = 10
 
 
@@ -56,8 +56,9 @@ def no_match_threshold(pipeline: SearchPipeline, real: dict[str, list[Query]]
     """Per query mode: just above the best relevance of 95% of the nonsense inputs of that kind
     (nonsense words for text, unlike photos for photos; the lower of the two for both), but never
     above the best relevance of the 2.5% weakest ``real`` val queries of that mode, so that one nonsense
-    word corrected to a real one cannot drag the threshold over real searches (2.5% for each of the
-    two rules a photo alone meets: at most 5% of real photo searches are answered "no match").
+    word corrected to a real one cannot drag the threshold over real searches (a photo alone meets two
+    rules, each capped at half that share: at most 2.5% of real photo searches are answered "no match",
+    as for words; 2.5% each had let 4.5% of real held-out photo searches through as "no match").
 
     For photos alone, the same is set on the best photo cosine of each search (a second signal: an
     unlike photo can land on the same relevance plateau as a weak real one). Returns the relevance
@@ -79,10 +80,11 @@ def no_match_threshold(pipeline: SearchPipeline, real: dict[str, list[Query]]
     thresholds, cosines, report = {}, {}, {}
     for mode in CALIBRATION_MODES:
         mine = answered.get(mode, [])
-        thresholds[mode] = _capped(above.get(mode, 0.0), [b for b, _, _ in mine])
+        share = REAL_FLAGGED / 2 if mode == IMAGE and nonsense[IMAGE] else REAL_FLAGGED  # two rules share it
+        thresholds[mode] = _capped(above.get(mode, 0.0), [b for b, _, _ in mine], share)
         if mode == IMAGE and nonsense[IMAGE]:
             cosines[mode] = _capped(float(np.quantile([c for _, _, c in nonsense[IMAGE]], NO_MATCH_QUANTILE)) + 0.01,
-                                    [c for _, _, c in mine])
+                                    [c for _, _, c in mine], share)
 
         def flagged(items: list[tuple[float, bool, float]], t: float = thresholds[mode],
                     c: float = cosines.get(mode, 0.0)) -> float:
@@ -96,8 +98,8 @@ def no_match_threshold(pipeline: SearchPipeline, real: dict[str, list[Query]]
     return thresholds, cosines, report
 
 
-def _capped(above: float, real: list[float]) -> float:
-    """``above``, but never above the ``REAL_FLAGGED`` weakest of ``real`` (an order statistic: at most
-    that share of the real queries falls under it), floored to 4 decimals."""
-    cap = float(np.quantile(real, REAL_FLAGGED, method="lower")) if real else 1.0
+def _capped(above: float, real: list[float], share: float = REAL_FLAGGED) -> float:
+    """``above``, but never above the ``share`` weakest of ``real`` (an order statistic: at most that
+    share of the real queries falls under it), floored to 4 decimals."""
+    cap = float(np.quantile(real, share, method="lower")) if real else 1.0
     return float(np.floor(min(above, cap) * 1e4) / 1e4)

@@ -57,7 +57,7 @@ NO_MATCH_VAL_QUERIES = 400  # val queries whose best relevance caps the no-match
 NEW = ".new"  # suffix of fitted files written beside the ones in use (publish_fit)
 # What the fit's queries and features are: a change here re-fits an existing artifacts folder.
 RECIPE = {"queries": "search.pipeline.scored with the match set's holders as candidates; buyers' words apart",
-          "version": 4}
+          "version": 5}
 
 
 def tune_ranker(settings: Settings, artifacts: Path, force: bool = False, progress: bool = False) -> dict:

@@ -15,7 +15,9 @@ numeric columns, a flag, and a place in two lookups (key -> row, listing id -> r
 roots and locations are stored once each and referenced by a code (``docs/performance.md``).
 Coordinates (``lat``, ``lon``: NaN when not placed) and their precision (``geo``: an index into
 ``core.places.PRECISIONS``, ``NONE`` while the store has not placed the listing) are columns too, so
-a search near a place reads them from here.
+a search near a place reads them from here: each distinct position is numbered once
+(``index.points``) and a row holds its code, so a radius filter, a sort by distance and the distance
+facets look distances up by code rather than computing one per row.
 
 Two things are derived per listing as it arrives: whether it is a buying ad (``core.ads``, the
 ``buying`` column and filter) and its near-duplicate group (``index.duplicates``: the view keeps
@@ -32,16 +34,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from listing_search.core.ads import is_buying_ad
+from listing_search.core.near import Near, haversine_km
 from listing_search.core.places import PRECISIONS
-from listing_search.core.query import NEWEST, PRICE_ASC, PRICE_DESC, Filters, path_segments
+from listing_search.core.query import DISTANCE, NEWEST, PRICE_ASC, PRICE_DESC, Filters, path_segments
 from listing_search.index.duplicates import Ad, DuplicateGroups
+from listing_search.index.points import Points
 from listing_search.store.models import Listing
 
 _GROW = 1.5
 NONE = -1  # "no row" in the key -> row lookup
 PRECISION_CODE = {p: i for i, p in enumerate(PRECISIONS)}  # geo_precision -> the ``geo`` column's code
 _COLUMNS = ("key", "price", "posted_at", "root", "path", "location", "label", "alive", "lat", "lon", "geo",
-            "buying")
+            "buying", "point")
 
 
 class Codes:
@@ -81,6 +85,7 @@ class CatalogView:
         self.n = 0
         self.live = 0
         self.paths, self.roots, self.locations = Codes(), Codes(), Codes()
+        self.points = Points()
         self._lock = threading.Lock()  # one writer at a time (the log applier holds its own lock too)
         self._alloc(capacity)
         self.listing_id: list[str] = []
@@ -108,6 +113,7 @@ class CatalogView:
         self.lat = np.full(capacity, np.nan)
         self.lon = np.full(capacity, np.nan)
         self.geo = np.full(capacity, NONE, np.int8)
+        self.point = np.full(capacity, NONE, np.int32)  # code of the position in ``points``
 
     # ------------------------------------------------------------- writes
     @classmethod
@@ -147,6 +153,7 @@ class CatalogView:
         self.lat[r] = np.nan if rec.lat is None else float(rec.lat)
         self.lon[r] = np.nan if rec.lon is None else float(rec.lon)
         self.geo[r] = PRECISION_CODE.get(rec.geo_precision or "", NONE)
+        self.point[r] = self.points.code(rec.lat, rec.lon)
         self.listing_id.append(rec.listing_id)
         self.title.append(rec.title or "")
         self.description.append(rec.description or "")
@@ -272,7 +279,24 @@ class CatalogView:
             needle = filters.location.casefold()
             codes = [c for c, place in enumerate(self.locations.values) if needle in place.casefold()]
             mask &= np.isin(self.location[:n], np.array(codes, np.int32))
+        if filters.near is not None and filters.near.within_km is not None:
+            mask &= self._distances(self.point[:n], filters.near) <= filters.near.within_km
         return mask
+
+    def distances(self, rows: np.ndarray, near: Near) -> np.ndarray:
+        """Km from ``near``'s point to each row's listing; +inf beyond ``near.within_km`` (when set) and
+        for listings without coordinates. What the radius filter, the distance sort and facets read."""
+        return self._distances(self.point[np.asarray(rows, np.int64)], near)
+
+    def _distances(self, codes: np.ndarray, near: Near) -> np.ndarray:
+        # ``codes`` first, then the points' distances: every code a row already holds is covered
+        return self.points.distances(near.lat, near.lon, near.within_km)[codes]
+
+    def distance_to(self, rows: np.ndarray, near: Near) -> np.ndarray:
+        """Km from ``near``'s point to each row's listing whatever the radius (NaN without coordinates):
+        the distance a result shows, computed for a page's rows only."""
+        rows = np.asarray(rows, np.int64)
+        return haversine_km(near.lat, near.lon, self.lat[rows], self.lon[rows])
 
     def paths_under(self, prefix: str) -> np.ndarray:
         """Codes of the category paths that start with ``prefix``'s whole segments (case folded)."""
@@ -288,10 +312,15 @@ class CatalogView:
     def knows_category(self, prefix: str) -> bool:
         return len(self.paths_under(prefix)) > 0
 
-    def sort_key(self, rows: np.ndarray, sort: str) -> SortKey:
+    def sort_key(self, rows: np.ndarray, sort: str, near: Near | None = None) -> SortKey:
         """The order ``sort`` puts ``rows`` in: newest = latest ``posted_at`` first, then the latest
-        added; price_asc / price_desc = by price, then the earliest added; no price or date: last."""
+        added; price_asc / price_desc = by price, then the earliest added; no price or date: last;
+        distance = nearest ``near`` first, then the earliest added (beyond the radius or unplaced: last)."""
         keys = self.key[rows]
+        if sort == DISTANCE:
+            if near is None:
+                raise ValueError("sort by distance needs a point (near)")
+            return SortKey(self.distances(rows, near), keys)
         if sort == NEWEST:
             return SortKey(-self.posted_at[rows], -keys)
         if sort == PRICE_ASC:

@@ -190,6 +190,11 @@ class LexicalIndex:
         terms = self._analyzer.analyze(text or "")
         return list(dict.fromkeys(terms))[:MAX_QUERY_TERMS]
 
+    def terms_of(self, text: str) -> set[str]:
+        """Every distinct index term of ``text`` (analysed as documents are, uncapped): a listing's BM25
+        for a query is 0 unless the two share one (the alert matcher's bound relies on it)."""
+        return set(self._analyzer.analyze(text or ""))
+
     def _delete_key(self, key: int) -> None:
         """Queue a delete of ``key``; by query because ``delete_documents_by_term`` sends an int as i64
         and silently matches nothing in a u64 field."""

@@ -2,8 +2,8 @@
 
 A group (``index.duplicates``: copies of one ad, by a near-identical photo or title) is one result.
 Its **representative** is the group's first listing in the asked order (the best ranked for
-relevance, the cheapest for ``price_asc``, the newest for ``newest``), and it carries the group's
-other listings in M as its ``duplicates``. ``total``, pages and facets count results, so a page of
+relevance, the cheapest for ``price_asc``, the newest for ``newest``, the nearest for ``distance``),
+and it carries the group's other listings in M as its ``duplicates``. ``total``, pages and facets count results, so a page of
 10 shows 10 different ads and ``total`` is what paging to the end shows.
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from listing_search.core.near import Near
 from listing_search.index.catalog import CatalogView
 
 
@@ -28,17 +29,18 @@ class Collapsed:
         return len(self.rows)
 
 
-def collapse(catalog: CatalogView, rows: np.ndarray, order: str | None = None) -> Collapsed:
+def collapse(catalog: CatalogView, rows: np.ndarray, order: str | None = None,
+             near: Near | None = None) -> Collapsed:
     """One row per group, the rest of ``rows`` kept in their order. ``order`` None: ``rows`` are ranked
-    and the first of a group represents it; a stored order (``newest``, ``price_asc``, ``price_desc``):
-    the first of the group by that order does."""
+    and the first of a group represents it; a stored order (``newest``, ``price_asc``, ``price_desc``,
+    ``distance`` from ``near``): the first of the group by that order does."""
     rows = np.asarray(rows, np.int64)
     labels = catalog.group_of(rows)
     at = np.flatnonzero(labels >= 0)  # positions of listings in a group: few, so the loop below is short
     if not len(at):
         return Collapsed(rows)
     if order is not None:
-        key = catalog.sort_key(rows[at], order)
+        key = catalog.sort_key(rows[at], order, near)
         at = at[np.lexsort((key.secondary, np.where(np.isnan(key.primary), np.inf, key.primary)))]
     first: dict[int, int] = {}
     others: dict[int, list[int]] = {}

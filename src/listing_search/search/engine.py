@@ -19,6 +19,7 @@ import faiss
 import numpy as np
 
 from listing_search import schema as S
+from listing_search.core.near import Near
 from listing_search.core.query import Filters, HistoryEvent, Query
 from listing_search.errors import TextSearchUnavailable
 from listing_search.index.live import IMAGE, TEXT, Follower, LiveIndexes
@@ -124,8 +125,14 @@ class SearchEngine:
     def search(self, query: Query) -> Result:
         return self.pipeline.search(query)
 
-    def similar_listings(self, listing_id: str, k: int) -> list[Hit] | None:
-        return self.pipeline.similar(listing_id, k)
+    def similar_listings(self, listing_id: str, k: int, filters: Filters = Filters()) -> list[Hit] | None:
+        return self.pipeline.similar(listing_id, k, filters)
+
+    def resolve_near(self, text: str, within_km: float | None = None) -> Near:
+        return self.pipeline.resolve_near(text, within_km)
+
+    def places(self, prefix: str, k: int) -> list[tuple[str, int]]:
+        return self.pipeline.places(prefix, k)
 
     def recommend(self, history: tuple[HistoryEvent, ...], k: int, text: str | None = None,
                   filters: Filters = Filters()) -> Feed:

@@ -9,7 +9,14 @@ under each value one of its listings holds. Categories: each root with its next 
 chosen the roots' counts sum to ``total`` unless a group spans two roots. Price: fixed bands a buyer
 thinks in (``PRICE_BANDS``, pounds, lower bound included); listings without a price are in no band.
 Ad kind (``buying``): sale ads (``false``) and buying ads (``true``), the values the ``buying``
-filter takes.
+filter takes. Distance (a search ``near`` a point): how many results are within 5, 10, 25, 50 and
+100 miles (``DISTANCE_BANDS_MILES``: UK buyers think in miles; each band also says its km), a group
+counted in a band when one of its listings is inside it, counted over M without the radius, so a
+buyer sees what widening it would add, and M itself: a search's candidates are fetched inside the
+radius, so M can hold listings the same search without the radius did not reach, and a band wider
+than the radius must count at least the search's total. Listings without coordinates are in no
+band. No band under 5 miles: listings are placed at their town, or at their area's principal
+settlement up to ~10 km off (docs/geocoding-check.md).
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from listing_search.core.near import KM_PER_MILE, Near
 from listing_search.index.catalog import CatalogView
 from listing_search.search.collapse import distinct_per_value
 
 PRICE_BANDS = ((0, 10), (10, 25), (25, 50), (50, 100), (100, 250), (250, 500), (500, 1000), (1000, None))
+DISTANCE_BANDS_MILES = (5, 10, 25, 50, 100)
 SEP = " / "
 
 
@@ -31,6 +40,7 @@ class Facets:
     category: list[dict]
     price: list[dict]
     buying: list[dict] = field(default_factory=list)
+    distance: list[dict] = field(default_factory=list)  # only near a point
 
 
 def category_facet(catalog: CatalogView, rows: np.ndarray) -> list[dict]:
@@ -81,6 +91,26 @@ def _levels(path: str) -> list[str]:
     """A path's root and its first two segments, as facet values: ["Root", "Root / Sub"]."""
     segments = [s.strip() for s in path.split("/") if s.strip()]
     return [SEP.join(segments[:i + 1]) for i in range(min(2, len(segments)))]
+
+
+def distance_facet(catalog: CatalogView, rows: np.ndarray, near: Near | None) -> list[dict]:
+    """Cumulative bands: how many results of ``rows`` are within each of ``DISTANCE_BANDS_MILES`` of
+    ``near``; a group of near-duplicates counts once, at its nearest listing."""
+    if near is None:
+        return []
+    rows = np.asarray(rows, np.int64)
+    widest = DISTANCE_BANDS_MILES[-1] * KM_PER_MILE
+    km = catalog.distances(rows, Near(near.lat, near.lon, widest))  # +inf past the widest band
+    labels = catalog.group_of(rows)
+    grouped = labels >= 0
+    if grouped.any():  # each group's nearest listing stands for it
+        gl, gk = labels[grouped], km[grouped]
+        order = np.lexsort((gk, gl))
+        gl, gk = gl[order], gk[order]
+        first = np.concatenate([[True], gl[1:] != gl[:-1]])
+        km = np.concatenate([km[~grouped], gk[first]])
+    return [{"max_miles": miles, "max_km": round(miles * KM_PER_MILE, 3),
+             "count": int((km <= miles * KM_PER_MILE).sum())} for miles in DISTANCE_BANDS_MILES]
 
 
 def _ranked(counts: Counter) -> list[tuple[str, int]]:

@@ -28,13 +28,27 @@ def term_of(word: str) -> str:
     return fold_plural(fold_accents(word.lower()))
 
 
-def char_spans(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
-    """(start, end) character offsets of the words of ``text`` whose term is one of ``terms``."""
+def char_spans(text: str, terms: frozenset[str], start: int = 0, end: int | None = None,
+               first: bool = False) -> list[tuple[int, int]]:
+    """(start, end) character offsets of the words of ``text`` whose term is one of ``terms``: of the
+    words wholly inside ``text[start:end]``, only the first with ``first``."""
     out = []
-    for m in TOKEN.finditer(text or ""):
-        parts = [p for p in re.findall(r"[a-z0-9]+", fold_accents(m.group().lower()))]
-        if parts and all(fold_plural(p) in terms for p in parts):
+    end = len(text or "") if end is None else end
+    for m in TOKEN.finditer(text or "", start):
+        if m.end() > end:
+            break
+        if m.start() == start and start and TOKEN.match(text, start - 1):
+            continue  # a word cut by ``start`` is not inside
+        word = m.group()
+        if word.isascii():  # most words: no accents to fold, one part
+            held = fold_plural(word.lower()) in terms
+        else:
+            parts = re.findall(r"[a-z0-9]+", fold_accents(word.lower()))
+            held = bool(parts) and all(fold_plural(p) in terms for p in parts)
+        if held:
             out.append((m.start(), m.end()))
+            if first:
+                break
     return out
 
 
@@ -49,7 +63,7 @@ def utf16(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def snippet(description: str, terms: frozenset[str], width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
     """A window of ``description`` around its first held word (its start when none), with the spans in it."""
     text = " ".join((description or "").split())
-    spans = char_spans(text, terms)
+    spans = char_spans(text, terms, first=True)  # only the window is read for the rest
     start = max(0, spans[0][0] - width // 3) if spans else 0
     if start:
         space = text.find(" ", start)
@@ -61,7 +75,7 @@ def snippet(description: str, terms: frozenset[str], width: int = SNIPPET_CHARS)
     prefix, suffix = (ELLIPSIS if start else ""), (ELLIPSIS if end < len(text) else "")
     window = prefix + text[start:end] + suffix
     shift = len(prefix) - start
-    inside = [(a + shift, b + shift) for a, b in spans if a >= start and b <= end]
+    inside = [(a + shift, b + shift) for a, b in char_spans(text, terms, start, end)] if spans else []
     return window, utf16(window, inside)
 
 

@@ -63,11 +63,8 @@ def match_set(u: Understanding, ranked: Ranked, holding: np.ndarray, models: Mod
     position = {int(r): i for i, r in enumerate(cands.rows[ranked.order])}
     if u.unknown_words:
         return MatchSet(np.zeros(0, np.int64), position, no_match=True)
-    held = np.isin(cands.rows, holding)
-    threshold = models.no_match_below(calibration_mode(u))
-    passing = np.ones(len(cands), bool) if ranked.relevance is None or threshold is None \
-        else ranked.relevance >= threshold
-    member = (held | passing | (cands.score(IMAGE) >= NEAR_DUPLICATE))[ranked.order]
+    held, passing, near = _reasons(u, ranked, holding, models, uncalibrated=True)
+    member = (held | passing | near)[ranked.order]
     member[:MIN_SHOWN] = True
     ranked_rows = cands.rows[ranked.order][member]
     unranked = holding[~np.isin(holding, cands.rows)]
@@ -76,6 +73,34 @@ def match_set(u: Understanding, ranked: Ranked, holding: np.ndarray, models: Mod
         wanted = catalog.buying[rows]
         rows = np.concatenate([rows[~wanted], rows[wanted]])
     return MatchSet(rows, position, no_match=not len(rows) or no_match(u, ranked, holding, models))
+
+
+def alerting_rows(u: Understanding, ranked: Ranked, holding: np.ndarray, models: ModelBundle) -> np.ndarray:
+    """The members of M a saved search alerts on: M less its related tail. A listing that holds the
+    words, reaches the relevance threshold or holds a near-identical photo, and that the page would
+    not call related (for a buyer's one to three words: it holds them); none when the search matches
+    nothing (every result is then only related), and no relevance-only member before ``tune-ranker``
+    has calibrated relevance (M's every-candidate rule is no threshold to pass). Unordered."""
+    if u.unknown_words or no_match(u, ranked, holding, models):
+        return np.zeros(0, np.int64)
+    held, passing, near = _reasons(u, ranked, holding, models, uncalibrated=False)
+    related = ranked.tiered & ~held
+    rows = ranked.candidates.rows[(held | passing | near) & ~related]
+    return np.concatenate([rows, holding[~np.isin(holding, ranked.candidates.rows)]]).astype(np.int64)
+
+
+def _reasons(u: Understanding, ranked: Ranked, holding: np.ndarray, models: ModelBundle,
+             uncalibrated: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per ranked candidate: holds the words, relevance reaches the threshold (``uncalibrated``: what
+    that is before calibration), holds a near-identical photo."""
+    cands = ranked.candidates
+    held = np.isin(cands.rows, holding)
+    threshold = models.no_match_below(calibration_mode(u))
+    if ranked.relevance is None or threshold is None:
+        passing = np.full(len(cands), uncalibrated, bool)
+    else:
+        passing = ranked.relevance >= threshold
+    return held, passing, cands.score(IMAGE) >= NEAR_DUPLICATE
 
 
 def no_match(u: Understanding, ranked: Ranked, holding: np.ndarray, models: ModelBundle) -> bool:

@@ -22,17 +22,19 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from listing_search.core.query import NEWEST, RELEVANCE, Filters, HistoryEvent, Page, Query
-from listing_search.errors import UnknownCategory
+from listing_search.core.near import Near
+from listing_search.core.query import DISTANCE, RADIUS, RELEVANCE, Filters, HistoryEvent, Page, Query
+from listing_search.errors import BadNear, UnknownCategory
 from listing_search.index.catalog import NONE, CatalogView
 from listing_search.index.live import LiveIndexes
 from listing_search.models.bundle import ModelBundle
 from listing_search.search import present
 from listing_search.search.candidates import Allowed, Retriever
 from listing_search.search.collapse import Collapsed, collapse
-from listing_search.search.facets import Facets, buying_facet, category_facet, price_facet
-from listing_search.search.match import holding_words, match_set
-from listing_search.search.paging import cut_page
+from listing_search.search.facets import Facets, buying_facet, category_facet, distance_facet, price_facet
+from listing_search.search.match import alerting_rows, holding_words, match_set
+from listing_search.search.nearby import resolve_near, suggest_places
+from listing_search.search.paging import cut_page, stored_order
 from listing_search.search.personalise import Personaliser, Profile
 from listing_search.search.rank import Ranker
 from listing_search.search.types import Candidates, Hit, Ranked, Result, Understanding
@@ -81,7 +83,7 @@ class SearchPipeline:
     def search(self, query: Query) -> Result:
         """A page of M's results for words and/or a photo (filters alone browse); ``total`` counts the
         results (a group of near-duplicate listings is one)."""
-        self.check_filters(query.filters)
+        self.check_query(query)
         if query.text is None and not query.has_image:
             return self.browse(query)
         catalog = self.live.catalog
@@ -89,13 +91,17 @@ class SearchPipeline:
         scored, holding = self._ranked(query, u, catalog)
         ranked = scored.ranked
         matched = match_set(u, ranked, holding, self.models, catalog)
-        results = collapse(catalog, matched.rows, None if query.sort == RELEVANCE else query.sort)
+        near = query.filters.near
+        results = collapse(catalog, matched.rows, None if query.sort == RELEVANCE else query.sort, near)
         page = cut_page(catalog, results.rows, results.rows, query, query.sort)
         facets = Facets(category_facet(catalog, self._matched(query, u, catalog, matched, "category")),
                         price_facet(catalog, self._matched(query, u, catalog, matched, "min_price", "max_price")),
-                        buying_facet(catalog, self._matched(query, u, catalog, matched, "buying")))
+                        buying_facet(catalog, self._matched(query, u, catalog, matched, "buying")),
+                        distance_facet(catalog, np.union1d(matched.rows, self._matched(query, u, catalog, matched,
+                                                                                      RADIUS)), near)
+                        if near is not None else [])
         return Result(present.hits(catalog, page.rows, ranked, u, self.retriever, matched.position,
-                                   matched.no_match, results.others),
+                                   matched.no_match, results.others, near),
                       results.total, page.next_cursor, u.words, u.corrections,
                       present.shown_categories(u, self.models, self.encoders.vision_categories),
                       matched.no_match, u.unknown_words, ranked.best_relevance, facets,
@@ -103,7 +109,7 @@ class SearchPipeline:
 
     def _matched(self, query: Query, u: Understanding, catalog: CatalogView, matched, *names: str) -> np.ndarray:
         """M's rows for the search without the filters ``names`` (the search's own M when they are unset)."""
-        if all(getattr(query.filters, n) is None for n in names):
+        if not any(query.filters.sets(n) for n in names):
             return matched.rows
         other = replace(query, filters=_without(query.filters, names))
         scored, holding = self._ranked(other, u, catalog)
@@ -111,23 +117,25 @@ class SearchPipeline:
 
     def browse(self, query: Query) -> Result:
         """Every listing passing the filters (M), one result per group of near-duplicates, in
-        ``query.sort`` order (relevance: newest first)."""
-        self.check_filters(query.filters)
+        ``query.sort`` order (relevance: the nearest first near a point, else the newest)."""
+        self.check_query(query)
         catalog = self.live.catalog
         allowed = Allowed.of(catalog, query.filters, query.exclude)
         rows = allowed.rows()
-        results = collapse(catalog, rows, NEWEST if query.sort == RELEVANCE else query.sort)
+        near = query.filters.near
+        results = collapse(catalog, rows, stored_order(query, query.sort), near)
         page = cut_page(catalog, None, results.rows, query, query.sort)
 
         def under_others(*names: str) -> np.ndarray:
-            if all(getattr(query.filters, n) is None for n in names):
+            if not any(query.filters.sets(n) for n in names):
                 return rows
             return Allowed.of(catalog, _without(query.filters, names), query.exclude).rows()
 
         facets = Facets(category_facet(catalog, under_others("category")),
                         price_facet(catalog, under_others("min_price", "max_price")),
-                        buying_facet(catalog, under_others("buying")))
-        return Result(present.hits(catalog, page.rows, None, None, self.retriever, others=results.others),
+                        buying_facet(catalog, under_others("buying")),
+                        distance_facet(catalog, under_others(RADIUS), near) if near is not None else [])
+        return Result(present.hits(catalog, page.rows, None, None, self.retriever, others=results.others, near=near),
                       results.total, page.next_cursor, facets=facets)
 
     def similar(self, listing_id: str, k: int, filters: Filters = Filters()) -> list[Hit] | None:
@@ -165,6 +173,18 @@ class SearchPipeline:
                  if h.listing.key in because}
         return Feed(found, profile.used, profile.unknown_ids, notes, named)
 
+    def alerting(self, query: Query, catalog: CatalogView) -> np.ndarray:
+        """Rows of ``catalog`` a saved search alerts on: its match set less the related tail
+        (``search.match.alerting_rows``); for filters alone, every listing passing them. The same
+        stages as :meth:`search`, on the view the caller holds; nothing is presented or paged. Per
+        listing, not per result: near-duplicates are not collapsed here, so a new copy of an ad already
+        alerted on alerts again (docs/alerts.md)."""
+        if query.text is None and not query.has_image:
+            return Allowed.of(catalog, query.filters, query.exclude).rows()
+        u = self.understander.understand(query, catalog, show=False)
+        scored, holding = self._ranked(query, u, catalog)
+        return alerting_rows(u, scored.ranked, holding, self.models)
+
     # ------------------------------------------------------------- stages
     def understand(self, query: Query, show: bool = True) -> Understanding:
         return self.understander.understand(query, self.live.catalog, show)
@@ -193,7 +213,7 @@ class SearchPipeline:
         results = _best(catalog, ranked, k)
         position = {int(ranked.candidates.rows[i]): at for at, i in enumerate(ranked.order)}
         return present.hits(catalog, results.rows, ranked, scored.understanding, self.retriever, position,
-                            others=results.others)
+                            others=results.others, near=query.filters.near)
 
     def _feed(self, catalog: CatalogView, profile: Profile, k: int, filters: Filters) -> list[Hit]:
         """A history alone as the query: candidates near its vectors, ranked as if it had asked."""
@@ -206,7 +226,22 @@ class SearchPipeline:
         ranked = self.ranker.rank(catalog, u, cands)
         results = _best(catalog, ranked, k)
         position = {int(ranked.candidates.rows[i]): at for at, i in enumerate(ranked.order)}
-        return present.hits(catalog, results.rows, ranked, None, self.retriever, position, others=results.others)
+        return present.hits(catalog, results.rows, ranked, None, self.retriever, position, others=results.others,
+                            near=filters.near)
+
+    def check_query(self, query: Query) -> None:
+        """The filters (below), and a sort by distance only near a point; 422 otherwise."""
+        self.check_filters(query.filters)
+        if query.sort == DISTANCE and query.filters.near is None:
+            raise BadNear("sort: distance needs near (a town, or a position as 'lat,lon')")
+
+    def resolve_near(self, text: str, within_km: float | None = None) -> Near:
+        """``near`` as a point and a radius (``search.nearby``); ``BadNear`` with close names when unknown."""
+        return resolve_near(self.live.catalog, text, within_km)
+
+    def places(self, prefix: str, k: int) -> list[tuple[str, int]]:
+        """Places starting with ``prefix`` to search near, with how many listings each has."""
+        return suggest_places(self.live.catalog, prefix, k)
 
     def check_filters(self, filters: Filters) -> None:
         """A category filter names a root category or a path prefix some listing has; 422 otherwise."""

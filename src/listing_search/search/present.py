@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from listing_search.core.near import Near
 from listing_search.index.catalog import CatalogView
 from listing_search.models.bundle import ModelBundle
 from listing_search.search.candidates import Retriever
@@ -39,20 +40,24 @@ def match_label(relevance: float | None, same_path: float | None, related: bool 
 
 def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Understanding | None,
          retriever: Retriever, position: dict[int, int] | None = None, all_related: bool = False,
-         others: dict[int, np.ndarray] | None = None) -> list[Hit]:
+         others: dict[int, np.ndarray] | None = None, near: Near | None = None) -> list[Hit]:
     """One result per row: the listing, its score and channel scores (when ranked), the photos that
     matched a photo query best first, and its relevance; ``all_related`` (no match): each only related;
-    ``others``: a representative's other copies (``search.collapse``), named in ``duplicates``."""
+    ``others``: a representative's other copies (``search.collapse``), named in ``duplicates``;
+    ``near``: its distance from that point."""
     out = []
     order_of, others = position or {}, others or {}
-    for row in np.asarray(rows, np.int64).tolist():
+    rows = np.asarray(rows, np.int64)
+    km = _distances(catalog, rows, near)
+    for row, distance in zip(rows.tolist(), km):
         listing = catalog.listing(row)
         at = order_of.get(row) if ranked is not None else None
         marks = highlight(listing.title, listing.description, u.terms) if u is not None else None
         copies = tuple(catalog.listing_id[r] for r in others.get(row, ()))
         buying = bool(catalog.buying[row])
         if at is None:
-            out.append(Hit(listing, 0.0, {}, [], highlight=marks, duplicates=copies, buying=buying))
+            out.append(Hit(listing, 0.0, {}, [], highlight=marks, distance_km=distance, duplicates=copies,
+                           buying=buying))
             continue
         i = int(ranked.order[at])
         scores = {c: float(ranked.candidates.scores[c][i]) for c in CHANNELS if c in ranked.candidates.scores}
@@ -62,8 +67,14 @@ def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Under
             matched = [names[v] for v in retriever.matched_photos(catalog, u.image_vecs, row) if v in names]
         relevance, same_path, related = labelled(ranked, i, all_related)
         out.append(Hit(listing, float(ranked.score[i]), scores, matched, relevance, related, marks, same_path,
-                       match_label(relevance, same_path, related), duplicates=copies, buying=buying))
+                       match_label(relevance, same_path, related), distance, duplicates=copies, buying=buying))
     return out
+
+
+def _distances(catalog: CatalogView, rows: np.ndarray, near: Near | None) -> list[float | None]:
+    if near is None:
+        return [None] * len(rows)
+    return [None if np.isnan(d) else float(d) for d in catalog.distance_to(rows, near).tolist()]
 
 
 def labelled(ranked: Ranked, i: int, all_related: bool = False) -> tuple[float | None, float | None, bool]:

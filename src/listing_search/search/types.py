@@ -124,6 +124,7 @@ class Hit:
     highlight: object | None = None  # search.highlight.Highlight: the spans that hold the words
     same_path: float | None = None  # calibrated P(same full category path as the query)
     match: str | None = None  # the label a buyer reads (search.present.match_label)
+    distance_km: float | None = None  # from the search's ``near`` point (None without one, or unplaced)
     duplicates: tuple[str, ...] = ()  # listing ids of the other copies of this ad in the match set (search.collapse)
     buying: bool = False  # a buying ad ("wanted", "cash for your ..."): core.ads
 

@@ -19,12 +19,14 @@ from starlette.concurrency import run_in_threadpool
 from listing_search import schema as S
 from listing_search.errors import StorageError
 from listing_search.search.engine import SearchEngine
-from listing_search.serve import auth, errors, security
+from listing_search.serve import auth, errors, privacy, security
 from listing_search.serve.deadlines import BodyDeadlineMiddleware
 from listing_search.serve.limits import FORM_SLACK, BodyLimitMiddleware
 from listing_search.serve.metrics import Metrics, MetricsMiddleware
 from listing_search.serve.metrics import router as metrics_router
-from listing_search.serve.routes import health, images, listings, predict, recommend, search, suggest
+from listing_search.serve.matcher import MatcherService
+from listing_search.serve.routes import (alerts, health, images, listings, places, predict, recommend, search,
+                                         suggest)
 from listing_search.serve.strict import StrictFormMiddleware, StrictFramingMiddleware
 from listing_search.serve.writes import CatalogWriter
 from listing_search.settings import Settings, get_settings
@@ -34,16 +36,23 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Find second-hand listings from a photo, words, or both.
 
 * `POST /v1/search` — photo (multipart `image`) and/or `text`, `k`, filters → ranked listings.
+* `near` (a town or 'lat,lon') and `within_km` on search, browse, recommend and similar: listings within
+  a radius, each with `distance_km`; `sort=distance`; `GET /v1/places?prefix=` names places to search near.
 * `GET /v1/listings/{id}`, `GET /v1/listings/{id}/similar`, `GET /v1/images/{image_id}`.
 * `POST /v1/listings`, `DELETE /v1/listings/{id}` — need the `X-API-Key` header.
+* `POST /v1/saved-searches`, `GET /v1/alerts` — saved searches and their alerts (the `X-Buyer-Token` header).
 * `POST /predict/feature_embedding`, `POST /predict/similar_images` — the original model API.
 
 Errors are JSON: `{"detail": "<reason>"}` with a 4xx status.
 """
 
 
-def create_app(settings: Settings | None = None, engine: SearchEngine | None = None) -> FastAPI:
-    """The API; loads the engine from ``settings.artifacts_dir`` at start-up unless one is given."""
+def create_app(settings: Settings | None = None, engine: SearchEngine | None = None,
+               matcher: bool | None = None) -> FastAPI:
+    """The API; loads the engine from ``settings.artifacts_dir`` at start-up unless one is given.
+
+    The alert matcher (``serve.matcher``) runs when ``settings.alerts.matcher`` is on and the app loads
+    its own engine; ``matcher`` forces it on or off (tests that hand in an engine)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -52,7 +61,13 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
             await run_in_threadpool(_load, app, settings)
         if app.state.engine is not None and app.state.follow:
             app.state.engine.start_following()
+        run_matcher = matcher if matcher is not None else app.state.follow and settings.alerts.matcher
+        if app.state.engine is not None and run_matcher:
+            app.state.matcher = MatcherService(app.state.engine, settings.alerts)
+            app.state.matcher.start()
         yield
+        if app.state.matcher is not None:
+            await run_in_threadpool(app.state.matcher.stop)  # gives the lease up: another replica goes on
         if app.state.engine is not None and app.state.follow:
             await run_in_threadpool(app.state.engine.close)  # stops following, writes a last snapshot
 
@@ -62,9 +77,11 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     app.state.load_error = app.state.load_problem = None  # the whole story (operators), what clients see
     app.state.writer = CatalogWriter(engine) if engine is not None else None
     app.state.follow = engine is None  # a given engine is the caller's to run
+    app.state.matcher = None
     app.state.metrics = Metrics()
     errors.install(app)
-    for module in (predict, search, suggest, recommend, listings, images, health):
+    privacy.install()  # the access log rounds a buyer's position
+    for module in (predict, search, suggest, places, recommend, listings, images, health, alerts):
         app.include_router(module.router)
     app.include_router(metrics_router)
     _include_web(app)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security, UploadFile
 from fastapi.security import APIKeyHeader
 
+from listing_search.core.near import Near
 from listing_search.search.engine import SearchEngine
 from listing_search.serve.auth import refusal
 from listing_search.serve.writes import CatalogWriter
@@ -65,6 +66,17 @@ def read_upload(upload: UploadFile, settings: Settings, field: str = "image") ->
     if size == 0:
         raise HTTPException(400, f"{field}: empty upload")
     return b"".join(chunks)
+
+
+def near_of(engine: SearchEngine, near: str | None, within_km: float | None) -> Near | None:
+    """``near`` and ``within_km`` as a point and a radius (None without ``near``); 422 with the reason
+    (an unknown place names close ones) or for a radius without a place."""
+    near = (near or "").strip() or None
+    if near is None:
+        if within_km is not None:
+            raise HTTPException(422, "within_km: give near too (a town, or a position as 'lat,lon')")
+        return None
+    return engine.resolve_near(near, within_km)
 
 
 def check_k(k: int, settings: Settings) -> int:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from listing_search.data.images import CORRUPT, ELONGATED, MISSING, TOO_LARGE, UNREADABLE, ImageRejected
 from listing_search.errors import (
-    BadCursor, IdempotencyConflict, PhotoQueueFull, StorageError, TextSearchUnavailable, UnknownCategory,
+    BadCursor, BadNear, IdempotencyConflict, PhotoQueueFull, StorageError, TextSearchUnavailable, UnknownCategory,
 )
 from listing_search.serve.auth import is_write
 
@@ -22,7 +22,7 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     413: {"description": "Upload or image dimensions too large, or its decode over the photo decode budget"},
     415: {"description": "Not an image"},
     422: {"description": "Invalid field, corrupt or truncated image, image longer than 20:1, unknown category, "
-                         "k out of range"},
+                         "k out of range, unknown place (`matches` names close ones), sort=distance without near"},
     503: {"description": "Model, index or catalogue not loaded; storage refuses writes (read-only, unreachable); "
                          "photo queue full (retry after Retry-After seconds)"},
     507: {"description": "Storage full: the write was not made"},
@@ -32,6 +32,7 @@ ERROR_RESPONSES: dict[int | str, dict] = {
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ImageRejected, _image_rejected)
     app.add_exception_handler(UnknownCategory, _unknown_category)
+    app.add_exception_handler(BadNear, _bad_near)
     app.add_exception_handler(TextSearchUnavailable, _text_unavailable)
     app.add_exception_handler(BadCursor, _bad_cursor)
     app.add_exception_handler(RequestValidationError, _validation)
@@ -47,6 +48,11 @@ async def _image_rejected(request: Request, exc: ImageRejected) -> JSONResponse:
 
 async def _unknown_category(request: Request, exc: UnknownCategory) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+async def _bad_near(request: Request, exc: BadNear) -> JSONResponse:
+    """An unknown place says which known ones are close (``matches``: send one as ``near``)."""
+    return JSONResponse({"detail": str(exc), "matches": list(exc.matches)}, status_code=422)
 
 
 async def _text_unavailable(request: Request, exc: TextSearchUnavailable) -> JSONResponse:

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from listing_search.core.near import COORDINATES, Near
 from listing_search.search.types import Hit
+from listing_search.serve.privacy import shown_coordinate, shown_km
 from listing_search.serve.validate import MAX_HISTORY_EVENTS, Text, Timestamp
 from listing_search.store.models import Listing
 
@@ -31,13 +33,16 @@ class ListingOut(BaseModel):
     posted_at: float | None = Field(None, description="When it was posted, seconds since the epoch (`newest` sorts by it).",
                                     examples=[1644192000.0])
     photos: list[PhotoOut] = []
+    distance_km: float | None = Field(None, ge=0, description=(
+        "Great-circle km from `near` to where the listing is placed (its town, or its area's principal "
+        "settlement), to 0.1 km; null without `near`, or when the listing has no coordinates."), examples=[12.3])
 
     @classmethod
-    def of(cls, listing: Listing) -> "ListingOut":
+    def of(cls, listing: Listing, distance_km: float | None = None) -> "ListingOut":
         return cls(id=listing.listing_id, title=listing.title, description=listing.description,
                    price=listing.price, location=listing.location, category=listing.root_category,
                    category_path=listing.category_path, posted_at=listing.posted_at,
-                   photos=[photo_out(i) for i in listing.image_ids])
+                   photos=[photo_out(i) for i in listing.image_ids], distance_km=km_out(distance_km))
 
 
 class SnippetOut(BaseModel):
@@ -81,7 +86,7 @@ class SearchHitOut(ListingOut):
 
     @classmethod
     def of_hit(cls, hit: Hit) -> "SearchHitOut":
-        base = ListingOut.of(hit.listing).model_dump()
+        base = ListingOut.of(hit.listing, hit.distance_km).model_dump()
         rel = None if hit.relevance is None else round(min(1.0, max(0.0, hit.relevance)), 4)
         marks = hit.highlight
         same = None if hit.same_path is None else round(min(1.0, max(0.0, hit.same_path)), 4)
@@ -125,6 +130,33 @@ class BuyingCount(BaseModel):
     count: int
 
 
+class DistanceBand(BaseModel):
+    max_miles: float = Field(description="Within this many miles (included).", examples=[10])
+    max_km: float = Field(description="The same in km.", examples=[16.093])
+    count: int
+
+
+class NearOut(BaseModel):
+    """Where a search near a place searched from."""
+
+    name: str = Field(description="The place `near` resolved to (a gazetteer town, an area's principal settlement "
+                      "or a catalogue location), or the position as given.", examples=["Leeds"])
+    lat: float = Field(description="To 0.01° (about 1 km): no answer holds an exact position.", examples=[53.8])
+    lon: float = Field(description="To 0.01° (about 1 km).", examples=[-1.55])
+    precision: str = Field(description="town, area (the area's principal settlement), area_centroid (the mean "
+                           "of its listings), or coordinates (a 'lat,lon' given).", examples=["town"])
+    within_km: float = Field(description="The radius searched.", examples=[40.0])
+
+    @classmethod
+    def of(cls, near: Near | None) -> "NearOut | None":
+        if near is None:
+            return None
+        lat, lon = shown_coordinate(near.lat), shown_coordinate(near.lon)
+        name = f"{lat:g}, {lon:g}" if near.precision == COORDINATES else near.name  # a typed position, rounded
+        return cls(name=name, lat=lat, lon=lon, precision=near.precision,
+                   within_km=near.within_km if near.within_km is not None else 0.0)
+
+
 class FacetsOut(BaseModel):
     category: list[CategoryFacet] = Field(default_factory=list, description=(
         "Root categories (most results first), each with its next level, counted over the results the "
@@ -135,6 +167,11 @@ class FacetsOut(BaseModel):
         "results the search matches under its other filters."))
     buying: list[BuyingCount] = Field(default_factory=list, description=(
         "Sale ads and buying ads (\"wanted\", \"we buy ...\") among the results under the other filters."))
+    distance: list[DistanceBand] = Field(default_factory=list, description=(
+        "With `near`: how many results are within 5, 10, 25, 50 and 100 miles (a group of copies of one ad counts "
+        "once, at its nearest listing), counted over the results the search matches without its radius (what "
+        "widening it would add) or with it, so a band wider than the radius counts at least `total`; listings "
+        "without coordinates are in no band. Empty without `near`."))
 
 
 class SearchOut(BaseModel):
@@ -161,7 +198,8 @@ class SearchOut(BaseModel):
         "The `match` of the best listing the search matched: \"related\" or \"weak match\" means nothing "
         "close was found (a photo of something the catalogue does not sell)."))
     versions: dict[str, str | None] = Field(default_factory=dict, description="Ranker and encoder versions.")
-    facets: FacetsOut = Field(default_factory=FacetsOut, description="Counts by category and price band.")
+    facets: FacetsOut = Field(default_factory=FacetsOut, description="Counts by category, price and distance band.")
+    near_resolved: NearOut | None = Field(None, description="Where `near` was taken to be; null without it.")
 
 
 class SuggestionOut(BaseModel):
@@ -178,6 +216,17 @@ class SuggestOut(BaseModel):
 class SimilarOut(BaseModel):
     listing_id: str
     results: list[SearchHitOut]
+    near_resolved: NearOut | None = Field(None, description="Where `near` was taken to be; null without it.")
+
+
+class PlaceOut(BaseModel):
+    name: str = Field(description="Send as `near`.", examples=["Leeds"])
+    listings: int = Field(description="Listings at places of this name (0: a town the gazetteer knows, none listed "
+                          "there yet).", examples=[120])
+
+
+class PlacesOut(BaseModel):
+    places: list[PlaceOut]
 
 
 class FeaturesOut(BaseModel):
@@ -243,6 +292,10 @@ class RecommendIn(BaseModel):
     query: Text | None = Field(None, max_length=1000, description="Optional words blended with the history.")
     k: int = Field(10, description="How many listings (1..max_k).")
     category: Text | None = Field(None, max_length=200, description="Root category filter.")
+    near: Text | None = Field(None, max_length=200, description=(
+        "A town (such as Leeds) or a position as 'lat,lon': only listings within `within_km` of it."),
+        examples=["Leeds"])
+    within_km: float | None = Field(None, ge=1, le=500, description="The radius around `near` (default 40 km).")
 
 
 class BecauseOut(BaseModel):
@@ -271,7 +324,44 @@ class RecommendOut(BaseModel):
     unknown_listing_ids: list[str] = Field(default_factory=list, description="History ids not in the catalogue.")
     notes: list[str] = Field(default_factory=list)
     versions: dict[str, str | None] = Field(default_factory=dict, description="Ranker and encoder versions.")
+    near_resolved: NearOut | None = Field(None, description="Where `near` was taken to be; null without it.")
+
+
+def km_out(km: float | None) -> float | None:
+    """A distance as answered: to 100 m (``serve.privacy``)."""
+    return None if km is None else shown_km(km)
 
 
 def photo_out(image_id: str) -> PhotoOut:
     return PhotoOut(image_id=image_id, url=f"/v1/images/{image_id}")
+
+
+class SavedSearchOut(BaseModel):
+    id: int
+    label: str = Field(description="What the search looks for, in words.", examples=["“oak wardrobe”, near Leeds"])
+    text: str | None = Field(None, description="The words as typed.")
+    words: str | None = Field(None, description="The words searched (spelling corrected when saved).")
+    photo: bool = Field(False, description="Whether it searches with a photo (kept as its embedding).")
+    filters: dict[str, str | float] = Field(default_factory=dict)
+    created_at: float
+    alerts: int = Field(0, description="Alerts it holds now.")
+
+
+class SavedSearchesOut(BaseModel):
+    saved_searches: list[SavedSearchOut]
+    limit: int = Field(description="The most saved searches one buyer may keep.")
+
+
+class AlertOut(BaseModel):
+    id: int = Field(description="The alert's id: ids grow in the order alerts are written.")
+    saved_search_id: int
+    saved_search: str = Field(description="The saved search's label.")
+    listing_id: str
+    listing: ListingOut | None = Field(None, description="The listing as it is now; null once it is gone.")
+    at: float = Field(description="When the alert was written, seconds since the epoch.")
+
+
+class AlertsOut(BaseModel):
+    alerts: list[AlertOut]
+    next_after: int = Field(description="Send as `after` for the alerts that follow these.")
+    more: bool = Field(False, description="More alerts wait after these.")

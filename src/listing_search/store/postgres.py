@@ -58,7 +58,8 @@ class PostgresStore(SqlStore):
         return ListenWaiter(self.url)
 
     def _after_bulk_insert(self, con: Any) -> None:
-        for table, column in (("listings", "key"), ("photos", "vector_id"), ("changes", "seq")):
+        for table, column in (("listings", "key"), ("photos", "vector_id"), ("changes", "seq"),
+                              ("saved_searches", "id"), ("alerts", "id")):
             con.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
                         f"GREATEST((SELECT COALESCE(MAX({column}), 0) FROM {table}), 1))")
 

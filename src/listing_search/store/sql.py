@@ -30,6 +30,7 @@ from listing_search.store.models import (
     DELETE, GEO_FIELDS, LISTING_FIELDS, ORIGIN_API, ORIGIN_DATASET, UPSERT, Change, Listing, ListingIn, ListingVectors, MergeReport,
     Models, PhotoIn,
 )
+from listing_search.store.saved import SavedSearchTables
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,9 @@ def _digest(v: np.ndarray | None) -> str | None:
     return None if v is None else hashlib.sha256(vector_bytes(v)).hexdigest()[:16]
 
 
-class SqlStore:
-    """Listings, photos, vectors, the change log and idempotency keys; safe across threads and processes."""
+class SqlStore(SavedSearchTables):
+    """Listings, photos, vectors, the change log and idempotency keys (and saved searches with their
+    alerts: ``store.saved``); safe across threads and processes."""
 
     dialect = "sql"
     migrations_package = ""
@@ -168,22 +170,27 @@ class SqlStore:
 
     # ------------------------------------------------------------- schema
     def migrate(self) -> int:
-        """Apply the numbered SQL files this database has not had yet; returns the schema version."""
+        """Apply the numbered SQL files this database has not had yet, in number order; returns the
+        schema version (the highest applied).
+
+        Each applied number is a row of ``schema_version``, so a file numbered below one already applied
+        (branches that each added a migration, merged in either order: 0005 applied before 0004
+        arrived) is still applied; only a store holding a number above every file here is refused."""
         files = sorted(f for f in resources.files(self.migrations_package).iterdir() if f.name.endswith(".sql"))
-        known = [(int(f.name.split("_", 1)[0]), f) for f in files]
-        latest = max((v for v, _ in known), default=0)
-        if self._current_version() == latest:  # nothing to do: no write (read-only storage still serves)
-            return latest
+        known = {int(f.name.split("_", 1)[0]): f for f in files}
+        latest = max(known, default=0)
+        applied = self._applied_versions()
+        if applied is not None and set(known) <= applied and max(applied, default=0) <= latest:
+            return latest  # nothing to do: no write (read-only storage still serves)
         with self.write() as con:
             con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = con.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            current = int(row[0] or 0)
-            latest = max((v for v, _ in known), default=0)
+            applied = {int(r[0]) for r in con.execute("SELECT version FROM schema_version").fetchall()}
+            current = max(applied, default=0)
             if current > latest:
                 raise StoreVersionError(f"the store's schema is version {current}, newer than this code's {latest}: "
                                         "upgrade listing-search before serving from it")
-            for version, f in known:
-                if version > current:
+            for version, f in sorted(known.items()):
+                if version not in applied:
                     for statement in _statements(f.read_text()):
                         con.execute(statement)
                     if version in AFTER_MIGRATION:
@@ -195,10 +202,10 @@ class SqlStore:
     def schema_version(self) -> int:
         return int(self._rows("SELECT MAX(version) FROM schema_version")[0][0] or 0)
 
-    def _current_version(self) -> int | None:
-        """The schema version, or None before the first migration (no table yet)."""
+    def _applied_versions(self) -> set[int] | None:
+        """The migration numbers applied, or None before the first migration (no table yet)."""
         try:
-            return self.schema_version()
+            return {int(r[0]) for r in self._rows("SELECT version FROM schema_version")}
         except Exception as exc:
             if self._translate(exc) is not None and "schema_version" not in str(exc):
                 raise
@@ -699,19 +706,22 @@ class SqlStore:
         yield
 
     def is_empty(self) -> bool:
-        """No listings, photos, log or idempotency keys (meta, e.g. a health probe's row, may exist)."""
+        """No listings, photos, log, idempotency keys or saved searches (meta, e.g. a health probe's row, and
+        the matcher's lease may exist)."""
         return all(int(self._rows(f"SELECT COUNT(*) FROM {t}")[0][0]) == 0
-                   for t in TABLES if t != "meta") and self.head() == 0
+                   for t in TABLES if t not in ("meta", "matcher")) and self.head() == 0
 
     def insert_all(self, tables: dict[str, tuple[list[str], list[tuple]]]) -> None:
         """Rows as ``read_all`` gives them, ids kept, in one transaction; id sequences moved past them."""
         with self.write() as con:
             con.execute("DELETE FROM meta")  # the backup's meta replaces this store's (probe rows, ids)
+            con.execute("DELETE FROM matcher")  # so does the alert cursor, consistent with its alerts
             for table in TABLES:
                 cols, rows = tables[table]
                 sql = self._sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})")
                 for row in rows:
                     con.execute(sql, [bytes(v) if isinstance(v, memoryview) else v for v in row])
+            con.execute("UPDATE matcher SET holder = NULL, expires_at = 0")  # no replica of this store holds it
             self._after_bulk_insert(con)
 
     def _after_bulk_insert(self, con: Any) -> None:
@@ -733,7 +743,8 @@ class ChangeWaiter:
         """Release what the waiter holds (a connection)."""
 
 
-TABLES = ("listings", "photos", "photo_vectors", "text_vectors", "changes", "idempotency", "meta", "deleted_listings")
+TABLES = ("listings", "photos", "photo_vectors", "text_vectors", "changes", "idempotency", "meta", "deleted_listings",
+          "saved_searches", "alerts", "matcher")  # parents before children (foreign keys)
 BULK_COLUMNS = {  # what ``insert_many`` writes, in foreign-key order
     "listings": ["key", *WRITE_FIELDS, "origin", "content_hash"],
     "photos": ["vector_id", "image_id", "listing_key", "blob_key"],

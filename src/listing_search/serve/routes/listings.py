@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
+
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Query, Response, UploadFile, status
 
-from listing_search.serve.deps import EngineDep, SettingsDep, WriterDep, check_k, read_upload, require_api_key
+from listing_search.core.near import MAX_WITHIN_KM, MIN_WITHIN_KM, haversine_km
+from listing_search.core.query import Filters
+from listing_search.serve.deps import EngineDep, SettingsDep, WriterDep, check_k, near_of, read_upload, require_api_key
 from listing_search.serve.errors import ERROR_RESPONSES
-from listing_search.serve.schemas import DeletedOut, ListingOut, SearchHitOut, SimilarOut
+from listing_search.serve.schemas import DeletedOut, ListingOut, NearOut, SearchHitOut, SimilarOut
 from listing_search.serve.validate import NonBlankText, Price, Text
 
 router = APIRouter(prefix="/v1/listings", tags=["listings"], responses=ERROR_RESPONSES)
@@ -20,24 +24,37 @@ MAX_LISTING_ID_LENGTH = 128  # also what the listing page (serve.web) accepts be
 ListingId = Annotated[str, Path(min_length=1, max_length=MAX_LISTING_ID_LENGTH, description="Listing id.")]
 AUTH_RESPONSES: dict[int | str, dict] = {401: {"description": "Missing X-API-Key"},
                                          403: {"description": "Wrong X-API-Key"}}
+Near = Annotated[Text | None, Query(max_length=200, description=(
+    "A town (such as Leeds) or a position as 'lat,lon': `distance_km` is measured from it."), examples=["Leeds"])]
+WithinKm = Annotated[float | None, Query(ge=MIN_WITHIN_KM, le=MAX_WITHIN_KM, description=(
+    "Only listings within this many km of `near` (default 40)."))]
 
 
 @router.get("/{listing_id}", response_model=ListingOut, summary="One listing", responses={404: {}})
-def get_listing(engine: EngineDep, listing_id: ListingId) -> ListingOut:
+def get_listing(engine: EngineDep, listing_id: ListingId, near: Near = None) -> ListingOut:
+    """The listing as stored; with ``near``, its ``distance_km`` from there (a listing page opened from a
+    search near a place)."""
+    point = near_of(engine, near, None)
     listing = engine.get_listing(listing_id)
     if listing is None:
         raise HTTPException(404, f"unknown listing {listing_id!r}")
-    return ListingOut.of(listing)
+    km = None
+    if point is not None and listing.lat is not None and listing.lon is not None:
+        km = float(haversine_km(point.lat, point.lon, np.array([listing.lat]), np.array([listing.lon]))[0])
+    return ListingOut.of(listing, km)
 
 
 @router.get("/{listing_id}/similar", response_model=SimilarOut, summary="Listings that look alike",
             responses={404: {}})
 def similar_listings(engine: EngineDep, settings: SettingsDep, listing_id: ListingId,
-                     k: Annotated[int, Query(description="How many listings (1..max_k).")] = 10) -> SimilarOut:
-    hits = engine.similar_listings(listing_id, check_k(k, settings))
+                     k: Annotated[int, Query(description="How many listings (1..max_k).")] = 10,
+                     near: Near = None, within_km: WithinKm = None) -> SimilarOut:
+    point = near_of(engine, near, within_km)
+    hits = engine.similar_listings(listing_id, check_k(k, settings), Filters(near=point))
     if hits is None:
         raise HTTPException(404, f"unknown listing {listing_id!r}")
-    return SimilarOut(listing_id=listing_id, results=[SearchHitOut.of_hit(h) for h in hits])
+    return SimilarOut(listing_id=listing_id, results=[SearchHitOut.of_hit(h) for h in hits],
+                      near_resolved=NearOut.of(point))
 
 
 @router.post("", response_model=ListingOut, status_code=status.HTTP_201_CREATED, summary="Add a listing",

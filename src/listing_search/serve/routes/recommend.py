@@ -12,10 +12,10 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import Field, TypeAdapter, ValidationError
 
 from listing_search.core.query import Filters, HistoryEvent
-from listing_search.serve.deps import EngineDep, SettingsDep, check_k
+from listing_search.serve.deps import EngineDep, SettingsDep, check_k, near_of
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.querylog import log_query
-from listing_search.serve.schemas import HistoryEventIn, RecommendHitOut, RecommendIn, RecommendOut
+from listing_search.serve.schemas import HistoryEventIn, NearOut, RecommendHitOut, RecommendIn, RecommendOut
 from listing_search.serve.validate import MAX_HISTORY_CHARS, MAX_HISTORY_EVENTS, BoundedJSONRoute
 
 router = APIRouter(prefix="/v1", tags=["recommend"], responses=ERROR_RESPONSES, route_class=BoundedJSONRoute)
@@ -58,11 +58,14 @@ def recommend(body: RecommendIn, request: Request, engine: EngineDep, settings: 
     query = (body.query or "").strip() or None
     if query and not engine.has_text:
         raise HTTPException(400, "text is not available: no text model or text index is loaded")
+    near = near_of(engine, body.near, body.within_km)
     feed = engine.recommend(to_events(body.history), body.k, text=query,
-                            filters=Filters(category=body.category or None))
+                            filters=Filters(category=body.category or None, near=near))
     results = [RecommendHitOut.of_reason(h, feed.because.get(h.listing.listing_id)) for h in feed.hits]
     out = RecommendOut(results=results, k=body.k, history_used=feed.used,
-                       unknown_listing_ids=feed.unknown_ids, notes=feed.notes, versions=engine.versions())
+                       unknown_listing_ids=feed.unknown_ids, notes=feed.notes, versions=engine.versions(),
+                       near_resolved=NearOut.of(near))
     request.app.state.metrics.observe_answer("recommend", len(out.results), False)
-    log_query(settings, "recommend", {"text": query, "history": len(body.history), "category": body.category}, out)
+    log_query(settings, "recommend", {"text": query, "history": len(body.history), "category": body.category,
+                                      "near": None if near is None else near.rounded()}, out)
     return out

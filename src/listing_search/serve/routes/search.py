@@ -6,13 +6,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 
+from listing_search.core.near import MAX_WITHIN_KM, MIN_WITHIN_KM
 from listing_search.core.query import SORTS, Filters, Page, Query
 from listing_search.search.paging import MAX_CURSOR_CHARS
-from listing_search.serve.deps import EngineDep, SettingsDep, check_k, read_upload
+from listing_search.serve.deps import EngineDep, SettingsDep, check_k, near_of, read_upload
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.routes.recommend import parse_history
 from listing_search.serve.querylog import log_query
-from listing_search.serve.schemas import CategoryGuess, Correction, FacetsOut, SearchHitOut, SearchOut
+from listing_search.serve.schemas import CategoryGuess, Correction, FacetsOut, NearOut, SearchHitOut, SearchOut
 from listing_search.serve.validate import MAX_HISTORY_CHARS, Price, Text
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
@@ -37,8 +38,15 @@ def search(
     buying: Annotated[bool | None, Form(description=(
         "false: leave out buying ads (\"wanted\", \"cash for your ...\", \"we buy ...\"); true: only them; "
         "unset: both, buying ads ranked after sale ads."))] = None,
-    sort: Annotated[Literal[SORTS], Form(description="relevance (newest without a query), newest, "
-                                         "price_asc or price_desc.")] = "relevance",
+    near: Annotated[Text | None, Form(max_length=200, description=(
+        "Only listings within `within_km` of a place: a town (such as Leeds, or 'Leeds, West Yorkshire') or a "
+        "position as 'lat,lon'. Listings without coordinates are left out. An unknown place is a 422 naming "
+        "close ones."), examples=["Leeds", "53.80,-1.55"])] = None,
+    within_km: Annotated[float | None, Form(ge=MIN_WITHIN_KM, le=MAX_WITHIN_KM, description=(
+        "The radius around `near`, km (default 40; 10 miles = 16.09 km)."), examples=[16.09])] = None,
+    sort: Annotated[Literal[SORTS], Form(description="relevance (without words or a photo: the nearest first "
+                                         "near a place, else the newest), newest, price_asc, price_desc or "
+                                         "distance (nearest first; needs near).")] = "relevance",
     offset: Annotated[int, Form(ge=0, le=10_000, description="Results to skip (paging).")] = 0,
     cursor: Annotated[str | None, Form(max_length=MAX_CURSOR_CHARS, description=(
         "Where the next page starts: the previous answer's `next_cursor` (not with `offset`). A listing "
@@ -58,7 +66,7 @@ def search(
     if price_min is not None and price_max is not None and price_min > price_max:
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
     filters = Filters((category or "").strip() or None, price_min, price_max, (location or "").strip() or None,
-                      buying)
+                      buying, near_of(engine, near, within_km))
     if image is None and text is None and not filters.active():
         raise HTTPException(422, "give an image, a text query, filters to browse by, or a combination")
     if cursor is not None and offset:
@@ -71,6 +79,9 @@ def search(
     applied = {n: v for n, v in (("category", filters.category), ("price_min", price_min),
                                  ("price_max", price_max), ("location", filters.location), ("buying", buying))
                if v is not None}
+    near_out = NearOut.of(filters.near)
+    if near_out is not None:
+        applied |= {"near": near_out.name, "within_km": near_out.within_km}
     out = SearchOut(results=[SearchHitOut.of_hit(h) for h in result.hits], k=k, filters=applied, sort=sort,
                     offset=offset, total=result.total, next_cursor=result.next_cursor, searched=result.searched,
                     corrections=[Correction(typed=a, searched=b) for a, b in result.corrections],
@@ -81,10 +92,14 @@ def search(
                     best_match=None if browsing else result.best_match,
                     versions=engine.versions(),
                     facets=FacetsOut(category=result.facets.category, price=result.facets.price,
-                                     buying=result.facets.buying)
-                    if result.facets is not None else FacetsOut())
+                                     buying=result.facets.buying, distance=result.facets.distance)
+                    if result.facets is not None else FacetsOut(),
+                    near_resolved=near_out)
     if not browsing:
         request.app.state.metrics.observe_answer("search", len(out.results), out.no_match, bool(out.corrections))
-    log_query(settings, "search", {"text": text, "image": data is not None, "filters": applied, "sort": sort,
+    logged = {n: v for n, v in applied.items() if n not in ("near", "within_km")}  # privacy: rounded, below
+    if filters.near is not None:
+        logged["near"] = filters.near.rounded()
+    log_query(settings, "search", {"text": text, "image": data is not None, "filters": logged, "sort": sort,
                                    "offset": offset, "history": len(query.history)}, out)
     return out

@@ -9,7 +9,13 @@ const HISTORY_MAX = 50;
 const PERSONALISE_KEY = "listing-search.personalise"; // "off" once the user turned personalisation off
 const FILTER_DELAY_MS = 400; // a price or place typed applies once typing pauses: one search, not one per key
 const SHOWN_TEXT_MAX = 80; // characters of the buyer's own words echoed back (a pasted page would fill the screen)
+const SUGGEST_DELAY_MS = 150; // suggestions are asked for once typing pauses this long: not one request per key
+const SUGGEST_K = 8;
+const SUGGEST_MAX_CHARS = 100; // the API suggests for at most this much typed text (a longer box is a search, not a start)
 const PAGE_TITLE = document.title;
+const KM_PER_MILE = 1.609344; // the API measures km; UK buyers think in miles
+const DEFAULT_WITHIN_MILES = "25";
+const NEAR_ME_DIGITS = 2; // "Near me" sends the browser's position to 0.01° (~1 km): enough for a town-placed catalogue
 
 /* Every relative address (the API, photos, links, the history's entries) resolves from the site's root,
  * also on a listing's own page (listing/ID) and under a path prefix: the server gives that page
@@ -25,17 +31,18 @@ const els = {
   previewImg: $("photo-preview-img"), photoClear: $("photo-clear"),
   filtersBox: $("filters-box"), filtersCount: $("filters-count"), category: $("category"), priceMin: $("price-min"), priceMax: $("price-max"), location: $("location"),
   buying: $("buying"),
+  near: $("near"), nearMe: $("near-me"), nearPlaces: $("near-places"), within: $("within"),
   status: $("status"), error: $("error"),
   results: $("results"), resultsList: $("results-list"), resultsSummary: $("results-summary"),
   didYouMean: $("did-you-mean"), searchedWords: $("searched-words"), typedWords: $("typed-words"),
   searchInstead: $("search-instead"), photoGuess: $("photo-guess"), photoGuessChip: $("photo-guess-chip"),
-  noMatch: $("no-match"), sort: $("sort"), more: $("more"), moreCount: $("more-count"), loadMore: $("load-more"),
+  noMatch: $("no-match"), weakBest: $("weak-best"), sort: $("sort"), more: $("more"), moreCount: $("more-count"), loadMore: $("load-more"),
   forYou: $("for-you"), forYouList: $("for-you-list"), forYouNote: $("for-you-note"),
   historyBox: $("history-box"), historySummary: $("history-summary"), personalise: $("personalise"),
   historyNote: $("history-note"), historyList: $("history-list"), historyClear: $("history-clear"),
   skip: document.querySelector(".skip"), searchView: $("search-view"), listingView: $("listing-view"),
   backLink: $("back-link"), backText: $("back-text"), listingDetail: $("listing-detail"),
-  title: $("listing-title"), price: $("listing-price"), location2: $("listing-location"),
+  title: $("listing-title"), price: $("listing-price"), location2: $("listing-location"), distance2: $("listing-distance"),
   category2: $("listing-category"), like: $("like"), likeText: $("like-text"), photos: $("listing-photos"),
   description: $("listing-description"),
   listingError: $("listing-error"), similar: $("similar"), similarList: $("similar-list"),
@@ -45,6 +52,8 @@ const els = {
   viewerClose: $("viewer-close"),
   savedLink: $("saved-link"), savedCount: $("saved-count"), savedView: $("saved-view"), savedNote: $("saved-note"),
   savedStatus: $("saved-status"), savedEmpty: $("saved-empty"), savedList: $("saved-list"),
+  suggestions: $("suggestions"), posted2: $("listing-posted"),
+  facets: $("facets"), facetCategory: $("facet-category"), facetPrice: $("facet-price"),
 };
 
 let chosenPhoto = null; // the File searched with, from the picker, a drop or a paste
@@ -113,6 +122,9 @@ function normalise(raw) {
     because: raw.because?.title ? raw.because : null, // recommendations: the history listing it is most like
     duplicates: Array.isArray(raw.duplicates?.listing_ids) ? raw.duplicates.listing_ids.map(String) : [],
     buying: raw.buying === true, // a wanted ad: someone buying, not selling
+    distanceKm: Number.isFinite(raw.distance_km) ? raw.distance_km : null, // from the search's "near"
+    postedAt: Number.isFinite(raw.posted_at) ? raw.posted_at : null, // seconds since the epoch
+    highlight: raw.highlight && typeof raw.highlight === "object" ? raw.highlight : null, // the words held
   };
 }
 
@@ -144,6 +156,67 @@ function formatPrice(p) {
   return n === 0 ? "Free" : priceFormat.format(n).replace(/\.00$/, "");
 }
 
+const countFormat = new Intl.NumberFormat("en-GB");
+/** "1,234 listings", "1 listing". */
+function listingsCount(n) {
+  return `${countFormat.format(n)} listing${n === 1 ? "" : "s"}`;
+}
+
+const dateFormat = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", year: "numeric" });
+/** "Posted 26 Feb 2022" (the buyer's own calendar day), with the date machine-readable in <time>; null
+ * when the API gave no time. */
+function postedNode(seconds) {
+  if (!Number.isFinite(seconds)) return null;
+  const day = new Date(seconds * 1000);
+  const time = document.createElement("time");
+  const pad = (n) => String(n).padStart(2, "0");
+  time.dateTime = `${day.getFullYear()}-${pad(day.getMonth() + 1)}-${pad(day.getDate())}`;
+  time.textContent = dateFormat.format(day);
+  const out = document.createDocumentFragment();
+  out.append("Posted ", time);
+  return out;
+}
+
+/* ---------- why it matched: the words held, marked ---------- */
+
+/** ``text`` as text nodes with the ``spans`` (the API's [start, end), in UTF-16 code units: JavaScript's
+ * string indices) inside <mark>. Nothing goes through innerHTML: a title holding "<img onerror=…>" stays
+ * words on the screen. */
+function marked(text, spans) {
+  const out = document.createDocumentFragment();
+  let at = 0;
+  for (const [start, end] of usableSpans(text, spans)) {
+    if (start > at) out.append(text.slice(at, start));
+    const mark = document.createElement("mark");
+    mark.textContent = text.slice(start, end);
+    out.append(mark);
+    at = end;
+  }
+  if (at < text.length) out.append(text.slice(at));
+  return out;
+}
+
+/** The spans in order, each inside the text, not overlapping the one before, and not cutting an emoji's
+ * surrogate pair in two; any other is left out rather than trusted (the words then show unmarked). */
+function usableSpans(text, spans) {
+  if (!Array.isArray(spans)) return [];
+  const whole = spans.filter((s) => Array.isArray(s) && Number.isInteger(s[0]) && Number.isInteger(s[1]))
+    .sort((a, b) => a[0] - b[0]);
+  const out = [];
+  let last = 0;
+  for (const [start, end] of whole) {
+    if (start < last || end <= start || end > text.length || cutsPair(text, start) || cutsPair(text, end)) continue;
+    out.push([start, end]);
+    last = end;
+  }
+  return out;
+}
+
+function cutsPair(text, i) {
+  const low = text.charCodeAt(i), high = text.charCodeAt(i - 1);
+  return i > 0 && i < text.length && low >= 0xdc00 && low <= 0xdfff && high >= 0xd800 && high <= 0xdbff;
+}
+
 /** A photo URL from the API is absolute ("/v1/images/x") or relative; make it work under a prefix too. */
 function photoUrl(url) {
   return url.startsWith("/") ? url.slice(1) : url;
@@ -163,11 +236,19 @@ function card(listing) {
     img.remove();
   }
   const link = node.querySelector(".card-link");
-  link.textContent = listing.title;
+  link.replaceChildren(marked(listing.title, listing.highlight?.title));
   link.href = listingHref(listing.id);
+  showSnippet(node.querySelector(".snippet"), listing.highlight?.snippet);
   node.querySelector(".price").textContent = formatPrice(listing.price);
   node.querySelector(".location").textContent = listing.location;
+  showDistance(node.querySelector(".distance"), listing.distanceKm);
   node.querySelector(".category").textContent = listing.category;
+  const posted = postedNode(listing.postedAt);
+  if (posted) {
+    const p = node.querySelector(".posted");
+    p.replaceChildren(posted);
+    p.hidden = false; // "Newest first" can be checked at a glance
+  }
   const match = node.querySelector(".match");
   if (listing.match) {
     match.textContent = listing.match;
@@ -216,7 +297,42 @@ function similarListings(title, ids) {
   return box;
 }
 
+/** "3.2 miles away" (under 10 miles: one decimal); listings are placed at their town, so never "0". */
+function formatDistance(km) {
+  const miles = km / KM_PER_MILE;
+  if (miles < 1) return "under 1 mile away";
+  return `${miles < 10 ? miles.toFixed(1) : Math.round(miles)} miles away`;
+}
+
+function showDistance(el, km) {
+  el.hidden = km === null || km === undefined;
+  el.textContent = el.hidden ? "" : formatDistance(km);
+}
+
 const EVENT_PAST = { viewed: "viewed", liked: "saved", searched: "searched for" };
+
+/** A few words of the description under the title, when they hold some of the words searched: they say
+ * why a listing whose title lacks a word is there. Without a marked word it would be noise on a small card. */
+function showSnippet(el, snippet) {
+  const text = typeof snippet?.text === "string" ? snippet.text : "";
+  const spans = usableSpans(text, snippet?.spans);
+  el.hidden = !text || !spans.length;
+  if (el.hidden) return;
+  const shown = fromFirstMark(text, spans);
+  el.replaceChildren(marked(shown.text, shown.spans));
+}
+
+const SNIPPET_LEAD = 16; // characters kept before the first word marked: on a phone's card it is on line one
+
+/** The snippet from a word shortly before its first mark ("…" in front), so the two lines a card shows
+ * hold a marked word; the spans shifted to match. Cut after a space: never inside a word or an emoji. */
+function fromFirstMark(text, spans) {
+  const first = spans[0][0];
+  const space = text.indexOf(" ", first - SNIPPET_LEAD);
+  if (first <= SNIPPET_LEAD || space < 0 || space + 1 >= first) return { text, spans };
+  // What follows the space, behind a one-unit "…": index i of the text is i - space of what is shown.
+  return { text: `…${text.slice(space + 1)}`, spans: spans.map(([s, e]) => [s - space, e - space]) };
+}
 
 function fill(list, listings) {
   list.replaceChildren(...listings.map(card));
@@ -303,7 +419,7 @@ function wirePhotoPicker() {
 
 const PROMPT = "Type what you are looking for, add a photo, or choose a filter.";
 const ORDER = { relevance: "best match first", newest: "newest first", price_asc: "lowest price first",
-  price_desc: "highest price first" };
+  price_desc: "highest price first", distance: "nearest first" };
 
 /** The search as the form states it now; later pages of it are asked with this same snapshot. */
 function searchOfForm({ spelling = true } = {}) {
@@ -313,6 +429,10 @@ function searchOfForm({ spelling = true } = {}) {
   if (els.priceMax.value !== "") filters.price_max = Number(els.priceMax.value);
   if (els.location.value.trim()) filters.location = els.location.value.trim();
   if (els.buying.value) filters.buying = els.buying.value === "true";
+  if (els.near.value.trim()) {
+    filters.near = els.near.value.trim();
+    filters.within_km = Math.round(Number(els.within.value || DEFAULT_WITHIN_MILES) * KM_PER_MILE * 1000) / 1000;
+  }
   return { words: els.q.value.trim(), photo: chosenPhoto, filters, sort: els.sort.value || "relevance", spelling };
 }
 
@@ -334,7 +454,8 @@ function searchForm(asked, cursor = null) {
 
 /** Words, a photo or a filter: anything to search or browse by. */
 function hasQuery() {
-  const filtered = [els.category, els.priceMin, els.priceMax, els.location, els.buying].some((el) => el.value.trim());
+  const filtered = [els.category, els.priceMin, els.priceMax, els.location, els.buying, els.near]
+    .some((el) => el.value.trim());
   return Boolean(els.q.value.trim() || chosenPhoto || filtered);
 }
 
@@ -362,6 +483,11 @@ function describeSearch({ words, photo, filters }) {
   if (filters.location) parts.push(`near ${shortened(filters.location)}`);
   if (filters.buying === false) parts.push("for sale only");
   else if (filters.buying === true) parts.push("wanted ads only");
+  if (filters.near) {
+    const miles = Math.round((Number(filters.within_km) / KM_PER_MILE) * 10) / 10;
+    const where = /^\s*[-+]?[\d.]+\s*,\s*[-+]?[\d.]+\s*$/.test(filters.near) ? "you" : shortened(filters.near);
+    parts.push(`within ${miles} mile${miles === 1 ? "" : "s"} of ${where}`); // a position is the buyer's own
+  }
   return parts.filter(Boolean).join(", ");
 }
 
@@ -370,16 +496,21 @@ function subjectOf(s) {
   return isBrowse(s) ? describeSearch(s) : `for ${describeSearch(s)}`;
 }
 
-/** Browsing "by relevance" has nothing to be relevant to: the API lists newest first. */
+/** Browsing "by relevance" has nothing to be relevant to: the API lists newest first (nearest first near a place). */
 function orderOf(s) {
-  return isBrowse(s) && s.sort === "relevance" ? ORDER.newest : (ORDER[s.sort] ?? ORDER.relevance);
+  if (isBrowse(s) && s.sort === "relevance") return s.filters.near ? ORDER.distance : ORDER.newest;
+  return ORDER[s.sort] ?? ORDER.relevance;
 }
+
+/** A photo search whose best listing is only this is not a find (the API's ``best_match``). */
+const WEAK_BEST = new Set(["related", "weak match"]);
 
 /** Notes above the results (did you mean, photo guess, no good match) belong to one answer only. */
 function hideNotes() {
   els.didYouMean.hidden = true;
   els.photoGuess.hidden = true;
   els.noMatch.hidden = true;
+  els.weakBest.hidden = true;
   els.resultsList.classList.remove("weak");
   guessedCategory = null;
 }
@@ -390,6 +521,7 @@ function clearResults(summary) {
   els.resultsList.replaceChildren();
   els.resultsSummary.textContent = summary;
   els.more.hidden = true;
+  showFacets(null);
 }
 
 function showAnswer(body, asked) {
@@ -403,6 +535,7 @@ function showAnswer(body, asked) {
     clearResults(isBrowse(searched) ? `No listings ${describeSearch(searched)}. Try wider filters.`
       : `No listings for ${describeSearch(searched)}. Try fewer words or wider filters.`);
     if (body?.no_match) els.noMatch.hidden = false; // nothing matched: say so, show nothing weak
+    showFacets(body?.facets); // the other categories and prices may hold some: the way out is one press away
     return;
   }
   for (const l of listings) current.shown.add(l.id);
@@ -410,6 +543,7 @@ function showAnswer(body, asked) {
   showSummary();
   showMore();
   showNotes(body);
+  showFacets(body?.facets);
 }
 
 const BUYING_OPTIONS = { false: "For sale only", true: "Wanted only" };
@@ -425,19 +559,20 @@ function showBuyingCounts(facet) {
   }
 }
 
-/** "312 listings in Home & Garden, up to £50, newest first.": the total when the API counts, else those shown. */
+/** "312 listings in Home & Garden, up to £50, newest first.": the total the API counts (words and photos
+ * too: every listing the search matches, not the page shown), else those shown. */
 function showSummary() {
   const n = current.total ?? current.shown.size;
-  els.resultsSummary.textContent =
-    `${n} listing${n === 1 ? "" : "s"} ${subjectOf(current.searched)}, ${orderOf(current.searched)}.`;
+  els.resultsSummary.textContent = `${listingsCount(n)} ${subjectOf(current.searched)}, ${orderOf(current.searched)}.`;
 }
 
 /** "Load more" stays while the API says where a next page starts. */
 function showMore() {
   const done = !current.nextCursor;
   els.more.hidden = done;
-  els.moreCount.textContent = current.total !== null ? `Showing ${current.shown.size} of ${current.total}.`
-    : `Showing ${current.shown.size}.`;
+  const shown = countFormat.format(current.shown.size);
+  els.moreCount.textContent = current.total !== null ? `Showing ${shown} of ${countFormat.format(current.total)}.`
+    : `Showing ${shown}.`;
 }
 
 function showNotes(body) {
@@ -458,6 +593,8 @@ function showNotes(body) {
   if (body?.no_match) {
     els.noMatch.hidden = false;
     els.resultsList.classList.add("weak");
+  } else if (current.searched?.photo && WEAK_BEST.has(body?.best_match)) {
+    els.weakBest.hidden = false; // a photo always finds neighbours: say when even the best is not the thing
   }
 }
 
@@ -472,6 +609,7 @@ function setBusy(busy) {
  * focus there; otherwise it is only said beside its field, and focus stays where the buyer is. */
 async function search({ spelling = true, typing = null, submitted = false } = {}) {
   clearTimeout(filterTimer);
+  closeSuggestions(); // whatever started it (Enter, a photo pasted while typing, a filter), the list would hide the answer
   const continued = typing !== null && typing === typingIn;
   typingIn = typing;
   if (!formIsValid(typing, submitted)) return; // the results on screen stay: the last good search's
@@ -479,9 +617,9 @@ async function search({ spelling = true, typing = null, submitted = false } = {}
   showError("");
   const seq = ++searchSeq; // answers to an older search (or its later pages) are no longer wanted
   syncSort();
-  saveStateToUrl(continued);
   syncFilters();
   if (!hasQuery()) {
+    saveStateToUrl(continued);
     current = null;
     setStatus("");
     setBusy(false);
@@ -497,8 +635,11 @@ async function search({ spelling = true, typing = null, submitted = false } = {}
     : `Searching for ${describeSearch(asked)}…`, true);
   els.more.hidden = true;
   setBusy(true);
+  // Sent before the address is written: a pushState takes milliseconds the server can use meanwhile.
+  const answer = api("search", { method: "POST", body: searchForm(asked) });
+  saveStateToUrl(continued);
   try {
-    const body = await api("search", { method: "POST", body: searchForm(asked) });
+    const body = await answer;
     if (seq !== searchSeq) return;
     showAnswer(body, asked);
     setStatus("");
@@ -563,7 +704,7 @@ function priceProblem(field, name) {
 
 /** Each field with a mistake gets its sentence below it, aria-invalid and aria-describedby; the others are cleared. */
 function showFieldErrors(problems, { focus = false } = {}) {
-  for (const field of [els.q, els.category, els.priceMin, els.priceMax, els.location]) {
+  for (const field of [els.q, els.category, els.priceMin, els.priceMax, els.location, els.near, els.within]) {
     const problem = problems.find((p) => p.field === field);
     const message = $(field.id + FIELD_ERROR_SUFFIX);
     message.textContent = problem?.message ?? "";
@@ -588,11 +729,20 @@ const FIELD_SENTENCES = {
   price_min: [() => els.priceMin, "Enter the min price as a number of pounds, £0 or more."],
   price_max: [() => els.priceMax, "Enter the max price as a number of pounds, £0 or more."],
   location: [() => els.location, "This place can’t be searched: enter a town or area, like Leeds."],
+  near: [() => els.near, "This place can’t be searched from: enter a town, like Leeds."],
+  within_km: [() => els.within, "Choose a distance from the list."],
 };
 
 function fieldProblemsOf(error) {
   if (error?.status !== 422) return [];
   const body = error.body ?? {};
+  if (typeof body.detail === "string" && /^near: unknown place/.test(body.detail)) { // the API names close places
+    const matches = Array.isArray(body.matches) ? body.matches.slice(0, 3) : [];
+    const typed = shortened(els.near.value.trim(), 40);
+    return [{ field: els.near, message: matches.length ? `We don’t know “${typed}”. Did you mean ${matches.join(", ")}?`
+      : `We don’t know “${typed}”. Enter a town, like Leeds.` }];
+  }
+  if (typeof body.detail === "string" && /^near: /.test(body.detail)) return [{ field: els.near, message: body.detail.slice(6) }];
   if (typeof body.detail === "string" && /^price_min \S+ is above price_max/.test(body.detail)) {
     return [{ field: els.priceMax, message: "The min price is above the max price. Lower the min or raise the max." }];
   }
@@ -614,7 +764,50 @@ function wireFilters() {
   }
   els.category.addEventListener("change", () => search());
   els.buying.addEventListener("change", () => search());
+  wireNear();
   els.sort.addEventListener("change", () => { sortIsBrowseDefault = false; search(); });
+}
+
+/** "Near": a town typed (places offered as it is typed; the search runs once it is chosen or left), or
+ * "Near me": the browser's position, asked only on that click, sent to 0.01°. The radius is in miles. */
+function wireNear() {
+  let placesTimer = 0;
+  els.near.addEventListener("input", () => {
+    clearTimeout(placesTimer);
+    placesTimer = setTimeout(() => suggestPlaces(els.near.value.trim()), FILTER_DELAY_MS / 2);
+  });
+  els.near.addEventListener("change", () => search({ typing: els.near }));
+  els.within.addEventListener("change", () => { if (els.near.value.trim()) search(); });
+  els.nearMe.addEventListener("click", () => {
+    if (!navigator.geolocation) {
+      showFieldErrors([{ field: els.near, message: "This browser can’t share your location: type a town instead." }]);
+      return;
+    }
+    els.nearMe.disabled = true;
+    setStatus("Finding your location…", true);
+    navigator.geolocation.getCurrentPosition((pos) => {
+      els.nearMe.disabled = false;
+      setStatus("");
+      const { latitude, longitude } = pos.coords;
+      els.near.value = `${latitude.toFixed(NEAR_ME_DIGITS)},${longitude.toFixed(NEAR_ME_DIGITS)}`;
+      search();
+    }, () => {
+      els.nearMe.disabled = false;
+      setStatus("");
+      showFieldErrors([{ field: els.near, message: "Your location isn’t available: type a town instead." }]);
+    }, { maximumAge: 600_000, timeout: 15_000 });
+  });
+}
+
+async function suggestPlaces(prefix) {
+  if (!prefix || /^[-+\d.,\s]+$/.test(prefix)) { els.nearPlaces.replaceChildren(); return; }
+  try {
+    const body = await api(`places?prefix=${encodeURIComponent(prefix)}&k=8`);
+    if (els.near.value.trim() !== prefix) return; // typing went on
+    els.nearPlaces.replaceChildren(...(body?.places ?? []).map((p) => new Option(p.name)));
+  } catch (e) {
+    console.warn("places unavailable:", e.message); // typing a whole town still works
+  }
 }
 
 /** The next page of the search on screen, appended; a listing already shown is not shown twice. */
@@ -671,12 +864,13 @@ function wireSearchNotes() {
 /* The words, filters and sort live in the address (the photo cannot), so a search can be bookmarked,
  * shared, reloaded, and gone back to: each new search is a history entry. */
 const URL_FIELDS = { q: "q", category: "category", price_min: "priceMin", price_max: "priceMax",
-  location: "location", buying: "buying", sort: "sort" };
+  location: "location", buying: "buying", near: "near", within: "within", sort: "sort" };
 
 function queryOfForm() {
   const params = new URLSearchParams();
   for (const [key, el] of Object.entries(URL_FIELDS)) {
     const v = els[el].value.trim();
+    if (key === "within" && (!els.near.value.trim() || v === DEFAULT_WITHIN_MILES)) continue;
     if (v && !(key === "sort" && (v === "relevance" || sortIsBrowseDefault))) params.set(key, v);
   }
   const qs = params.toString();
@@ -702,6 +896,7 @@ function loadStateFromUrl() {
   }
   if (els.buying.selectedIndex < 0) els.buying.value = ""; // an unknown value in the address: both kinds
   if (!els.sort.value) els.sort.value = "relevance"; // missing or unknown
+  if (!els.within.value) els.within.value = DEFAULT_WITHIN_MILES;
   sortIsBrowseDefault = false;
   syncSort();
 }
@@ -711,13 +906,21 @@ function loadStateFromUrl() {
  * the user chose "Newest" themselves. */
 function syncSort() {
   const browsing = !els.q.value.trim() && !chosenPhoto;
+  const near = Boolean(els.near.value.trim());
   const bestMatch = els.sort.querySelector('option[value="relevance"]');
+  const nearest = els.sort.querySelector('option[value="distance"]');
   bestMatch.hidden = bestMatch.disabled = browsing;
-  if (browsing && els.sort.value === "relevance") {
-    els.sort.value = "newest";
+  nearest.hidden = nearest.disabled = !near; // nearest to nowhere: the API refuses it
+  const browseDefault = near ? "distance" : "newest"; // what browsing "by relevance" lists
+  if (!near && els.sort.value === "distance") {
+    els.sort.value = browsing ? "newest" : "relevance";
+    sortIsBrowseDefault = browsing;
+  }
+  if (browsing && (els.sort.value === "relevance" || (sortIsBrowseDefault && els.sort.value !== browseDefault))) {
+    els.sort.value = browseDefault;
     sortIsBrowseDefault = true;
   } else if (!browsing && sortIsBrowseDefault) {
-    if (els.sort.value === "newest") els.sort.value = "relevance";
+    if (els.sort.value === "newest" || els.sort.value === "distance") els.sort.value = "relevance";
     sortIsBrowseDefault = false;
   }
 }
@@ -729,29 +932,419 @@ function setCategory(name) {
 
 /** Filters start open on wide screens, or whenever one is set; folded on phones to keep results in view. */
 function syncFilters(initial = false) {
-  const active = [els.category, els.priceMin, els.priceMax, els.location, els.buying].filter((el) => el.value.trim()).length;
+  const active = [els.category, els.priceMin, els.priceMax, els.location, els.buying, els.near]
+    .filter((el) => el.value.trim()).length;
   els.filtersCount.textContent = active ? `(${active} on)` : "";
   if (initial && (active || window.matchMedia("(min-width: 561px)").matches)) els.filtersBox.open = true;
 }
 
 /* ---------- categories ---------- */
 
+let rootCategories = []; // the catalogue's root categories, in the API's order: the select keeps this order
+
 async function loadCategories() {
   try {
     const body = await api("categories");
     const names = Array.isArray(body) ? body : (body?.categories ?? []);
-    const wanted = els.category.value; // from the address, before the list came
-    els.category.length = 1; // "All categories"
-    for (const c of names) {
-      const name = typeof c === "string" ? c : (c.name ?? c.root_category);
-      els.category.add(new Option(name, name));
-    }
-    setCategory(wanted);
+    rootCategories = names.map((c) => (typeof c === "string" ? c : (c.name ?? c.root_category))).filter(Boolean);
+    fillCategorySelect(lastCategoryFacet);
     syncFilters(true);
   } catch (e) {
     // Without the list the filter still works as "All categories"; searching is unaffected.
     console.warn("categories unavailable:", e.message);
   }
+}
+
+/* ---------- counts and facets: how the listings found spread over categories and prices ---------- */
+
+/* The API counts each facet over what the search matches under its *other* filters: with a category
+ * chosen, its siblings keep their counts, so another one is a press away and says what it holds. */
+let lastCategoryFacet = null; // the last answer's category facet: the select shows its counts
+let lastPriceFacet = null; // the last answer's price bands: a band's button sets its prices
+
+const SEP = " / ";
+/** A category path's segments as the API compares them: trimmed, any case. */
+function segmentsOf(path) {
+  return String(path ?? "").split("/").map((p) => p.trim().toLowerCase()).filter(Boolean);
+}
+
+function samePath(a, b) {
+  return segmentsOf(a).join("/") === segmentsOf(b).join("/");
+}
+
+/** The category facet as the API gave it, each entry checked: [{value, count, children: [{value, count}]}]. */
+function categoryFacetOf(facets) {
+  const entry = (e) => typeof e?.value === "string" && e.value.trim() && Number.isInteger(e.count);
+  if (!Array.isArray(facets?.category)) return null;
+  return facets.category.filter(entry).map((root) => ({ value: root.value, count: root.count,
+    children: (Array.isArray(root.children) ? root.children : []).filter(entry) }));
+}
+
+function priceFacetOf(facets) {
+  if (!Array.isArray(facets?.price)) return null;
+  return facets.price.filter((b) => Number.isFinite(b?.min) && (b.max === null || Number.isFinite(b.max))
+    && Number.isInteger(b.count));
+}
+
+/** The facets beside the results (a column on wide screens, a strip over them on phones) and the
+ * counts in the category select; ``null`` (no search on screen): both go. */
+function showFacets(facets) {
+  const categories = categoryFacetOf(facets);
+  const prices = priceFacetOf(facets);
+  lastCategoryFacet = categories;
+  lastPriceFacet = prices;
+  fillCategorySelect(categories);
+  const focused = els.facets.contains(document.activeElement) ? document.activeElement.dataset.facet : null;
+  els.facetCategory.replaceChildren(...(categories ? categoryFacetItems(categories) : []));
+  els.facetPrice.replaceChildren(...(prices ? priceFacetItems(prices) : []));
+  for (const list of [els.facetCategory, els.facetPrice]) list.closest(".facet").hidden = !list.children.length;
+  els.facets.hidden = !els.facetCategory.children.length && !els.facetPrice.children.length;
+  // A class, not a :has() rule: :has would be checked again at every card the answer adds.
+  els.facets.parentElement.classList.toggle("with-facets", !els.facets.hidden);
+  for (const list of [els.facetCategory, els.facetPrice]) rove(list, list.querySelector('[aria-pressed="true"]'));
+  // The button pressed was rebuilt with the answer: focus goes to its twin, not to the page's start.
+  const twin = focused && els.facets.querySelector(`button[data-facet="${CSS.escape(focused)}"]`);
+  if (twin) {
+    rove(twin.closest(".facet-list"), twin);
+    twin.focus({ preventScroll: true });
+  }
+  scrollPressedIntoStrip();
+}
+
+/* Each facet is a toolbar: one Tab stop (its chosen value, else its first), the arrow keys, Home and End
+ * move within it. Ten price bands and a dozen categories would otherwise be twenty Tabs to the cards. */
+function rove(list, current) {
+  const buttons = [...list.querySelectorAll("button")];
+  const stop = buttons.includes(current) ? current : buttons[0];
+  for (const b of buttons) b.tabIndex = b === stop ? 0 : -1;
+}
+
+function onFacetKey(e) {
+  const button = e.target.closest("button[data-facet]");
+  const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1, Home: -Infinity, End: Infinity }[e.key];
+  if (!button || step === undefined || e.altKey || e.ctrlKey || e.metaKey) return;
+  const list = button.closest(".facet-list");
+  const buttons = [...list.querySelectorAll("button")];
+  const at = Math.min(buttons.length - 1, Math.max(0, buttons.indexOf(button) + step));
+  e.preventDefault(); // the page does not scroll
+  rove(list, buttons[at]);
+  buttons[at].focus();
+}
+
+/** One facet value: a toggle button saying its name and how many listings it holds. */
+function facetButton(key, label, count, pressed) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "facet-option";
+  button.dataset.facet = key;
+  button.setAttribute("aria-pressed", String(pressed));
+  const name = document.createElement("span");
+  name.className = "facet-name";
+  name.textContent = label;
+  const n = document.createElement("span");
+  n.className = "count";
+  const words = document.createElement("span");
+  words.className = "visually-hidden";
+  words.textContent = count === 1 ? " listing" : " listings";
+  n.append(countFormat.format(count), words);
+  button.append(name, " ", n);
+  const li = document.createElement("li");
+  li.append(button);
+  return li;
+}
+
+/** "All categories", then each root (most listings first); the chosen root (or the root of the chosen
+ * subcategory) with its next level under it. Roots holding nothing are left out, unless chosen. */
+function categoryFacetItems(roots) {
+  const chosen = els.category.value;
+  const chosenRoot = segmentsOf(chosen)[0];
+  const all = roots.reduce((n, r) => n + r.count, 0);
+  const items = [facetButton("category:", "All categories", all, !chosen)];
+  for (const root of roots) {
+    const open = segmentsOf(root.value)[0] === chosenRoot;
+    if (!root.count && !open) continue;
+    const li = facetButton(`category:${root.value}`, root.value, root.count, samePath(root.value, chosen));
+    const children = open ? root.children.filter((c) => c.count || samePath(c.value, chosen)) : [];
+    if (children.length) {
+      const sub = document.createElement("ul");
+      sub.className = "facet-children";
+      sub.setAttribute("aria-label", `In ${root.value}`);
+      sub.append(...children.map((c) => facetButton(`category:${c.value}`, lastSegment(c.value), c.count,
+        samePath(c.value, chosen))));
+      li.append(sub);
+    }
+    items.push(li);
+  }
+  return items;
+}
+
+function lastSegment(path) {
+  const parts = path.split("/").map((p) => p.trim()).filter(Boolean);
+  return parts[parts.length - 1] ?? path;
+}
+
+/* A price band [min, max) as the price filters state it: the filters include their max, the band does
+ * not, so the max sent is a penny under the band's (£10 to £24.99): the count on the button is then the
+ * number of listings its press finds. The first band needs no min, the last no max. */
+const PENNY = 0.01;
+
+function bandFilters(band) {
+  return { min: band.min > 0 ? band.min : null, max: band.max === null ? null : Math.round((band.max - PENNY) * 100) / 100 };
+}
+
+function bandLabel(band) {
+  if (band.max === null) return `${formatMoney(band.min)} and over`;
+  if (band.min <= 0) return `Under ${formatMoney(band.max)}`;
+  return `${formatMoney(band.min)} to ${formatMoney(band.max)}`;
+}
+
+function bandIsChosen(band) {
+  const { min, max } = bandFilters(band);
+  const typed = (el) => (el.value === "" ? null : Number(el.value));
+  return typed(els.priceMin) === min && typed(els.priceMax) === max;
+}
+
+/** The price bands holding some listings (or chosen), cheapest first. */
+function priceFacetItems(bands) {
+  return bands.filter((b) => b.count || bandIsChosen(b))
+    .map((b) => facetButton(`price:${b.min}`, bandLabel(b), b.count, bandIsChosen(b)));
+}
+
+/** Pressing a facet value chooses it; pressing the pressed one again takes it back (a subcategory back
+ * to its root, a root or a price band to none). The search runs at once, like the select's change. */
+function chooseFacet(button) {
+  const [kind, value] = splitOnce(button.dataset.facet, ":");
+  const pressed = button.getAttribute("aria-pressed") === "true";
+  if (kind === "category") {
+    const parent = segmentsOf(value).length > 1 ? value.split("/")[0].trim() : "";
+    setCategory(pressed ? parent : value);
+  } else {
+    const band = lastPriceFacet?.find((b) => String(b.min) === value);
+    const { min, max } = pressed || !band ? { min: null, max: null } : bandFilters(band);
+    els.priceMin.value = min ?? "";
+    els.priceMax.value = max ?? "";
+    lastPriceEdited = null;
+  }
+  search();
+}
+
+function splitOnce(text, sep) {
+  const at = text.indexOf(sep);
+  return [text.slice(0, at), text.slice(at + sep.length)];
+}
+
+/** On a phone the facets are one sideways strip: the chosen value is scrolled to its start, its
+ * subcategories after it (sideways only: the page itself does not move). */
+const STRIP = window.matchMedia("(max-width: 899px)"); // as the style sheet lays the facets out as a strip
+
+function scrollPressedIntoStrip() {
+  if (!STRIP.matches) return; // a column: nothing to scroll (and no style worked out before the cards are)
+  const pressed = [...els.facets.querySelectorAll('button[aria-pressed="true"]')]
+    .find((b) => b.dataset.facet !== "category:");
+  if (!pressed) { els.facets.scrollLeft = 0; return; }
+  const strip = els.facets.getBoundingClientRect(), box = pressed.getBoundingClientRect();
+  if (box.left < strip.left || box.right > strip.right - 48) els.facets.scrollLeft += box.left - strip.left - 24;
+}
+
+function wireFacets() {
+  els.facets.addEventListener("keydown", onFacetKey);
+  els.facets.addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-facet]");
+    if (button) chooseFacet(button);
+  });
+}
+
+/** The category select: each root with its count (the API's order of roots is kept, so a keyboard
+ * user's arrows do not jump as counts change), the chosen root's subcategories under it, indented. */
+function fillCategorySelect(roots) {
+  const chosen = els.category.value;
+  const chosenRoot = segmentsOf(chosen)[0];
+  const byRoot = new Map((roots ?? []).map((r) => [segmentsOf(r.value)[0], r]));
+  const names = [...rootCategories];
+  for (const r of roots ?? []) if (!names.some((n) => samePath(n, r.value))) names.push(r.value);
+  const counted = (label, n) => (roots ? `${label} (${countFormat.format(n ?? 0)})` : label);
+  const options = [new Option(counted("All categories", (roots ?? []).reduce((n, r) => n + r.count, 0)), "")];
+  for (const name of names) {
+    const facet = byRoot.get(segmentsOf(name)[0]);
+    options.push(new Option(counted(name, facet?.count), name));
+    if (segmentsOf(name)[0] !== chosenRoot) continue;
+    for (const child of facet?.children ?? []) {
+      options.push(new Option(`\u00a0\u00a0\u00a0${counted(lastSegment(child.value), child.count)}`, child.value));
+    }
+  }
+  els.category.replaceChildren(...options);
+  setCategory(chosen);
+}
+
+/* ---------- suggestions while typing: the search box is an ARIA combobox with a listbox ---------- */
+
+/* Asked once typing pauses (SUGGEST_DELAY_MS); an answer for words since changed is dropped (and its
+ * request aborted), so typing never waits on it. Arrow keys move through the options (the focus stays in
+ * the box: aria-activedescendant), Enter or a click/tap chooses one, Escape or leaving the box closes. */
+let suggestTimer = 0;
+let suggestSeq = 0; // only the answer to the newest request is shown
+let suggestAbort = null;
+let suggestions = []; // the options shown: [{text, kind, count}]
+let suggestionsFor = null; // the text they complete
+let activeSuggestion = -1; // the option the arrow keys are on; -1: none (Enter searches what is typed)
+
+function wireSuggestions() {
+  els.q.addEventListener("input", scheduleSuggestions);
+  els.q.addEventListener("keydown", onComboKey);
+  els.q.addEventListener("blur", closeSuggestions);
+  // A press on an option must not take the focus from the box (its blur would close the list first).
+  els.suggestions.addEventListener("mousedown", (e) => e.preventDefault());
+  els.suggestions.addEventListener("click", (e) => {
+    const option = e.target.closest('[role="option"]');
+    if (option) chooseSuggestion(Number(option.dataset.index));
+  });
+}
+
+function scheduleSuggestions() {
+  cancelSuggestions();
+  activateSuggestion(-1); // the options no longer complete what is typed: Enter searches the words
+  const typed = els.q.value;
+  if (!typed.trim() || typed.length > SUGGEST_MAX_CHARS) { closeSuggestions(); return; }
+  suggestTimer = setTimeout(() => loadSuggestions(typed), SUGGEST_DELAY_MS);
+}
+
+/** The pending request (or the pause before it) is no longer wanted. */
+function cancelSuggestions() {
+  clearTimeout(suggestTimer);
+  suggestSeq++;
+  suggestAbort?.abort();
+  suggestAbort = null;
+}
+
+async function loadSuggestions(typed) {
+  const seq = ++suggestSeq;
+  suggestAbort = new AbortController();
+  let body;
+  try {
+    body = await api(`suggest?q=${encodeURIComponent(typed)}&k=${SUGGEST_K}`, { signal: suggestAbort.signal });
+  } catch (e) {
+    if (seq === suggestSeq) closeSuggestions(); // a help, not the search: a failure just shows none
+    return;
+  }
+  if (seq !== suggestSeq || els.q.value !== typed || document.activeElement !== els.q) return;
+  showSuggestions(typed, Array.isArray(body?.suggestions) ? body.suggestions : []);
+}
+
+function showSuggestions(typed, list) {
+  suggestions = list.filter((s) => typeof s?.text === "string" && s.text.trim()
+    && (s.kind === "query" || s.kind === "category")).slice(0, SUGGEST_K);
+  suggestionsFor = typed;
+  els.suggestions.replaceChildren(...suggestions.map(suggestionOption));
+  setExpanded(suggestions.length > 0);
+}
+
+/** One option: the words (or "in" and the category), and how many listings it would find. */
+function suggestionOption(s, i) {
+  const li = document.createElement("li");
+  li.id = `suggestion-${i}`;
+  li.className = "suggestion";
+  li.setAttribute("role", "option");
+  li.setAttribute("aria-selected", "false");
+  li.dataset.index = String(i);
+  li.dataset.kind = s.kind;
+  const text = document.createElement("span");
+  text.className = "suggestion-text";
+  if (s.kind === "category") {
+    const kind = document.createElement("span");
+    kind.className = "suggestion-kind";
+    kind.textContent = "in ";
+    text.append(kind);
+  }
+  text.append(...completed(s, suggestionsFor ?? ""));
+  li.append(text);
+  if (Number.isInteger(s.count)) {
+    const count = document.createElement("span");
+    count.className = "count";
+    count.textContent = ` ${listingsCount(s.count)}`;
+    li.append(count);
+  }
+  return li;
+}
+
+/** A query's words as typed, then what it adds in bold (the eye goes to the difference); a category,
+ * or words that do not start with what is typed (a spelling corrected), plain. */
+function completed(s, typed) {
+  const start = typed.trimStart();
+  if (s.kind !== "query" || !start || !s.text.toLowerCase().startsWith(start.toLowerCase())) return [s.text];
+  const rest = s.text.slice(start.length);
+  if (!rest) return [s.text];
+  const strong = document.createElement("strong");
+  strong.textContent = rest;
+  return [s.text.slice(0, start.length), strong];
+}
+
+function setExpanded(open) {
+  els.suggestions.hidden = !open;
+  els.q.setAttribute("aria-expanded", String(open));
+  if (!open) activateSuggestion(-1);
+}
+
+/** Closes the list and drops what is on its way (Escape, Enter, leaving the box). */
+function closeSuggestions() {
+  cancelSuggestions();
+  setExpanded(false);
+}
+
+function activateSuggestion(i) {
+  activeSuggestion = i;
+  for (const option of els.suggestions.children) {
+    option.setAttribute("aria-selected", String(Number(option.dataset.index) === i));
+  }
+  const option = i >= 0 ? $(`suggestion-${i}`) : null;
+  if (option) {
+    els.q.setAttribute("aria-activedescendant", option.id);
+    option.scrollIntoView({ block: "nearest" });
+  } else {
+    els.q.removeAttribute("aria-activedescendant");
+  }
+}
+
+function onComboKey(e) {
+  if (e.isComposing || e.ctrlKey || e.metaKey) return;
+  const open = !els.suggestions.hidden;
+  if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+    if (!open && !reopenSuggestions()) return;
+    e.preventDefault(); // the caret stays where it is
+    if (e.altKey) return; // Alt+Down opens the list without choosing
+    const n = suggestions.length, by = e.key === "ArrowDown" ? 1 : -1;
+    activateSuggestion(activeSuggestion < 0 ? (by > 0 ? 0 : n - 1) : (activeSuggestion + by + n) % n);
+  } else if (e.key === "Enter" && open && activeSuggestion >= 0) {
+    e.preventDefault(); // the option, not the typed words
+    chooseSuggestion(activeSuggestion);
+  } else if (e.key === "Escape" && open) {
+    e.preventDefault(); // a search box would empty itself: Escape only closes the list
+    closeSuggestions();
+  } else if (e.key === "Tab") {
+    closeSuggestions();
+  }
+}
+
+/** Arrow keys on a closed list open it again, if its options still complete what is typed; otherwise
+ * they are asked for now. */
+function reopenSuggestions() {
+  if (suggestions.length && suggestionsFor === els.q.value) { setExpanded(true); return true; }
+  if (els.q.value.trim() && els.q.value.length <= SUGGEST_MAX_CHARS) { cancelSuggestions(); loadSuggestions(els.q.value); }
+  return false;
+}
+
+/** A query fills the box and searches; a category becomes the category filter (the words typed were
+ * its name, so the box empties) and lists what it holds. */
+function chooseSuggestion(i) {
+  const s = suggestions[i];
+  if (!s) return;
+  closeSuggestions();
+  if (s.kind === "category") {
+    els.q.value = "";
+    setCategory(s.text);
+  } else {
+    els.q.value = s.text;
+  }
+  search({ submitted: true });
 }
 
 /* ---------- a listing's own page: listing/ID, its photos, and more like it ---------- */
@@ -848,11 +1441,17 @@ function linkBack(view) {
   return view.querySelector(`a[data-listing-id="${sel}"], article[data-listing-id="${sel}"] .card-link`);
 }
 
+/** "?near=Leeds" when the search on screen is near a place: the listing page says how far it is. */
+function nearParam() {
+  const near = current?.asked?.filters?.near;
+  return near ? `?near=${encodeURIComponent(near)}` : "";
+}
+
 async function openListing(id) {
   const seq = ++openSeq;
   els.title.textContent = "Loading…";
   document.title = `Loading… – ${PAGE_TITLE}`;
-  for (const el of [els.price, els.location2, els.category2, els.description]) el.textContent = "";
+  for (const el of [els.price, els.location2, els.category2, els.posted2, els.description]) el.textContent = "";
   els.photos.replaceChildren();
   els.similarList.replaceChildren();
   els.similarStatus.textContent = "";
@@ -863,7 +1462,7 @@ async function openListing(id) {
   delete els.listingView.dataset.listingId;
   els.title.focus();
   const [detail, similar] = await Promise.allSettled([
-    api(`listings/${encodeURIComponent(id)}`),
+    api(`listings/${encodeURIComponent(id)}${nearParam()}`),
     api(`listings/${encodeURIComponent(id)}/similar?k=${ROW_K}`),
   ]);
   if (seq !== openSeq) return;
@@ -907,7 +1506,9 @@ function showDetail(listing) {
   els.title.textContent = listing.title;
   els.price.textContent = formatPrice(listing.price);
   els.location2.textContent = listing.location;
+  showDistance(els.distance2, listing.distanceKm);
   els.category2.textContent = listing.categoryPath || listing.category;
+  els.posted2.replaceChildren(postedNode(listing.postedAt) ?? "");
   els.description.textContent = listing.description;
   showLike(listing.id);
   els.photos.replaceChildren(...listing.photos.map((p, i) => photoButton(listing, p, i)));
@@ -1410,6 +2011,8 @@ function init() {
   wireSaved();
   wireSearchNotes();
   wireFilters();
+  wireSuggestions();
+  wireFacets();
   els.form.addEventListener("submit", (e) => { e.preventDefault(); search({ submitted: true }); });
   els.loadMore.addEventListener("click", loadMore);
   // Back and forward: between searches, and between the results and the listings opened from them.
