@@ -8,13 +8,15 @@ the same photo (another product), and a buying ad."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from listing_search.core.query import Page, Query
+from listing_search.core.near import Near
+from listing_search.core.query import Filters, Page, Query
 from listing_search.index.catalog import CatalogView
 from listing_search.search.collapse import collapse
 from listing_search.search.paging import cut_page
@@ -146,6 +148,55 @@ def test_a_relevance_cursor_does_not_show_a_group_again_under_a_new_first_copy()
     moved = collapse(view, view.rows_of_keys(np.array([2, 1, 3, 4]))).rows  # copy 2 now ranks first
     page2 = cut_page(view, moved, moved, Query(text="bench", page=Page(1, cursor=page1.next_cursor)), "relevance")
     assert view.key[page2.rows].tolist() == [3]
+
+
+@pytest.mark.parametrize("sort", ("distance", "price_asc"))
+def test_a_keyset_cursor_does_not_show_a_group_again_when_its_shown_copy_goes(sort: str) -> None:
+    """Page 1 showed an ad's nearest (cheapest) copy; it is deleted before page 2. The other copy, farther
+    (dearer), now leads the group past the keyset: page 2 goes on with the next ads, not that one again."""
+    near = Near(53.80, -1.55, 100.0)
+    view = CatalogView()
+    placed = [(1, "Teak garden bench", 100.0, 53.81), (2, "TEAK GARDEN BENCH!", 100.0, 54.05),
+              (3, "Oak wardrobe", 200.0, 53.90), (4, "Pine bed", 300.0, 54.00)]
+    view.upsert([replace(rec(k, title, "Leeds", price), lat=lat, lon=-1.55) for k, title, price, lat in placed])
+    view.duplicates.link_photos(2, [1])
+    view.duplicates.link_photos(1, [2])
+    query = Query(filters=Filters(near=near), sort=sort, page=Page(1))
+    every = view.rows_of_keys(np.array([1, 2, 3, 4]))
+    results = collapse(view, every, sort, near).rows
+    page1 = cut_page(view, None, results, query, sort)
+    assert view.key[page1.rows].tolist() == [1] and page1.next_cursor
+    view.remove([1])
+    rest = collapse(view, view.rows_of_keys(np.array([2, 3, 4])), sort, near).rows
+    page2 = cut_page(view, None, rest, replace(query, page=Page(10, cursor=page1.next_cursor)), sort)
+    assert view.key[page2.rows].tolist() == [3, 4]
+
+
+def test_near_a_place_copies_are_one_result_led_by_the_nearest_and_counted_once(client: TestClient) -> None:
+    """Distance sort, its cursor, and the distance facet count results as total does."""
+    copies = {client.ids[n] for n in COPIES}
+    near = {"near": "Leeds", "within_km": "60"}
+    by_distance = search(client, sort="distance", **near)
+    [shown] = copies_shown(by_distance, copies)
+    assert shown["id"] != client.ids["york"] and shown["duplicates"]["count"] == 3  # a Leeds copy leads
+    km = [r["distance_km"] for r in by_distance["results"]]
+    assert km == sorted(km)
+    assert by_distance["total"] == len(by_distance["results"]) == search(client, **near)["total"]
+    widest = by_distance["facets"]["distance"][-1]
+    assert widest["max_miles"] == 100 and widest["count"] >= by_distance["total"]
+    assert sum(f["count"] for f in by_distance["facets"]["buying"]) == by_distance["total"]
+    paged, cursor = [], None
+    while True:
+        form = {"text": "garden bench", "k": "2", "sort": "distance", **near, **({"cursor": cursor} if cursor else {})}
+        page = client.post("/v1/search", data=form).json()
+        paged += [r["id"] for r in page["results"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == [r["id"] for r in by_distance["results"]]
+    browse = client.post("/v1/search", data={"near": "Leeds", "within_km": "60", "k": "50"}).json()
+    assert browse["total"] == len(browse["results"]) or browse["next_cursor"], browse
+    assert sum(1 for r in browse["results"] if r["id"] in copies) == 1  # browsing near Leeds: one result
 
 
 def test_the_buying_filter_browses_alone_and_refuses_a_value_it_does_not_know(client: TestClient) -> None:
