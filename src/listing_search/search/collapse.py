@@ -3,8 +3,8 @@
 A group (``index.duplicates``: copies of one ad, by a near-identical photo or title) is one result.
 Its **representative** is the group's first listing in the asked order (the best ranked for
 relevance, the cheapest for ``price_asc``, the newest for ``newest``, the nearest for ``distance``),
-and it carries the group's other listings in M as its ``duplicates``. ``total``, pages and facets count results, so a page of
-10 shows 10 different ads and ``total`` is what paging to the end shows.
+and it carries the group's other listings in M as its ``duplicates``. ``total``, pages and facets
+count results, so a page of 10 shows 10 different ads and ``total`` is what paging to the end shows.
 """
 
 from __future__ import annotations

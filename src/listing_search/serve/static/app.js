@@ -1058,7 +1058,9 @@ function facetButton(key, label, count, pressed) {
 function categoryFacetItems(roots) {
   const chosen = els.category.value;
   const chosenRoot = segmentsOf(chosen)[0];
-  const all = roots.reduce((n, r) => n + r.count, 0);
+  // With no category chosen, the answer's total: a group of copies filed under two roots counts under
+  // each, so the roots' sum can pass the results; with one chosen, the roots' sum (the total without it).
+  const all = !chosen && Number.isInteger(current?.total) ? current.total : roots.reduce((n, r) => n + r.count, 0);
   const items = [facetButton("category:", "All categories", all, !chosen)];
   for (const root of roots) {
     const open = segmentsOf(root.value)[0] === chosenRoot;
@@ -1163,7 +1165,8 @@ function fillCategorySelect(roots) {
   const names = [...rootCategories];
   for (const r of roots ?? []) if (!names.some((n) => samePath(n, r.value))) names.push(r.value);
   const counted = (label, n) => (roots ? `${label} (${countFormat.format(n ?? 0)})` : label);
-  const options = [new Option(counted("All categories", (roots ?? []).reduce((n, r) => n + r.count, 0)), "")];
+  const all = !chosen && Number.isInteger(current?.total) ? current.total : (roots ?? []).reduce((n, r) => n + r.count, 0);
+  const options = [new Option(counted("All categories", all), "")];
   for (const name of names) {
     const facet = byRoot.get(segmentsOf(name)[0]);
     options.push(new Option(counted(name, facet?.count), name));
