@@ -1,8 +1,9 @@
 """Pages and totals that hold, through HTTP on the golden catalogue (~1,200 real listings).
 
 For every sort and every kind of query, six pages of 10 (by offset, and by cursor) are exactly one
-request of 60; ``total`` is |M|, the same for any k and sort, and equal to M counted by brute force
-from the match set's definition (``search.match``)."""
+request of 60; ``total`` counts M's results (a group of near-duplicate listings is one), the same for
+any k and sort, and equal to M counted by brute force from the match set's definition
+(``search.match``), each listing of M shown once: as a result or as a result's duplicate."""
 
 from __future__ import annotations
 
@@ -160,9 +161,16 @@ def test_total_equals_the_match_set_counted_by_brute_force(client: TestClient, w
         query = Query(text=words, filters=filters, page=Page(100))
         result = engine.search(query)
         expected = brute_force_m(engine, query)
-        assert result.total == len(expected), (words, filters)
-        shown = {h.listing.listing_id for h in result.hits}
-        assert shown <= expected and len(shown) == min(100, len(expected))
+        assert result.total == results_of(engine, expected), (words, filters)
+        shown = [h.listing.listing_id for h in result.hits] + [i for h in result.hits for i in h.duplicates]
+        assert len(shown) == len(set(shown)) and set(shown) <= expected
+        assert len(result.hits) == min(100, result.total) and (result.total > 100 or set(shown) == expected)
+
+
+def results_of(engine, listing_ids: set[str]) -> int:
+    """How many results these listings make: one per group of near-duplicates (``index.duplicates``)."""
+    view = engine.live.catalog
+    return len(set(view.group_of(np.array([view.row_of_id(i) for i in listing_ids], np.int64)).tolist()))
 
 
 def test_browsing_total_counts_every_listing_passing_the_filters(client: TestClient) -> None:
@@ -177,7 +185,8 @@ def test_browsing_total_counts_every_listing_passing_the_filters(client: TestCli
                     and (filters.max_price is None or (x.price is not None and x.price <= filters.max_price))
                     and (filters.location is None or filters.location in x.location.lower())
                     and (filters.near is None or within(filters.near, x))]
-        assert engine.search(Query(filters=filters)).total == len(expected) > 0, filters
+        assert engine.search(Query(filters=filters)).total == results_of(engine, {x.listing_id for x in expected}) > 0, \
+            filters
 
 
 def test_a_cursor_of_another_search_or_a_broken_one_is_refused(client: TestClient, golden_artifacts: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from listing_search.core.query import Filters, Page, Query
 from listing_search.core.text import match_terms
+from listing_search.search import present
 from listing_search.search.engine import SearchEngine
 from listing_search.search.match import holds
 from listing_search.search.rank import NEAR_DUPLICATE, calibration_mode
@@ -97,7 +98,7 @@ def expected_alerts(engine: SearchEngine, searches: dict[int, tuple], created: d
             u = engine.pipeline.understand(query)
             threshold = engine.models.no_match_below(calibration_mode(u))
             terms = match_terms(words) if words else []
-        for hit in result.hits:
+        for hit in result.hits + copies_of(engine, query, result.hits, browse):
             lid = hit.listing.listing_id
             if lid not in first_seq or first_seq[lid] <= created[sid]:
                 continue
@@ -107,6 +108,21 @@ def expected_alerts(engine: SearchEngine, searches: dict[int, tuple], created: d
                     or hit.scores.get("image", 0.0) >= NEAR_DUPLICATE)):
                 out.add((sid, lid))
     return out
+
+
+def copies_of(engine: SearchEngine, query: Query, hits: list, browse: bool) -> list:
+    """The listings the results stand for as their ``duplicates`` (copies of one ad are one result on a
+    page), each as the hit the search would give it: alerts are per listing (docs/alerts.md)."""
+    view, pipeline = engine.live.catalog, engine.pipeline
+    rows = np.array([view.row_of_id(i) for h in hits for i in h.duplicates], np.int64)
+    if not len(rows):
+        return []
+    if browse:
+        return present.hits(view, rows, None, None, pipeline.retriever)
+    scored = pipeline.scored(query)
+    ranked = scored.ranked
+    position = {int(r): at for at, r in enumerate(ranked.candidates.rows[ranked.order])}
+    return present.hits(view, rows, ranked, scored.understanding, pipeline.retriever, position)
 
 
 def test_alerts_are_exactly_the_new_members_of_each_saved_search(engine: SearchEngine) -> None:

@@ -24,11 +24,12 @@ def client(ranked_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     art = copy_artifacts(ranked_artifacts, tmp_path_factory.mktemp("buyer") / "art")
     with TestClient(create_app(serve_settings(art))) as c:
         c.ids = {}
-        for name, title in ADDED.items():
+        for (name, title), photo in zip(ADDED.items(), ("img-002-0", "img-005-0", "img-008-0")):
             description = "a garden table with a teak top" if name == "described" else "lovely"
+            # a photo each: three teak tables sharing one photo and their words would be one ad (index.duplicates)
             r = c.post("/v1/listings", headers={"X-API-Key": API_KEY},
                        data={"title": title, "description": description, "category": "Home & Garden"},
-                       files=[("photos", ("a.jpg", photo_bytes(art, "img-002-0"), "image/jpeg"))])
+                       files=[("photos", ("a.jpg", photo_bytes(art, photo), "image/jpeg"))])
             assert r.status_code == 201, r.text
             c.ids[name] = r.json()["id"]
         yield c

@@ -34,7 +34,12 @@ def test_filters_alone_browse_newest_first_with_paging(client: TestClient) -> No
 def test_browse_sorted_by_price(client: TestClient) -> None:
     r = client.post("/v1/search", data={"location": "Leeds", "sort": "price_asc", "k": "20"})
     prices = [x["price"] for x in r.json()["results"]]
-    assert len(prices) == 15 and prices == sorted(prices)
+    assert len(prices) == r.json()["total"] and prices == sorted(prices)
+    # every Leeds listing once: as a result, or as a copy of one (the tiny catalogue's "Item 1" and
+    # "Item 3" share a word, a place and a near-identical photo: index.duplicates groups them)
+    shown = [x["id"] for x in r.json()["results"]] + [i for x in r.json()["results"]
+                                                      for i in (x["duplicates"] or {}).get("listing_ids", [])]
+    assert len(shown) == len(set(shown)) == 15
     r = client.post("/v1/search", data={"price_max": "100", "sort": "price_desc", "k": "3"})
     assert [x["price"] for x in r.json()["results"]] == [100.0, 90.0, 80.0]
 
@@ -49,7 +54,7 @@ def test_a_query_can_be_sorted_by_price(client: TestClient, built_artifacts: Pat
     files = {"image": ("p.jpg", photo_bytes(built_artifacts), "image/jpeg")}
     r = client.post("/v1/search", files=files, data={"k": "5", "sort": "price_desc"})
     prices = [x["price"] for x in r.json()["results"]]
-    assert len(prices) == 5 and prices == sorted(prices, reverse=True) and r.json()["total"] >= 5
+    assert len(prices) == min(5, r.json()["total"]) >= 3 and prices == sorted(prices, reverse=True)
 
 
 def test_a_near_duplicate_photo_brings_its_listing_first(built_artifacts: Path) -> None:

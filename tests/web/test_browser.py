@@ -299,6 +299,47 @@ def test_filters_limit_results(page) -> None:
     shot(page, "03-filters")
 
 
+def test_copies_of_an_ad_and_wanted_ads_on_cards_and_the_ads_filter(page) -> None:
+    """A result standing for copies of one ad says "2 similar listings" and opens to a link to each; a
+    wanted (buying) ad says so; the ads filter shows the answer's counts, is sent as ``buying`` and is
+    kept in the address. The API's answer is the real one with those fields set."""
+    copies: list[str] = []
+
+    def answer(route) -> None:
+        body = route.fetch().json()
+        first, *rest = body["results"]
+        copies[:] = [r["id"] for r in rest[:2]]
+        first["duplicates"] = {"count": 2, "listing_ids": copies}
+        rest[-1]["buying"] = True
+        body["facets"]["buying"] = [{"value": False, "count": 7}, {"value": True, "count": 1}]
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/v1/search", answer)
+    search_text(page, "bike table sofa laptop")
+    similar = page.locator("#results-list .card").first.locator("details.similar")
+    assert similar.locator("summary").text_content() == "2 similar listings"
+    assert page.locator("#results-list .wanted").count() == 1
+    assert "buying" in page.locator("#results-list .wanted").text_content()
+    assert page.eval_on_selector_all("#buying option", "os => os.map(o => o.textContent)") == \
+        ["For sale and wanted", "For sale only (7)", "Wanted only (1)"]
+    similar.locator("summary").click()
+    shot(page, "03b-similar-listings")
+    page.get_by_role("link", name="Similar listing 2 of 2").click()
+    wait_listing(page, copies[1])
+    page.go_back()
+    wait_results(page)
+
+    page.unroute("**/v1/search")
+    sent = sent_search(page, lambda: page.get_by_label("Ads").select_option("false"))
+    assert sent["buying"] == "false"
+    wait_results(page)
+    assert "buying=false" in page.url and "for sale only" in summary(page)
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.input_value("#buying") == "false", "the ads filter is not restored from the address"
+    wait_results(page)
+
+
 def open_card(pg, list_id: str, nth: int) -> dict:
     """Click a card: its listing's page opens at its own address, loaded."""
     card = cards(pg, list_id)[nth]
@@ -1042,8 +1083,9 @@ def test_keyboard_only_search_open_and_close(page) -> None:
     wait_results(page)
     first = cards(page)[0]
 
-    # Tab on from the search box to the first result card's link (the form's controls come between).
-    for _ in range(15):
+    # Tab on from the search box to the first result card's link (the form's controls, Near and Within,
+    # the Ads and Sort selects and the two facet toolbars come between).
+    for _ in range(20):
         page.keyboard.press("Tab")
         now = _active(page)
         if now["list"] == "results-list":
@@ -2057,7 +2099,10 @@ def facets_as_the_api_says(pg, body: dict, chosen: str = "") -> None:
     """The category and price facets on screen are the answer's: names, counts, what is pressed."""
     roots = body["facets"]["category"]
     shown = facet_buttons(pg, "category")
-    assert shown[0]["name"] == "All categories" and shown[0]["count"] == sum(r["count"] for r in roots)
+    # All: the answer's total with no category chosen (a group of copies under two roots counts under
+    # each root, once in the total); with one chosen, the roots' sum (the total without it)
+    everything = sum(r["count"] for r in roots) if chosen else body["total"]
+    assert shown[0]["name"] == "All categories" and shown[0]["count"] == everything
     assert shown[0]["pressed"] == ("false" if chosen else "true")
     want = []
     for r in roots:

@@ -47,10 +47,12 @@ class Filters:
     min_price: float | None = None
     max_price: float | None = None
     location: str | None = None  # a case-insensitive substring of the listing's location
+    buying: bool | None = None  # False: leave buying ads ("wanted", "we buy ...") out; True: only them
     near: Near | None = None  # within ``near.within_km`` of a point (listings without coordinates fail it)
 
     def active(self) -> bool:
-        return any(v is not None for v in (self.category, self.min_price, self.max_price, self.location, self.near))
+        return any(v is not None for v in (self.category, self.min_price, self.max_price, self.location,
+                                           self.buying, self.near))
 
     def sets(self, name: str) -> bool:
         """Whether the filter ``name`` (a field, or ``RADIUS``) narrows the search."""

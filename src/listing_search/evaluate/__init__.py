@@ -9,6 +9,7 @@ from pathlib import Path
 
 from listing_search import schema as S
 from listing_search.evaluate import buyer, personal, search, vision  # noqa: F401  (importing registers their metrics)
+from listing_search.evaluate import ads  # noqa: F401  (registers duplicate_groups and buying_ads)
 from listing_search.evaluate.registry import METRICS, EvalContext
 from listing_search.settings import Settings
 

@@ -11,13 +11,17 @@ holding the old arrays still finds every row it knew. :meth:`compacted` builds a
 without retired rows (``index.live`` swaps it in when they outnumber the live ones).
 
 Memory per listing: its strings (id, title, description, photo ids) as Python strings, nine
-numeric columns and a place in two lookups (key -> row, listing id -> row); category paths,
+numeric columns, a flag, and a place in two lookups (key -> row, listing id -> row); category paths,
 roots and locations are stored once each and referenced by a code (``docs/performance.md``).
 Coordinates (``lat``, ``lon``: NaN when not placed) and their precision (``geo``: an index into
 ``core.places.PRECISIONS``, ``NONE`` while the store has not placed the listing) are columns too, so
 a search near a place reads them from here: each distinct position is numbered once
 (``index.points``) and a row holds its code, so a radius filter, a sort by distance and the distance
 facets look distances up by code rather than computing one per row.
+
+Two things are derived per listing as it arrives: whether it is a buying ad (``core.ads``, the
+``buying`` column and filter) and its near-duplicate group (``index.duplicates``: the view keeps
+the title links; ``index.live`` adds the photo links).
 """
 
 from __future__ import annotations
@@ -29,16 +33,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from listing_search.core.ads import is_buying_ad
 from listing_search.core.near import Near, haversine_km
 from listing_search.core.places import PRECISIONS
 from listing_search.core.query import DISTANCE, NEWEST, PRICE_ASC, PRICE_DESC, Filters, path_segments
+from listing_search.index.duplicates import Ad, DuplicateGroups
 from listing_search.index.points import Points
 from listing_search.store.models import Listing
 
 _GROW = 1.5
 NONE = -1  # "no row" in the key -> row lookup
 PRECISION_CODE = {p: i for i, p in enumerate(PRECISIONS)}  # geo_precision -> the ``geo`` column's code
-_COLUMNS = ("key", "price", "posted_at", "root", "path", "location", "label", "alive", "lat", "lon", "geo", "point")
+_COLUMNS = ("key", "price", "posted_at", "root", "path", "location", "label", "alive", "lat", "lon", "geo",
+            "buying", "point")
 
 
 class Codes:
@@ -74,7 +81,7 @@ class SortKey:
 class CatalogView:
     """Listings as row-aligned columns; rows only appended, so readers never see a row change."""
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, duplicates: DuplicateGroups | None = None) -> None:
         self.n = 0
         self.live = 0
         self.paths, self.roots, self.locations = Codes(), Codes(), Codes()
@@ -89,6 +96,9 @@ class CatalogView:
         self._row_of_key = np.full(1024, NONE, np.int64)
         self._row_of_id: dict[str, int] = {}
         self._key_of_vector = np.full(1024, NONE, np.int64)
+        # Near-duplicate groups by listing key: handed on to a compacted view, which keeps every key.
+        self.duplicates = DuplicateGroups() if duplicates is None else duplicates
+        self._grouping = duplicates is None
 
     def _alloc(self, capacity: int) -> None:
         self.key = np.zeros(capacity, np.int64)
@@ -99,6 +109,7 @@ class CatalogView:
         self.location = np.full(capacity, NONE, np.int32)
         self.label = np.full(capacity, NONE, np.int32)
         self.alive = np.zeros(capacity, bool)
+        self.buying = np.zeros(capacity, bool)  # a buying ad ("wanted", "cash for your ..."): core.ads
         self.lat = np.full(capacity, np.nan)
         self.lon = np.full(capacity, np.nan)
         self.geo = np.full(capacity, NONE, np.int8)
@@ -119,11 +130,15 @@ class CatalogView:
             for rec in listings:
                 self._retire(rec.key)
                 self._append(rec)
+                if self._grouping:
+                    self.duplicates.add(rec.key, Ad.of(rec.title, rec.location, rec.price))
 
     def remove(self, keys: Iterable[int]) -> None:
         with self._lock:
             for key in keys:
                 self._retire(int(key))
+                if self._grouping:
+                    self.duplicates.remove(int(key))
 
     def _append(self, rec: Listing) -> None:
         r = self.n
@@ -134,6 +149,7 @@ class CatalogView:
         self.path[r] = self.paths.code(rec.category_path or "")
         self.location[r] = self.locations.code(rec.location or "")
         self.label[r] = NONE if rec.label is None else int(rec.label)
+        self.buying[r] = is_buying_ad(rec.title, rec.description)
         self.lat[r] = np.nan if rec.lat is None else float(rec.lat)
         self.lon[r] = np.nan if rec.lon is None else float(rec.lon)
         self.geo[r] = PRECISION_CODE.get(rec.geo_precision or "", NONE)
@@ -174,10 +190,11 @@ class CatalogView:
             getattr(self, name)[:len(arr)] = arr
 
     def compacted(self) -> "CatalogView":
-        """A new view of the live rows only (retired rows dropped)."""
+        """A new view of the live rows only (retired rows dropped), with the same near-duplicate groups."""
         rows = self.live_rows()
-        view = CatalogView(max(1024, len(rows)))
+        view = CatalogView(max(1024, len(rows)), duplicates=self.duplicates)
         view.upsert([self.listing(int(r)) for r in rows])
+        view._grouping = True
         return view
 
     # ------------------------------------------------------------- reads
@@ -234,6 +251,11 @@ class CatalogView:
             return None
         return float(self.lat[:n][rows].mean()), float(self.lon[:n][rows].mean())
 
+    def group_of(self, rows: np.ndarray) -> np.ndarray:
+        """A near-duplicate group label per row (``DuplicateGroups.group_of``: equal within a group,
+        distinct for listings in none)."""
+        return self.duplicates.group_of(self.key[np.asarray(rows, np.int64)])
+
     def root_name(self, row: int) -> str:
         return self.roots.values[self.root[row]]
 
@@ -251,6 +273,8 @@ class CatalogView:
             mask &= self.price[:n] >= filters.min_price  # NaN prices fail every comparison
         if filters.max_price is not None:
             mask &= self.price[:n] <= filters.max_price
+        if filters.buying is not None:
+            mask &= self.buying[:n] == filters.buying
         if filters.location:
             needle = filters.location.casefold()
             codes = [c for c, place in enumerate(self.locations.values) if needle in place.casefold()]

@@ -27,6 +27,7 @@ from listing_search.store.blobs import BlobStore
 from listing_search.store.models import Change, Models
 from listing_search.store.sql import SqlStore
 from listing_search.index.catalog import CatalogView
+from listing_search.index.duplicates import PHOTO_NEIGHBOURS, PHOTO_SAME
 from listing_search.index.lexical import LexicalIndex
 from listing_search.index.spelling import Speller
 from listing_search.index.suggest import PhraseTable
@@ -75,8 +76,30 @@ class LiveIndexes:
                     phrases.add(x.title)
             rows = catalog.live_rows()
             self.speller = Speller.from_texts(_text(catalog, int(r)) for r in rows) if spelling else None
+            t1 = time.perf_counter()
+            with self.lock:
+                self._link_photo_duplicates(catalog, catalog.key[rows].tolist())
             self.catalog, self.lexical, self.phrases = catalog, lexical, phrases
-        log.info("catalogue: %d listings in memory in %.1fs", len(catalog), time.perf_counter() - t0)
+        log.info("catalogue: %d listings in memory in %.1fs (near-duplicate photos %.1fs: %d groups)", len(catalog),
+                 time.perf_counter() - t0, time.perf_counter() - t1, len(catalog.duplicates))
+
+    def _link_photo_duplicates(self, catalog: CatalogView, keys: list[int], batch: int = 4096) -> None:
+        """The photo links of these listings' near-duplicate groups (``index.duplicates``): each photo's
+        nearest photos in the index at cosine >= ``PHOTO_SAME``. Called under ``self.lock``."""
+        vids = np.array([v for k in keys for v in self.photos_of.get(k, ())], np.int64)
+        for start in range(0, len(vids), batch):
+            present, x = self.image.reconstruct_present(vids[start:start + batch])
+            if not len(present):
+                continue
+            res = self.image.search(x, PHOTO_NEIGHBOURS + 1)
+            near: dict[int, set[int]] = {}
+            for vid, scores, ids in zip(present.tolist(), res.scores, res.ids):
+                owner = self.listing_of.get(vid)
+                found = {self.listing_of.get(int(i)) for i, s in zip(ids, scores) if s >= PHOTO_SAME}
+                near.setdefault(owner, set()).update(k for k in found if k is not None and k != owner)
+            for key, others in near.items():
+                if others:
+                    catalog.duplicates.link_photos(key, others)
 
     # ------------------------------------------------------------- opening
     @classmethod
@@ -183,6 +206,7 @@ class LiveIndexes:
             self.phrases.add(rec.title or "")
             if self.speller is not None:
                 self.speller.add(f"{rec.title} {rec.description}")
+        self._link_photo_duplicates(catalog, [rec.key for rec in present])
         if catalog.retired > max(COMPACT_AFTER, len(catalog)):  # retired rows outnumber live ones
             self.catalog = catalog.compacted()
 

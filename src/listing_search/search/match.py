@@ -20,7 +20,9 @@ holds the words, no photo is near-identical, and the best relevance stays under 
 for a photo alone, the best photo cosine stays under the mode's cosine threshold; or M is empty.
 Before ``tune-ranker`` has calibrated relevance, every ranked candidate is in M. M depends on the
 query and the catalogue only: never on ``k``, the page, the sort or how many candidates a channel
-fetched. Relevance orders M; the other sorts order all of it; ``total`` = |M| (``search.paging``).
+fetched. Relevance orders M (sale ads first, buying ads after them); the other sorts order all of
+it (``search.paging``). A search shows M as results, each group of near-duplicate listings one
+result (``search.collapse``): ``total`` counts results.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from listing_search.core.text import match_terms
+from listing_search.index.catalog import CatalogView
 from listing_search.index.lexical import LexicalIndex
 from listing_search.models.bundle import ModelBundle
 from listing_search.search.candidates import Allowed
@@ -52,8 +55,10 @@ def holds(terms: list[str], title: str, description: str) -> bool:
     return bool(terms) and all(t in have for t in terms)
 
 
-def match_set(u: Understanding, ranked: Ranked, holding: np.ndarray, models: ModelBundle) -> MatchSet:
-    """M in relevance order: the ranked members best first, then holders too many to rank (by BM25)."""
+def match_set(u: Understanding, ranked: Ranked, holding: np.ndarray, models: ModelBundle,
+              catalog: CatalogView | None = None) -> MatchSet:
+    """M in relevance order: the ranked members best first, then holders too many to rank (by BM25);
+    with ``catalog``, its buying ads after every sale ad."""
     cands = ranked.candidates
     position = {int(r): i for i, r in enumerate(cands.rows[ranked.order])}
     if u.unknown_words:
@@ -64,6 +69,9 @@ def match_set(u: Understanding, ranked: Ranked, holding: np.ndarray, models: Mod
     ranked_rows = cands.rows[ranked.order][member]
     unranked = holding[~np.isin(holding, cands.rows)]
     rows = np.concatenate([ranked_rows, unranked]).astype(np.int64)
+    if catalog is not None:
+        wanted = catalog.buying[rows]
+        rows = np.concatenate([rows[~wanted], rows[wanted]])
     return MatchSet(rows, position, no_match=not len(rows) or no_match(u, ranked, holding, models))
 
 

@@ -1,17 +1,27 @@
 """Ordering the match set and cutting pages from it, by ``offset`` or by an opaque cursor.
 
 Every order is total, so the pages of one search, laid end to end, are exactly one larger request:
-no listing twice, none skipped, and a sorted order never goes back across a page boundary.
+no result twice, none skipped, and a sorted order never goes back across a page boundary.
 
-* ``relevance``: M as ranked (``search.match``). Its cursor remembers the listings already shown,
-  so none comes again even when a listing added meanwhile moves the ranking.
+Every sort pages M's *results* (``search.collapse``: a group of near-duplicate listings is one, led
+by its first listing in that order), so pages, ``total`` and the facets count the same things.
+
+* ``relevance``: M's results as ranked (``search.match``, ``search.collapse``). Its cursor remembers the
+  results already shown (with the other copies of each group shown), so none comes again even when a
+  listing added meanwhile moves the ranking, becomes the first copy of a group already shown, or the
+  shown copy goes.
 * ``newest``, ``price_asc``, ``price_desc``: the catalogue's stored orders (``CatalogView.sort_key``:
   the value, then the listing key; listings without a price or date last). Their cursor is a keyset,
-  the last listing's (value, key): a listing added between two pages neither shifts nor repeats
+  the last result's (value, key): a listing added between two pages neither shifts nor repeats
   what follows.
 * ``distance`` (a search near a point): the same keyset, (km from the point, key). Distances are
   looked up, never recomputed differently, so a page boundary's (km, key) compares exactly. Browsing
   near a point (no words, no photo) "by relevance" is this order: the nearest first.
+
+A keyset alone would show a group again if its shown copy went between two pages (the next copy,
+farther or dearer, would lead it past the keyset): so the stored orders' cursors also remember the
+groups shown, as the keys of their listings (only listings in a group of two or more: few), and a
+later page leaves those groups out.
 
 A cursor is bound to its search (words, photo, filters, sort): handed to another, it is refused.
 """
@@ -40,10 +50,10 @@ class Cursor:
     sort: str
     search: str  # the fingerprint of the search it continues
     after: tuple[float, int] | None = None  # stored orders: the last listing shown, (value, key)
-    seen: tuple[int, ...] = ()  # relevance: the listing keys shown so far
+    seen: tuple[int, ...] = ()  # relevance: the listing keys shown so far; any sort: the groups' copies shown
 
     def encode(self) -> str:
-        seen = sorted(self.seen)
+        seen = sorted(set(self.seen))
         body = {"v": VERSION, "s": self.sort, "q": self.search,
                 "a": None if self.after is None else [_num(self.after[0]), int(self.after[1])],
                 "d": np.diff(seen, prepend=0).tolist() if seen else []}
@@ -81,7 +91,8 @@ def _filters(query: Query) -> tuple:
     existed still continue their searches."""
     f = query.filters
     near = () if f.near is None else ((f.near.lat, f.near.lon, f.near.within_km),)
-    return (f.category, f.min_price, f.max_price, f.location, *near)
+    buying = () if f.buying is None else (("buying", f.buying),)
+    return (f.category, f.min_price, f.max_price, f.location, *near, *buying)
 
 
 def stored_order(query: Query, sort: str) -> str:
@@ -124,15 +135,18 @@ def _checked(page: Page, fingerprint: str, sort: str) -> Cursor | None:
 def _relevance_page(catalog: CatalogView, rows: np.ndarray, page: Page, cursor: Cursor | None,
                     fingerprint: str) -> Slice:
     keys = catalog.key[rows]
-    if cursor is not None:
-        left = ~np.isin(keys, np.asarray(cursor.seen, np.int64))
+    if cursor is not None:  # a group shown once is not shown again, though a copy added meanwhile now leads it
+        left = _unseen(catalog, keys, cursor.seen)
         rows, keys = rows[left], keys[left]
         seen = cursor.seen
     else:
-        seen = tuple(keys[:page.offset].tolist())
+        seen = tuple(keys[:page.offset].tolist()) + _copies(catalog, keys[:page.offset])
         rows, keys = rows[page.offset:], keys[page.offset:]
     shown, more = rows[:page.k], len(rows) > page.k
-    nxt = Cursor(RELEVANCE, fingerprint, seen=seen + tuple(keys[:page.k].tolist())).encode() if more else None
+    nxt = None
+    if more:
+        nxt = Cursor(RELEVANCE, fingerprint,
+                     seen=seen + tuple(keys[:page.k].tolist()) + _copies(catalog, keys[:page.k])).encode()
     return Slice(shown, nxt)
 
 
@@ -142,21 +156,38 @@ def _stored_page(catalog: CatalogView, rows: np.ndarray, page: Page, cursor: Cur
     sk = catalog.sort_key(rows, order, near)
     primary = np.where(np.isnan(sk.primary), np.inf, sk.primary)
     secondary = sk.secondary
-    skip = page.offset
+    skip, seen = page.offset, ()
     if cursor is not None:
         if cursor.after is None:
             raise BadCursor("cursor: not a cursor this service gave (ask again without it)")
         cp, cs = cursor.after
         later = (primary > cp) | ((primary == cp) & (secondary > cs))
-        rows, primary, secondary, skip = rows[later], primary[later], secondary[later], 0
+        if cursor.seen:  # groups already shown stay shown, whichever copy now leads them
+            later &= _unseen(catalog, catalog.key[rows], cursor.seen)
+        rows, primary, secondary, skip, seen = rows[later], primary[later], secondary[later], 0, cursor.seen
     picked = _smallest(primary, secondary, skip + page.k + 1)
     shown = picked[skip:skip + page.k]
     more = len(picked) > skip + page.k
     nxt = None
     if more and len(shown):
         last = shown[-1]
-        nxt = Cursor(sort, fingerprint, after=(float(primary[last]), int(secondary[last]))).encode()
+        seen = seen + _copies(catalog, catalog.key[rows[picked[:skip + page.k]]])
+        nxt = Cursor(sort, fingerprint, after=(float(primary[last]), int(secondary[last])), seen=seen).encode()
     return Slice(rows[shown], nxt)
+
+
+def _copies(catalog: CatalogView, keys: np.ndarray) -> tuple[int, ...]:
+    """The keys of every listing in the groups of near-duplicates ``keys`` lead (none for a listing in
+    no group): what a cursor remembers so that no group comes again."""
+    groups = catalog.duplicates
+    labels = groups.group_of(np.asarray(keys, np.int64))
+    return tuple(k for gid in np.unique(labels[labels >= 0]).tolist() for k in groups.members(gid))
+
+
+def _unseen(catalog: CatalogView, keys: np.ndarray, seen: tuple[int, ...]) -> np.ndarray:
+    """Per key: whether neither it nor a listing of its group is among ``seen``."""
+    groups = catalog.duplicates
+    return ~np.isin(groups.group_of(np.asarray(keys, np.int64)), groups.group_of(np.asarray(seen, np.int64)))
 
 
 def _smallest(primary: np.ndarray, secondary: np.ndarray, n: int) -> np.ndarray:

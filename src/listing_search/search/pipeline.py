@@ -2,7 +2,8 @@
 
 Every door runs the same stages: **understand** the query (``search.understand``) -> **retrieve**
 candidates (``search.candidates``) -> **rank** them on the ranker's features (``search.rank``) ->
-the **match set** M (``search.match``) -> **page** it (``search.paging``) -> **present** the hits
+the **match set** M (``search.match``) -> **collapse** near-duplicate listings into one result each
+(``search.collapse``) -> **page** the results (``search.paging``) -> **present** the hits
 (``search.present``). Each stage takes immutable inputs and returns its own type
 (``search.types``). A search reads one catalogue view throughout and nothing but memory.
 
@@ -22,17 +23,18 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from listing_search.core.near import Near
-from listing_search.core.query import DISTANCE, RADIUS, Filters, HistoryEvent, Page, Query
+from listing_search.core.query import DISTANCE, RADIUS, RELEVANCE, Filters, HistoryEvent, Page, Query
 from listing_search.errors import BadNear, UnknownCategory
 from listing_search.index.catalog import NONE, CatalogView
 from listing_search.index.live import LiveIndexes
 from listing_search.models.bundle import ModelBundle
 from listing_search.search import present
 from listing_search.search.candidates import Allowed, Retriever
-from listing_search.search.facets import Facets, category_facet, distance_facet, price_facet
+from listing_search.search.collapse import Collapsed, collapse
+from listing_search.search.facets import Facets, buying_facet, category_facet, distance_facet, price_facet
 from listing_search.search.match import alerting_rows, holding_words, match_set
 from listing_search.search.nearby import resolve_near, suggest_places
-from listing_search.search.paging import cut_page
+from listing_search.search.paging import cut_page, stored_order
 from listing_search.search.personalise import Personaliser, Profile
 from listing_search.search.rank import Ranker
 from listing_search.search.types import Candidates, Hit, Ranked, Result, Understanding
@@ -79,7 +81,8 @@ class SearchPipeline:
 
     # ------------------------------------------------------------- doors
     def search(self, query: Query) -> Result:
-        """A page of M for words and/or a photo (filters alone browse); ``total`` = |M|."""
+        """A page of M's results for words and/or a photo (filters alone browse); ``total`` counts the
+        results (a group of near-duplicate listings is one)."""
         self.check_query(query)
         if query.text is None and not query.has_image:
             return self.browse(query)
@@ -87,17 +90,19 @@ class SearchPipeline:
         u = self.understander.understand(query, catalog, show=True)
         scored, holding = self._ranked(query, u, catalog)
         ranked = scored.ranked
-        matched = match_set(u, ranked, holding, self.models)
-        page = cut_page(catalog, matched.rows, matched.rows, query, query.sort)
+        matched = match_set(u, ranked, holding, self.models, catalog)
         near = query.filters.near
+        results = collapse(catalog, matched.rows, None if query.sort == RELEVANCE else query.sort, near)
+        page = cut_page(catalog, results.rows, results.rows, query, query.sort)
         facets = Facets(category_facet(catalog, self._matched(query, u, catalog, matched, "category")),
                         price_facet(catalog, self._matched(query, u, catalog, matched, "min_price", "max_price")),
+                        buying_facet(catalog, self._matched(query, u, catalog, matched, "buying")),
                         distance_facet(catalog, np.union1d(matched.rows, self._matched(query, u, catalog, matched,
                                                                                       RADIUS)), near)
                         if near is not None else [])
         return Result(present.hits(catalog, page.rows, ranked, u, self.retriever, matched.position,
-                                   matched.no_match, near),
-                      matched.total, page.next_cursor, u.words, u.corrections,
+                                   matched.no_match, results.others, near),
+                      results.total, page.next_cursor, u.words, u.corrections,
                       present.shown_categories(u, self.models, self.encoders.vision_categories),
                       matched.no_match, u.unknown_words, ranked.best_relevance, facets,
                       present.best_match(ranked, matched.rows, matched.position, matched.no_match))
@@ -108,28 +113,30 @@ class SearchPipeline:
             return matched.rows
         other = replace(query, filters=_without(query.filters, names))
         scored, holding = self._ranked(other, u, catalog)
-        return match_set(u, scored.ranked, holding, self.models).rows
+        return match_set(u, scored.ranked, holding, self.models, catalog).rows
 
     def browse(self, query: Query) -> Result:
-        """Every listing passing the filters (M), in ``query.sort`` order (relevance: the nearest first
-        near a point, else the newest)."""
+        """Every listing passing the filters (M), one result per group of near-duplicates, in
+        ``query.sort`` order (relevance: the nearest first near a point, else the newest)."""
         self.check_query(query)
         catalog = self.live.catalog
         allowed = Allowed.of(catalog, query.filters, query.exclude)
         rows = allowed.rows()
-        page = cut_page(catalog, None, rows, query, query.sort)
+        near = query.filters.near
+        results = collapse(catalog, rows, stored_order(query, query.sort), near)
+        page = cut_page(catalog, None, results.rows, query, query.sort)
 
         def under_others(*names: str) -> np.ndarray:
             if not any(query.filters.sets(n) for n in names):
                 return rows
             return Allowed.of(catalog, _without(query.filters, names), query.exclude).rows()
 
-        near = query.filters.near
         facets = Facets(category_facet(catalog, under_others("category")),
                         price_facet(catalog, under_others("min_price", "max_price")),
+                        buying_facet(catalog, under_others("buying")),
                         distance_facet(catalog, under_others(RADIUS), near) if near is not None else [])
-        return Result(present.hits(catalog, page.rows, None, None, self.retriever, near=near), len(rows),
-                      page.next_cursor, facets=facets)
+        return Result(present.hits(catalog, page.rows, None, None, self.retriever, others=results.others, near=near),
+                      results.total, page.next_cursor, facets=facets)
 
     def similar(self, listing_id: str, k: int, filters: Filters = Filters()) -> list[Hit] | None:
         """Listings whose photos look like this one's, best first; None when the listing is unknown."""
@@ -169,7 +176,9 @@ class SearchPipeline:
     def alerting(self, query: Query, catalog: CatalogView) -> np.ndarray:
         """Rows of ``catalog`` a saved search alerts on: its match set less the related tail
         (``search.match.alerting_rows``); for filters alone, every listing passing them. The same
-        stages as :meth:`search`, on the view the caller holds; nothing is presented or paged."""
+        stages as :meth:`search`, on the view the caller holds; nothing is presented or paged. Per
+        listing, not per result: near-duplicates are not collapsed here, so a new copy of an ad already
+        alerted on alerts again (docs/alerts.md)."""
         if query.text is None and not query.has_image:
             return Allowed.of(catalog, query.filters, query.exclude).rows()
         u = self.understander.understand(query, catalog, show=False)
@@ -201,10 +210,10 @@ class SearchPipeline:
         """The ``k`` best ranked candidates (similar listings: no match set, no paging)."""
         scored = self.scored(query, show)
         ranked, catalog = scored.ranked, scored.catalog
-        picks = ranked.order[:k]
+        results = _best(catalog, ranked, k)
         position = {int(ranked.candidates.rows[i]): at for at, i in enumerate(ranked.order)}
-        return present.hits(catalog, ranked.candidates.rows[picks], ranked, scored.understanding, self.retriever,
-                            position, near=query.filters.near)
+        return present.hits(catalog, results.rows, ranked, scored.understanding, self.retriever, position,
+                            others=results.others, near=query.filters.near)
 
     def _feed(self, catalog: CatalogView, profile: Profile, k: int, filters: Filters) -> list[Hit]:
         """A history alone as the query: candidates near its vectors, ranked as if it had asked."""
@@ -215,9 +224,10 @@ class SearchPipeline:
         allowed = Allowed.of(catalog, filters, profile.seen_keys)
         cands = self.retriever.retrieve(u, allowed, np.zeros(0, np.int64))
         ranked = self.ranker.rank(catalog, u, cands)
+        results = _best(catalog, ranked, k)
         position = {int(ranked.candidates.rows[i]): at for at, i in enumerate(ranked.order)}
-        return present.hits(catalog, ranked.candidates.rows[ranked.order[:k]], ranked, None, self.retriever,
-                            position, near=filters.near)
+        return present.hits(catalog, results.rows, ranked, None, self.retriever, position, others=results.others,
+                            near=filters.near)
 
     def check_query(self, query: Query) -> None:
         """The filters (below), and a sort by distance only near a point; 422 otherwise."""
@@ -239,6 +249,12 @@ class SearchPipeline:
                                                  or self.live.catalog.knows_category(filters.category)):
             raise UnknownCategory(f"unknown category {filters.category!r}: give a root category ({self.categories}) "
                                   "or a category path's first segments, such as 'Home & Garden / Sofas'")
+
+
+def _best(catalog: CatalogView, ranked: Ranked, k: int) -> Collapsed:
+    """The ``k`` best ranked results, one per group of near-duplicates."""
+    results = collapse(catalog, ranked.candidates.rows[ranked.order])
+    return Collapsed(results.rows[:k], results.others)
 
 
 def _without(filters: Filters, names: tuple[str, ...]) -> Filters:

@@ -40,20 +40,24 @@ def match_label(relevance: float | None, same_path: float | None, related: bool 
 
 def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Understanding | None,
          retriever: Retriever, position: dict[int, int] | None = None, all_related: bool = False,
-         near: Near | None = None) -> list[Hit]:
+         others: dict[int, np.ndarray] | None = None, near: Near | None = None) -> list[Hit]:
     """One result per row: the listing, its score and channel scores (when ranked), the photos that
     matched a photo query best first, and its relevance; ``all_related`` (no match): each only related;
+    ``others``: a representative's other copies (``search.collapse``), named in ``duplicates``;
     ``near``: its distance from that point."""
     out = []
-    order_of = position or {}
+    order_of, others = position or {}, others or {}
     rows = np.asarray(rows, np.int64)
     km = _distances(catalog, rows, near)
     for row, distance in zip(rows.tolist(), km):
         listing = catalog.listing(row)
         at = order_of.get(row) if ranked is not None else None
         marks = highlight(listing.title, listing.description, u.terms) if u is not None else None
+        copies = tuple(catalog.listing_id[r] for r in others.get(row, ()))
+        buying = bool(catalog.buying[row])
         if at is None:
-            out.append(Hit(listing, 0.0, {}, [], highlight=marks, distance_km=distance))
+            out.append(Hit(listing, 0.0, {}, [], highlight=marks, distance_km=distance, duplicates=copies,
+                           buying=buying))
             continue
         i = int(ranked.order[at])
         scores = {c: float(ranked.candidates.scores[c][i]) for c in CHANNELS if c in ranked.candidates.scores}
@@ -63,7 +67,7 @@ def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Under
             matched = [names[v] for v in retriever.matched_photos(catalog, u.image_vecs, row) if v in names]
         relevance, same_path, related = labelled(ranked, i, all_related)
         out.append(Hit(listing, float(ranked.score[i]), scores, matched, relevance, related, marks, same_path,
-                       match_label(relevance, same_path, related), distance))
+                       match_label(relevance, same_path, related), distance, duplicates=copies, buying=buying))
     return out
 
 

@@ -2,8 +2,9 @@
 
 The learned ranker scores every candidate's features (``search.features``); the calibration turns
 the query's scores into P(same root category) per query mode; a history's profile, scored by the
-same ranker as if it were the query, is blended in. A listing holding a (nearly) identical photo
-to the query's comes first whatever the ranker prefers. For a query of one to three words (a
+same ranker as if it were the query, is blended in. Buying ads ("wanted", "cash for your ...":
+``core.ads``) come after every sale ad. A listing holding a (nearly) identical photo to the query's
+comes first among the rest whatever the ranker prefers. For a query of one to three words (a
 buyer's), the typed words come first (``rank.word_tiers``): listings holding them together and in
 order in the title, then listings holding them anywhere, then the rest (``related``), the ranker
 ordering within each tier. Before ``tune-ranker`` has run, the mean of the query's channel cosines
@@ -80,8 +81,8 @@ class Ranker:
                 score = (1.0 - weight) * score + weight * lean
         score = np.asarray(score, np.float64)
         tiers = word_tiers(u, held, phrase) if self.word_tiers else None
-        return Ranked(cands, x, score, relevance, relevance_order(cands, score, tiers), held, tiers is not None,
-                      same_path)
+        order = relevance_order(cands, score, tiers, catalog.buying[cands.rows])
+        return Ranked(cands, x, score, relevance, order, held, tiers is not None, same_path)
 
     def profile_scores(self, catalog: CatalogView, profile: Profile, cands: Candidates) -> Candidates:
         """The candidates scored against a profile's vectors instead of the query's."""
@@ -154,12 +155,14 @@ def title_phrase(catalog: CatalogView, terms: tuple[str, ...], rows: np.ndarray)
     return out
 
 
-def relevance_order(cands: Candidates, score: np.ndarray, tiers: np.ndarray | None = None) -> np.ndarray:
-    """Candidate positions best first: near-identical photos (closest first), then by tier (a buyer's
-    query), then by score; ties by key."""
+def relevance_order(cands: Candidates, score: np.ndarray, tiers: np.ndarray | None = None,
+                    buying: np.ndarray | None = None) -> np.ndarray:
+    """Candidate positions best first: sale ads before buying ads, then near-identical photos (closest
+    first), then by tier (a buyer's query), then by score; ties by key."""
     if not len(cands):
         return np.zeros(0, np.int64)
     image = cands.score(IMAGE)
     dupe = image >= NEAR_DUPLICATE
     tier = np.zeros(len(cands), np.int64) if tiers is None else tiers
-    return np.lexsort((cands.keys, -score, tier, np.where(dupe, -image, 0.0), ~dupe))
+    wanted = np.zeros(len(cands), bool) if buying is None else np.asarray(buying, bool)
+    return np.lexsort((cands.keys, -score, tier, np.where(dupe, -image, 0.0), ~dupe, wanted))

@@ -125,6 +125,8 @@ class Hit:
     same_path: float | None = None  # calibrated P(same full category path as the query)
     match: str | None = None  # the label a buyer reads (search.present.match_label)
     distance_km: float | None = None  # from the search's ``near`` point (None without one, or unplaced)
+    duplicates: tuple[str, ...] = ()  # listing ids of the other copies of this ad in the match set (search.collapse)
+    buying: bool = False  # a buying ad ("wanted", "cash for your ..."): core.ads
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class Result:
     """One answer: a page of hits and what the engine made of the query."""
 
     hits: list[Hit]
-    total: int = 0  # |M|
+    total: int = 0  # results in M: each group of near-duplicate listings counts once (search.collapse)
     next_cursor: str | None = None  # where the next page starts; None on the last page
     searched: str | None = None
     corrections: tuple[tuple[str, str], ...] = ()
@@ -140,5 +142,5 @@ class Result:
     no_match: bool = False
     unknown_words: bool = False
     best_relevance: float | None = None
-    facets: object | None = None  # search.facets.Facets: M's counts by category and price band
+    facets: object | None = None  # search.facets.Facets: M's counts by category, price band and ad kind
     best_match: str | None = None  # the label of M's best listing: "weak match" says the search found nothing close

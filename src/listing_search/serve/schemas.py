@@ -57,6 +57,11 @@ class HighlightOut(BaseModel):
     snippet: SnippetOut
 
 
+class DuplicatesOut(BaseModel):
+    count: int = Field(description="How many other listings are copies of this ad in the match set.", examples=[2])
+    listing_ids: list[str] = Field(description="Their ids, in the answer's order (open them as listings).")
+
+
 class SearchHitOut(ListingOut):
     score: float = Field(description="The ranker's score: orders results within one answer only.")
     relevance: float | None = Field(None, ge=0, le=1, description=(
@@ -73,6 +78,11 @@ class SearchHitOut(ListingOut):
         "Per-channel scores: image and text cosine, lexical BM25."))
     matched_photos: list[PhotoOut] = Field(default_factory=list, description="Photos that matched, best first.")
     highlight: HighlightOut | None = Field(None, description="Why it matched: the words held (a search with words).")
+    duplicates: DuplicatesOut | None = Field(None, description=(
+        "Other listings of the same ad (a near-identical photo, or a near-identical title from one place at one "
+        "price) that this result stands for: one result, counted once in `total`. Null when there are none."))
+    buying: bool = Field(False, description=(
+        "A buying ad (\"wanted\", \"cash for your ...\"): someone who wants to buy, ranked after sale ads."))
 
     @classmethod
     def of_hit(cls, hit: Hit) -> "SearchHitOut":
@@ -84,7 +94,9 @@ class SearchHitOut(ListingOut):
                    scores={k: round(v, 6) for k, v in hit.scores.items()},
                    matched_photos=[photo_out(i) for i in hit.matched_image_ids],
                    highlight=None if marks is None else HighlightOut(
-                       title=marks.title, snippet=SnippetOut(text=marks.snippet_text, spans=marks.snippet_spans)))
+                       title=marks.title, snippet=SnippetOut(text=marks.snippet_text, spans=marks.snippet_spans)),
+                   duplicates=DuplicatesOut(count=len(hit.duplicates), listing_ids=list(hit.duplicates))
+                   if hit.duplicates else None, buying=hit.buying)
 
 
 class Correction(BaseModel):
@@ -110,6 +122,11 @@ class CategoryFacet(CategoryCount):
 class PriceBand(BaseModel):
     min: float = Field(description="Pounds, included.")
     max: float | None = Field(None, description="Pounds, not included; null for the last band.")
+    count: int
+
+
+class BuyingCount(BaseModel):
+    value: bool = Field(description="The `buying` filter's value: false for sale ads, true for buying ads.")
     count: int
 
 
@@ -142,26 +159,31 @@ class NearOut(BaseModel):
 
 class FacetsOut(BaseModel):
     category: list[CategoryFacet] = Field(default_factory=list, description=(
-        "Root categories (most listings first), each with its next level, counted over the listings the "
-        "search matches under its other filters: choosing a category leaves its siblings' counts."))
+        "Root categories (most results first), each with its next level, counted over the results the "
+        "search matches under its other filters: choosing a category leaves its siblings' counts. Results as "
+        "in `total`: a group of copies of one ad counts once under each category one of its listings is in."))
     price: list[PriceBand] = Field(default_factory=list, description=(
         "Fixed price bands (0-10, 10-25, 25-50, 50-100, 100-250, 250-500, 500-1000, 1000+), counted over the "
-        "listings the search matches under its other filters."))
+        "results the search matches under its other filters."))
+    buying: list[BuyingCount] = Field(default_factory=list, description=(
+        "Sale ads and buying ads (\"wanted\", \"we buy ...\") among the results under the other filters."))
     distance: list[DistanceBand] = Field(default_factory=list, description=(
-        "With `near`: how many listings are within 5, 10, 25, 50 and 100 miles, counted over the listings the "
-        "search matches without its radius (what widening it would add) or with it, so a band wider than the "
-        "radius counts at least `total`; listings without coordinates are in no band. Empty without `near`."))
+        "With `near`: how many results are within 5, 10, 25, 50 and 100 miles (a group of copies of one ad counts "
+        "once, at its nearest listing), counted over the results the search matches without its radius (what "
+        "widening it would add) or with it, so a band wider than the radius counts at least `total`; listings "
+        "without coordinates are in no band. Empty without `near`."))
 
 
 class SearchOut(BaseModel):
     results: list[SearchHitOut]
     k: int
-    filters: dict[str, str | float] = Field(default_factory=dict, description="Filters that were applied.")
+    filters: dict[str, str | bool | float] = Field(default_factory=dict, description="Filters that were applied.")
     sort: str = "relevance"
     offset: int = 0
     total: int = Field(0, description=(
-        "How many listings match (the match set: docs/search.md), whatever k, offset or sort; "
-        "for filters alone, every listing that passes them."))
+        "How many results match (the match set: docs/search.md), whatever k, offset or sort; for filters "
+        "alone, every listing that passes them. A result is one ad: copies of it are one result "
+        "(its `duplicates`), so paging to the end shows `total` results."))
     next_cursor: str | None = Field(None, description=(
         "Send as `cursor` for the next page (null on the last one)."))
     searched: str | None = Field(None, description="The words searched, after spelling correction.")

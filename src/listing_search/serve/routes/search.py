@@ -1,4 +1,4 @@
-"""``POST /v1/search``: a photo and/or words -> ranked listings, filtered, one result per listing."""
+"""``POST /v1/search``: a photo and/or words -> ranked listings, filtered, one result per ad (copies grouped)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ def search(
     price_max: Annotated[Price | None, Form(ge=0, examples=[100])] = None,
     location: Annotated[Text | None, Form(max_length=200, description="Substring of the location.",
                                          examples=["Leeds"])] = None,
+    buying: Annotated[bool | None, Form(description=(
+        "false: leave out buying ads (\"wanted\", \"cash for your ...\", \"we buy ...\"); true: only them; "
+        "unset: both, buying ads ranked after sale ads."))] = None,
     near: Annotated[Text | None, Form(max_length=200, description=(
         "Only listings within `within_km` of a place: a town (such as Leeds, or 'Leeds, West Yorkshire') or a "
         "position as 'lat,lon'. Listings without coordinates are left out. An unknown place is a 422 naming "
@@ -55,14 +58,15 @@ def search(
         "towards what the history says."), examples=['[{"listing_id": "243809c0", "event": "liked"}]'])] = None,
 ) -> SearchOut:
     """Listings matching a photo and/or words (the match set: docs/search.md), filtered, one result
-    per listing, in ``sort`` order; ``total`` counts them all. Filters without a photo or words browse
-    every listing that passes them. Page with ``offset`` or with the previous answer's ``next_cursor``."""
+    per ad (copies of one ad grouped under its first listing in the order asked), in ``sort`` order;
+    ``total`` counts the results. Filters without a photo or words browse every listing that passes them.
+    Page with ``offset`` or with the previous answer's ``next_cursor``."""
     check_k(k, settings)
     text = (text or "").strip() or None
     if price_min is not None and price_max is not None and price_min > price_max:
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
     filters = Filters((category or "").strip() or None, price_min, price_max, (location or "").strip() or None,
-                      near_of(engine, near, within_km))
+                      buying, near_of(engine, near, within_km))
     if image is None and text is None and not filters.active():
         raise HTTPException(422, "give an image, a text query, filters to browse by, or a combination")
     if cursor is not None and offset:
@@ -73,7 +77,8 @@ def search(
     result = engine.search(query)
     browsing = data is None and text is None
     applied = {n: v for n, v in (("category", filters.category), ("price_min", price_min),
-                                 ("price_max", price_max), ("location", filters.location)) if v is not None}
+                                 ("price_max", price_max), ("location", filters.location), ("buying", buying))
+               if v is not None}
     near_out = NearOut.of(filters.near)
     if near_out is not None:
         applied |= {"near": near_out.name, "within_km": near_out.within_km}
@@ -87,7 +92,7 @@ def search(
                     best_match=None if browsing else result.best_match,
                     versions=engine.versions(),
                     facets=FacetsOut(category=result.facets.category, price=result.facets.price,
-                                     distance=result.facets.distance)
+                                     buying=result.facets.buying, distance=result.facets.distance)
                     if result.facets is not None else FacetsOut(),
                     near_resolved=near_out)
     if not browsing:

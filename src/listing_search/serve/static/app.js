@@ -30,6 +30,7 @@ const els = {
   photo: $("photo"), dropzone: $("dropzone"), preview: $("photo-preview"),
   previewImg: $("photo-preview-img"), photoClear: $("photo-clear"),
   filtersBox: $("filters-box"), filtersCount: $("filters-count"), category: $("category"), priceMin: $("price-min"), priceMax: $("price-max"), location: $("location"),
+  buying: $("buying"),
   near: $("near"), nearMe: $("near-me"), nearPlaces: $("near-places"), within: $("within"),
   status: $("status"), error: $("error"),
   results: $("results"), resultsList: $("results-list"), resultsSummary: $("results-summary"),
@@ -119,6 +120,8 @@ function normalise(raw) {
     match: typeof raw.match === "string" && raw.match ? raw.match : null, // "great match"... or null (uncalibrated)
     photos: photosOf(raw),
     because: raw.because?.title ? raw.because : null, // recommendations: the history listing it is most like
+    duplicates: Array.isArray(raw.duplicates?.listing_ids) ? raw.duplicates.listing_ids.map(String) : [],
+    buying: raw.buying === true, // a wanted ad: someone buying, not selling
     distanceKm: Number.isFinite(raw.distance_km) ? raw.distance_km : null, // from the search's "near"
     postedAt: Number.isFinite(raw.posted_at) ? raw.posted_at : null, // seconds since the epoch
     highlight: raw.highlight && typeof raw.highlight === "object" ? raw.highlight : null, // the words held
@@ -253,12 +256,45 @@ function card(listing) {
   } else {
     match.remove(); // uncalibrated ranker: its raw scores mean nothing to a reader
   }
+  if (listing.buying) {
+    const tag = document.createElement("p");
+    tag.className = "wanted";
+    tag.textContent = "Wanted: this person is buying";
+    node.querySelector(".card-body").append(tag);
+  }
   if (listing.because) {
     const because = node.querySelector(".because");
     because.textContent = `Because you ${EVENT_PAST[listing.because.event] ?? "viewed"} “${listing.because.title}”`;
     because.hidden = false;
   }
+  if (listing.duplicates.length) node.append(similarListings(listing.title, listing.duplicates));
   return node;
+}
+
+/** "N similar listings" under a card that stands for copies of one ad (counted once in the total): opens
+ * to a link to each copy. Outside the card's article, so opening it or a copy does not open the card's own. */
+function similarListings(title, ids) {
+  const box = document.createElement("details");
+  box.className = "similar";
+  const summary = document.createElement("summary");
+  summary.textContent = `${ids.length} similar listing${ids.length === 1 ? "" : "s"}`;
+  const list = document.createElement("ul");
+  list.setAttribute("aria-label", `Other listings of “${title}”`);
+  ids.forEach((id, i) => {
+    const link = document.createElement("a");
+    link.href = listingHref(id);
+    link.textContent = `Similar listing ${i + 1} of ${ids.length}`;
+    link.addEventListener("click", (e) => {
+      if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+      e.preventDefault();
+      goToListing(id);
+    });
+    const item = document.createElement("li");
+    item.append(link);
+    list.append(item);
+  });
+  box.append(summary, list);
+  return box;
 }
 
 /** "3.2 miles away" (under 10 miles: one decimal); listings are placed at their town, so never "0". */
@@ -392,6 +428,7 @@ function searchOfForm({ spelling = true } = {}) {
   if (els.priceMin.value !== "") filters.price_min = Number(els.priceMin.value);
   if (els.priceMax.value !== "") filters.price_max = Number(els.priceMax.value);
   if (els.location.value.trim()) filters.location = els.location.value.trim();
+  if (els.buying.value) filters.buying = els.buying.value === "true";
   if (els.near.value.trim()) {
     filters.near = els.near.value.trim();
     filters.within_km = Math.round(Number(els.within.value || DEFAULT_WITHIN_MILES) * KM_PER_MILE * 1000) / 1000;
@@ -417,7 +454,8 @@ function searchForm(asked, cursor = null) {
 
 /** Words, a photo or a filter: anything to search or browse by. */
 function hasQuery() {
-  const filtered = [els.category, els.priceMin, els.priceMax, els.location, els.near].some((el) => el.value.trim());
+  const filtered = [els.category, els.priceMin, els.priceMax, els.location, els.buying, els.near]
+    .some((el) => el.value.trim());
   return Boolean(els.q.value.trim() || chosenPhoto || filtered);
 }
 
@@ -443,6 +481,8 @@ function describeSearch({ words, photo, filters }) {
   else if (min != null) parts.push(`from ${formatMoney(min)}`);
   else if (max != null) parts.push(`up to ${formatMoney(max)}`);
   if (filters.location) parts.push(`near ${shortened(filters.location)}`);
+  if (filters.buying === false) parts.push("for sale only");
+  else if (filters.buying === true) parts.push("wanted ads only");
   if (filters.near) {
     const miles = Math.round((Number(filters.within_km) / KM_PER_MILE) * 10) / 10;
     const where = /^\s*[-+]?[\d.]+\s*,\s*[-+]?[\d.]+\s*$/.test(filters.near) ? "you" : shortened(filters.near);
@@ -490,6 +530,7 @@ function showAnswer(body, asked) {
   current.searched = searched;
   current.total = Number.isInteger(body?.total) ? body.total : null;
   current.nextCursor = body?.next_cursor ?? null;
+  showBuyingCounts(body?.facets?.buying);
   if (!listings.length) {
     clearResults(isBrowse(searched) ? `No listings ${describeSearch(searched)}. Try wider filters.`
       : `No listings for ${describeSearch(searched)}. Try fewer words or wider filters.`);
@@ -503,6 +544,19 @@ function showAnswer(body, asked) {
   showMore();
   showNotes(body);
   showFacets(body?.facets);
+}
+
+const BUYING_OPTIONS = { false: "For sale only", true: "Wanted only" };
+
+/** The ads filter's choices with the answer's counts (its ``buying`` facet, counted under the other
+ * filters): "For sale only (311)", "Wanted only (1)"; without counts, the plain words. */
+function showBuyingCounts(facet) {
+  const counts = new Map((Array.isArray(facet) ? facet : []).map((f) => [String(f.value), f.count]));
+  for (const option of els.buying.options) {
+    if (!(option.value in BUYING_OPTIONS)) continue;
+    const n = counts.get(option.value);
+    option.textContent = Number.isInteger(n) ? `${BUYING_OPTIONS[option.value]} (${n})` : BUYING_OPTIONS[option.value];
+  }
 }
 
 /** "312 listings in Home & Garden, up to £50, newest first.": the total the API counts (words and photos
@@ -709,6 +763,7 @@ function wireFilters() {
     });
   }
   els.category.addEventListener("change", () => search());
+  els.buying.addEventListener("change", () => search());
   wireNear();
   els.sort.addEventListener("change", () => { sortIsBrowseDefault = false; search(); });
 }
@@ -809,7 +864,7 @@ function wireSearchNotes() {
 /* The words, filters and sort live in the address (the photo cannot), so a search can be bookmarked,
  * shared, reloaded, and gone back to: each new search is a history entry. */
 const URL_FIELDS = { q: "q", category: "category", price_min: "priceMin", price_max: "priceMax",
-  location: "location", near: "near", within: "within", sort: "sort" };
+  location: "location", buying: "buying", near: "near", within: "within", sort: "sort" };
 
 function queryOfForm() {
   const params = new URLSearchParams();
@@ -839,6 +894,7 @@ function loadStateFromUrl() {
     if (key === "category") setCategory(params.get(key) ?? "");
     else els[el].value = params.get(key) ?? "";
   }
+  if (els.buying.selectedIndex < 0) els.buying.value = ""; // an unknown value in the address: both kinds
   if (!els.sort.value) els.sort.value = "relevance"; // missing or unknown
   if (!els.within.value) els.within.value = DEFAULT_WITHIN_MILES;
   sortIsBrowseDefault = false;
@@ -876,7 +932,8 @@ function setCategory(name) {
 
 /** Filters start open on wide screens, or whenever one is set; folded on phones to keep results in view. */
 function syncFilters(initial = false) {
-  const active = [els.category, els.priceMin, els.priceMax, els.location, els.near].filter((el) => el.value.trim()).length;
+  const active = [els.category, els.priceMin, els.priceMax, els.location, els.buying, els.near]
+    .filter((el) => el.value.trim()).length;
   els.filtersCount.textContent = active ? `(${active} on)` : "";
   if (initial && (active || window.matchMedia("(min-width: 561px)").matches)) els.filtersBox.open = true;
 }
@@ -1001,7 +1058,9 @@ function facetButton(key, label, count, pressed) {
 function categoryFacetItems(roots) {
   const chosen = els.category.value;
   const chosenRoot = segmentsOf(chosen)[0];
-  const all = roots.reduce((n, r) => n + r.count, 0);
+  // With no category chosen, the answer's total: a group of copies filed under two roots counts under
+  // each, so the roots' sum can pass the results; with one chosen, the roots' sum (the total without it).
+  const all = !chosen && Number.isInteger(current?.total) ? current.total : roots.reduce((n, r) => n + r.count, 0);
   const items = [facetButton("category:", "All categories", all, !chosen)];
   for (const root of roots) {
     const open = segmentsOf(root.value)[0] === chosenRoot;
@@ -1106,7 +1165,8 @@ function fillCategorySelect(roots) {
   const names = [...rootCategories];
   for (const r of roots ?? []) if (!names.some((n) => samePath(n, r.value))) names.push(r.value);
   const counted = (label, n) => (roots ? `${label} (${countFormat.format(n ?? 0)})` : label);
-  const options = [new Option(counted("All categories", (roots ?? []).reduce((n, r) => n + r.count, 0)), "")];
+  const all = !chosen && Number.isInteger(current?.total) ? current.total : (roots ?? []).reduce((n, r) => n + r.count, 0);
+  const options = [new Option(counted("All categories", all), "")];
   for (const name of names) {
     const facet = byRoot.get(segmentsOf(name)[0]);
     options.push(new Option(counted(name, facet?.count), name));
