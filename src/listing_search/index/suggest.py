@@ -68,6 +68,7 @@ class PhraseTable:
         self._lock = threading.Lock()
         self._version = 0  # moves on every add and remove
         self._short: dict[tuple[str, int], tuple[int, float, list[str]]] = {}  # (prefix, limit) -> answer
+        self.answers: dict = {}  # search.suggest keeps its short prefixes' answers here, with this table
 
     def add(self, title: str) -> None:
         with self._lock:
@@ -86,6 +87,11 @@ class PhraseTable:
             for phrase in title_phrases(title):
                 if self._counts.get(phrase, 0) > 0:
                     self._counts[phrase] -= 1
+
+    @property
+    def version(self) -> int:
+        """Moves on every add and remove: an answer computed at one version holds until it moves."""
+        return self._version
 
     def __len__(self) -> int:
         return sum(1 for n in self._counts.values() if n > 0)
