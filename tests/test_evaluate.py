@@ -76,8 +76,11 @@ def test_evaluate_counts_what_it_cannot_score(trained_artifacts: Path, eval_data
     result = evaluate(tiny_settings(), trained_artifacts, eval_dataset)
     assert set(METRICS) <= set(result)
     assert result["n_images"] == 12 - 2 and result["n_listings"] == 6
-    assert result["skipped"] == {"listings_unknown_category": 1, "photos_unknown_category": 1,
-                                 "photo_not_an_image": 1, "photo_file_missing": 1}
+    skipped = dict(result["skipped"])
+    # the buying-ad labels name real dataset listings, none of them in this tiny catalogue: all counted
+    assert skipped.pop("buying_labels_not_found", 0) in (0, 431)
+    assert skipped == {"listings_unknown_category": 1, "photos_unknown_category": 1,
+                       "photo_not_an_image": 1, "photo_file_missing": 1}
     for key in ("vision_photo_accuracy", "vision_listing_accuracy", "vision_photo_precision_at_10"):
         assert 0.0 <= result[key] <= 1.0
     assert sum(c["n_images"] for c in result["per_category"].values()) == result["n_images"]

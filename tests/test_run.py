@@ -35,8 +35,12 @@ def test_run_builds_every_stage_into_the_store(trained_artifacts: Path, tmp_path
     assert engine.has_text and engine.store.counts()["listings"] == 12
     listing = engine.store.listing(sorted(engine.store.listing_ids())[3])
     hits = engine.search(Query(text=f"{listing.title}. {listing.description}", page=Page(12))).hits
-    best_text = max(hits, key=lambda h: h.scores["text"])
-    assert best_text.listing.listing_id == listing.listing_id and best_text.scores["text"] > 0.99
+    # Found: itself, with its own words' cosine, or folded under another copy of its ad (the tiny
+    # catalogue's synthetic photos group some listings as copies).
+    holder = [h for h in hits if listing.listing_id in (h.listing.listing_id, *h.duplicates)]
+    assert len(holder) == 1, [(h.listing.listing_id, h.duplicates) for h in hits]
+    if holder[0].listing.listing_id == listing.listing_id:
+        assert holder[0].scores["text"] > 0.99
     again = CliRunner().invoke(app, ["run", "--data", str(raw), "--artifacts", str(art), "--no-serve"])
     assert again.exit_code == 0, again.output  # everything up to date: skipped, the store untouched
     assert engine.store.head() == 12

@@ -45,7 +45,10 @@ def engine(built_artifacts: Path) -> SearchEngine:
 def test_many_photo_listing_does_not_crowd_out_k(engine: SearchEngine, built_artifacts: Path) -> None:
     # listing-000 has 27 near-identical photos; the first pool (max(k*4, candidates=10)) is mostly them.
     hits = engine.search(Query(image=photo_bytes(built_artifacts, "img-000-0"), page=Page(8))).hits
-    assert len({h.listing.listing_id for h in hits}) == 8 and hits[0].listing.listing_id == "listing-000"
+    # 8 different listings are shown: as results, or as the copies folded under one (the tiny
+    # catalogue's synthetic photos make two of its listings copies of one ad)
+    shown = [i for h in hits for i in (h.listing.listing_id, *h.duplicates)]
+    assert len(set(shown)) == len(shown) >= 8 and hits[0].listing.listing_id == "listing-000"
 
 
 def test_rare_filter_returns_every_match(engine: SearchEngine, built_artifacts: Path) -> None:

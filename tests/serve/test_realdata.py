@@ -20,8 +20,9 @@ def test_real_photos_are_searchable(client: TestClient, real_data: Path) -> None
                         data={"k": "5"})
         assert r.status_code < 500, (path.name, r.text)
         statuses.append(r.status_code)
-        if r.status_code == 200:
-            assert len(r.json()["results"]) == 5
+        if r.status_code == 200:  # 5 listings: results, or copies folded under one (synthetic photos group some)
+            results = r.json()["results"]
+            assert sum(1 + len((h.get("duplicates") or {}).get("listing_ids", [])) for h in results) >= 5
         else:
             assert r.json()["detail"]
     assert statuses.count(200) >= 0.9 * len(sample)

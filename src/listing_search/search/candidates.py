@@ -62,7 +62,8 @@ class Retriever:
     def photo_pool(self, vectors: np.ndarray, allowed: Allowed) -> Candidates:
         """Listings with the nearest photos to any of ``vectors`` (best photo score each): a fixed
         ``rank.candidates`` photos (all of them when the filters leave at most twice that many),
-        widened while fewer than a quarter as many listings came back."""
+        widened while fewer than a quarter as many different ads came back (copies of one ad are one
+        result: a listing with many photos, copied, must not fill the pool alone)."""
         live, catalog = self.live, allowed.catalog
         index = live.image
         ids = _photo_owners(catalog, allowed.rows())[1] if allowed.filtered else None
@@ -74,7 +75,7 @@ class Retriever:
             with live.lock:
                 res = index.search(np.atleast_2d(vectors), fetch, ids)
             found = _best_per_listing(res.scores, res.ids, catalog, allowed)
-            if len(found) >= enough or fetch >= pool:
+            if distinct_ads(catalog, found.rows) >= enough or fetch >= pool:
                 return found
             fetch = min(pool, fetch * WIDEN)
 
@@ -240,3 +241,12 @@ def _merge(pools: list[Candidates]) -> Candidates:
 
 def _empty() -> Candidates:
     return Candidates(np.zeros(0, np.int64), np.zeros(0, np.int64), {})
+
+
+def distinct_ads(catalog: CatalogView, rows: np.ndarray) -> int:
+    """How many results ``rows`` make: listings, with each group of copies (``index.duplicates``) one."""
+    rows = np.asarray(rows, np.int64)
+    if not len(rows):
+        return 0
+    labels = catalog.group_of(rows)
+    return int(len(np.unique(np.where(labels >= 0, labels, -(rows + 1)))))

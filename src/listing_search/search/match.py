@@ -65,7 +65,7 @@ def match_set(u: Understanding, ranked: Ranked, holding: np.ndarray, models: Mod
         return MatchSet(np.zeros(0, np.int64), position, no_match=True)
     held, passing, near = _reasons(u, ranked, holding, models, uncalibrated=True)
     member = (held | passing | near)[ranked.order]
-    member[:MIN_SHOWN] = True
+    member[:shown_at_least(cands.rows[ranked.order], catalog)] = True
     ranked_rows = cands.rows[ranked.order][member]
     unranked = holding[~np.isin(holding, cands.rows)]
     rows = np.concatenate([ranked_rows, unranked]).astype(np.int64)
@@ -73,6 +73,18 @@ def match_set(u: Understanding, ranked: Ranked, holding: np.ndarray, models: Mod
         wanted = catalog.buying[rows]
         rows = np.concatenate([rows[~wanted], rows[wanted]])
     return MatchSet(rows, position, no_match=not len(rows) or no_match(u, ranked, holding, models))
+
+
+def shown_at_least(ordered: np.ndarray, catalog: CatalogView | None) -> int:
+    """How many of the best ranked candidates M always holds: ``MIN_SHOWN``, or with ``catalog`` as many
+    as hold ``MIN_SHOWN`` different groups of copies (copies collapse into one result: a page of them
+    would show fewer than ``MIN_SHOWN``)."""
+    if catalog is None or not len(ordered):
+        return MIN_SHOWN
+    labels = catalog.group_of(ordered)
+    keys = np.where(labels >= 0, labels, -(ordered.astype(np.int64) + 1))  # a listing in no group: its own
+    firsts = np.sort(np.unique(keys, return_index=True)[1])[:MIN_SHOWN]
+    return max(MIN_SHOWN, int(firsts[-1]) + 1) if len(firsts) else MIN_SHOWN
 
 
 def alerting_rows(u: Understanding, ranked: Ranked, holding: np.ndarray, models: ModelBundle) -> np.ndarray:

@@ -262,7 +262,12 @@
     alertsList.replaceChildren(...[...alerts].reverse().map(alertItem));
   }
 
+  // Bumped by each load and each delete: a load answered after a newer load or a delete is stale (it
+  // would bring a just-deleted search back) and is dropped.
+  let listsVersion = 0;
+
   async function showSavedSearches() {
+    const mine = ++listsVersion;
     if (!sessionToken) {
       searches = [];
       showLists();
@@ -271,9 +276,11 @@
     searchesStatus.textContent = "Loading your saved searches…";
     try {
       const [body] = await Promise.all([call("saved-searches"), loadAlerts()]);
+      if (mine !== listsVersion) return;
       searches = body.saved_searches;
       searchesStatus.textContent = "";
     } catch (e) {
+      if (mine !== listsVersion) return;
       searchesStatus.textContent = `Could not load your saved searches: ${e.message}`;
     }
     showLists();
@@ -291,6 +298,7 @@
       searchesStatus.textContent = `Not deleted: ${e.message}`;
       return;
     }
+    listsVersion++; // a load still on its way was answered before this delete
     searches.splice(at, 1);
     for (let i = alerts.length - 1; i >= 0; i--) if (alerts[i].saved_search_id === id) alerts.splice(i, 1);
     if (keyOf(shownSearch()) === savedKey) savedKey = null;
