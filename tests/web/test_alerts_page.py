@@ -8,8 +8,6 @@ Chromium (fails under CI=true). Screenshots land in ``test-artifacts/web/``."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,39 +20,16 @@ from listing_search.serve.app import create_app
 from tests.alerts.fixtures import HashWords, alert_artifacts, add_form, new_photo, served
 from tests.alerts.conftest import alert_settings
 from tests.factories import copy_artifacts
-from tests.realparts import need_module, need_part
+from tests.realparts import need_module
 from tests.serve.conftest import API_KEY
 
 pytestmark = pytest.mark.browser
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 10_000
 ALERT_SHOWN_WITHIN_S = 2.0  # the issue's bound: a matching add shows in the page within 2 s
 
 
-def chromium() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = need_module("playwright.sync_api", "playwright is not installed")
-    executable = chromium()
-    if executable is None:
-        need_part("no Chromium binary (run scripts/install_system_deps.sh, or set CHROMIUM=/path)")
-    with sync_api.sync_playwright() as p:
-        try:
-            b = p.chromium.launch(executable_path=executable, args=ARGS)
-        except Exception as exc:  # noqa: BLE001 - any launch failure means "no usable browser here"
-            need_part(f"Chromium at {executable} would not start: {exc}")
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
 import socket
@@ -42,35 +41,10 @@ from tests.serve.conftest import serve_settings
 pytestmark = pytest.mark.browser
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 TIMEOUT_MS = 10_000
 RAW_SCORE = re.compile(r"(match|score)\s*-?\d+\.\d+", re.I)  # "match 1.82": what cards used to show
 
 
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = need_module("playwright.sync_api", "playwright is not installed")
-    executable = _chromium()
-    if executable is None:
-        need_part("no Chromium binary (run scripts/install_system_deps.sh, or set CHROMIUM=/path)")
-    with sync_api.sync_playwright() as p:
-        try:
-            b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        except Exception as exc:  # noqa: BLE001 - any launch failure means "no usable browser here"
-            need_part(f"Chromium at {executable} would not start: {exc}")
-        yield b
-        b.close()
 
 
 TITLES = ("Oak dining table", "Red mountain bike", "Gaming laptop", "Leather sofa", "Kids bike helmet",
