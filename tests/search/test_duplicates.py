@@ -210,3 +210,51 @@ def test_the_buying_filter_browses_alone_and_refuses_a_value_it_does_not_know(cl
     for bad in ("maybe", "2", "wanted"):
         r = client.post("/v1/search", data={"text": "garden bench", "buying": bad})
         assert r.status_code == 422 and "buying" in r.text, (bad, r.text)
+
+
+def test_title_links_found_through_the_rarest_terms_equal_comparing_every_pair() -> None:
+    """A new listing is compared only with the listings of its place and price holding one of its rarest
+    terms; on crowded buckets of random titles the groups equal those of comparing every pair."""
+    import random
+
+    from listing_search.index.duplicates import Ad, DuplicateGroups, title_linked
+
+    rng = random.Random(7)
+    vocab = [f"w{i}" for i in range(12)]
+    ads = {}
+    for key in range(600):
+        base = rng.sample(vocab, rng.randint(1, 6))
+        if ads and rng.random() < 0.4:  # a copy, maybe with a word dropped or added
+            base = sorted(ads[rng.randrange(len(ads))].terms)
+            if len(base) > 4 and rng.random() < 0.5:
+                base = base[1:]
+        ads[key] = Ad(frozenset(base), rng.choice(["Leeds", "York"]), rng.choice([5.0, 10.0]))
+    groups = DuplicateGroups()
+    for key, ad in ads.items():
+        groups.add(key, ad)
+    for key in range(0, 600, 7):  # removals regroup too
+        groups.remove(key)
+        del ads[key]
+    parent = {k: k for k in ads}
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    keys = sorted(ads)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            if title_linked(ads[a], ads[b]):
+                parent[find(a)] = find(b)
+    expected = {}
+    for k in keys:
+        expected.setdefault(find(k), set()).add(k)
+    want = {frozenset(g) for g in expected.values() if len(g) > 1}
+    got = {}
+    for k in keys:
+        gid = groups.group_id(k)
+        if gid != -1:
+            got.setdefault(gid, set()).add(k)
+    assert {frozenset(g) for g in got.values()} == want and len(want) > 20

@@ -78,6 +78,9 @@ class DuplicateGroups:
         self._ads: dict[int, Ad] = {}
         self._links: dict[int, set[int]] = {}
         self._bucket: dict[tuple[str, float | None], set[int]] = {}  # (place, price) -> keys: title links
+        # (place, price) -> term -> keys: a title twin shares most terms, so only the keys holding one of
+        # a few of the new title's rarest terms are compared (a bucket of 1,000s is not read whole)
+        self._postings: dict[tuple[str, float | None], dict[str, set[int]]] = {}
         self._group = np.full(1024, NONE, np.int64)  # key -> group id; NONE: in no group
         self._members: dict[int, tuple[int, ...]] = {}  # group id -> its keys, ascending
 
@@ -87,10 +90,25 @@ class DuplicateGroups:
         key = int(key)
         self.remove(key)
         self._ads[key] = ad
-        bucket = self._bucket.setdefault((ad.location, ad.price), set())
-        twins = [k for k in bucket if title_linked(ad, self._ads[k])]
+        where = (ad.location, ad.price)
+        bucket = self._bucket.setdefault(where, set())
+        postings = self._postings.setdefault(where, {})
+        twins = [k for k in self._title_candidates(ad, postings) if title_linked(ad, self._ads[k])]
         bucket.add(key)
+        for term in ad.terms:
+            postings.setdefault(term, set()).add(key)
         self._link(key, twins)
+
+    @staticmethod
+    def _title_candidates(ad: Ad, postings: dict[str, set[int]]) -> set[int]:
+        """The keys of a bucket that can be ``ad``'s title twins: a twin (Jaccard >= ``TITLE_SAME``) lacks
+        at most floor((1 - TITLE_SAME) * n) of the n terms, so it holds one of any that many + 1 terms:
+        the rarest ones are looked up."""
+        if not ad.terms:
+            return set()
+        need = math.floor((1.0 - TITLE_SAME) * len(ad.terms) + 1e-9) + 1
+        rarest = sorted(ad.terms, key=lambda t: (len(postings.get(t, ())), t))[:need]
+        return set().union(*(postings.get(t, set()) for t in rarest))
 
     def link_photos(self, key: int, near: Iterable[int]) -> None:
         """Link ``key`` to the listings holding a near-identical photo (``near``) that :func:`photo_linked` admits."""
@@ -107,6 +125,13 @@ class DuplicateGroups:
         if ad is None:
             return
         self._bucket[(ad.location, ad.price)].discard(key)
+        postings = self._postings.get((ad.location, ad.price), {})
+        for term in ad.terms:
+            held = postings.get(term)
+            if held is not None:
+                held.discard(key)
+                if not held:
+                    del postings[term]
         for other in self._links.pop(key, set()):
             self._links[other].discard(key)
         gid = self.group_id(key)
