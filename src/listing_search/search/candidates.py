@@ -245,8 +245,4 @@ def _empty() -> Candidates:
 
 def distinct_ads(catalog: CatalogView, rows: np.ndarray) -> int:
     """How many results ``rows`` make: listings, with each group of copies (``index.duplicates``) one."""
-    rows = np.asarray(rows, np.int64)
-    if not len(rows):
-        return 0
-    labels = catalog.group_of(rows)
-    return int(len(np.unique(np.where(labels >= 0, labels, -(rows + 1)))))
+    return int(len(np.unique(catalog.group_of(rows))))  # a listing in no group has a label of its own

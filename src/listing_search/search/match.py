@@ -81,9 +81,7 @@ def shown_at_least(ordered: np.ndarray, catalog: CatalogView | None) -> int:
     would show fewer than ``MIN_SHOWN``)."""
     if catalog is None or not len(ordered):
         return MIN_SHOWN
-    labels = catalog.group_of(ordered)
-    keys = np.where(labels >= 0, labels, -(ordered.astype(np.int64) + 1))  # a listing in no group: its own
-    firsts = np.sort(np.unique(keys, return_index=True)[1])[:MIN_SHOWN]
+    firsts = np.sort(np.unique(catalog.group_of(ordered), return_index=True)[1])[:MIN_SHOWN]  # one label per ad
     return max(MIN_SHOWN, int(firsts[-1]) + 1) if len(firsts) else MIN_SHOWN
 
 
