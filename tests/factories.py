@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +77,21 @@ def copy_artifacts(src: Path, dst: Path) -> Path:
         with closing(sqlite3.connect(src / S.STORE_DB)) as a, closing(sqlite3.connect(dst / S.STORE_DB)) as b:
             a.backup(b)
     return dst
+
+
+# Readable titles for the tiny catalogues of the page's and the alerts' tests.
+READABLE_TITLES = ("Oak dining table", "Red mountain bike", "Gaming laptop", "Leather sofa", "Kids bike helmet",
+                   "Office desk lamp", "Garden bench", "Electric kettle", "Tennis racket", "Bookshelf in pine")
+
+
+class WordHashEncoder:
+    """Words hashed into buckets, unit rows: a torch-free stand-in for MiniLM so typed queries work (deterministic)."""
+
+    dim = 64
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z]+", text.lower()):
+                out[row, zlib.crc32(word.encode()) % self.dim] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

@@ -4,9 +4,7 @@ the tiny photo model; and helpers to add listings and wait for alerts."""
 from __future__ import annotations
 
 import json
-import re
 import time
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,24 +19,12 @@ from listing_search.text.encoder import listing_text
 from tests.factories import jpeg_bytes, photo
 from tests.index.tiny_artifacts import make_artifacts
 from tests.serve.conftest import API_KEY, serve_settings
+from tests.factories import READABLE_TITLES as TITLES
+from tests.factories import WordHashEncoder as HashWords
 
-TITLES = ("Oak dining table", "Red mountain bike", "Gaming laptop", "Leather sofa", "Kids bike helmet",
-          "Office desk lamp", "Garden bench", "Electric kettle", "Tennis racket", "Bookshelf in pine")
 TOKEN_A = "tokenA-" + "0123456789abcdefghijklmnopqrstuv"
 TOKEN_B = "tokenB-" + "ZYXWVUTSRQPONMLKJIHGFEDCBA987654"
 
-
-class HashWords:
-    """Words hashed into buckets, unit rows: a torch-free stand-in for MiniLM (deterministic)."""
-
-    dim = 64
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for row, text in enumerate(texts):
-            for word in re.findall(r"[a-z]+", text.lower()):
-                out[row, zlib.crc32(word.encode()) % self.dim] += 1.0
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 def alert_artifacts(root: Path) -> Path:

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +36,8 @@ from tests.factories import jpeg_bytes, photo
 from tests.index.tiny_artifacts import make_artifacts
 from tests.realparts import need_module, need_part
 from tests.serve.conftest import serve_settings
+from tests.factories import READABLE_TITLES as TITLES
+from tests.factories import WordHashEncoder
 
 pytestmark = pytest.mark.browser
 
@@ -47,21 +48,7 @@ RAW_SCORE = re.compile(r"(match|score)\s*-?\d+\.\d+", re.I)  # "match 1.82": wha
 
 
 
-TITLES = ("Oak dining table", "Red mountain bike", "Gaming laptop", "Leather sofa", "Kids bike helmet",
-          "Office desk lamp", "Garden bench", "Electric kettle", "Tennis racket", "Bookshelf in pine")
 
-
-class WordHashEncoder:
-    """Words hashed into buckets, unit rows: a torch-free stand-in for MiniLM so typed queries work."""
-
-    dim = 64
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for row, text in enumerate(texts):
-            for word in re.findall(r"[a-z]+", text.lower()):
-                out[row, zlib.crc32(word.encode()) % self.dim] += 1.0
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 def web_artifacts(root: Path) -> Path:
