@@ -1,14 +1,16 @@
 """Personalisation through the API on the golden catalogue (real listings, CI-sized build).
 
 For each category path with at least ``MIN_PATH`` catalogue listings, a buyer viewed ``HISTORY`` of its
-listings (seeded): a one-word search made from another listing of the path (its head noun) must not lose
-in-path results to the history, on average (``LIFT_FLOOR``), and the feed (``POST /v1/recommend``,
-history only) must answer. A history of one root category must change at most one of the top 10 of a
-one-word search of another root (the unrelated-history guard; measured 0 of 10 on 20 pairs).
+listings (seeded): a one-word search made from another listing of the path (its head noun) must gain
+in-path results from the history, on average (``LIFT_FLOOR``), and the feed (``POST /v1/recommend``,
+history only) must answer. A history unrelated to the words (of a root category where no listing holds
+them: viewed sofas, then "lawn mower") must change at most one of the top 10 of a one-word search (the
+unrelated-history guard). A word of another root that some listing of the history's root holds
+("machine" after catering equipment) is not unrelated: there the history may lean.
 
 The feed's share in the history's path is not floored here: the golden build's photos are synthetic
 (``write_photos``), and its CI-sized ranker leans on them for a query without words, so its feed is
-noise (0.03 in path, 2026-12-06) where the real build's is 0.82 (``evaluate``'s
+noise (0.03 in path, 0.05 with the history's path lean, 2026-12-06) where the real build's is 0.82 (``evaluate``'s
 ``personal.feed_path_precision`` on the held-out build).
 """
 
@@ -24,13 +26,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from listing_search import schema as S
+from listing_search.core.text import match_terms
 from listing_search.fit.buyer_queries import head
+from listing_search.search.match import holds
 from listing_search.serve.app import create_app
 from tests.golden.conftest import golden_settings
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 K, HISTORY, MIN_PATH, SEED = 10, 3, 8, 7
-LIFT_FLOOR, UNRELATED_MAX, UNRELATED_PAIRS = 0.0, 1, 20
+# Lift measured on this build (2026-12-06): +0.0054 with the profile lean alone, +0.0243 with the
+# history's path lean (search.rank.PATH_LEAN, PROMOTE); the held-out real build: +0.025 -> +0.1195.
+LIFT_FLOOR, UNRELATED_MAX, UNRELATED_PAIRS = 0.015, 1, 20
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +63,7 @@ def ids_of(client: TestClient, text: str, events: list[dict] | None = None) -> l
     return resp.json()["results"]
 
 
-def test_a_history_never_pulls_a_one_word_search_out_of_its_path(client: TestClient,
+def test_a_history_lifts_a_one_word_search_toward_its_path(client: TestClient,
                                                                         listings: pd.DataFrame) -> None:
     rng = np.random.default_rng(SEED)
     feed, lift = [], []
@@ -78,7 +84,7 @@ def test_a_history_never_pulls_a_one_word_search_out_of_its_path(client: TestCli
             lift.append(share[0] - share[1])
     assert len(feed) >= 5, f"only {len(feed)} paths with {MIN_PATH}+ listings"
     print(f"feed in-path {np.mean(feed):.4f} over {len(feed)} paths; one-word lift {np.mean(lift):+.4f} over {len(lift)}")
-    assert np.mean(lift) >= LIFT_FLOOR, f"a history lowers its path's share of a one-word search: {np.mean(lift):+.4f}"
+    assert np.mean(lift) >= LIFT_FLOOR, f"a history lifts its path's share of a one-word search by {np.mean(lift):+.4f} < {LIFT_FLOOR}"
 
 
 def test_an_unrelated_history_changes_at_most_one_of_the_top_10(client: TestClient, listings: pd.DataFrame) -> None:
@@ -93,6 +99,9 @@ def test_an_unrelated_history_changes_at_most_one_of_the_top_10(client: TestClie
         same_path = rows[rows[S.CATEGORY_PATH] == a[S.CATEGORY_PATH]]
         if a[S.ROOT_CATEGORY] == b[S.ROOT_CATEGORY] or not word or len(same_path) < HISTORY:
             continue
+        root = rows[rows[S.ROOT_CATEGORY] == a[S.ROOT_CATEGORY]]
+        if any(holds(match_terms(word), t, d) for t, d in zip(root[S.TITLE], root[S.DESCRIPTION])):
+            continue  # the word means something in the history's root: not an unrelated history
         events = history(same_path[S.LISTING_ID].sample(HISTORY, random_state=int(rng.integers(1 << 30))))
         plain = {r["id"] for r in ids_of(client, word)}
         leaned = {r["id"] for r in ids_of(client, word, events)}

@@ -46,3 +46,19 @@ def test_a_history_of_old_events_still_points_somewhere(ranked_artifacts: Path):
         assert abs(float(np.linalg.norm(profile.image_vec)) - 1.0) < 1e-5
     finally:
         engine.close()
+
+
+def test_path_affinity_is_the_history_share_by_the_levels_two_paths_share():
+    """The same path counts fully, a sibling by its shared levels to ``PATH_POWER``, another root not at all."""
+    from types import SimpleNamespace
+
+    from listing_search.search.rank import PATH_POWER, path_affinity
+
+    names = ["Home / Sofas / Private", "Home / Sofas / Trade", "Home / Beds", "Garden / Mowers", "Home / Sofas"]
+    catalog = SimpleNamespace(paths=SimpleNamespace(values=names), path=np.array([0, 1, 2, 3, 4, -1]))
+    prefs = {"Home / Sofas / Private": 2 / 3, "Garden / Mowers": 1 / 3}
+    got = path_affinity(catalog, prefs, np.arange(6))
+    want = [2 / 3, 2 / 3 * (2 / 3) ** PATH_POWER, 2 / 3 * (1 / 3) ** PATH_POWER, 1 / 3,
+            2 / 3 * (2 / 3) ** PATH_POWER, 0.0]
+    np.testing.assert_allclose(got, want)
+    assert got[0] >= 0.5 > got[1]  # only the viewed path itself is promoted into the first tier (PROMOTE)

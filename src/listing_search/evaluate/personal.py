@@ -9,7 +9,12 @@ and 3 days ago). Measured:
   one-word search made from T's title (its head noun, ``fit.buyer_queries``) in that path, with and
   without the history, and the difference;
 * ``unrelated_changed``: for pairs of a history of one path and a one-word search of a listing of
-  another root category, how many of the top 10 the history changes (mean and max).
+  another root category, how many of the top 10 the history changes (mean and max). A word of
+  another root can still mean something in the history's ("machine" after catering equipment: ice
+  machines; "bundle" after books), and there a history should lean; ``unrelated_strict_*`` keeps the
+  pairs where the history truly is unrelated to the words (viewed sofas, then "lawn mower"): no
+  listing holding the word lies in the history's root category. ``unrelated_most_changed`` names
+  the pairs the history changed most.
 """
 
 from __future__ import annotations
@@ -56,22 +61,28 @@ def run(ev: SearchEval, seed: int) -> dict:
         word = head(item["title"])
         with_h.append(in_path(ev.engine.search(Query(text=word, page=Page(K), history=history)).hits, item["path"]))
         without.append(in_path(ev.engine.search(Query(text=word, page=Page(K))).hits, item["path"]))
-    changed = unrelated(ev, paths, eligible, rng)
+    pairs = unrelated(ev, paths, eligible, rng)
+    changed = [p["changed"] for p in pairs]
+    strict = [p["changed"] for p in pairs if p["strict"]]
     out = {"users": len(feed), "feed_path_precision": _mean(feed), "search_path_precision_with": _mean(with_h),
            "search_path_precision_without": _mean(without),
            "search_lift": round(_mean(with_h) - _mean(without), 4),
            "unrelated_pairs": len(changed), "unrelated_changed_mean": _mean(changed),
-           "unrelated_changed_max": int(max(changed)) if changed else None}
+           "unrelated_changed_max": int(max(changed)) if changed else None,
+           "unrelated_strict_pairs": len(strict), "unrelated_strict_changed_mean": _mean(strict),
+           "unrelated_strict_changed_max": int(max(strict)) if strict else None,
+           "unrelated_most_changed": sorted((p for p in pairs if p["changed"] > 1), key=lambda p: -p["changed"])[:5]}
     ev.runs["personal"] = out
     return out
 
 
-def unrelated(ev: SearchEval, paths: dict[str, list[str]], eligible: list[int], rng: np.random.Generator) -> list[int]:
+def unrelated(ev: SearchEval, paths: dict[str, list[str]], eligible: list[int], rng: np.random.Generator) -> list[dict]:
     """For pairs (a history of one path, a one-word search of a listing of another root category):
-    how many of the top 10 the history changes."""
+    how many of the top 10 the history changes, and whether the pair is strictly unrelated (no
+    listing holding the word in the history's root); drawn until ``UNRELATED_PAIRS`` of them are."""
     out = []
-    for _ in range(UNRELATED_PAIRS * 4):
-        if len(out) >= UNRELATED_PAIRS:
+    for _ in range(UNRELATED_PAIRS * 8):
+        if len(out) >= UNRELATED_PAIRS and sum(p["strict"] for p in out) >= UNRELATED_PAIRS:
             break
         a, b = (ev.listings[int(i)] for i in rng.choice(eligible, size=2, replace=False))
         if a["root"] == b["root"]:
@@ -80,8 +91,16 @@ def unrelated(ev: SearchEval, paths: dict[str, list[str]], eligible: list[int], 
         plain = [h.listing.listing_id for h in ev.engine.search(Query(text=word, page=Page(K))).hits]
         leaned = [h.listing.listing_id for h in ev.engine.search(
             Query(text=word, page=Page(K), history=history_of(paths, a["path"], rng))).hits]
-        out.append(len(set(plain) - set(leaned)))
+        out.append({"word": word, "history_path": a["path"], "changed": len(set(plain) - set(leaned)),
+                    "strict": a["root"] not in holders_roots(ev, word)})
     return out
+
+
+def holders_roots(ev: SearchEval, word: str) -> set[str]:
+    """The root categories of the catalogue listings holding ``word`` (the search's first tiers)."""
+    scored = ev.engine.pipeline.scored(Query(text=word, page=Page(K)))
+    rows = scored.candidates.rows[scored.ranked.held] if scored.ranked.held is not None else []
+    return {scored.catalog.root_name(int(r)) for r in rows}
 
 
 def _mean(values) -> float:

@@ -45,6 +45,7 @@ class Profile:
     used: int
     unknown_ids: tuple[str, ...] = ()
     strongest: dict[int, tuple[int, str]] = field(default_factory=dict)  # key -> (catalogue row, event)
+    path_prefs: dict[str, float] = field(default_factory=dict)  # full category path -> share of the history
 
     @property
     def empty(self) -> bool:
@@ -59,7 +60,7 @@ class Personaliser:
 
     def profile(self, catalog: CatalogView, history: tuple[HistoryEvent, ...], now: float | None = None) -> Profile:
         now = time.time() if now is None else now
-        keys, weights, labels, unknown = [], [], [], []
+        keys, weights, labels, paths, unknown = [], [], [], [], []
         strongest: dict[int, tuple[int, str]] = {}
         for e in history:
             row = catalog.row_of_id(str(e.listing_id))
@@ -70,6 +71,7 @@ class Personaliser:
             keys.append(key)
             weights.append(event_weight(e, now, self.half_life_days))
             labels.append(self.models.label_of(catalog.root_name(row)))
+            paths.append(catalog.path_name(row))
             old = strongest.get(key)
             if old is None or EVENT_STRENGTH.get(e.event, 0) > EVENT_STRENGTH.get(old[1], 0):
                 strongest[key] = (row, e.event)
@@ -85,8 +87,11 @@ class Personaliser:
                                  minlength=n_cat)[:n_cat]
             prefs = counts + PRIOR_STRENGTH * w.sum() / (n_cat * len(w))
             prefs = prefs / prefs.sum()
+        path_prefs: dict[str, float] = {}
+        for path, wi in zip(paths, w.tolist()):
+            path_prefs[path] = path_prefs.get(path, 0.0) + wi
         return Profile(self._text(keys, w), self._image(catalog, keys, w), prefs, frozenset(keys), len(keys),
-                       tuple(unknown), strongest)
+                       tuple(unknown), strongest, path_prefs)
 
     def _text(self, keys: list[int], w: np.ndarray) -> np.ndarray | None:
         vectors = self.text_vectors(keys)

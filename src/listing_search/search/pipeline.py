@@ -223,7 +223,7 @@ class SearchPipeline:
                           category_probs=profile.category_prefs)
         allowed = Allowed.of(catalog, filters, profile.seen_keys)
         cands = self.retriever.retrieve(u, allowed, np.zeros(0, np.int64))
-        ranked = self.ranker.rank(catalog, u, cands)
+        ranked = self.ranker.rank(catalog, u, cands, profile, feed=True)
         results = _best(catalog, ranked, k)
         position = {int(ranked.candidates.rows[i]): at for at, i in enumerate(ranked.order)}
         return present.hits(catalog, results.rows, ranked, None, self.retriever, position, others=results.others,
