@@ -56,6 +56,16 @@ def test_a_buyer_saves_lists_and_deletes_and_never_reaches_anothers(client: Test
     assert client.get("/v1/alerts", headers=buyer(TOKEN_A)).json()["alerts"] == []  # its alerts went with it
 
 
+def test_a_price_and_a_place_typed_among_the_words_are_saved_as_filters(client: TestClient) -> None:
+    typed = save(client, text="oak table under £100 near Leeds")
+    assert typed["words"] == "oak table" and typed["label"] == "“oak table”, up to £100, near Leeds"
+    own = save(client, text="bike under £50", price_max="80")  # the buyer's own filter wins
+    assert own["label"] == "“bike under £50”, up to £80"
+    add(client, "Oak side table", 1, price=60.0, location="Leeds, West Yorkshire")
+    add(client, "Oak dining table", 2, price=400.0, location="Leeds, West Yorkshire")
+    assert [a["listing"]["title"] for a in wait_alerts(client, TOKEN_A, 1)] == ["Oak side table"]
+
+
 @pytest.mark.parametrize("headers, status, reason", [
     ({}, 401, "missing X-Buyer-Token"),
     ({"X-Buyer-Token": "short-token"}, 422, "at least 128 random bits"),

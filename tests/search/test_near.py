@@ -196,3 +196,20 @@ def test_no_answer_or_log_holds_an_exact_position(client: TestClient) -> None:
     assert private_path("/v1/search") == "/v1/search"
     metrics = client.get("/metrics").text
     assert "53.801" not in metrics and "1.549" not in metrics and "near=" not in metrics
+
+
+def test_a_price_and_a_place_typed_among_the_words_search_as_the_filters_would(client: TestClient) -> None:
+    typed = search(client, text="garden chair under £5,000 near Leeds", k=50)
+    asked = search(client, text="garden chair", price_max=5000, near="Leeds", k=50)
+    assert [r["id"] for r in typed["results"]] == [r["id"] for r in asked["results"]]
+    assert typed["total"] == asked["total"] > 0 and typed["searched"] == asked["searched"]
+    assert typed["filters"] == asked["filters"] == {"price_max": 5000.0, "near": "Leeds", "within_km": 40.0}
+    assert [(r["phrase"], r["filter"], r["value"]) for r in typed["read_from_words"]] == [
+        ("under £5,000", "price_max", 5000.0), ("near Leeds", "near", "Leeds")]
+    assert all(r["distance_km"] <= 40.0 for r in typed["results"])
+    # the buyer's own filter wins: the typed place stays words, and nothing is read for it
+    own = search(client, text="garden chair near Leeds", near="Bristol", k=50)
+    assert own["read_from_words"] == [] and own["filters"]["near"] == "Bristol"
+    # read_words=false searches every word
+    plain = search(client, text="garden chair under £5,000", read_words="false", k=50)
+    assert plain["read_from_words"] == [] and "price_max" not in plain["filters"]

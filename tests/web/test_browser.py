@@ -746,6 +746,22 @@ def test_did_you_mean_and_search_instead(page) -> None:
     assert "spelling" not in sent, "the next search corrects again"
 
 
+def test_a_price_typed_among_the_words_is_read_as_a_filter_and_can_be_undone(page) -> None:
+    sent = sent_search(page, lambda: search_text(page, "mountain bike under £5,000"))
+    assert sent["text"] == "mountain bike under £5,000" and "read_words" not in sent
+    page.wait_for_selector("#read-words:not([hidden])")
+    note = " ".join(page.inner_text("#read-words").split())
+    assert "Searching “mountain bike”: “under £5,000” read as a filter." in note, note
+    assert "5,000" in summary(page), "the summary states the price the API applied"
+
+    sent = sent_search(page, lambda: page.get_by_role("button", name="Search every word instead").click())
+    assert sent["read_words"] == "false" and sent["text"] == "mountain bike under £5,000"
+    page.wait_for_selector("#read-words", state="hidden")
+    assert page.evaluate("document.activeElement.id") == "results-heading", "focus was lost with the button"
+    sent = sent_search(page, lambda: search_text(page, "mountain bike under £5,000"))
+    assert "read_words" not in sent, "the next search reads the words again"
+
+
 def test_photo_guess_chip_applies_the_category(page, served_artifacts: Path) -> None:
     page.set_input_files("#photo", str(served_artifacts / "images" / "img-007-1.jpg"))
     wait_results(page)

@@ -108,6 +108,20 @@ def _by_population() -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=1)
+def _population_by_key() -> dict[str, int]:
+    out: dict[str, int] = {}
+    for e in places.gazetteer().entries:
+        k = places.key(e.name)
+        out[k] = max(out.get(k, 0), e.population)
+    return out
+
+
+def population(name: str) -> int:
+    """The people of the most populous gazetteer place called ``name`` (0 when there is none)."""
+    return _population_by_key().get(places.key(name), 0)
+
+
 def towns_starting(prefix: str, k: int) -> list[str]:
     """Gazetteer places whose name starts with ``prefix`` (compared as keys), most populous first."""
     want = places.key(prefix)

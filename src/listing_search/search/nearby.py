@@ -40,6 +40,15 @@ def resolve_near(catalog: CatalogView, text: str, within_km: float | None = None
     return found
 
 
+def find_near(catalog: CatalogView, text: str, within_km: float | None = None) -> Near | None:
+    """``text`` as a place to search near, or None when it is not one (no close names looked up)."""
+    text = (text or "").strip()
+    if not text or len(text) > MAX_NEAR_CHARS:
+        return None
+    km = DEFAULT_WITHIN_KM if within_km is None else float(within_km)
+    return resolve(text, km) or _catalogue_place(catalog, text, km)
+
+
 def _catalogue_place(catalog: CatalogView, text: str, km: float) -> Near | None:
     """A location some placed listing has, written as the listings write it (case and accents aside)."""
     want = places.key(text)

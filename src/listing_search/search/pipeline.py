@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from listing_search.core.near import Near
+from listing_search.core.near import Near, population
 from listing_search.core.query import DISTANCE, RADIUS, RELEVANCE, Filters, HistoryEvent, Page, Query
 from listing_search.errors import BadNear, UnknownCategory
 from listing_search.index.catalog import NONE, CatalogView
@@ -33,7 +33,8 @@ from listing_search.search.candidates import Allowed, Retriever
 from listing_search.search.collapse import Collapsed, collapse
 from listing_search.search.facets import Facets, buying_facet, category_facet, distance_facet, price_facet
 from listing_search.search.match import alerting_rows, holding_words, match_set
-from listing_search.search.nearby import resolve_near, suggest_places
+from listing_search.search.asks import IN_MIN_POPULATION, Asks, read_asks
+from listing_search.search.nearby import find_near, resolve_near, suggest_places
 from listing_search.search.paging import cut_page, stored_order
 from listing_search.search.personalise import Personaliser, Profile
 from listing_search.search.rank import Ranker
@@ -238,6 +239,18 @@ class SearchPipeline:
     def resolve_near(self, text: str, within_km: float | None = None) -> Near:
         """``near`` as a point and a radius (``search.nearby``); ``BadNear`` with close names when unknown."""
         return resolve_near(self.live.catalog, text, within_km)
+
+    def read_asks(self, text: str | None, prices: bool = True, places: bool = True) -> Asks:
+        """A price and a place typed among the words, read into filters (``search.asks``)."""
+        catalog = self.live.catalog
+
+        def place(name: str, strict: bool) -> str | None:
+            if strict and population(name) < IN_MIN_POPULATION:
+                return None
+            found = find_near(catalog, name)
+            return None if found is None else found.name
+
+        return read_asks(text, place, prices, places)
 
     def places(self, prefix: str, k: int) -> list[tuple[str, int]]:
         """Places starting with ``prefix`` to search near, with how many listings each has."""

@@ -174,6 +174,12 @@ class FacetsOut(BaseModel):
         "without coordinates are in no band. Empty without `near`."))
 
 
+class ReadOut(BaseModel):
+    phrase: str = Field(description="As typed among the words, e.g. \"under £50\" or \"near Glasgow\".")
+    filter: str = Field(description="The filter it set: price_min, price_max or near.")
+    value: float | str = Field(description="The filter's value: an amount in pounds, or the place's name.")
+
+
 class SearchOut(BaseModel):
     results: list[SearchHitOut]
     k: int
@@ -200,6 +206,10 @@ class SearchOut(BaseModel):
     versions: dict[str, str | None] = Field(default_factory=dict, description="Ranker and encoder versions.")
     facets: FacetsOut = Field(default_factory=FacetsOut, description="Counts by category, price and distance band.")
     near_resolved: NearOut | None = Field(None, description="Where `near` was taken to be; null without it.")
+    read_from_words: list[ReadOut] = Field(default_factory=list, description=(
+        "A price or a place typed among the words (\"sofa under £50 near Glasgow\"), taken out of the words and "
+        "applied as filters (`filters` shows them; `searched` the words left). Not read when the same filter "
+        "is set, or with `read_words=false`."))
 
 
 class SuggestionOut(BaseModel):

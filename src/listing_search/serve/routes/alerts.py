@@ -60,10 +60,20 @@ def save_search(
     price_max: Annotated[Price | None, Form(ge=0)] = None,
     location: Annotated[Text | None, Form(max_length=200, examples=["Leeds"])] = None,
     spelling: Annotated[bool, Form(description="Correct misspelt words first, as /v1/search does.")] = True,
+    read_words: Annotated[bool, Form(description=(
+        "Read a price (\"under £50\") and a place (\"near Leeds\", saved as `location`) typed among the words "
+        "as filters, as /v1/search does, unless the same filter is set."))] = True,
 ) -> SavedSearchOut:
     """The same fields as ``/v1/search``. The words are saved as searched (corrected) and a photo as its
     embedding; listings already listed never alert, only those added from now on."""
     text = (text or "").strip() or None
+    asks = engine.read_asks(text, prices=price_min is None and price_max is None,
+                            places=not (location or "").strip()) if text and read_words else None
+    if asks is not None and asks.read:
+        text = asks.words
+        price_min = asks.price_min if asks.price_min is not None else price_min
+        price_max = asks.price_max if asks.price_max is not None else price_max
+        location = asks.place or location
     if price_min is not None and price_max is not None and price_min > price_max:
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
     filters = Filters((category or "").strip() or None, price_min, price_max, (location or "").strip() or None)

@@ -13,7 +13,9 @@ from listing_search.serve.deps import EngineDep, SettingsDep, check_k, near_of, 
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.routes.recommend import parse_history
 from listing_search.serve.querylog import log_query
-from listing_search.serve.schemas import CategoryGuess, Correction, FacetsOut, NearOut, SearchHitOut, SearchOut
+from listing_search.serve.schemas import (
+    CategoryGuess, Correction, FacetsOut, NearOut, ReadOut, SearchHitOut, SearchOut,
+)
 from listing_search.serve.validate import MAX_HISTORY_CHARS, Price, Text
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
@@ -53,6 +55,9 @@ def search(
         "added meanwhile neither shifts nor repeats what follows."))] = None,
     spelling: Annotated[bool, Form(description="Correct misspelt words against the catalogue's vocabulary "
                                    "(false: search exactly what was typed).")] = True,
+    read_words: Annotated[bool, Form(description=(
+        "Read a price (\"under £50\", \"£20-£80\", \"over £100\") and a place (\"near Glasgow\", \"in Leeds\") "
+        "typed among the words as filters, unless the same filter is set (false: search every word)."))] = True,
     history: Annotated[str | None, Form(max_length=MAX_HISTORY_CHARS, description=(
         "Optional JSON list of {listing_id, event: viewed|liked|searched, timestamp?}: results lean "
         "towards what the history says."), examples=['[{"listing_id": "243809c0", "event": "liked"}]'])] = None,
@@ -63,6 +68,13 @@ def search(
     Page with ``offset`` or with the previous answer's ``next_cursor``."""
     check_k(k, settings)
     text = (text or "").strip() or None
+    asks = engine.read_asks(text, prices=price_min is None and price_max is None,
+                            places=not (near or "").strip()) if text and read_words else None
+    if asks is not None and asks.read:
+        text = asks.words
+        price_min = asks.price_min if asks.price_min is not None else price_min
+        price_max = asks.price_max if asks.price_max is not None else price_max
+        near = asks.place or near
     if price_min is not None and price_max is not None and price_min > price_max:
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
     filters = Filters((category or "").strip() or None, price_min, price_max, (location or "").strip() or None,
@@ -94,7 +106,9 @@ def search(
                     facets=FacetsOut(category=result.facets.category, price=result.facets.price,
                                      buying=result.facets.buying, distance=result.facets.distance)
                     if result.facets is not None else FacetsOut(),
-                    near_resolved=near_out)
+                    near_resolved=near_out,
+                    read_from_words=[ReadOut(phrase=r.phrase, filter=r.filter, value=r.value)
+                                     for r in (asks.read if asks is not None else ())])
     if not browsing:
         request.app.state.metrics.observe_answer("search", len(out.results), out.no_match, bool(out.corrections))
     logged = {n: v for n, v in applied.items() if n not in ("near", "within_km")}  # privacy: rounded, below

@@ -35,7 +35,8 @@ const els = {
   status: $("status"), error: $("error"),
   results: $("results"), resultsList: $("results-list"), resultsSummary: $("results-summary"),
   didYouMean: $("did-you-mean"), searchedWords: $("searched-words"), typedWords: $("typed-words"),
-  searchInstead: $("search-instead"), photoGuess: $("photo-guess"), photoGuessChip: $("photo-guess-chip"),
+  searchInstead: $("search-instead"), readWords: $("read-words"), readPhrases: $("read-phrases"),
+  readInstead: $("read-instead"), photoGuess: $("photo-guess"), photoGuessChip: $("photo-guess-chip"),
   noMatch: $("no-match"), weakBest: $("weak-best"), sort: $("sort"), more: $("more"), moreCount: $("more-count"), loadMore: $("load-more"),
   forYou: $("for-you"), forYouList: $("for-you-list"), forYouNote: $("for-you-note"),
   historyBox: $("history-box"), historySummary: $("history-summary"), personalise: $("personalise"),
@@ -422,7 +423,7 @@ const ORDER = { relevance: "best match first", newest: "newest first", price_asc
   price_desc: "highest price first", distance: "nearest first" };
 
 /** The search as the form states it now; later pages of it are asked with this same snapshot. */
-function searchOfForm({ spelling = true } = {}) {
+function searchOfForm({ spelling = true, readWords = true } = {}) {
   const filters = {};
   if (els.category.value) filters.category = els.category.value;
   if (els.priceMin.value !== "") filters.price_min = Number(els.priceMin.value);
@@ -433,7 +434,8 @@ function searchOfForm({ spelling = true } = {}) {
     filters.near = els.near.value.trim();
     filters.within_km = Math.round(Number(els.within.value || DEFAULT_WITHIN_MILES) * KM_PER_MILE * 1000) / 1000;
   }
-  return { words: els.q.value.trim(), photo: chosenPhoto, filters, sort: els.sort.value || "relevance", spelling };
+  return { words: els.q.value.trim(), photo: chosenPhoto, filters, sort: els.sort.value || "relevance", spelling,
+    readWords };
 }
 
 /** One page of a search as the API's form fields: the first, or the one after ``cursor`` (the API's
@@ -444,6 +446,7 @@ function searchForm(asked, cursor = null) {
   if (asked.photo) fd.append("image", asked.photo, asked.photo.name || "photo");
   fd.append("k", String(PAGE_K));
   if (!asked.spelling) fd.append("spelling", "false");
+  if (asked.readWords === false) fd.append("read_words", "false"); // "under £50" searched as words
   for (const [name, value] of Object.entries(asked.filters)) fd.append(name, String(value));
   fd.append("sort", asked.sort);
   if (cursor) fd.append("cursor", cursor);
@@ -508,6 +511,7 @@ const WEAK_BEST = new Set(["related", "weak match"]);
 /** Notes above the results (did you mean, photo guess, no good match) belong to one answer only. */
 function hideNotes() {
   els.didYouMean.hidden = true;
+  els.readWords.hidden = true;
   els.photoGuess.hidden = true;
   els.noMatch.hidden = true;
   els.weakBest.hidden = true;
@@ -583,6 +587,12 @@ function showNotes(body) {
     els.typedWords.textContent = shortened(lastTyped);
     els.didYouMean.hidden = false;
   }
+  const read = Array.isArray(body?.read_from_words) ? body.read_from_words : [];
+  if (read.length) { // "sofa under £50 near Glasgow": the price and the place became filters
+    els.readPhrases.textContent = `Searching ${body.searched ? `“${shortened(body.searched)}”` : "every listing"}: `
+      + readPhrasesOf(read) + ".";
+    els.readWords.hidden = false;
+  }
   const guess = Array.isArray(body?.predicted_categories) ? body.predicted_categories[0] : null;
   if (guess?.category && guess.category !== els.category.value) {
     guessedCategory = guess.category;
@@ -607,7 +617,7 @@ function setBusy(busy) {
 /** Search as the form states it. ``typing`` is the filter whose typing paused: the pauses of one edit
  * make one history entry. ``submitted`` (Enter, the Search button): a mistake in a field takes the
  * focus there; otherwise it is only said beside its field, and focus stays where the buyer is. */
-async function search({ spelling = true, typing = null, submitted = false } = {}) {
+async function search({ spelling = true, readWords = true, typing = null, submitted = false } = {}) {
   clearTimeout(filterTimer);
   closeSuggestions(); // whatever started it (Enter, a photo pasted while typing, a filter), the list would hide the answer
   const continued = typing !== null && typing === typingIn;
@@ -626,7 +636,7 @@ async function search({ spelling = true, typing = null, submitted = false } = {}
     clearResults(PROMPT);
     return;
   }
-  const asked = searchOfForm({ spelling });
+  const asked = searchOfForm({ spelling, readWords });
   const previous = current;
   current = { asked, searched: asked, nextCursor: null, shown: new Set(), total: null, loading: false,
     qs: queryOfForm() };
@@ -845,12 +855,23 @@ async function loadMore() {
   }
 }
 
+/** The phrases the API read as filters, as the buyer typed them: "under £50 and near Glasgow". */
+function readPhrasesOf(read) {
+  const phrases = [...new Set(read.map((r) => String(r.phrase)))].map((p) => `“${shortened(p)}”`);
+  return (phrases.length > 1 ? `${phrases.slice(0, -1).join(", ")} and ${phrases.at(-1)}` : phrases[0])
+    + (phrases.length > 1 ? " read as filters" : " read as a filter");
+}
+
 function wireSearchNotes() {
   // Both buttons hide once used: focus moves to the results heading rather than being lost.
   els.searchInstead.addEventListener("click", () => {
     els.q.value = lastTyped;
     $("results-heading").focus();
     search({ spelling: false });
+  });
+  els.readInstead.addEventListener("click", () => {
+    $("results-heading").focus();
+    search({ readWords: false });
   });
   els.photoGuessChip.addEventListener("click", () => {
     const category = guessedCategory;
