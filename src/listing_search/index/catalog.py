@@ -10,9 +10,10 @@ same listing's fields however the view moves on meanwhile; arrays grow by copyin
 holding the old arrays still finds every row it knew. :meth:`compacted` builds a fresh view
 without retired rows (``index.live`` swaps it in when they outnumber the live ones).
 
-Memory per listing: its strings (id, title, description, photo ids) as Python strings, nine
-numeric columns, a flag, and a place in two lookups (key -> row, listing id -> row); category paths,
-roots and locations are stored once each and referenced by a code (``docs/performance.md``).
+Memory per listing: its id and title as Python strings, its description compressed (``Texts``), its
+photos' image ids and vector ids flat (``FlatRows``), nine numeric columns, a flag, and a place in two
+lookups (key -> row, listing id -> row); category paths, roots and locations are stored once each and
+referenced by a code (``docs/performance.md``).
 Coordinates (``lat``, ``lon``: NaN when not placed) and their precision (``geo``: an index into
 ``core.places.PRECISIONS``, ``NONE`` while the store has not placed the listing) are columns too, so
 a search near a place reads them from here: each distinct position is numbered once
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import math
 import threading
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -69,6 +71,66 @@ class Codes:
         return len(self.values)
 
 
+class FlatRows:
+    """Per row, a short sequence (a listing's photos' vector ids or image ids), stored flat: the values
+    of every row in one array (int64) or one list (strings), a row's between two offsets. A tuple per
+    row cost ~180 bytes a listing; this ~40. Append-only like the view's rows: a reader holding the old
+    arrays still finds every row it knew (values are written before the offset that shows them)."""
+
+    def __init__(self, ints: bool) -> None:
+        self._offsets = np.zeros(1025, np.int64)
+        self._values: np.ndarray | list = np.zeros(2048, np.int64) if ints else []
+        self._ints = ints
+        self.rows = 0
+
+    def append(self, values: Iterable) -> None:
+        values = list(values)
+        start, r = int(self._offsets[self.rows]), self.rows
+        if self._ints:
+            end = start + len(values)
+            if end > len(self._values):
+                grown = np.zeros(max(end, 2 * len(self._values)), np.int64)
+                grown[:start] = self._values[:start]
+                self._values = grown
+            self._values[start:end] = values
+        else:
+            self._values.extend(values)
+            end = start + len(values)
+        if r + 2 > len(self._offsets):
+            grown = np.zeros(2 * len(self._offsets), np.int64)
+            grown[:r + 1] = self._offsets[:r + 1]
+            self._offsets = grown
+        self._offsets[r + 1] = end
+        self.rows += 1
+
+    def __getitem__(self, row: int) -> tuple:
+        offsets, values = self._offsets, self._values
+        a, b = int(offsets[row]), int(offsets[row + 1])
+        return tuple(values[a:b].tolist()) if self._ints else tuple(values[a:b])
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+class Texts:
+    """Long texts (descriptions) kept zlib-compressed, one per row; ``texts[row]`` gives the string."""
+
+    COMPRESS_FROM = 64  # characters: shorter texts stay strings (compressing them saves nothing)
+
+    def __init__(self) -> None:
+        self._items: list[str | bytes] = []
+
+    def append(self, text: str) -> None:
+        self._items.append(zlib.compress(text.encode("utf-8"), 6) if len(text) >= self.COMPRESS_FROM else text)
+
+    def __getitem__(self, row: int) -> str:
+        item = self._items[row]
+        return zlib.decompress(item).decode("utf-8") if isinstance(item, bytes) else item
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 @dataclass(frozen=True)
 class SortKey:
     """A total order over rows: ascending ``primary`` (NaN = +inf: listings without the value come
@@ -90,9 +152,9 @@ class CatalogView:
         self._alloc(capacity)
         self.listing_id: list[str] = []
         self.title: list[str] = []
-        self.description: list[str] = []
-        self.image_ids: list[tuple[str, ...]] = []
-        self.vector_ids: list[tuple[int, ...]] = []
+        self.description = Texts()
+        self.image_ids = FlatRows(ints=False)
+        self.vector_ids = FlatRows(ints=True)
         self._row_of_key = np.full(1024, NONE, np.int64)
         self._row_of_id: dict[str, int] = {}
         self._key_of_vector = np.full(1024, NONE, np.int64)
@@ -157,8 +219,8 @@ class CatalogView:
         self.listing_id.append(rec.listing_id)
         self.title.append(rec.title or "")
         self.description.append(rec.description or "")
-        self.image_ids.append(tuple(rec.image_ids))
-        self.vector_ids.append(tuple(int(v) for v in rec.vector_ids))
+        self.image_ids.append(rec.image_ids)
+        self.vector_ids.append(int(v) for v in rec.vector_ids)
         self.alive[r] = True
         self._row_of_key = _set_at(self._row_of_key, rec.key, r)
         self._row_of_id[rec.listing_id] = r

@@ -26,6 +26,7 @@ a removal regroups only the removed listing's group.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -42,19 +43,22 @@ NONE = -1
 
 @dataclass(frozen=True)
 class Ad:
-    """What the links compare: the title's terms, the place and the price."""
+    """What the links compare: the title's distinct terms (sorted, interned: a million ads share one copy
+    of each word, and a tuple is a fifth of a frozenset's size), the place and the price."""
 
-    terms: frozenset[str]
+    terms: tuple[str, ...]
     location: str
     price: float | None
 
     @classmethod
     def of(cls, title: str | None, location: str | None, price: float | None) -> "Ad":
         price = None if price is None or math.isnan(float(price)) else round(float(price), 2)
-        return cls(frozenset(match_terms(title)), location or "", price)
+        return cls(tuple(sorted(map(sys.intern, set(match_terms(title))))), sys.intern(location or ""), price)
 
 
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
+    """Term Jaccard of two collections of distinct terms."""
+    a, b = set(a), set(b)
     return len(a & b) / len(a | b) if a or b else 0.0
 
 
@@ -76,11 +80,11 @@ class DuplicateGroups:
 
     def __init__(self) -> None:
         self._ads: dict[int, Ad] = {}
-        self._links: dict[int, set[int]] = {}
-        self._bucket: dict[tuple[str, float | None], set[int]] = {}  # (place, price) -> keys: title links
+        self._links: dict[int, list[int]] = {}  # lists, not sets: a listing has few links
         # (place, price) -> term -> keys: a title twin shares most terms, so only the keys holding one of
-        # a few of the new title's rarest terms are compared (a bucket of 1,000s is not read whole)
-        self._postings: dict[tuple[str, float | None], dict[str, set[int]]] = {}
+        # a few of the new title's rarest terms are compared (a bucket of 1,000s is not read whole); lists,
+        # not sets (a removal is rare, and a set costs four times the memory)
+        self._postings: dict[tuple[str, float | None], dict[str, list[int]]] = {}
         self._group = np.full(1024, NONE, np.int64)  # key -> group id; NONE: in no group
         self._members: dict[int, tuple[int, ...]] = {}  # group id -> its keys, ascending
 
@@ -91,16 +95,14 @@ class DuplicateGroups:
         self.remove(key)
         self._ads[key] = ad
         where = (ad.location, ad.price)
-        bucket = self._bucket.setdefault(where, set())
         postings = self._postings.setdefault(where, {})
         twins = [k for k in self._title_candidates(ad, postings) if title_linked(ad, self._ads[k])]
-        bucket.add(key)
         for term in ad.terms:
-            postings.setdefault(term, set()).add(key)
-        self._link(key, twins)
+            postings.setdefault(term, []).append(key)
+        self._link(key, twins, fresh=True)
 
     @staticmethod
-    def _title_candidates(ad: Ad, postings: dict[str, set[int]]) -> set[int]:
+    def _title_candidates(ad: Ad, postings: dict[str, list[int]]) -> set[int]:
         """The keys of a bucket that can be ``ad``'s title twins: a twin (Jaccard >= ``TITLE_SAME``) lacks
         at most floor((1 - TITLE_SAME) * n) of the n terms, so it holds one of any that many + 1 terms:
         the rarest ones are looked up."""
@@ -108,7 +110,7 @@ class DuplicateGroups:
             return set()
         need = math.floor((1.0 - TITLE_SAME) * len(ad.terms) + 1e-9) + 1
         rarest = sorted(ad.terms, key=lambda t: (len(postings.get(t, ())), t))[:need]
-        return set().union(*(postings.get(t, set()) for t in rarest))
+        return set().union(*(postings.get(t, ()) for t in rarest))
 
     def link_photos(self, key: int, near: Iterable[int]) -> None:
         """Link ``key`` to the listings holding a near-identical photo (``near``) that :func:`photo_linked` admits."""
@@ -124,28 +126,33 @@ class DuplicateGroups:
         ad = self._ads.pop(key, None)
         if ad is None:
             return
-        self._bucket[(ad.location, ad.price)].discard(key)
         postings = self._postings.get((ad.location, ad.price), {})
         for term in ad.terms:
             held = postings.get(term)
-            if held is not None:
-                held.discard(key)
+            if held is not None and key in held:
+                held.remove(key)
                 if not held:
                     del postings[term]
-        for other in self._links.pop(key, set()):
-            self._links[other].discard(key)
+        for other in self._links.pop(key, ()):
+            theirs = self._links.get(other)
+            if theirs is not None and key in theirs:
+                theirs.remove(key)
         gid = self.group_id(key)
         if gid != NONE:
             members = [k for k in self._members.pop(gid) if k != key]
             self._set(key, NONE)
             self._regroup(members)
 
-    def _link(self, key: int, others: list[int]) -> None:
+    def _link(self, key: int, others: list[int], fresh: bool = False) -> None:
+        """Link ``key`` to each of ``others`` (distinct keys); ``fresh``: ``key`` has just been added and
+        holds no link yet, so none is there twice."""
         if not others:
             return
         for other in others:
-            self._links.setdefault(key, set()).add(other)
-            self._links.setdefault(other, set()).add(key)
+            for a, b in ((key, other), (other, key)):
+                links = self._links.setdefault(a, [])
+                if fresh or b not in links:
+                    links.append(b)
         keys = {key, *others}
         merged = set(keys)
         for k in keys:
