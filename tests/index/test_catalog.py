@@ -142,3 +142,33 @@ def test_centroid_is_the_mean_of_the_live_listings_placed_by_town_at_those_locat
     assert lat == pytest.approx(np.mean([x.lat for x in towns])) and lon == pytest.approx(np.mean([x.lon for x in towns]))
     assert view.centroid([view.locations.find("Bristol")], "town") is not None
     assert view.centroid([], "town") is None
+
+
+def test_flat_rows_keep_every_rows_photos_as_they_grow_and_old_readers_keep_theirs():
+    from listing_search.index.catalog import FlatRows
+
+    ints, names = FlatRows(ints=True), FlatRows(ints=False)
+    early = None
+    for r in range(3000):  # past the first arrays' room (1,024 rows, 2,048 values)
+        count = r % 4  # listings without photos too
+        ints.append(range(r * 10, r * 10 + count))
+        names.append(f"img-{r}-{j}" for j in range(count))
+        if r == 100:
+            early = (ints._offsets, ints._values)
+    assert len(ints) == len(names) == 3000
+    for r in (0, 1, 3, 1023, 1024, 2047, 2999):
+        assert ints[r] == tuple(range(r * 10, r * 10 + r % 4))
+        assert names[r] == tuple(f"img-{r}-{j}" for j in range(r % 4))
+    offsets, values = early  # a reader holding the arrays of row 100's time still reads rows 0..100
+    assert tuple(values[offsets[99]:offsets[100]].tolist()) == ints[99]
+
+
+def test_texts_give_back_each_description_compressed_or_not():
+    from listing_search.index.catalog import Texts
+
+    texts = Texts()
+    items = ["", "short", "Sofa — 3 seater, très bon état 🛋️ " * 20, "x" * Texts.COMPRESS_FROM]
+    for t in items:
+        texts.append(t)
+    assert [texts[i] for i in range(len(items))] == items
+    assert isinstance(texts._items[2], bytes) and len(texts._items[2]) < len(items[2].encode())
