@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from listing_search.core.query import Filters
 from listing_search.errors import TextSearchUnavailable
 from listing_search.index.catalog import NONE
+from listing_search.search.asks import apply_asks
 from listing_search.search.engine import SearchEngine
 from listing_search.serve.buyers import (
     COOKIE, COOKIE_PATH, SECRET, BuyerDep, client_address, cookie_value, owner_of_cookie,
@@ -66,14 +67,8 @@ def save_search(
 ) -> SavedSearchOut:
     """The same fields as ``/v1/search``. The words are saved as searched (corrected) and a photo as its
     embedding; listings already listed never alert, only those added from now on."""
-    text = (text or "").strip() or None
-    asks = engine.read_asks(text, prices=price_min is None and price_max is None,
-                            places=not (location or "").strip()) if text and read_words else None
-    if asks is not None and asks.read:
-        text = asks.words
-        price_min = asks.price_min if asks.price_min is not None else price_min
-        price_max = asks.price_max if asks.price_max is not None else price_max
-        location = asks.place or location
+    typed = apply_asks(text, price_min, price_max, location, engine.read_asks, read_words)
+    text, price_min, price_max, location = typed.text, typed.price_min, typed.price_max, typed.place
     if price_min is not None and price_max is not None and price_min > price_max:
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
     filters = Filters((category or "").strip() or None, price_min, price_max, (location or "").strip() or None)

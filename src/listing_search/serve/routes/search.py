@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 
 from listing_search.core.near import MAX_WITHIN_KM, MIN_WITHIN_KM
 from listing_search.core.query import SORTS, Filters, Page, Query
+from listing_search.search.asks import apply_asks
 from listing_search.search.paging import MAX_CURSOR_CHARS
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k, near_of, read_upload
 from listing_search.serve.errors import ERROR_RESPONSES
@@ -67,14 +68,8 @@ def search(
     ``total`` counts the results. Filters without a photo or words browse every listing that passes them.
     Page with ``offset`` or with the previous answer's ``next_cursor``."""
     check_k(k, settings)
-    text = (text or "").strip() or None
-    asks = engine.read_asks(text, prices=price_min is None and price_max is None,
-                            places=not (near or "").strip()) if text and read_words else None
-    if asks is not None and asks.read:
-        text = asks.words
-        price_min = asks.price_min if asks.price_min is not None else price_min
-        price_max = asks.price_max if asks.price_max is not None else price_max
-        near = asks.place or near
+    typed = apply_asks(text, price_min, price_max, near, engine.read_asks, read_words)
+    text, price_min, price_max, near = typed.text, typed.price_min, typed.price_max, typed.place
     if price_min is not None and price_max is not None and price_min > price_max:
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
     filters = Filters((category or "").strip() or None, price_min, price_max, (location or "").strip() or None,
@@ -107,8 +102,7 @@ def search(
                                      buying=result.facets.buying, distance=result.facets.distance)
                     if result.facets is not None else FacetsOut(),
                     near_resolved=near_out,
-                    read_from_words=[ReadOut(phrase=r.phrase, filter=r.filter, value=r.value)
-                                     for r in (asks.read if asks is not None else ())])
+                    read_from_words=[ReadOut(phrase=r.phrase, filter=r.filter, value=r.value) for r in typed.read])
     if not browsing:
         request.app.state.metrics.observe_answer("search", len(out.results), out.no_match, bool(out.corrections))
     logged = {n: v for n, v in applied.items() if n not in ("near", "within_km")}  # privacy: rounded, below
