@@ -172,3 +172,16 @@ def test_texts_give_back_each_description_compressed_or_not():
         texts.append(t)
     assert [texts[i] for i in range(len(items))] == items
     assert isinstance(texts._items[2], bytes) and len(texts._items[2]) < len(items[2].encode())
+
+
+def test_flat_rows_owners_gathers_the_rows_values_with_their_positions():
+    from listing_search.index.catalog import FlatRows
+
+    ints = FlatRows(ints=True)
+    for r in range(50):
+        ints.append(range(r * 10, r * 10 + r % 3))
+    rows = np.array([7, 0, 3, 5, 5, 49])
+    pos, values = ints.owners(rows)
+    want = [(i, v) for i, r in enumerate(rows) for v in ints[int(r)]]
+    assert list(zip(pos.tolist(), values.tolist())) == want
+    assert [len(a) for a in ints.owners(np.array([0, 3]))] == [0, 0]

@@ -197,12 +197,7 @@ class Retriever:
 
 def _photo_owners(catalog: CatalogView, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(position in ``rows``, vector id) of every photo of those catalogue rows."""
-    vector_ids = catalog.vector_ids
-    counts = np.fromiter((len(vector_ids[r]) for r in rows), np.int64, len(rows))
-    if not counts.sum():
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    vids = np.fromiter((v for r in rows for v in vector_ids[r]), np.int64, int(counts.sum()))
-    return np.repeat(np.arange(len(rows)), counts), vids
+    return catalog.vector_ids.owners(rows)
 
 
 def _best_per_listing(scores: list[np.ndarray], ids: list[np.ndarray], catalog: CatalogView,

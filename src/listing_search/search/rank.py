@@ -79,7 +79,7 @@ class Ranker:
         """The candidates scored and ordered; ``profile`` leans them. For a ``feed`` the profile is the
         query itself (``u``), so only its category paths lean."""
         held = np.isin(cands.rows, holding) if holding is not None and len(holding) else np.zeros(len(cands), bool)
-        phrase = title_phrase(catalog, u.terms, cands.rows) & held
+        phrase = title_phrase(catalog, u.terms, cands.rows, held)
         x = self.features(catalog, u, cands, held, phrase)
         models = self.models
         affinity = None
@@ -185,13 +185,16 @@ def word_tiers(u: Understanding, held: np.ndarray, phrase: np.ndarray) -> np.nda
     return np.where(phrase, PHRASE, np.where(held, HELD, RELATED))
 
 
-def title_phrase(catalog: CatalogView, terms: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
-    """Whether each listing's title has ``terms`` side by side, in order (function words skipped)."""
+def title_phrase(catalog: CatalogView, terms: tuple[str, ...], rows: np.ndarray,
+                 among: np.ndarray | None = None) -> np.ndarray:
+    """Whether each listing's title has ``terms`` side by side, in order (function words skipped);
+    only the rows ``among`` marks are read (the holders of the words: no other title can have them)."""
     out = np.zeros(len(rows), bool)
     if not terms:
         return out
     n = len(terms)
-    for i, r in enumerate(rows.tolist()):
+    at = np.arange(len(rows)) if among is None else np.flatnonzero(among)
+    for i, r in zip(at.tolist(), np.asarray(rows)[at].tolist()):
         title = title_terms(catalog.title[r])
         out[i] = terms[0] in title if n == 1 else any(
             tuple(title[j:j + n]) == terms for j in range(len(title) - n + 1))
