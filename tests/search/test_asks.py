@@ -7,7 +7,7 @@ import pytest
 from listing_search.search.asks import MAX_PRICE, MIN_PRICE, NEAR, read_asks
 
 TOWNS = {"glasgow": 626_410, "leeds": 536_280, "manchester": 552_000, "bath": 101_557, "stock": 1_579,
-         "stoke on trent": 258_366}
+         "stoke on trent": 258_366, "sale": 62_550, "reading": 318_014}
 
 
 def place(text: str, strict: bool) -> str | None:
@@ -29,8 +29,13 @@ def place(text: str, strict: bool) -> str | None:
     ("oak table from £50 to £80", "oak table", 50.0, 80.0, None),
     ("bike between £1,000 and £2,500 in Leeds", "bike", 1000.0, 2500.0, "Leeds"),
     ("wardrobe in Manchester", "wardrobe", None, None, "Manchester"),
-    ("bike nr leeds", "bike", None, None, "leeds"),
-    ("boots near Stoke on Trent", "boots", None, None, "Stoke on Trent"),
+    ("bike nr leeds", "bike", None, None, "Leeds"),  # the place as the resolver names it
+    ("boots near Stoke on Trent", "boots", None, None, "Stoke On Trent"),
+    ("sofa under 50 near Glasgow", "sofa", None, 50.0, "Glasgow"),  # a bare price ending the words before a place
+    ("£20-80 lamp", "lamp", 20.0, 80.0, None),
+    ("between 20 and £80 lamp", "lamp", 20.0, 80.0, None),
+    ("mens jacket under £50", "mens jacket", None, 50.0, None),
+    ("under £50 mens jacket", "mens jacket", None, 50.0, None),
     ("shoes size 9 under £20 in london", "shoes size 9 in london", None, 20.0, None),
 ])
 def test_prices_and_places_are_read_out_of_the_words(typed, words, low, high, where):
@@ -48,6 +53,11 @@ def test_prices_and_places_are_read_out_of_the_words(typed, words, low, high, wh
     "chair in grey", "lamp near me", "near mint vinyl", "Under Armour jacket", "2 to 3 seater sofa",
     "tv 50 inch under 30 cm",  # a bare number not ending the words
     "over £80 under £20",  # no price is both: left as words
+    "nike air max 90", "iphone 14 pro max 256",  # "max" before a bare number is a model
+    "sofa under 100 in stock",  # a bare number not ending the words, and no place after it
+    "iphone 11 - £300",  # a range needs its first number marked (or "between" / "from")
+    "toys £5 to 10 years", "monitor under £24 inch",  # an age or a size, not money
+    "dress in sale", "lamp in reading",  # towns that are everyday words stay words after "in"
 ])
 def test_words_that_only_look_like_a_price_or_a_place_stay_words(typed):
     asks = read_asks(typed, place)

@@ -104,6 +104,9 @@ class FlatRows:
         self.rows += 1
 
     def __getitem__(self, row: int) -> tuple:
+        row = int(row)
+        if not 0 <= row < self.rows:
+            raise IndexError(f"row {row} of {self.rows}")
         offsets, values = self._offsets, self._values
         a, b = int(offsets[row]), int(offsets[row + 1])
         return tuple(values[a:b].tolist()) if self._ints else tuple(values[a:b])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from listing_search.core.query import TEXT_SHORT
+from listing_search.core.query import TEXT_SHORT, path_segments
 from listing_search.core.text import content_words, match_terms, title_terms, title_words
 from listing_search.index.catalog import CatalogView
 from listing_search.models.bundle import ModelBundle
@@ -83,7 +83,7 @@ class Ranker:
         x = self.features(catalog, u, cands, held, phrase)
         models = self.models
         affinity = None
-        if not models.fitted and (profile is None or profile.empty):
+        if not models.fitted and (profile is None or profile.empty or feed):  # before tune-ranker: cosines
             score = hand_score(u, cands)
             relevance = same_path = None
         else:
@@ -139,11 +139,13 @@ def path_affinity(catalog: CatalogView, prefs: dict[str, float], rows: np.ndarra
     """How much of the history lies in each row's category path: its share of each history path, by the
     share of levels the two paths have in common (the same path 1; "/ Private" and "/ Trade" of one
     subcategory 3 of 4 levels), raised to ``PATH_POWER``."""
-    history = [(p.split(" / "), w) for p, w in prefs.items()]
+    history = [(path_segments(p), w) for p, w in prefs.items() if path_segments(p)]
     codes, inverse = np.unique(catalog.path[rows], return_inverse=True)
     per_code = np.zeros(len(codes))
     for i, code in enumerate(codes.tolist()):
-        levels = catalog.paths.values[code].split(" / ") if code >= 0 else []
+        levels = path_segments(catalog.paths.values[code]) if code >= 0 else ()
+        if not levels:
+            continue  # no category: like nothing the history viewed
         for other, w in history:
             common = 0
             for a, b in zip(levels, other):

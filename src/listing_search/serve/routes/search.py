@@ -68,7 +68,8 @@ def search(
     ``total`` counts the results. Filters without a photo or words browse every listing that passes them.
     Page with ``offset`` or with the previous answer's ``next_cursor``."""
     check_k(k, settings)
-    typed = apply_asks(text, price_min, price_max, near, engine.read_asks, read_words)
+    typed = apply_asks(text, price_min, price_max, near, engine.read_asks, read_words,
+                       placed=bool((location or "").strip()))
     text, price_min, price_max, near = typed.text, typed.price_min, typed.price_max, typed.place
     if price_min is not None and price_max is not None and price_min > price_max:
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
