@@ -41,7 +41,7 @@ _MIN_WORDS = r"(?:over|above|more\s+than|at\s+least|from|min(?:imum)?|>)"
 _RANGE = re.compile(rf"(?<!\w)((?:between|from)\s+)?(£\s*)?({_NUM})\s*({_UNIT})?\s*(?:-|–|to|and)\s*(£\s*)?({_NUM})"
                     rf"\s*({_UNIT})?(?!\w){_NOT_MONEY}", re.IGNORECASE)
 _MAX = re.compile(rf"(?<!\w)({_MAX_WORDS})\s*(£\s*)?({_NUM})\s*({_UNIT})?(?!\w){_NOT_MONEY}", re.IGNORECASE)
-_MIN = re.compile(rf"(?<!\w){_MIN_WORDS}\s*(£\s*)?({_NUM})\s*({_UNIT})?(?!\w){_NOT_MONEY}", re.IGNORECASE)
+_MIN = re.compile(rf"(?<!\w)({_MIN_WORDS})\s*(£\s*)?({_NUM})\s*({_UNIT})?(?!\w){_NOT_MONEY}", re.IGNORECASE)
 _BARE_MAX = re.compile(rf"(?<!\w){_BARE_MAX_WORDS}\s*({_NUM})\s*$", re.IGNORECASE)
 _PLACE = re.compile(r"(?<!\w)(near|nr|around|close\s+to|in)\s+", re.IGNORECASE)
 _LOOSE_ENDS = re.compile(r"^(?:\s|,|for|at|and|with)+|(?:\s|,|for|at|and|with)+$", re.IGNORECASE)
@@ -118,18 +118,14 @@ def read_asks(text: str | None, place: PlaceResolver, prices: bool = True, place
                 read += [Read(m.group(0).strip(), MIN_PRICE, a), Read(m.group(0).strip(), MAX_PRICE, b)]
                 rest = _cut(rest, m)
                 break
-        if high is None:
-            for m in _MAX.finditer(rest):
+        for pattern, name in ((_MAX, MAX_PRICE), (_MIN, MIN_PRICE)):
+            if (high if name == MAX_PRICE else low) is not None:
+                continue
+            for m in pattern.finditer(rest):  # groups: the word, "£", the number, a unit
                 if m.group(2) or m.group(4):
-                    high = _amount(m.group(3))
-                    read.append(Read(m.group(0).strip(), MAX_PRICE, high))
-                    rest = _cut(rest, m)
-                    break
-        if low is None:
-            for m in _MIN.finditer(rest):
-                if m.group(1) or m.group(3):
-                    low = _amount(m.group(2))
-                    read.append(Read(m.group(0).strip(), MIN_PRICE, low))
+                    amount = _amount(m.group(3))
+                    high, low = (amount, low) if name == MAX_PRICE else (high, amount)
+                    read.append(Read(m.group(0).strip(), name, amount))
                     rest = _cut(rest, m)
                     break
     where = None
