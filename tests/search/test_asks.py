@@ -58,6 +58,7 @@ def test_prices_and_places_are_read_out_of_the_words(typed, words, low, high, wh
     "iphone 11 - £300",  # a range needs its first number marked (or "between" / "from")
     "toys £5 to 10 years", "monitor under £24 inch",  # an age or a size, not money
     "dress in sale", "lamp in reading",  # towns that are everyday words stay words after "in"
+    "Gazebo for hire from £75",  # a seller's own price in a title ("from £50 to £80" is a range)
 ])
 def test_words_that_only_look_like_a_price_or_a_place_stay_words(typed):
     asks = read_asks(typed, place)

@@ -120,6 +120,7 @@ class Query:
     history: tuple[HistoryEvent, ...] = ()
     exclude: frozenset[int] = frozenset()
     spelling: bool = True
+    read_words: bool = True  # a price or a place typed among the words becomes a filter (search.asks)
 
     @property
     def has_image(self) -> bool:

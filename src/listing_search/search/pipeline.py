@@ -84,9 +84,10 @@ class SearchPipeline:
     def search(self, query: Query) -> Result:
         """A page of M's results for words and/or a photo (filters alone browse); ``total`` counts the
         results (a group of near-duplicate listings is one)."""
+        query, read = self.read_words(query)
         self.check_query(query)
         if query.text is None and not query.has_image:
-            return self.browse(query)
+            return replace(self.browse(query), read=read)
         catalog = self.live.catalog
         u = self.understander.understand(query, catalog, show=True)
         scored, holding = self._ranked(query, u, catalog)
@@ -106,7 +107,8 @@ class SearchPipeline:
                       results.total, page.next_cursor, u.words, u.corrections,
                       present.shown_categories(u, self.models, self.encoders.vision_categories),
                       matched.no_match, u.unknown_words, ranked.best_relevance, facets,
-                      present.best_match(ranked, matched.rows, matched.position, matched.no_match))
+                      present.best_match(ranked, matched.rows, matched.position, matched.no_match),
+                      query.filters, read)
 
     def _matched(self, query: Query, u: Understanding, catalog: CatalogView, matched, *names: str) -> np.ndarray:
         """M's rows for the search without the filters ``names`` (the search's own M when they are unset)."""
@@ -137,7 +139,7 @@ class SearchPipeline:
                         buying_facet(catalog, under_others("buying")),
                         distance_facet(catalog, under_others(RADIUS), near) if near is not None else [])
         return Result(present.hits(catalog, page.rows, None, None, self.retriever, others=results.others, near=near),
-                      results.total, page.next_cursor, facets=facets)
+                      results.total, page.next_cursor, facets=facets, filters=query.filters)
 
     def similar(self, listing_id: str, k: int, filters: Filters = Filters()) -> list[Hit] | None:
         """Listings whose photos look like this one's, best first; None when the listing is unknown."""
@@ -239,6 +241,21 @@ class SearchPipeline:
     def resolve_near(self, text: str, within_km: float | None = None) -> Near:
         """``near`` as a point and a radius (``search.nearby``); ``BadNear`` with close names when unknown."""
         return resolve_near(self.live.catalog, text, within_km)
+
+    def read_words(self, query: Query) -> tuple[Query, tuple]:
+        """The query with a price or place typed among its words made filters (``search.asks``), unless
+        ``read_words`` is off or the buyer set that filter (a price; ``near`` or ``location``), and what was read."""
+        f = query.filters
+        if not query.read_words or not query.text:
+            return query, ()
+        asks = self.read_asks(query.text, prices=f.min_price is None and f.max_price is None,
+                              places=f.near is None and f.location is None)
+        if not asks.read:
+            return query, ()
+        near = find_near(self.live.catalog, asks.place) if asks.place else f.near
+        filters = replace(f, min_price=f.min_price if asks.price_min is None else asks.price_min,
+                          max_price=f.max_price if asks.price_max is None else asks.price_max, near=near)
+        return replace(query, text=asks.words, filters=filters), asks.read
 
     def read_asks(self, text: str | None, prices: bool = True, places: bool = True) -> Asks:
         """A price and a place typed among the words, read into filters (``search.asks``)."""

@@ -144,3 +144,5 @@ class Result:
     best_relevance: float | None = None
     facets: object | None = None  # search.facets.Facets: M's counts by category, price band and ad kind
     best_match: str | None = None  # the label of M's best listing: "weak match" says the search found nothing close
+    filters: object | None = None  # core.query.Filters as searched: with a price or place read from the words
+    read: tuple = ()  # search.asks.Read: the phrases read from the words into ``filters``

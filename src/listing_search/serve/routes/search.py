@@ -8,7 +8,6 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 
 from listing_search.core.near import MAX_WITHIN_KM, MIN_WITHIN_KM
 from listing_search.core.query import SORTS, Filters, Page, Query
-from listing_search.search.asks import apply_asks
 from listing_search.search.paging import MAX_CURSOR_CHARS
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k, near_of, read_upload
 from listing_search.serve.errors import ERROR_RESPONSES
@@ -68,9 +67,7 @@ def search(
     ``total`` counts the results. Filters without a photo or words browse every listing that passes them.
     Page with ``offset`` or with the previous answer's ``next_cursor``."""
     check_k(k, settings)
-    typed = apply_asks(text, price_min, price_max, near, engine.read_asks, read_words,
-                       placed=bool((location or "").strip()))
-    text, price_min, price_max, near = typed.text, typed.price_min, typed.price_max, typed.place
+    text = (text or "").strip() or None
     if price_min is not None and price_max is not None and price_min > price_max:
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
     filters = Filters((category or "").strip() or None, price_min, price_max, (location or "").strip() or None,
@@ -81,11 +78,14 @@ def search(
         raise HTTPException(422, "give offset or cursor, not both")
     data = read_upload(image, settings) if image is not None else None
     query = Query(text=text, image=data, filters=filters, sort=sort, page=Page(k, offset, cursor or None),
-                  history=parse_history(history), spelling=spelling)
+                  history=parse_history(history), spelling=spelling, read_words=read_words)
     result = engine.search(query)
+    filters = result.filters or filters  # with a price or place read from the words (search.asks)
+    if result.read:
+        text = result.searched
     browsing = data is None and text is None
-    applied = {n: v for n, v in (("category", filters.category), ("price_min", price_min),
-                                 ("price_max", price_max), ("location", filters.location), ("buying", buying))
+    applied = {n: v for n, v in (("category", filters.category), ("price_min", filters.min_price),
+                                 ("price_max", filters.max_price), ("location", filters.location), ("buying", buying))
                if v is not None}
     near_out = NearOut.of(filters.near)
     if near_out is not None:
@@ -103,7 +103,7 @@ def search(
                                      buying=result.facets.buying, distance=result.facets.distance)
                     if result.facets is not None else FacetsOut(),
                     near_resolved=near_out,
-                    read_from_words=[ReadOut(phrase=r.phrase, filter=r.filter, value=r.value) for r in typed.read])
+                    read_from_words=[ReadOut(phrase=r.phrase, filter=r.filter, value=r.value) for r in result.read])
     if not browsing:
         request.app.state.metrics.observe_answer("search", len(out.results), out.no_match, bool(out.corrections))
     logged = {n: v for n, v in applied.items() if n not in ("near", "within_km")}  # privacy: rounded, below
