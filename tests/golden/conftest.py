@@ -57,12 +57,18 @@ def catalogue_listings(data: Path, ids: list[str], seed: int) -> pd.DataFrame:
 
 
 def write_photos(root: Path, listings: pd.DataFrame, categories: list[str], seed: int) -> None:
-    """One synthetic photo per listing, the tiny vision model, its card and the photo embeddings."""
+    """One synthetic photo per listing, the tiny vision model, its card and the photo embeddings.
+
+    A photo's colour is half its root category's own colour and half chance: photos of one department
+    look somewhat alike, as real ones do (a random colour per listing made photo likeness pure noise, and
+    the feed, which ranks by it, noise too)."""
     (root / S.CLEAN_IMAGES_DIR).mkdir(parents=True)
     rng = np.random.default_rng(seed)
+    roots = sorted(set(listings[S.ROOT_CATEGORY]))
+    own = {r: rng.integers(0, 256, 3) for r in roots}
     image_ids = [f"golden-{i:05d}" for i in range(len(listings))]
-    for i, image_id in enumerate(image_ids):
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+    for i, (image_id, root_category) in enumerate(zip(image_ids, listings[S.ROOT_CATEGORY])):
+        colour = tuple(int(c) for c in (own[root_category] + rng.integers(0, 256, 3)) // 2)
         photo(colour, size=PHOTO_SIZE, seed=i).save(root / S.CLEAN_IMAGES_DIR / f"{image_id}.jpg", quality=90)
     training = listings.assign(**{S.IMAGE_ID: image_ids})[list(S.TRAINING_COLUMNS)]
     training.to_csv(root / S.TRAINING_CSV, index=False)
