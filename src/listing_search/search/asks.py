@@ -71,37 +71,6 @@ class Asks:
     read: tuple[Read, ...] = ()
 
 
-@dataclass(frozen=True)
-class Typed:
-    """A request's words and the filters they may set, after reading (what a route searches with)."""
-
-    text: str | None
-    price_min: float | None
-    price_max: float | None
-    place: str | None
-    asks: Asks | None = None  # what was read (None: nothing was asked to be read)
-
-    @property
-    def read(self) -> tuple[Read, ...]:
-        return self.asks.read if self.asks is not None else ()
-
-
-def apply_asks(text: str | None, price_min: float | None, price_max: float | None, place: str | None,
-               read: Callable[[str | None, bool, bool], Asks], enabled: bool = True,
-               placed: bool = False) -> Typed:
-    """The words and filters a request searches with: a price or place typed among ``text`` fills the
-    filter the buyer left unset (``read``: the engine's :func:`read_asks` over its catalogue); ``placed``:
-    the buyer set another place filter (a location), so no place is read."""
-    text = (text or "").strip() or None
-    if not text or not enabled:
-        return Typed(text, price_min, price_max, place)
-    asks = read(text, price_min is None and price_max is None, not (place or "").strip() and not placed)
-    if not asks.read:
-        return Typed(text, price_min, price_max, place, asks)
-    return Typed(asks.words, asks.price_min if asks.price_min is not None else price_min,
-                 asks.price_max if asks.price_max is not None else price_max, asks.place or place, asks)
-
-
 def read_asks(text: str | None, place: PlaceResolver, prices: bool = True, places: bool = True) -> Asks:
     """The price and place phrases of ``text`` as filters, and the words left (see the module): prices
     with a currency mark first, then a place ending the words, then a bare "under 50" ending what is left."""

@@ -131,10 +131,6 @@ class SearchEngine:
     def resolve_near(self, text: str, within_km: float | None = None) -> Near:
         return self.pipeline.resolve_near(text, within_km)
 
-    def read_asks(self, text: str | None, prices: bool = True, places: bool = True):
-        """The price and place phrases of a buyer's words as filters (``search.asks.Asks``)."""
-        return self.pipeline.read_asks(text, prices, places)
-
     def places(self, prefix: str, k: int) -> list[tuple[str, int]]:
         return self.pipeline.places(prefix, k)
 

@@ -33,7 +33,7 @@ from listing_search.search.candidates import Allowed, Retriever
 from listing_search.search.collapse import Collapsed, collapse
 from listing_search.search.facets import Facets, buying_facet, category_facet, distance_facet, price_facet
 from listing_search.search.match import alerting_rows, holding_words, match_set
-from listing_search.search.asks import IN_MIN_POPULATION, Asks, read_asks
+from listing_search.search.asks import IN_MIN_POPULATION, read_asks
 from listing_search.search.nearby import find_near, resolve_near, suggest_places
 from listing_search.search.paging import cut_page, stored_order
 from listing_search.search.personalise import Personaliser, Profile
@@ -248,26 +248,22 @@ class SearchPipeline:
         f = query.filters
         if not query.read_words or not query.text:
             return query, ()
-        asks = self.read_asks(query.text, prices=f.min_price is None and f.max_price is None,
-                              places=f.near is None and f.location is None)
+        catalog, found = self.live.catalog, {}
+
+        def place(name: str, strict: bool) -> str | None:  # kept, so the place is resolved once
+            if strict and population(name) < IN_MIN_POPULATION:
+                return None
+            found[name] = find_near(catalog, name)
+            return None if found[name] is None else found[name].name
+
+        asks = read_asks(query.text, place, prices=f.min_price is None and f.max_price is None,
+                         places=f.near is None and f.location is None)
         if not asks.read:
             return query, ()
-        near = find_near(self.live.catalog, asks.place) if asks.place else f.near
+        near = next((n for n in found.values() if n is not None and n.name == asks.place), f.near)
         filters = replace(f, min_price=f.min_price if asks.price_min is None else asks.price_min,
                           max_price=f.max_price if asks.price_max is None else asks.price_max, near=near)
         return replace(query, text=asks.words, filters=filters), asks.read
-
-    def read_asks(self, text: str | None, prices: bool = True, places: bool = True) -> Asks:
-        """A price and a place typed among the words, read into filters (``search.asks``)."""
-        catalog = self.live.catalog
-
-        def place(name: str, strict: bool) -> str | None:
-            if strict and population(name) < IN_MIN_POPULATION:
-                return None
-            found = find_near(catalog, name)
-            return None if found is None else found.name
-
-        return read_asks(text, place, prices, places)
 
     def places(self, prefix: str, k: int) -> list[tuple[str, int]]:
         """Places starting with ``prefix`` to search near, with how many listings each has."""

@@ -22,9 +22,9 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from listing_search.core.query import Filters
+from listing_search.core.query import Query as Search
 from listing_search.errors import TextSearchUnavailable
 from listing_search.index.catalog import NONE
-from listing_search.search.asks import apply_asks
 from listing_search.search.engine import SearchEngine
 from listing_search.serve.buyers import (
     COOKIE, COOKIE_PATH, SECRET, BuyerDep, client_address, cookie_value, owner_of_cookie,
@@ -67,8 +67,11 @@ def save_search(
 ) -> SavedSearchOut:
     """The same fields as ``/v1/search``. The words are saved as searched (corrected) and a photo as its
     embedding; listings already listed never alert, only those added from now on."""
-    typed = apply_asks(text, price_min, price_max, location, engine.read_asks, read_words)
-    text, price_min, price_max, location = typed.text, typed.price_min, typed.price_max, typed.place
+    typed, _ = engine.pipeline.read_words(Search(text=(text or "").strip() or None, read_words=read_words,
+                                                 filters=Filters(min_price=price_min, max_price=price_max,
+                                                                 location=(location or "").strip() or None)))
+    text, price_min, price_max = typed.text, typed.filters.min_price, typed.filters.max_price
+    location = typed.filters.near.name if typed.filters.near is not None else location  # a place read: by name
     if price_min is not None and price_max is not None and price_min > price_max:
         raise HTTPException(422, f"price_min {price_min} is above price_max {price_max}")
     filters = Filters((category or "").strip() or None, price_min, price_max, (location or "").strip() or None)
