@@ -32,7 +32,7 @@ def resolve_near(catalog: CatalogView, text: str, within_km: float | None = None
         raise BadNear("near: give a town (such as Leeds) or a position as 'lat,lon'")
     if len(text) > MAX_NEAR_CHARS:
         raise BadNear(f"near: at most {MAX_NEAR_CHARS} characters")
-    found = resolve(text, km) or _catalogue_place(catalog, text, km)
+    found = find_near(catalog, text, km)
     if found is None:
         matches = close_names(text, _town_names(catalog))
         hint = f": did you mean {', '.join(matches)}?" if matches else "."
