@@ -126,7 +126,8 @@ class Retriever:
             pooled = u.photo_pool if u.photo_pool is not None and not allowed.filtered else None
             pools.append(pooled if pooled is not None else self.photo_pool(u.image_vecs, allowed))
         if u.text_vec is not None:
-            pools.append(self.text_pool(u.text_vec, allowed))
+            pooled = u.text_pool if u.text_pool is not None and not allowed.filtered else None
+            pools.append(pooled if pooled is not None else self.text_pool(u.text_vec, allowed))
         if u.words:
             pools.append(self.lexical_pool(u.words, allowed))
         extra_rows = np.asarray(extra_rows, np.int64)

@@ -32,6 +32,7 @@ class Understanding:
     category_probs: np.ndarray | None = None  # the root-category belief the ranker's features read
     shown_probs: np.ndarray | None = None  # the belief a photo search shows (photo-voted), before tempering
     photo_pool: Candidates | None = None  # unfiltered photo candidates found for the vote, reused by retrieve
+    text_pool: Candidates | None = None  # unfiltered text candidates found for the words' vote, reused so too
 
     @property
     def has_text(self) -> bool:

@@ -22,7 +22,7 @@ from listing_search.index.catalog import CatalogView
 from listing_search.index.live import LiveIndexes
 from listing_search.models.bundle import ModelBundle
 from listing_search.search.candidates import Allowed, Retriever
-from listing_search.search.types import IMAGE, Candidates, Understanding
+from listing_search.search.types import IMAGE, TEXT, Candidates, Understanding
 
 KNN_NEIGHBOURS, KNN_TEMPERATURE, KNN_SMOOTHING = 10, 0.05, 1e-3  # the words' vote, chosen on the val split
 PHOTO_VOTERS, PHOTO_VOTE_TEMPERATURE = 20, 0.1  # the photo's vote, chosen on the val split (docs/ranking.md)
@@ -57,7 +57,8 @@ class Understander:
         text_vec = self.text_vector(words, query.text, bool(corrections))
         image_vec = None if image_vecs is None else unit_rows(np.asarray(image_vecs, np.float32).mean(0))
         terms = tuple(match_terms(words))
-        probs = self.category_probs(catalog, text_vec, image_vec, words, query.exclude, terms)
+        text_pool = self.shared_text_pool(catalog, text_vec, query.exclude)
+        probs = self.category_probs(catalog, text_vec, image_vec, words, query.exclude, terms, text_pool)
         pool, shown = None, None
         if show and probs is not None and self.votes_on_photos(image_vec):
             pool = self.retriever.photo_pool(image_vecs, Allowed.of(catalog, Filters(), query.exclude))
@@ -65,7 +66,16 @@ class Understander:
         speller = self.live.speller
         unknown = bool(words and not query.has_image and speller is not None and speller.known_words(words) == 0)
         return Understanding(query, words, tuple(corrections), terms, unknown, text_vec,
-                             image_vecs, vision_probs, probs, shown, pool)
+                             image_vecs, vision_probs, probs, shown, pool, text_pool)
+
+    def shared_text_pool(self, catalog: CatalogView, text_vec: np.ndarray | None,
+                         exclude: frozenset[int]) -> Candidates | None:
+        """The words' unfiltered text candidates, searched once for both the neighbour vote (its
+        first ``KNN_NEIGHBOURS``) and retrieval (reused when no filter narrows it); None when they
+        cannot be shared (an exclusion, or fewer candidates than the vote reads)."""
+        if text_vec is None or exclude or self.retriever.settings.candidates < 4 * KNN_NEIGHBOURS:
+            return None
+        return self.retriever.text_pool(text_vec, Allowed.of(catalog, Filters(), frozenset()))
 
     def correct(self, text: str | None, spelling: bool) -> tuple[str | None, list[tuple[str, str]]]:
         """The words to search (spelling corrected when asked) and the (typed, searched) pairs."""
@@ -100,7 +110,7 @@ class Understander:
 
     def category_probs(self, catalog: CatalogView, text_vec: np.ndarray | None, image_vec: np.ndarray | None,
                        words: str | None = None, exclude: frozenset[int] = frozenset(),
-                       terms: tuple[str, ...] = ()) -> np.ndarray | None:
+                       terms: tuple[str, ...] = (), text_pool: Candidates | None = None) -> np.ndarray | None:
         """P(root category | words and/or photo), the belief the ranker's features read: the fused
         predictor times, for words, the categories of the listings nearest to them and of the
         listings holding them (``holder_vote``); None without a predictor."""
@@ -116,7 +126,7 @@ class Understander:
                                         None if words is None else [words])[0]
         if text_vec is None:
             return probs
-        vote = self.neighbour_vote(catalog, text_vec, exclude)
+        vote = self.neighbour_vote(catalog, text_vec, exclude, text_pool)
         if vote is not None:
             probs = softmax(np.log(np.maximum(probs, 1e-12)) + np.log(vote))
         held = self.holder_vote(catalog, terms, exclude)
@@ -162,12 +172,17 @@ class Understander:
         best = sorted(zip((-scores).tolist(), pool.keys.tolist(), pool.rows.tolist()))[:PHOTO_VOTERS]
         return self.vote(catalog, [(-s, r) for s, _, r in best], PHOTO_VOTE_TEMPERATURE)
 
-    def neighbour_vote(self, catalog: CatalogView, text_vec: np.ndarray,
-                       exclude: frozenset[int] = frozenset()) -> np.ndarray | None:
+    def neighbour_vote(self, catalog: CatalogView, text_vec: np.ndarray, exclude: frozenset[int] = frozenset(),
+                       text_pool: Candidates | None = None) -> np.ndarray | None:
         """Root categories of the ``KNN_NEIGHBOURS`` listings whose text is nearest the words, weighted by
         exp(cosine / ``KNN_TEMPERATURE``); chosen on the val split (category of a val title: predictor
-        0.730, times this vote 0.768)."""
-        pairs = self.retriever.nearest_texts(catalog, text_vec, KNN_NEIGHBOURS, exclude)
+        0.730, times this vote 0.768). ``text_pool``: the words' unfiltered text candidates, nearest
+        first (``shared_text_pool``), read instead of searching again."""
+        if text_pool is not None:
+            pairs = list(zip(text_pool.score(TEXT)[:KNN_NEIGHBOURS].tolist(),
+                             text_pool.rows[:KNN_NEIGHBOURS].tolist()))
+        else:
+            pairs = self.retriever.nearest_texts(catalog, text_vec, KNN_NEIGHBOURS, exclude)
         return self.vote(catalog, pairs, KNN_TEMPERATURE)
 
     def vote(self, catalog: CatalogView, pairs: list[tuple[float, int]], temperature: float) -> np.ndarray | None:
