@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from listing_search.core.text import fold_accents, fold_plural
 
 TOKEN = re.compile(r"[^\W_]+")  # letters and digits, any script: the runs core.text.words splits on
 SNIPPET_CHARS = 160
+NON_ASCII = re.compile(r"[^\x00-\x7f]")
 ELLIPSIS = "…"
 
 
@@ -28,24 +30,61 @@ def term_of(word: str) -> str:
     return fold_plural(fold_accents(word.lower()))
 
 
+@lru_cache(maxsize=4096)
+def _stems(terms: frozenset[str]) -> tuple[str, ...]:
+    """What a word holding one of ``terms`` starts with, in lower case: the term itself, less its
+    final y for one ending so (``fold_plural`` only strips a plural's s or es, or makes ies / ie a y:
+    chairs, benches, batteries)."""
+    return tuple({t[:-1] if len(t) > 1 and t.endswith("y") else t for t in terms})
+
+
+def _held(word: str, terms: frozenset[str]) -> bool:
+    if word.isascii():  # most words: no accents to fold, one part
+        return fold_plural(word.lower()) in terms
+    parts = re.findall(r"[a-z0-9]+", fold_accents(word.lower()))
+    return bool(parts) and all(fold_plural(p) in terms for p in parts)
+
+
 def char_spans(text: str, terms: frozenset[str], start: int = 0, end: int | None = None,
                first: bool = False) -> list[tuple[int, int]]:
     """(start, end) character offsets of the words of ``text`` whose term is one of ``terms``: of the
-    words wholly inside ``text[start:end]``, only the first with ``first``."""
-    out = []
-    end = len(text or "") if end is None else end
-    for m in TOKEN.finditer(text or "", start):
-        if m.end() > end:
+    words wholly inside ``text[start:end]``, only the first with ``first``.
+
+    Only words that may hold a term are read: those where a stem (``_stems``) occurs, any case, and
+    those with a letter outside ASCII (folded with their accents), found in C, so a long description
+    is not read word by word."""
+    out: list[tuple[int, int]] = []
+    text = text or ""
+    end = len(text) if end is None else end
+    if not terms:
+        return out
+    low = text.lower()
+    skim = len(low) == len(text)  # else a letter lower-cased to two: offsets would not line up
+    stems = _stems(terms)
+    ahead, other, pos = [-1] * len(stems), -1, start  # where each stem, and a letter outside ASCII, come next
+
+    while pos < end:
+        if skim:
+            floor = pos
+            for i, stem in enumerate(stems):
+                if ahead[i] < pos:  # passed: find its next place
+                    at = low.find(stem, pos, end)
+                    ahead[i] = end if at < 0 else at
+            if other < pos:
+                found = NON_ASCII.search(text, pos, end)
+                other = end if found is None else found.start()
+            pos = min(min(ahead), other)
+            if pos >= end:
+                break
+            while pos > floor and TOKEN.match(text, pos - 1):
+                pos -= 1  # back to the start of its word (one already read is not read again)
+        m = TOKEN.search(text, pos)
+        if m is None or m.end() > end:
             break
+        pos = m.end()
         if m.start() == start and start and TOKEN.match(text, start - 1):
             continue  # a word cut by ``start`` is not inside
-        word = m.group()
-        if word.isascii():  # most words: no accents to fold, one part
-            held = fold_plural(word.lower()) in terms
-        else:
-            parts = re.findall(r"[a-z0-9]+", fold_accents(word.lower()))
-            held = bool(parts) and all(fold_plural(p) in terms for p in parts)
-        if held:
+        if _held(m.group(), terms):
             out.append((m.start(), m.end()))
             if first:
                 break
@@ -54,6 +93,9 @@ def char_spans(text: str, terms: frozenset[str], start: int = 0, end: int | None
 
 def utf16(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Character offsets as UTF-16 code unit offsets."""
+    if text.isascii():
+        return list(spans)
+
     def at(i: int) -> int:
         return len(text[:i].encode("utf-16-le")) // 2
 
