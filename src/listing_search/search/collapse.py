@@ -61,5 +61,10 @@ def distinct_per_value(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarr
     ``labels``: ``CatalogView.group_of`` (negative for a listing in no group, counted as it is)."""
     labels, values = np.asarray(labels, np.int64), np.asarray(values, np.int64)
     grouped = labels >= 0
-    pairs = np.unique(np.stack([labels[grouped], values[grouped]]), axis=1) if grouped.any() else np.zeros((2, 0))
-    return np.unique(np.concatenate([values[~grouped], pairs[1].astype(np.int64)]), return_counts=True)
+    if not grouped.any():
+        return np.unique(values, return_counts=True)
+    gl, gv = labels[grouped], values[grouped]
+    low = int(gv.min())
+    span = int(gv.max()) - low + 1
+    pairs = np.unique(gl * span + (gv - low))  # one number per (group, value): each pair once
+    return np.unique(np.concatenate([values[~grouped], pairs % span + low]), return_counts=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -87,10 +88,11 @@ def buying_facet(catalog: CatalogView, rows: np.ndarray) -> list[dict]:
     return [{"value": flag, "count": int(counts.get(int(flag), 0))} for flag in (False, True)]
 
 
-def _levels(path: str) -> list[str]:
+@lru_cache(maxsize=1 << 14)
+def _levels(path: str) -> tuple[str, ...]:
     """A path's root and its first two segments, as facet values: ["Root", "Root / Sub"]."""
     segments = [s.strip() for s in path.split("/") if s.strip()]
-    return [SEP.join(segments[:i + 1]) for i in range(min(2, len(segments)))]
+    return tuple(SEP.join(segments[:i + 1]) for i in range(min(2, len(segments))))
 
 
 def distance_facet(catalog: CatalogView, rows: np.ndarray, near: Near | None) -> list[dict]:
