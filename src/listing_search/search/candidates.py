@@ -183,17 +183,24 @@ class Retriever:
         sims = dict(zip(keys.tolist(), (x @ q).tolist()))
         return np.array([sims.get(int(k), 0.0) for k in cands.keys], np.float32)
 
-    def matched_photos(self, catalog: CatalogView, vectors: np.ndarray, row: int) -> list[int]:
-        """A listing's photo vector ids, the most like the query's photos first."""
-        vids = np.array(catalog.vector_ids[row], np.int64)
+    def matched_photos(self, catalog: CatalogView, vectors: np.ndarray, rows: np.ndarray) -> dict[int, list[int]]:
+        """Per catalogue row, its listing's photo vector ids, the most like the query's photos first
+        (one reconstruction and one product for a page)."""
+        owners, vids = _photo_owners(catalog, np.asarray(rows, np.int64))
+        out: dict[int, list[int]] = {int(r): [] for r in rows}
         if not len(vids):
-            return []
+            return out
         with self.live.lock:
             present, x = self.live.image.reconstruct_present(vids)
         if not len(present):
-            return []
+            return out
         sims = (unit_rows(x) @ unit_rows(np.atleast_2d(vectors)).T).max(axis=1)
-        return present[np.argsort(-sims, kind="stable")].tolist()
+        owner = dict(zip(vids.tolist(), owners.tolist()))
+        at = np.array([owner[v] for v in present.tolist()], np.int64)
+        order = np.lexsort((np.arange(len(present)), -sims, at))  # by owner, then most alike, ties as stored
+        for i in order.tolist():
+            out[int(rows[at[i]])].append(int(present[i]))
+        return out
 
 
 def _photo_owners(catalog: CatalogView, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

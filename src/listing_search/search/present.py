@@ -49,6 +49,7 @@ def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Under
     order_of, others = position or {}, others or {}
     rows = np.asarray(rows, np.int64)
     km = _distances(catalog, rows, near)
+    photos = retriever.matched_photos(catalog, u.image_vecs, rows) if u is not None and u.has_image else {}
     for row, distance in zip(rows.tolist(), km):
         listing = catalog.listing(row)
         at = order_of.get(row) if ranked is not None else None
@@ -64,7 +65,7 @@ def hits(catalog: CatalogView, rows: np.ndarray, ranked: Ranked | None, u: Under
         matched = []
         if u is not None and u.has_image:
             names = dict(zip(catalog.vector_ids[row], catalog.image_ids[row]))
-            matched = [names[v] for v in retriever.matched_photos(catalog, u.image_vecs, row) if v in names]
+            matched = [names[v] for v in photos.get(row, ()) if v in names]
         relevance, same_path, related = labelled(ranked, i, all_related)
         out.append(Hit(listing, float(ranked.score[i]), scores, matched, relevance, related, marks, same_path,
                        match_label(relevance, same_path, related), distance, duplicates=copies, buying=buying))
