@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 from listing_search.core.near import COORDINATES, Near
 from listing_search.search.types import Hit
@@ -375,3 +376,10 @@ class AlertsOut(BaseModel):
     alerts: list[AlertOut]
     next_after: int = Field(description="Send as `after` for the alerts that follow these.")
     more: bool = Field(False, description="More alerts wait after these.")
+
+
+def sent(model: BaseModel) -> Response:
+    """A read route's answer, serialised once, by pydantic. The route built (and so validated) the model;
+    returned as it is, FastAPI would validate it again, on a worker thread, then serialise it (0.2 ms
+    and a thread hop per search). The route keeps ``response_model`` for its documented schema."""
+    return Response(model.model_dump_json(by_alias=True), media_type="application/json")

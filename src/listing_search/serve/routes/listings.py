@@ -12,7 +12,7 @@ from listing_search.core.near import MAX_WITHIN_KM, MIN_WITHIN_KM, haversine_km
 from listing_search.core.query import Filters
 from listing_search.serve.deps import EngineDep, SettingsDep, WriterDep, check_k, near_of, read_upload, require_api_key
 from listing_search.serve.errors import ERROR_RESPONSES
-from listing_search.serve.schemas import DeletedOut, ListingOut, NearOut, SearchHitOut, SimilarOut
+from listing_search.serve.schemas import DeletedOut, ListingOut, NearOut, SearchHitOut, SimilarOut, sent
 from listing_search.serve.validate import NonBlankText, Price, Text
 
 router = APIRouter(prefix="/v1/listings", tags=["listings"], responses=ERROR_RESPONSES)
@@ -48,13 +48,13 @@ def get_listing(engine: EngineDep, listing_id: ListingId, near: Near = None) -> 
             responses={404: {}})
 def similar_listings(engine: EngineDep, settings: SettingsDep, listing_id: ListingId,
                      k: Annotated[int, Query(description="How many listings (1..max_k).")] = 10,
-                     near: Near = None, within_km: WithinKm = None) -> SimilarOut:
+                     near: Near = None, within_km: WithinKm = None) -> Response:
     point = near_of(engine, near, within_km)
     hits = engine.similar_listings(listing_id, check_k(k, settings), Filters(near=point))
     if hits is None:
         raise HTTPException(404, f"unknown listing {listing_id!r}")
-    return SimilarOut(listing_id=listing_id, results=[SearchHitOut.of_hit(h) for h in hits],
-                      near_resolved=NearOut.of(point))
+    return sent(SimilarOut(listing_id=listing_id, results=[SearchHitOut.of_hit(h) for h in hits],
+                           near_resolved=NearOut.of(point)))
 
 
 @router.post("", response_model=ListingOut, status_code=status.HTTP_201_CREATED, summary="Add a listing",

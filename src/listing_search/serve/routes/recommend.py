@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import Field, TypeAdapter, ValidationError
 
 from listing_search.core.query import Filters, HistoryEvent
 from listing_search.serve.deps import EngineDep, SettingsDep, check_k, near_of
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.querylog import log_query
-from listing_search.serve.schemas import HistoryEventIn, NearOut, RecommendHitOut, RecommendIn, RecommendOut
+from listing_search.serve.schemas import HistoryEventIn, NearOut, RecommendHitOut, RecommendIn, RecommendOut, sent
 from listing_search.serve.validate import MAX_HISTORY_CHARS, MAX_HISTORY_EVENTS, BoundedJSONRoute
 
 router = APIRouter(prefix="/v1", tags=["recommend"], responses=ERROR_RESPONSES, route_class=BoundedJSONRoute)
@@ -50,7 +50,7 @@ def first_error(exc: ValidationError) -> str:
 
 
 @router.post("/recommend", response_model=RecommendOut, summary="Listings for a user, from their history")
-def recommend(body: RecommendIn, request: Request, engine: EngineDep, settings: SettingsDep) -> RecommendOut:
+def recommend(body: RecommendIn, request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
     """A feed favouring what the history says (recent and liked listings weigh more), blended with
     ``query`` when given, and never containing a listing the history names. Each result names the
     history listing it is most like (``because``), for a "because you viewed ..." line."""
@@ -68,4 +68,4 @@ def recommend(body: RecommendIn, request: Request, engine: EngineDep, settings: 
     request.app.state.metrics.observe_answer("recommend", len(out.results), False)
     log_query(settings, "recommend", {"text": query, "history": len(body.history), "category": body.category,
                                       "near": None if near is None else near.rounded()}, out)
-    return out
+    return sent(out)

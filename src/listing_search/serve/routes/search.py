@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
 
 from listing_search.core.near import MAX_WITHIN_KM, MIN_WITHIN_KM
 from listing_search.core.query import SORTS, Filters, Page, Query
@@ -14,7 +14,7 @@ from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.routes.recommend import parse_history
 from listing_search.serve.querylog import log_query
 from listing_search.serve.schemas import (
-    CategoryGuess, Correction, FacetsOut, NearOut, ReadOut, SearchHitOut, SearchOut,
+    CategoryGuess, Correction, FacetsOut, NearOut, ReadOut, SearchHitOut, SearchOut, sent,
 )
 from listing_search.serve.validate import MAX_HISTORY_CHARS, Price, Text
 
@@ -61,7 +61,7 @@ def search(
     history: Annotated[str | None, Form(max_length=MAX_HISTORY_CHARS, description=(
         "Optional JSON list of {listing_id, event: viewed|liked|searched, timestamp?}: results lean "
         "towards what the history says."), examples=['[{"listing_id": "243809c0", "event": "liked"}]'])] = None,
-) -> SearchOut:
+) -> Response:
     """Listings matching a photo and/or words (the match set: docs/search.md), filtered, one result
     per ad (copies of one ad grouped under its first listing in the order asked), in ``sort`` order;
     ``total`` counts the results. Filters without a photo or words browse every listing that passes them.
@@ -111,4 +111,4 @@ def search(
         logged["near"] = filters.near.rounded()
     log_query(settings, "search", {"text": text, "image": data is not None, "filters": logged, "sort": sort,
                                    "offset": offset, "history": len(query.history)}, out)
-    return out
+    return sent(out)
