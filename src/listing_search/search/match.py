@@ -40,11 +40,13 @@ from listing_search.search.types import IMAGE, MatchSet, Ranked, Understanding
 MIN_SHOWN = 10  # a search that matches at all shows at least this many of its best ranked listings
 
 
-def holding_words(lexical: LexicalIndex | None, allowed: Allowed, terms: tuple[str, ...]) -> np.ndarray:
-    """Catalogue rows of the allowed listings holding every term, most BM25 first (ties by key)."""
+def holding_words(lexical: LexicalIndex | None, allowed: Allowed, terms: tuple[str, ...],
+                  holders: np.ndarray | None = None) -> np.ndarray:
+    """Catalogue rows of the allowed listings holding every term, most BM25 first (ties by key);
+    ``holders``: the keys of every listing holding them (``Understanding.holders``), when found already."""
     if lexical is None or not terms:
         return np.zeros(0, np.int64)
-    keys, _ = lexical.holding(list(terms))
+    keys = lexical.holding(list(terms))[0] if holders is None else holders
     rows = allowed.catalog.rows_of_keys(keys)
     return rows[allowed.admits(rows)]
 

@@ -33,6 +33,7 @@ class Understanding:
     shown_probs: np.ndarray | None = None  # the belief a photo search shows (photo-voted), before tempering
     photo_pool: Candidates | None = None  # unfiltered photo candidates found for the vote, reused by retrieve
     text_pool: Candidates | None = None  # unfiltered text candidates found for the words' vote, reused so too
+    holders: np.ndarray | None = None  # keys of every listing holding ``terms``, most BM25 first (unfiltered)
 
     @property
     def has_text(self) -> bool:

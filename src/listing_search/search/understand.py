@@ -58,7 +58,9 @@ class Understander:
         image_vec = None if image_vecs is None else unit_rows(np.asarray(image_vecs, np.float32).mean(0))
         terms = tuple(match_terms(words))
         text_pool = self.shared_text_pool(catalog, text_vec, query.exclude)
-        probs = self.category_probs(catalog, text_vec, image_vec, words, query.exclude, terms, text_pool)
+        lexical = self.live.lexical
+        holders = lexical.holding(list(terms))[0] if lexical is not None and terms else None
+        probs = self.category_probs(catalog, text_vec, image_vec, words, query.exclude, terms, text_pool, holders)
         pool, shown = None, None
         if show and probs is not None and self.votes_on_photos(image_vec):
             pool = self.retriever.photo_pool(image_vecs, Allowed.of(catalog, Filters(), query.exclude))
@@ -66,7 +68,7 @@ class Understander:
         speller = self.live.speller
         unknown = bool(words and not query.has_image and speller is not None and speller.known_words(words) == 0)
         return Understanding(query, words, tuple(corrections), terms, unknown, text_vec,
-                             image_vecs, vision_probs, probs, shown, pool, text_pool)
+                             image_vecs, vision_probs, probs, shown, pool, text_pool, holders)
 
     def shared_text_pool(self, catalog: CatalogView, text_vec: np.ndarray | None,
                          exclude: frozenset[int]) -> Candidates | None:
@@ -110,7 +112,8 @@ class Understander:
 
     def category_probs(self, catalog: CatalogView, text_vec: np.ndarray | None, image_vec: np.ndarray | None,
                        words: str | None = None, exclude: frozenset[int] = frozenset(),
-                       terms: tuple[str, ...] = (), text_pool: Candidates | None = None) -> np.ndarray | None:
+                       terms: tuple[str, ...] = (), text_pool: Candidates | None = None,
+                       holders: np.ndarray | None = None) -> np.ndarray | None:
         """P(root category | words and/or photo), the belief the ranker's features read: the fused
         predictor times, for words, the categories of the listings nearest to them and of the
         listings holding them (``holder_vote``); None without a predictor."""
@@ -129,26 +132,29 @@ class Understander:
         vote = self.neighbour_vote(catalog, text_vec, exclude, text_pool)
         if vote is not None:
             probs = softmax(np.log(np.maximum(probs, 1e-12)) + np.log(vote))
-        held = self.holder_vote(catalog, terms, exclude)
+        held = self.holder_vote(catalog, terms, exclude, holders)
         if held is None:
             return probs
         return softmax(np.log(np.maximum(probs, 1e-12)) + self.holder_vote_weight * np.log(held))
 
-    def holder_vote(self, catalog: CatalogView, terms: tuple[str, ...],
-                    exclude: frozenset[int] = frozenset()) -> np.ndarray | None:
+    def holder_vote(self, catalog: CatalogView, terms: tuple[str, ...], exclude: frozenset[int] = frozenset(),
+                    holders: np.ndarray | None = None) -> np.ndarray | None:
         """Root categories of the catalogue listings holding every one of ``terms``, as shares with
         ``HOLDER_SMOOTHING`` listings' worth spread evenly; None when no listing holds them. A buyer's
         one or two words rarely tell the category alone ("mens parka"), but how the catalogue's
-        listings that hold them are categorised does."""
+        listings that hold them are categorised does. ``holders``: their keys, when already found."""
         lexical = self.live.lexical
         if lexical is None or not terms or self.holder_vote_weight <= 0:
             return None
-        keys, _ = lexical.holding(list(terms))
-        rows = catalog.rows_of_keys(keys[~np.isin(keys, np.fromiter(exclude, np.int64, len(exclude)))])
+        keys = lexical.holding(list(terms))[0] if holders is None else holders
+        if exclude:
+            keys = keys[~np.isin(keys, np.fromiter(exclude, np.int64, len(exclude)))]
+        rows = catalog.rows_of_keys(keys)
         rows = rows[rows >= 0]
         if not len(rows):
             return None
-        labels = self.models.labels_of([catalog.roots.values[c] for c in catalog.root[rows]])
+        roots, at = np.unique(catalog.root[rows], return_inverse=True)  # a label per root, not per listing
+        labels = self.models.labels_of([catalog.roots.values[c] for c in roots])[at.reshape(-1)]
         counts = np.bincount(labels[labels >= 0], minlength=len(self.models.categories)).astype(np.float64)
         vote = counts + HOLDER_SMOOTHING / len(counts)
         return vote / vote.sum()
