@@ -21,6 +21,7 @@ settlement up to ~10 km off (docs/geocoding-check.md).
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -44,20 +45,16 @@ class Facets:
     distance: list[dict] = field(default_factory=list)  # only near a point
 
 
-def category_facet(catalog: CatalogView, rows: np.ndarray) -> list[dict]:
-    """Roots (most results first), each with its next level of category path."""
+def category_facet(catalog: CatalogView, rows: np.ndarray, labels: np.ndarray | None = None) -> list[dict]:
+    """Roots (most results first), each with its next level of category path. ``labels``: the rows'
+    ``CatalogView.group_of``, when the caller has them."""
     rows = np.asarray(rows, np.int64)
-    labels, codes = catalog.group_of(rows), catalog.path[rows]
-    levels = {int(c): _levels(catalog.paths.values[c]) for c in np.unique(codes)}
-    names = sorted({name for segs in levels.values() for name in segs})
-    at = {name: i for i, name in enumerate(names)}
+    labels = catalog.group_of(rows) if labels is None else labels
+    names, at_level = _path_levels(catalog)
+    codes = catalog.path[rows]
     counts: Counter = Counter()
     for depth in (0, 1):  # the root, then "Root / Sub"
-        lookup = np.full(max(levels, default=0) + 1, -1, np.int64)
-        for code, segs in levels.items():
-            if len(segs) > depth:
-                lookup[code] = at[segs[depth]]
-        ids = lookup[codes]
+        ids = at_level[depth][codes]
         for v, n in zip(*distinct_per_value(labels[ids >= 0], ids[ids >= 0])):
             counts[names[int(v)]] = int(n)
     roots = Counter({name: n for name, n in counts.items() if SEP not in name})
@@ -70,9 +67,32 @@ def category_facet(catalog: CatalogView, rows: np.ndarray) -> list[dict]:
             for root, n in _ranked(roots)]
 
 
-def price_facet(catalog: CatalogView, rows: np.ndarray) -> list[dict]:
+_LEVELS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _path_levels(catalog: CatalogView) -> tuple[list[str], tuple[np.ndarray, np.ndarray]]:
+    """Facet value names, and per category path code the index of its root's and its "Root / Sub"
+    name (-1 for none): worked out once per path, kept while the catalogue's paths stay as many."""
+    paths = catalog.paths
+    held = _LEVELS.get(paths)
+    if held is not None and held[0] == len(paths):
+        return held[1], held[2]
+    values = list(paths.values)
+    names: list[str] = []
+    at: dict[str, int] = {}
+    levels = (np.full(len(values) + 1, -1, np.int64), np.full(len(values) + 1, -1, np.int64))
+    for code, path in enumerate(values):
+        for depth, name in enumerate(_levels(path)):
+            levels[depth][code] = at.setdefault(name, len(at))
+            if len(names) < len(at):
+                names.append(name)
+    _LEVELS[paths] = (len(values), names, levels)
+    return names, levels
+
+
+def price_facet(catalog: CatalogView, rows: np.ndarray, labels: np.ndarray | None = None) -> list[dict]:
     rows = np.asarray(rows, np.int64)
-    prices, labels = catalog.price[rows], catalog.group_of(rows)
+    prices, labels = catalog.price[rows], catalog.group_of(rows) if labels is None else labels
     priced = ~np.isnan(prices) & (np.nan_to_num(prices, nan=-1.0) >= 0)
     prices, labels = prices[priced], labels[priced]
     edges = np.array([lo for lo, _ in PRICE_BANDS[1:]], np.float64)
@@ -81,10 +101,11 @@ def price_facet(catalog: CatalogView, rows: np.ndarray) -> list[dict]:
     return [{"min": lo, "max": hi, "count": int(counts.get(i, 0))} for i, (lo, hi) in enumerate(PRICE_BANDS)]
 
 
-def buying_facet(catalog: CatalogView, rows: np.ndarray) -> list[dict]:
+def buying_facet(catalog: CatalogView, rows: np.ndarray, labels: np.ndarray | None = None) -> list[dict]:
     """Results that are sale ads (``value`` false) and buying ads (true)."""
     rows = np.asarray(rows, np.int64)
-    counts = dict(zip(*(a.tolist() for a in distinct_per_value(catalog.group_of(rows), catalog.buying[rows]))))
+    labels = catalog.group_of(rows) if labels is None else labels
+    counts = dict(zip(*(a.tolist() for a in distinct_per_value(labels, catalog.buying[rows]))))
     return [{"value": flag, "count": int(counts.get(int(flag), 0))} for flag in (False, True)]
 
 

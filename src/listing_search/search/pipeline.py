@@ -96,9 +96,15 @@ class SearchPipeline:
         near = query.filters.near
         results = collapse(catalog, matched.rows, None if query.sort == RELEVANCE else query.sort, near)
         page = cut_page(catalog, results.rows, results.rows, query, query.sort)
-        facets = Facets(category_facet(catalog, self._matched(query, u, catalog, matched, "category")),
-                        price_facet(catalog, self._matched(query, u, catalog, matched, "min_price", "max_price")),
-                        buying_facet(catalog, self._matched(query, u, catalog, matched, "buying")),
+        own = catalog.group_of(matched.rows)  # M's group labels, counted by each facet its filters leave as it is
+
+        def under_others(*names: str) -> tuple[np.ndarray, np.ndarray | None]:
+            rows = self._matched(query, u, catalog, matched, *names)
+            return rows, (own if rows is matched.rows else None)
+
+        facets = Facets(category_facet(catalog, *under_others("category")),
+                        price_facet(catalog, *under_others("min_price", "max_price")),
+                        buying_facet(catalog, *under_others("buying")),
                         distance_facet(catalog, np.union1d(matched.rows, self._matched(query, u, catalog, matched,
                                                                                       RADIUS)), near)
                         if near is not None else [])
