@@ -3,7 +3,8 @@
 1. **Against a base commit** (default eca91ab, before the path was rebuilt): photo, words and
    price-sorted words ``/v1/search`` p50 at one client, and photo requests/s at 8 clients, each within
    5% of the base's; medians of ``--rounds`` rounds, the two servers interleaved round by round so
-   machine noise hits both alike. The base serves its own artifacts folder (``--base-artifacts``: a
+   machine noise hits both alike (an even count, so each side starts a round as often: an odd one is
+   rounded up). The base serves its own artifacts folder (``--base-artifacts``: a
    store of its schema), HEAD serves ``--artifacts``, both built from the same catalogue.
 2. **PostgreSQL against SQLite** (HEAD, ``--postgres``): photo, words and filtered words p50 with
    the catalogue in a throwaway PostgreSQL within 10% of the same over SQLite, side by side.
@@ -12,7 +13,7 @@ Servers are real ``listing-search serve`` processes on 127.0.0.1; queries are ne
 titles and photos of ``--data`` (a holdout test folder).
 
     python bench/bench_search_path.py --data HELDOUT/test --artifacts ART --base-artifacts BASE_ART \\
-        [--base-commit eca91ab] [--rounds 5] [--n 120] [--postgres]
+        [--base-commit eca91ab] [--rounds 6] [--n 120] [--postgres]
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ def worktree(commit: str):
 def against_base(args, requests: dict[str, Any]) -> dict[str, Any]:
     names = ["photo", "words", "price_sorted_words"]
     rounds: dict[str, list] = {"base": [], "head": []}
+    args.rounds += args.rounds % 2  # each side first in half the rounds
     with worktree(args.base_commit) as base_tree:
         setups = {"base": (args.base_artifacts, {"PYTHONPATH": str(base_tree / "src")}),
                   "head": (args.artifacts, {"PYTHONPATH": str(benchlib.REPO / "src")})}
@@ -167,7 +169,7 @@ if __name__ == "__main__":
     p = benchlib.parser(__doc__)
     p.add_argument("--base-artifacts", type=Path, default=None, help="what the base commit serves (its schema)")
     p.add_argument("--base-commit", default="eca91ab")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--n", type=int, default=120, help="requests per measurement")
     p.add_argument("--postgres", action="store_true", help="also compare PostgreSQL with SQLite (starts one)")
     benchlib.main(run, p.parse_args())

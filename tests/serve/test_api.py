@@ -7,7 +7,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from tests.index.tiny_artifacts import DIM, RARE, ROOTS
-from tests.serve.conftest import API_KEY, photo_bytes
+from listing_search.serve.app import create_app
+from tests.serve.conftest import API_KEY, photo_bytes, serve_settings
 
 
 def _img(artifacts: Path, image_id: str = "img-005-0") -> dict:
@@ -131,3 +132,15 @@ def test_uploads_never_stored_under_the_client_name(rw_client: TestClient, artif
     assert len(image_id) == 32 and all(c in "0123456789abcdef" for c in image_id)  # server-made uuid
     assert (artifacts / "blobs" / "photos" / f"{image_id}.jpg").is_file()
     assert not [p for p in artifacts.parent.rglob("*") if "evil" in p.name]
+
+
+def test_the_server_reads_the_gazetteer_while_starting(built_artifacts) -> None:
+    """The first search naming a place does not wait 0.6 s for the gazetteer: starting read it."""
+    from listing_search.core import near
+
+    near._population_by_key.cache_clear()
+    near._by_population.cache_clear()
+    with TestClient(create_app(serve_settings(built_artifacts))) as c:
+        assert near._population_by_key.cache_info().currsize == 1
+        assert near._by_population.cache_info().currsize == 1
+        assert c.get("/health").status_code == 200

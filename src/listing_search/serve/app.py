@@ -17,6 +17,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from listing_search import schema as S
+from listing_search.core.near import warm as warm_places
 from listing_search.errors import StorageError
 from listing_search.search.engine import SearchEngine
 from listing_search.serve import auth, errors, privacy, security
@@ -105,6 +106,7 @@ def _load(app: FastAPI, settings: Settings) -> None:
                                     "(run `listing-search index` after embed)")
         app.state.engine = SearchEngine.load(settings)
         app.state.writer = CatalogWriter(app.state.engine)
+        warm_places()
         log.info("search engine loaded: %s", app.state.engine.health())
     except Exception as exc:  # any broken artifact: report it, keep the process up
         app.state.load_error = f"{type(exc).__name__}: {exc}"
