@@ -16,10 +16,10 @@ from listing_search.store.sql import ChangeWaiter, SqlStore
 BUSY_TIMEOUT_S = 30
 # How often a follower asks whether another connection committed (PRAGMA data_version: a few
 # microseconds, no table read). Chosen by bench/bench_replication.py's lag under load: the 0.2 s
-# poll alone gave p99 718 ms with 8 search clients and 5 adds/s (docs/performance.md). While nothing
-# changes the pause doubles up to CHANGE_TICK_MAX_S: a hundred looks a second each took the GIL from a
-# search (bench/bench_search_path.py).
-CHANGE_TICK_S, CHANGE_TICK_MAX_S = 0.01, 0.08
+# poll alone gave p99 718 ms with 8 search clients and 5 adds/s (docs/performance.md). Once nothing has
+# changed for CHANGE_BUSY_S the pause doubles up to CHANGE_TICK_MAX_S: a hundred looks a second each took
+# the GIL from a search (bench/bench_search_path.py).
+CHANGE_TICK_S, CHANGE_TICK_MAX_S, CHANGE_BUSY_S = 0.01, 0.08, 2.0
 FULL = ("database or disk is full", "disk is full")
 PROGRAMMING = ("no such table", "no such column", "syntax error")
 READ_ONLY = ("readonly", "read-only")
@@ -116,23 +116,25 @@ def sqlite_path(url: str) -> str:
 
 class DataVersionWaiter(ChangeWaiter):
     """Wakes when another connection (any process) has committed to the file since the last look:
-    ``PRAGMA data_version`` on a connection of its own, every ``CHANGE_TICK_S`` after a change, the
-    pause doubling while nothing changes up to ``CHANGE_TICK_MAX_S``: a quiet store is not asked a
-    hundred times a second (each look takes the GIL from a search), and a write after a quiet spell is
-    seen within 80 ms."""
+    ``PRAGMA data_version`` on a connection of its own, every ``CHANGE_TICK_S`` while writes flow (a
+    change in the last ``CHANGE_BUSY_S``); once quiet the pause doubles up to ``CHANGE_TICK_MAX_S``, so an
+    idle store is not asked a hundred times a second (each look takes the GIL from a search) and the
+    first write after a quiet spell is seen within 80 ms."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
         self._connect, self._con, self._version = connect, None, None
-        self._tick = CHANGE_TICK_S
+        self._tick, self._last_change = CHANGE_TICK_S, time.monotonic()
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
         deadline = time.monotonic() + timeout
         while not stop.wait(max(0.0, min(self._tick, deadline - time.monotonic()))):
+            now = time.monotonic()
             if self._changed():
-                self._tick = CHANGE_TICK_S
+                self._tick, self._last_change = CHANGE_TICK_S, now
                 return
-            self._tick = min(2 * self._tick, CHANGE_TICK_MAX_S)
-            if time.monotonic() >= deadline:
+            if now - self._last_change >= CHANGE_BUSY_S:
+                self._tick = min(2 * self._tick, CHANGE_TICK_MAX_S)
+            if now >= deadline:
                 return
 
     def _changed(self) -> bool:
