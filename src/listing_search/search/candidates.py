@@ -25,6 +25,7 @@ from listing_search.search.types import IMAGE, LEXICAL, TEXT, Candidates, Unders
 from listing_search.settings import RankSettings
 
 WIDEN = 4  # photo pool growth per round when too few distinct listings came back
+LEXICAL_AHEAD = 500  # BM25 scores read with the lexical pool, for the candidates the other channels find
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,25 @@ class Retriever:
 
     def lexical_pool(self, words: str, allowed: Allowed) -> Candidates:
         """Listings matching the words best by BM25, ``rank.lexical_candidates`` of them."""
+        return self._lexical(words, allowed)[0]
+
+    def _lexical(self, words: str, allowed: Allowed) -> tuple[Candidates, dict[int, float], bool]:
+        """The lexical pool, the BM25 of the best ``LEXICAL_AHEAD`` allowed matches (one search: the
+        scores the other channels' candidates need are mostly among them), and whether those are every
+        allowed match (then a listing not among them scores 0)."""
         live, catalog = self.live, allowed.catalog
         if live.lexical is None or not self.settings.lexical:
-            return _empty()
+            return _empty(), {}, False
         keys = set(catalog.key[allowed.rows()].tolist()) if allowed.filtered else None
-        found = live.lexical.search(words, self.settings.lexical_candidates, keys)
+        fetch = max(self.settings.lexical_candidates, LEXICAL_AHEAD)
+        found = live.lexical.search(words, fetch, keys)
+        known = dict(found)
+        found = found[:self.settings.lexical_candidates]
         keys_arr = np.array([k for k, _ in found], np.int64)
         rows = catalog.rows_of_keys(keys_arr)
         keep = allowed.admits(rows)
-        return Candidates(rows[keep], keys_arr[keep], {LEXICAL: np.array([s for _, s in found], np.float32)[keep]})
+        pool = Candidates(rows[keep], keys_arr[keep], {LEXICAL: np.array([s for _, s in found], np.float32)[keep]})
+        return pool, known, len(known) < fetch
 
     def nearest_texts(self, catalog: CatalogView, vec: np.ndarray, n: int, exclude: frozenset[int]
                       ) -> list[tuple[float, int]]:
@@ -128,14 +139,18 @@ class Retriever:
         if u.text_vec is not None:
             pooled = u.text_pool if u.text_pool is not None and not allowed.filtered else None
             pools.append(pooled if pooled is not None else self.text_pool(u.text_vec, allowed))
+        known: tuple[dict[int, float], bool] = ({}, False)
         if u.words:
-            pools.append(self.lexical_pool(u.words, allowed))
+            pool, *known = self._lexical(u.words, allowed)
+            pools.append(pool)
         extra_rows = np.asarray(extra_rows, np.int64)
         pools.append(Candidates(extra_rows, allowed.catalog.key[extra_rows], {}))
-        return self.fill(u, allowed.catalog, _merge(pools))
+        return self.fill(u, allowed.catalog, _merge(pools), *known)
 
-    def fill(self, u: Understanding, catalog: CatalogView, cands: Candidates) -> Candidates:
-        """``cands`` with every channel ``u`` uses scored for every candidate (NaN = not yet)."""
+    def fill(self, u: Understanding, catalog: CatalogView, cands: Candidates, bm25: dict[int, float] | None = None,
+             every_match: bool = False) -> Candidates:
+        """``cands`` with every channel ``u`` uses scored for every candidate (NaN = not yet). ``bm25``:
+        scores already read (``_lexical``); ``every_match``: a listing not in it matches no word."""
         scores = dict(cands.scores)
         if u.has_image:
             scores[IMAGE] = self._filled(scores.get(IMAGE), cands,
@@ -144,8 +159,21 @@ class Retriever:
             scores[TEXT] = self._filled(scores.get(TEXT), cands, lambda c: self.text_scores(u.text_vec, c))
         if u.words and self.live.lexical is not None and self.settings.lexical:
             scores[LEXICAL] = self._filled(scores.get(LEXICAL), cands,
-                                           lambda c: self.live.lexical.scores(u.words, c.keys.tolist()))
+                                           lambda c: self.lexical_scores(u.words, c.keys, bm25, every_match))
         return Candidates(cands.rows, cands.keys, scores)
+
+    def lexical_scores(self, words: str, keys: np.ndarray, bm25: dict[int, float] | None = None,
+                       every_match: bool = False) -> np.ndarray:
+        """BM25 of each key: from ``bm25`` where it holds the key, else asked of the index (0 without
+        asking when ``every_match``)."""
+        bm25 = bm25 or {}
+        out = np.array([bm25.get(k, np.nan) for k in keys.tolist()], np.float32)
+        ask = np.flatnonzero(np.isnan(out))
+        if every_match:
+            out[ask] = 0.0
+        elif len(ask):
+            out[ask] = self.live.lexical.scores(words, keys[ask].tolist())
+        return out
 
     @staticmethod
     def _filled(have: np.ndarray | None, cands: Candidates, score) -> np.ndarray:
