@@ -166,6 +166,12 @@ class VectorIndex:
         self.infos["tombstones"] = len(self.tombstones)
         atomic_write_text(infos_path(path), json.dumps(self.infos, indent=2, sort_keys=True))
 
+    @property
+    def prefix_stable(self) -> bool:
+        """Whether a search for more results starts with the search for fewer (exact and IVF scans
+        probe the same lists whatever ``k``; an HNSW graph search widens with ``k``)."""
+        return self.kind != HNSW
+
     # ----------------------------------------------------------------- live changes
     @property
     def size(self) -> int:

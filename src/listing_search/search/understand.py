@@ -74,8 +74,11 @@ class Understander:
                          exclude: frozenset[int]) -> Candidates | None:
         """The words' unfiltered text candidates, searched once for both the neighbour vote (its
         first ``KNN_NEIGHBOURS``) and retrieval (reused when no filter narrows it); None when they
-        cannot be shared (an exclusion, or fewer candidates than the vote reads)."""
-        if text_vec is None or exclude or self.retriever.settings.candidates < 4 * KNN_NEIGHBOURS:
+        cannot be shared (an exclusion, fewer candidates than the vote reads, or an HNSW text index,
+        whose search for 200 is not the search for 40 and more)."""
+        text = self.live.text
+        if text_vec is None or exclude or self.retriever.settings.candidates < 4 * KNN_NEIGHBOURS \
+                or text is None or not text.prefix_stable:
             return None
         return self.retriever.text_pool(text_vec, Allowed.of(catalog, Filters(), frozenset()))
 

@@ -106,7 +106,10 @@ def _load(app: FastAPI, settings: Settings) -> None:
                                     "(run `listing-search index` after embed)")
         app.state.engine = SearchEngine.load(settings)
         app.state.writer = CatalogWriter(app.state.engine)
-        warm_places()
+        try:
+            warm_places()
+        except Exception as exc:  # only a search naming a place needs it: that one says so
+            log.warning("gazetteer not read at start-up: %s", exc)
         log.info("search engine loaded: %s", app.state.engine.health())
     except Exception as exc:  # any broken artifact: report it, keep the process up
         app.state.load_error = f"{type(exc).__name__}: {exc}"
