@@ -139,13 +139,13 @@ class Retriever:
         if u.text_vec is not None:
             pooled = u.text_pool if u.text_pool is not None and not allowed.filtered else None
             pools.append(pooled if pooled is not None else self.text_pool(u.text_vec, allowed))
-        known: tuple[dict[int, float], bool] = ({}, False)
+        bm25, every_match = {}, False
         if u.words:
-            pool, *known = self._lexical(u.words, allowed)
+            pool, bm25, every_match = self._lexical(u.words, allowed)
             pools.append(pool)
         extra_rows = np.asarray(extra_rows, np.int64)
         pools.append(Candidates(extra_rows, allowed.catalog.key[extra_rows], {}))
-        return self.fill(u, allowed.catalog, _merge(pools), *known)
+        return self.fill(u, allowed.catalog, _merge(pools), bm25, every_match)
 
     def fill(self, u: Understanding, catalog: CatalogView, cands: Candidates, bm25: dict[int, float] | None = None,
              every_match: bool = False) -> Candidates:
@@ -185,20 +185,25 @@ class Retriever:
 
     def photo_scores(self, catalog: CatalogView, vectors: np.ndarray, cands: Candidates) -> np.ndarray:
         """Best cosine between any of the query's photos and any of each candidate's (0 without photos)."""
-        live = self.live
-        owners, vids = _photo_owners(catalog, cands.rows)
-        out = np.zeros(len(cands), np.float32)
+        at, _, sims = self._photo_similarities(catalog, vectors, cands.rows)
+        best = np.full(len(cands), -np.inf, np.float32)
+        np.maximum.at(best, at, sims.astype(np.float32))
+        return np.where(np.isfinite(best), best, 0.0).astype(np.float32)
+
+    def _photo_similarities(self, catalog: CatalogView, vectors: np.ndarray, rows: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(position in ``rows``, vector id, best cosine to any of the query's photos) of every photo of
+        those rows the index still holds, in stored order: one reconstruction and one product."""
+        owners, vids = _photo_owners(catalog, np.asarray(rows, np.int64))
         if not len(vids):
-            return out
-        with live.lock:
-            present, x = live.image.reconstruct_present(vids)
+            return np.zeros(0, np.int64), vids, np.zeros(0, np.float32)
+        with self.live.lock:
+            present, x = self.live.image.reconstruct_present(vids)
         if not len(present):
-            return out
+            return np.zeros(0, np.int64), present, np.zeros(0, np.float32)
         sims = (unit_rows(x) @ unit_rows(np.atleast_2d(vectors)).T).max(axis=1)
         owner = dict(zip(vids.tolist(), owners.tolist()))
-        best = np.full(len(cands), -np.inf, np.float32)
-        np.maximum.at(best, np.array([owner[v] for v in present.tolist()], np.int64), sims.astype(np.float32))
-        return np.where(np.isfinite(best), best, 0.0).astype(np.float32)
+        return np.array([owner[v] for v in present.tolist()], np.int64), present, sims
 
     def text_scores(self, vec: np.ndarray, cands: Candidates) -> np.ndarray:
         """Text cosine of each candidate's stored listing vector (0 without one)."""
@@ -214,17 +219,8 @@ class Retriever:
     def matched_photos(self, catalog: CatalogView, vectors: np.ndarray, rows: np.ndarray) -> dict[int, list[int]]:
         """Per catalogue row, its listing's photo vector ids, the most like the query's photos first
         (one reconstruction and one product for a page)."""
-        owners, vids = _photo_owners(catalog, np.asarray(rows, np.int64))
+        at, present, sims = self._photo_similarities(catalog, vectors, rows)
         out: dict[int, list[int]] = {int(r): [] for r in rows}
-        if not len(vids):
-            return out
-        with self.live.lock:
-            present, x = self.live.image.reconstruct_present(vids)
-        if not len(present):
-            return out
-        sims = (unit_rows(x) @ unit_rows(np.atleast_2d(vectors)).T).max(axis=1)
-        owner = dict(zip(vids.tolist(), owners.tolist()))
-        at = np.array([owner[v] for v in present.tolist()], np.int64)
         order = np.lexsort((np.arange(len(present)), -sims, at))  # by owner, then most alike, ties as stored
         for i in order.tolist():
             out[int(rows[at[i]])].append(int(present[i]))

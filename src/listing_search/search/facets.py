@@ -78,14 +78,12 @@ def _path_levels(catalog: CatalogView) -> tuple[list[str], tuple[np.ndarray, np.
     if held is not None and held[0] == len(paths):
         return held[1], held[2]
     values = list(paths.values)
-    names: list[str] = []
-    at: dict[str, int] = {}
+    at: dict[str, int] = {}  # facet value name -> its index, in order of first sight
     levels = (np.full(len(values) + 1, -1, np.int64), np.full(len(values) + 1, -1, np.int64))
     for code, path in enumerate(values):
         for depth, name in enumerate(_levels(path)):
             levels[depth][code] = at.setdefault(name, len(at))
-            if len(names) < len(at):
-                names.append(name)
+    names = list(at)
     _LEVELS[paths] = (len(values), names, levels)
     return names, levels
 

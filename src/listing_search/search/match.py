@@ -31,7 +31,6 @@ import numpy as np
 
 from listing_search.core.text import match_terms
 from listing_search.index.catalog import CatalogView
-from listing_search.index.lexical import LexicalIndex
 from listing_search.models.bundle import ModelBundle
 from listing_search.search.candidates import Allowed
 from listing_search.search.rank import NEAR_DUPLICATE, calibration_mode
@@ -40,14 +39,13 @@ from listing_search.search.types import IMAGE, MatchSet, Ranked, Understanding
 MIN_SHOWN = 10  # a search that matches at all shows at least this many of its best ranked listings
 
 
-def holding_words(lexical: LexicalIndex | None, allowed: Allowed, terms: tuple[str, ...],
-                  holders: np.ndarray | None = None) -> np.ndarray:
-    """Catalogue rows of the allowed listings holding every term, most BM25 first (ties by key);
-    ``holders``: the keys of every listing holding them (``Understanding.holders``), when found already."""
-    if lexical is None or not terms:
+def holding_words(allowed: Allowed, holders: np.ndarray | None) -> np.ndarray:
+    """Catalogue rows of the allowed listings holding every term, most BM25 first (ties by key), from
+    ``holders``: the keys of every listing holding them (``Understanding.holders``; None without words
+    or a lexical index)."""
+    if holders is None:
         return np.zeros(0, np.int64)
-    keys = lexical.holding(list(terms))[0] if holders is None else holders
-    rows = allowed.catalog.rows_of_keys(keys)
+    rows = allowed.catalog.rows_of_keys(holders)
     return rows[allowed.admits(rows)]
 
 

@@ -209,8 +209,7 @@ class SearchPipeline:
     def _ranked(self, query: Query, u: Understanding, catalog: CatalogView) -> tuple[Scored, np.ndarray]:
         """retrieve -> rank for an understood query (the understanding never depends on filters)."""
         allowed = Allowed.of(catalog, query.filters, query.exclude)
-        holding = np.zeros(0, np.int64) if u.unknown_words else \
-            holding_words(self.live.lexical, allowed, u.terms, u.holders)
+        holding = np.zeros(0, np.int64) if u.unknown_words else holding_words(allowed, u.holders)
         cands = self.retriever.retrieve(u, allowed, holding[:self.settings.max_scored])
         profile = self.personaliser.profile(catalog, query.history) if query.history else None
         ranked = self.ranker.rank(catalog, u, cands, profile, holding)
