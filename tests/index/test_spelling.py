@@ -23,7 +23,7 @@ def test_dropped_letter_words_are_corrected():
 
 def test_known_words_numbers_and_short_words_are_left_alone():
     s = speller()
-    for query in ["corner sofa", "256gb 12", "1234", "sfa", "pne", "tabl3"]:
+    for query in ["corner sofa", "256gb 12", "1234", "sf", "tabl3"]:
         got = s.correct(query)
         assert got.corrected == query and not got.changed and got.replacements == []
     assert s.correct("Corner SOFA").corrected == "corner sofa"  # lower-cased, but nothing replaced
@@ -84,7 +84,9 @@ def test_known_words_counts_only_words_the_catalogue_uses():
 def test_short_words_are_corrected_within_one_edit_only():
     speller = Speller.from_texts(["paw print", "vape pen", "wardrobe"])
     assert speller.correct("pqwx").corrected == "pqwx"  # "paw" is 2 edits away: nonsense stays nonsense
-    assert speller.correct("vpe").corrected == "vpe"  # 3 letters: never corrected
+    assert speller.correct("vpe pen").corrected == "vpe pen"  # 3 letters beside other words: only if they vouch
+    assert speller.correct("vpe").corrected == "vape"  # alone: a letter left out is put back
+    assert speller.correct("pw").corrected == "pw"  # 2 letters: never corrected
     assert speller.correct("vapes").changed is False or speller.correct("vapes").corrected == "vape"
     assert speller.correct("wrdrobe").corrected == "wardrobe"  # 7 letters: 1 edit, corrected
     assert speller.correct("wrdrbe").corrected == "wardrobe"  # 6 letters: 2 edits allowed
@@ -110,8 +112,26 @@ def test_three_letter_words_only_when_the_other_words_vouch():
         return sum(1 for d in docs if candidate in d and d & set(others))
 
     assert speller.correct("leather sfa", context).corrected == "leather sofa"
-    assert speller.correct("sfa", context).corrected == "sfa"  # nothing to vouch: left alone
     assert speller.correct("leather sfa").corrected == "leather sfa"  # no context: left alone
+    assert speller.correct("leather sfy", context).corrected == "leather sfy"  # nothing listed beside it
+
+
+def test_a_three_letter_word_alone_gets_a_left_out_letter_back():
+    speller = Speller.from_texts(["leather sofa", "spa day", "sea view", "pine desk", "oak desk", "deck chair",
+                                  "bed"])
+    # "sofa" (a letter left out) before "spa" and "sea" (a wrong letter), though all are one edit away
+    assert speller.correct("sfa").corrected == "sofa"
+    assert speller.correct("Dsk").replacements == [("dsk", "desk")]
+    assert speller.correct("dek").corrected == "desk"  # desk and deck: both a letter short, desk the commoner
+    assert speller.correct("pne").corrected == "pine"
+    for typed in ["ofa", "spx", "bex"]:  # only a changed first letter, or a wrong letter, would make a word
+        assert speller.correct(typed).corrected == typed
+    assert speller.correct("sfa 2024").corrected == "sofa 2024"  # a number is no word to vouch
+    assert speller.correct("sfa", spelling_context({"sofa": {"red"}})).corrected == "sofa"
+
+
+def spelling_context(neighbours: dict[str, set[str]]):
+    return lambda candidate, others: len(neighbours.get(candidate, set()) & set(others))
 
 
 def test_a_left_out_letter_is_likelier_than_a_wrong_or_extra_one():

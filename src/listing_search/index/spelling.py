@@ -115,7 +115,8 @@ class Speller:
         one listed with the query's other words (``context``, ``LexicalIndex.cooccurrence``) goes first, then the likelier slip
         (``typo_prior``: first letter kept, a letter left out), then the one listed with them most
         often, then the most frequent; a 3-letter word is corrected only when ``context`` finds its
-        correction beside the other words."""
+        correction beside the other words, or, when no other word is known, when a letter left out
+        (the first kept) restores a catalogue word: "dsk" alone is searched as *desk*."""
         words = tokens(query)
         replacements: list[tuple[str, str]] = []
         out: list[str] = []
@@ -131,8 +132,9 @@ class Speller:
     def _fix(self, word: str, others: list[str], context: Context | None) -> str:
         """The correction of one word, or the word itself when it is safe or nothing is close."""
         short = len(word) == MIN_CORRECTED_LENGTH - 1
-        if (len(word) < MIN_CORRECTED_LENGTH and not (short and context and others)) or not word.isalpha() \
-                or self._counts.get(word, 0) > 0 or word in self.english:
+        alone = short and not others  # nothing to vouch, nothing to mislead: a dropped letter may be put back
+        if (len(word) < MIN_CORRECTED_LENGTH and not (short and context and others) and not alone) \
+                or not word.isalpha() or self._counts.get(word, 0) > 0 or word in self.english:
             return word
         # Short words are one edit from many others: allow 2 edits only from 6 letters up, so a typed
         # nonsense word ("pqwx") is not turned into a real one ("paw") two edits away.
@@ -152,6 +154,8 @@ class Speller:
             if short and together[best.term] == 0:  # a 3-letter word is corrected only when the other words vouch
                 return word
             return best.term
+        if alone:  # "dsk" is desk, "sfa" sofa: only the likeliest slip (first letter kept, one left out)
+            return tied[0].term if typo_prior(word, tied[0].term) == (0, 0) else word
         return word if short else tied[0].term
 
     def _apply(self, deltas: Counter[str]) -> None:
