@@ -132,3 +132,34 @@ def test_load_ranker_dispatches_on_kind(data, lambdamart, tmp_path):
     (tmp_path / "odd.json").write_text(json.dumps({"kind": "neural"}))
     with pytest.raises(ValueError, match="unknown ranker kind 'neural'"):
         load_ranker(tmp_path / "odd.json")
+
+
+def test_the_compiled_trees_score_and_order_as_lightgbm(data, lambdamart):
+    _, (vx, _, _) = data
+    assert lambdamart.compiled() is not None  # lleaves is a dependency: CI must compile
+    ours, lightgbm = lambdamart.score(vx), lambdamart._booster.predict(vx, num_threads=1)
+    np.testing.assert_allclose(ours, lightgbm, rtol=0, atol=1e-12)  # a float sum's order apart
+    rows = np.arange(len(vx))
+    np.testing.assert_array_equal(np.lexsort((rows, -ours)), np.lexsort((rows, -lightgbm)))
+    with_gaps = vx.copy()
+    with_gaps[::3, 1] = np.nan  # a missing feature goes down each split's default side in both
+    np.testing.assert_allclose(lambdamart.score(with_gaps), lambdamart._booster.predict(with_gaps, num_threads=1),
+                               rtol=0, atol=1e-12)
+
+
+def test_without_the_compiler_lightgbm_scores(data, lambdamart, monkeypatch, caplog):
+    from listing_search.models import ltr
+
+    _, (vx, _, _) = data
+    monkeypatch.setenv(ltr.COMPILE_ENV, "0")
+    off = LambdaMartRanker.from_json(lambdamart.to_json())
+    assert off.compiled() is None
+    np.testing.assert_array_equal(off.score(vx), lambdamart._booster.predict(vx, num_threads=1))
+    monkeypatch.delenv(ltr.COMPILE_ENV)
+    monkeypatch.setattr(ltr, "_compiled", {})  # nothing compiled yet in this process
+    monkeypatch.setitem(__import__("sys").modules, "lleaves", None)  # the package missing: import fails
+    broken = LambdaMartRanker.from_json(lambdamart.to_json())
+    with caplog.at_level("WARNING", logger="listing_search.models.ltr"):
+        assert broken.compiled() is None
+    assert "not compiled" in caplog.text
+    np.testing.assert_array_equal(broken.score(vx), lambdamart._booster.predict(vx, num_threads=1))
