@@ -46,6 +46,19 @@ def test_votes_exclude_the_candidate_itself():
     w = np.array([3.0, 2.0, 1.0])
     got = votes(["a", "a", "b"], w)
     np.testing.assert_allclose(got, [2 / 3, 3 / 4, 0.0])
+    np.testing.assert_array_equal(votes(np.array([7, 7, 9]), w), got)  # integer codes: counted in numpy
+
+
+def test_votes_over_integer_codes_equal_the_loop_over_labels():
+    rng = np.random.default_rng(3)
+    for trial in range(3000):
+        n = int(rng.integers(1, 300))
+        codes = rng.integers(-1, [3, 40, 10_000, 10**9][trial % 4], n)  # small codes, and far apart
+        w = rng.random(n) if trial % 3 else np.round(rng.random(n) * 4) / 4  # ties among the top
+        if trial % 11 == 0:
+            w[:] = 0.0  # no weight: every vote 0
+        labels = [f"g{c}" for c in codes.tolist()]  # the same groups as labels take the plain loop
+        np.testing.assert_array_equal(votes(codes, w), votes(labels, w))
 
 
 def test_content_words_drop_stopwords_and_case():

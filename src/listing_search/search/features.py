@@ -59,21 +59,44 @@ def rrf(channel_scores: dict[str, np.ndarray], channels: Sequence[str], n: int) 
     return out
 
 
-def votes(groups: Sequence[object], weights: np.ndarray, voters: int = VOTERS) -> np.ndarray:
+def votes(groups: Sequence[object] | np.ndarray, weights: np.ndarray, voters: int = VOTERS) -> np.ndarray:
     """For each candidate: the weight of the top ``voters`` OTHER candidates in its group, over theirs.
 
     A listing whose category the best candidates agree on is likelier to be what was meant, whatever
-    channel found it (pseudo-relevance feedback on categories).
+    channel found it (pseudo-relevance feedback on categories). ``groups``: any hashable labels (None:
+    in no group), or integer codes, counted in numpy: each group's weight summed in the top's order,
+    as a loop would, so both give the same floats.
     """
     n = len(groups)
     if n == 0:
         return np.zeros(0, np.float32)
+    weights = np.asarray(weights, np.float64)
     top = np.argsort(-weights, kind="stable")[:voters]
     total = float(weights[top].sum())
-    mass: dict[str | None, float] = {}
+    codes = np.asarray(groups)
+    if codes.dtype.kind not in "iu":
+        return _votes_loop(list(groups), weights, top, total)
+    low = int(codes.min())
+    if int(codes.max()) - low < 4096:  # small codes (a catalogue's roots and paths): index by them
+        inverse = codes.astype(np.int64) - low
+        mass = np.zeros(int(inverse.max()) + 1, np.float64)
+    else:
+        labels, inverse = np.unique(codes, return_inverse=True)
+        mass = np.zeros(len(labels), np.float64)
+    np.add.at(mass, inverse[top], weights[top])  # unbuffered, in the top's order
+    own = np.zeros(n, np.float64)
+    own[top] = weights[top]
+    rest = total - own
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(rest > 0, (mass[inverse] - own) / rest, 0.0)
+    return out.astype(np.float32)
+
+
+def _votes_loop(groups: list, weights: np.ndarray, top: np.ndarray, total: float) -> np.ndarray:
+    mass: dict[object, float] = {}
     for j in top:
         mass[groups[j]] = mass.get(groups[j], 0.0) + float(weights[j])
-    out = np.zeros(n, np.float32)
+    out = np.zeros(len(groups), np.float32)
     in_top = set(top.tolist())
     for i, g in enumerate(groups):
         own = float(weights[i]) if i in in_top else 0.0
@@ -119,7 +142,7 @@ def candidate_features(words: frozenset[str], category_probs: np.ndarray | None,
         bm25=bm25, bm25_share=bm25 / top_bm25 if top_bm25 > 0 else 0.0,
         title_overlap=[word_overlap(words, t) for t in titles],
         category_agreement=agreement,
-        root_vote=votes(np.asarray(roots).tolist(), fused), path_vote=votes(np.asarray(paths).tolist(), fused),
+        root_vote=votes(np.asarray(roots), fused), path_vote=votes(np.asarray(paths), fused),
         has_text=float(has_text), has_image=float(has_image),
         holds_words=0.0 if held is None else held.astype(np.float32),
         title_phrase=0.0 if phrase is None else phrase.astype(np.float32),
