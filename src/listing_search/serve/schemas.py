@@ -40,10 +40,7 @@ class ListingOut(BaseModel):
 
     @classmethod
     def of(cls, listing: Listing, distance_km: float | None = None) -> "ListingOut":
-        return cls(id=listing.listing_id, title=listing.title, description=listing.description,
-                   price=listing.price, location=listing.location, category=listing.root_category,
-                   category_path=listing.category_path, posted_at=listing.posted_at,
-                   photos=[photo_out(i) for i in listing.image_ids], distance_km=km_out(distance_km))
+        return cls(**listing_fields(listing, distance_km))
 
 
 class SnippetOut(BaseModel):
@@ -87,7 +84,7 @@ class SearchHitOut(ListingOut):
 
     @classmethod
     def of_hit(cls, hit: Hit) -> "SearchHitOut":
-        base = ListingOut.of(hit.listing, hit.distance_km).model_dump()
+        base = listing_fields(hit.listing, hit.distance_km)  # validated once, as this model's fields
         rel = None if hit.relevance is None else round(min(1.0, max(0.0, hit.relevance)), 4)
         marks = hit.highlight
         same = None if hit.same_path is None else round(min(1.0, max(0.0, hit.same_path)), 4)
@@ -341,6 +338,14 @@ class RecommendOut(BaseModel):
 def km_out(km: float | None) -> float | None:
     """A distance as answered: to 100 m (``serve.privacy``)."""
     return None if km is None else shown_km(km)
+
+
+def listing_fields(listing: Listing, distance_km: float | None = None) -> dict:
+    """A listing's fields as ``ListingOut`` (and so ``SearchHitOut``) answers them."""
+    return dict(id=listing.listing_id, title=listing.title, description=listing.description,
+                price=listing.price, location=listing.location, category=listing.root_category,
+                category_path=listing.category_path, posted_at=listing.posted_at,
+                photos=[photo_out(i) for i in listing.image_ids], distance_km=km_out(distance_km))
 
 
 def photo_out(image_id: str) -> PhotoOut:
