@@ -126,7 +126,11 @@ def test_a_three_letter_word_alone_gets_a_left_out_letter_back():
     assert speller.correct("pne").corrected == "pine"
     for typed in ["ofa", "spx", "bex"]:  # only a changed first letter, or a wrong letter, would make a word
         assert speller.correct(typed).corrected == typed
-    assert speller.correct("sfa 2024").corrected == "sofa 2024"  # a number is no word to vouch
+    assert speller.correct("sfa 2024").corrected == "sofa 2024"  # a number no listing uses vouches for nothing
+    taxis = Speller.from_texts(["taxi rank sign", "zoom lens", "bird table"])
+    for english in ["tax", "zoo", "bid"]:  # real words a buyer meant, though no listing uses them
+        assert taxis.correct(english).corrected == english
+    assert Speller.from_texts(["taxi rank sign"], english=False).correct("tax").corrected == "taxi"
     assert speller.correct("sfa", spelling_context({"sofa": {"red"}})).corrected == "sofa"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from listing_search.core.text import content_words
 from listing_search.search.features import FEATURES, candidate_features, rrf, votes
@@ -59,6 +60,16 @@ def test_votes_over_integer_codes_equal_the_loop_over_labels():
             w[:] = 0.0  # no weight: every vote 0
         labels = [f"g{c}" for c in codes.tolist()]  # the same groups as labels take the plain loop
         np.testing.assert_array_equal(votes(codes, w), votes(labels, w))
+    np.testing.assert_array_equal(votes(np.array([2**64 - 2, 2**64 - 1, 2**64 - 2], np.uint64), np.ones(3)),
+                                  votes(["a", "b", "a"], np.ones(3)))  # codes at their dtype's end
+    np.testing.assert_array_equal(votes([(1, 2), (1, 2), (3, 4)], np.ones(3)), votes(["a", "a", "b"], np.ones(3)))
+
+
+def test_integer_codes_are_counted_without_the_loop(monkeypatch):
+    from listing_search.search import features
+
+    monkeypatch.setattr(features, "_votes_loop", lambda *a: pytest.fail("integer codes took the loop"))
+    np.testing.assert_allclose(votes(np.array([5, 5, 9]), np.array([3.0, 2.0, 1.0])), [2 / 3, 3 / 4, 0.0])
 
 
 def test_content_words_drop_stopwords_and_case():

@@ -48,6 +48,19 @@ def english_words() -> frozenset[str]:
     return frozenset(words)
 
 
+@lru_cache(maxsize=1)
+def english_short_words() -> frozenset[str]:
+    """3-letter English words counted ``ENGLISH_MIN_COUNT``+ times in the same list: typed alone, they
+    stand as typed ("tax" is not *taxi*, "zoo" not *zoom*), though no listing uses them."""
+    words = set()
+    with resources.files("symspellpy").joinpath(ENGLISH_LIST).open(encoding="utf-8") as f:
+        for line in f:
+            word, _, count = line.partition(" ")
+            if len(word) == MIN_CORRECTED_LENGTH - 1 and word.isalpha() and int(count) >= ENGLISH_MIN_COUNT:
+                words.add(word)
+    return frozenset(words)
+
+
 @dataclass(frozen=True)
 class Correction:
     """The query as typed, the query to search with (lower-case words), and what was replaced."""
@@ -115,8 +128,9 @@ class Speller:
         one listed with the query's other words (``context``, ``LexicalIndex.cooccurrence``) goes first, then the likelier slip
         (``typo_prior``: first letter kept, a letter left out), then the one listed with them most
         often, then the most frequent; a 3-letter word is corrected only when ``context`` finds its
-        correction beside the other words, or, when no other word is known, when a letter left out
-        (the first kept) restores a catalogue word: "dsk" alone is searched as *desk*."""
+        correction beside the other words, or, when no other word is known and it is no English word
+        (``english_short_words``, with ``english``), when a letter left out (the first kept) restores a
+        catalogue word: "dsk" alone is searched as *desk*, "tax" as typed."""
         words = tokens(query)
         replacements: list[tuple[str, str]] = []
         out: list[str] = []
@@ -132,7 +146,9 @@ class Speller:
     def _fix(self, word: str, others: list[str], context: Context | None) -> str:
         """The correction of one word, or the word itself when it is safe or nothing is close."""
         short = len(word) == MIN_CORRECTED_LENGTH - 1
-        alone = short and not others  # nothing to vouch, nothing to mislead: a dropped letter may be put back
+        # alone, nothing vouches and nothing misleads: a dropped letter may be put back, unless the word
+        # is itself English ("tax", "zoo", "bid": a buyer meant them)
+        alone = short and not others and not (self.english and word in english_short_words())
         if (len(word) < MIN_CORRECTED_LENGTH and not (short and context and others) and not alone) \
                 or not word.isalpha() or self._counts.get(word, 0) > 0 or word in self.english:
             return word

@@ -116,14 +116,12 @@ def compiled_forest(model: str) -> Any | None:
     if os.environ.get(COMPILE_ENV, "1") == "0":
         return None
     key = hashlib.sha256(model.encode()).hexdigest()
-    if key in _compiled:
-        return _compiled[key]
     with _compile_lock:
         if key not in _compiled:
             _compiled[key] = _compile(model)
             if len(_compiled) > 16:  # fitting compiles a model per trial: keep the newest few
                 _compiled.pop(next(iter(_compiled)))
-    return _compiled[key]
+        return _compiled[key]  # an evicted model lives on in the rankers holding it (its code with it)
 
 
 def _compile(model: str) -> Any | None:

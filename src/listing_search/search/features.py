@@ -64,8 +64,8 @@ def votes(groups: Sequence[object] | np.ndarray, weights: np.ndarray, voters: in
 
     A listing whose category the best candidates agree on is likelier to be what was meant, whatever
     channel found it (pseudo-relevance feedback on categories). ``groups``: any hashable labels (None:
-    in no group), or integer codes, counted in numpy: each group's weight summed in the top's order,
-    as a loop would, so both give the same floats.
+    in no group), or a 1-D integer array of codes, counted in numpy: each group's weight summed in the
+    top's order, as the loop over labels does, so both give the same floats.
     """
     n = len(groups)
     if n == 0:
@@ -73,12 +73,12 @@ def votes(groups: Sequence[object] | np.ndarray, weights: np.ndarray, voters: in
     weights = np.asarray(weights, np.float64)
     top = np.argsort(-weights, kind="stable")[:voters]
     total = float(weights[top].sum())
-    codes = np.asarray(groups)
-    if codes.dtype.kind not in "iu":
+    codes = groups if isinstance(groups, np.ndarray) else None
+    if codes is None or codes.ndim != 1 or codes.dtype.kind not in "iu":
         return _votes_loop(list(groups), weights, top, total)
-    low = int(codes.min())
-    if int(codes.max()) - low < 4096:  # small codes (a catalogue's roots and paths): index by them
-        inverse = codes.astype(np.int64) - low
+    low = codes.min()
+    if int(codes.max()) - int(low) < 4096:  # small codes (a catalogue's roots and paths): index by them
+        inverse = (codes - low).astype(np.int64)  # in their own dtype: no overflow near its ends
         mass = np.zeros(int(inverse.max()) + 1, np.float64)
     else:
         labels, inverse = np.unique(codes, return_inverse=True)
