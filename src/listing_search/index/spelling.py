@@ -36,29 +36,29 @@ ENGLISH_LIST = "frequency_dictionary_en_82_765.txt"  # shipped inside the symspe
 
 
 @lru_cache(maxsize=1)
-def english_words() -> frozenset[str]:
-    """English words of ``ENGLISH_MIN_LENGTH``+ letters counted ``ENGLISH_MIN_COUNT``+ times in
-    symspellpy's bundled frequency list (no download; read once per process)."""
+def _common_english() -> frozenset[str]:
+    """The alphabetic words counted ``ENGLISH_MIN_COUNT``+ times in symspellpy's bundled frequency list
+    (no download; read once per process)."""
     words = set()
     with resources.files("symspellpy").joinpath(ENGLISH_LIST).open(encoding="utf-8") as f:
         for line in f:
             word, _, count = line.partition(" ")
-            if len(word) >= ENGLISH_MIN_LENGTH and word.isalpha() and int(count) >= ENGLISH_MIN_COUNT:
+            if word.isalpha() and int(count) >= ENGLISH_MIN_COUNT:
                 words.add(word)
     return frozenset(words)
 
 
 @lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """English words of ``ENGLISH_MIN_LENGTH``+ letters (``_common_english``)."""
+    return frozenset(w for w in _common_english() if len(w) >= ENGLISH_MIN_LENGTH)
+
+
+@lru_cache(maxsize=1)
 def english_short_words() -> frozenset[str]:
-    """3-letter English words counted ``ENGLISH_MIN_COUNT``+ times in the same list: typed alone, they
-    stand as typed ("tax" is not *taxi*, "zoo" not *zoom*), though no listing uses them."""
-    words = set()
-    with resources.files("symspellpy").joinpath(ENGLISH_LIST).open(encoding="utf-8") as f:
-        for line in f:
-            word, _, count = line.partition(" ")
-            if len(word) == MIN_CORRECTED_LENGTH - 1 and word.isalpha() and int(count) >= ENGLISH_MIN_COUNT:
-                words.add(word)
-    return frozenset(words)
+    """3-letter English words (``_common_english``): typed alone, they stand as typed ("tax" is not
+    *taxi*, "zoo" not *zoom*), though no listing uses them."""
+    return frozenset(w for w in _common_english() if len(w) == MIN_CORRECTED_LENGTH - 1)
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,14 @@ class Speller:
     Every word ever counted (count > 0) is "known" and never rewritten, even below ``min_count``: a
     query word that some listing contains already finds that listing. ``min_count`` only decides
     which words a misspelling may be corrected *to*, keeping rare catalogue typos out of the targets.
-    ``english``: words no listing uses that still stand as typed (``english_words``; empty: none).
+    ``english``: words no listing uses that still stand as typed (``english_words``; empty: none);
+    ``english_short``: 3-letter words that stand as typed when alone (``english_short_words``).
     """
 
-    def __init__(self, min_count: int = 1, english: frozenset[str] = frozenset()) -> None:
+    def __init__(self, min_count: int = 1, english: frozenset[str] = frozenset(),
+                 english_short: frozenset[str] = frozenset()) -> None:
         self.min_count = max(1, min_count)
-        self.english = english
+        self.english, self.english_short = english, english_short
         self._counts: Counter[str] = Counter()
         self._symspell = SymSpell(max_dictionary_edit_distance=MAX_DISTANCE, prefix_length=7)
         # symspell is not thread-safe: a lookup while the follower thread deletes a word raised
@@ -94,7 +96,7 @@ class Speller:
     def from_texts(cls, texts: Iterable[str], min_count: int = 1, english: bool = True) -> Speller:
         """A speller over every word of ``texts`` (titles and descriptions); ``english``: real English
         words of 6+ letters stand as typed."""
-        speller = cls(min_count, english_words() if english else frozenset())
+        speller = cls(min_count, english_words(), english_short_words()) if english else cls(min_count)
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(tokens(text))
@@ -129,7 +131,7 @@ class Speller:
         (``typo_prior``: first letter kept, a letter left out), then the one listed with them most
         often, then the most frequent; a 3-letter word is corrected only when ``context`` finds its
         correction beside the other words, or, when no other word is known and it is no English word
-        (``english_short_words``, with ``english``), when a letter left out (the first kept) restores a
+        (``english_short``), when a letter left out (the first kept) restores a
         catalogue word: "dsk" alone is searched as *desk*, "tax" as typed."""
         words = tokens(query)
         replacements: list[tuple[str, str]] = []
@@ -148,7 +150,7 @@ class Speller:
         short = len(word) == MIN_CORRECTED_LENGTH - 1
         # alone, nothing vouches and nothing misleads: a dropped letter may be put back, unless the word
         # is itself English ("tax", "zoo", "bid": a buyer meant them)
-        alone = short and not others and not (self.english and word in english_short_words())
+        alone = short and not others and word not in self.english_short
         if (len(word) < MIN_CORRECTED_LENGTH and not (short and context and others) and not alone) \
                 or not word.isalpha() or self._counts.get(word, 0) > 0 or word in self.english:
             return word

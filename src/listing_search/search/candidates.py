@@ -93,14 +93,11 @@ class Retriever:
         keep = allowed.admits(rows)
         return Candidates(rows[keep], keys[keep], {TEXT: scores[keep]})
 
-    def lexical_pool(self, words: str, allowed: Allowed) -> Candidates:
-        """Listings matching the words best by BM25, ``rank.lexical_candidates`` of them."""
-        return self._lexical(words, allowed)[0]
-
-    def _lexical(self, words: str, allowed: Allowed) -> tuple[Candidates, dict[int, float], bool]:
-        """The lexical pool, the BM25 of the best ``LEXICAL_AHEAD`` allowed matches (one search: the
-        scores the other channels' candidates need are mostly among them), and whether those are every
-        allowed match (then a listing not among them scores 0)."""
+    def lexical_pool(self, words: str, allowed: Allowed) -> tuple[Candidates, dict[int, float], bool]:
+        """Listings matching the words best by BM25 (``rank.lexical_candidates`` of them), the BM25 of the
+        best ``LEXICAL_AHEAD`` allowed matches (one search: the scores the other channels' candidates need
+        are mostly among them), and whether those are every allowed match (then a listing not among them
+        scores 0)."""
         live, catalog = self.live, allowed.catalog
         if live.lexical is None or not self.settings.lexical:
             return _empty(), {}, False
@@ -141,7 +138,7 @@ class Retriever:
             pools.append(pooled if pooled is not None else self.text_pool(u.text_vec, allowed))
         bm25, every_match = {}, False
         if u.words:
-            pool, bm25, every_match = self._lexical(u.words, allowed)
+            pool, bm25, every_match = self.lexical_pool(u.words, allowed)
             pools.append(pool)
         extra_rows = np.asarray(extra_rows, np.int64)
         pools.append(Candidates(extra_rows, allowed.catalog.key[extra_rows], {}))
@@ -150,7 +147,7 @@ class Retriever:
     def fill(self, u: Understanding, catalog: CatalogView, cands: Candidates, bm25: dict[int, float] | None = None,
              every_match: bool = False) -> Candidates:
         """``cands`` with every channel ``u`` uses scored for every candidate (NaN = not yet). ``bm25``:
-        scores already read (``_lexical``); ``every_match``: a listing not in it matches no word."""
+        scores already read (``lexical_pool``); ``every_match``: a listing not in it matches no word."""
         scores = dict(cands.scores)
         if u.has_image:
             scores[IMAGE] = self._filled(scores.get(IMAGE), cands,

@@ -76,13 +76,8 @@ def votes(groups: Sequence[object] | np.ndarray, weights: np.ndarray, voters: in
     codes = groups if isinstance(groups, np.ndarray) else None
     if codes is None or codes.ndim != 1 or codes.dtype.kind not in "iu":
         return _votes_loop(list(groups), weights, top, total)
-    low = codes.min()
-    if int(codes.max()) - int(low) < 4096:  # small codes (a catalogue's roots and paths): index by them
-        inverse = (codes - low).astype(np.int64)  # in their own dtype: no overflow near its ends
-        mass = np.zeros(int(inverse.max()) + 1, np.float64)
-    else:
-        labels, inverse = np.unique(codes, return_inverse=True)
-        mass = np.zeros(len(labels), np.float64)
+    labels, inverse = np.unique(codes, return_inverse=True)
+    mass = np.zeros(len(labels), np.float64)
     np.add.at(mass, inverse[top], weights[top])  # unbuffered, in the top's order
     own = np.zeros(n, np.float64)
     own[top] = weights[top]

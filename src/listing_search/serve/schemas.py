@@ -84,17 +84,22 @@ class SearchHitOut(ListingOut):
 
     @classmethod
     def of_hit(cls, hit: Hit) -> "SearchHitOut":
-        base = listing_fields(hit.listing, hit.distance_km)  # validated once, as this model's fields
-        rel = None if hit.relevance is None else round(min(1.0, max(0.0, hit.relevance)), 4)
-        marks = hit.highlight
-        same = None if hit.same_path is None else round(min(1.0, max(0.0, hit.same_path)), 4)
-        return cls(**base, score=round(hit.score, 6), relevance=rel, same_category=same, match=hit.match,
-                   scores={k: round(v, 6) for k, v in hit.scores.items()},
-                   matched_photos=[photo_out(i) for i in hit.matched_image_ids],
-                   highlight=None if marks is None else HighlightOut(
-                       title=marks.title, snippet=SnippetOut(text=marks.snippet_text, spans=marks.snippet_spans)),
-                   duplicates=DuplicatesOut(count=len(hit.duplicates), listing_ids=list(hit.duplicates))
-                   if hit.duplicates else None, buying=hit.buying)
+        return cls(**hit_fields(hit))
+
+
+def hit_fields(hit: Hit) -> dict:
+    """A result's fields as ``SearchHitOut`` (and so ``RecommendHitOut``) answers them: validated once,
+    by the model built from them."""
+    marks = hit.highlight
+    return dict(**listing_fields(hit.listing, hit.distance_km), score=round(hit.score, 6),
+                relevance=None if hit.relevance is None else round(min(1.0, max(0.0, hit.relevance)), 4),
+                same_category=None if hit.same_path is None else round(min(1.0, max(0.0, hit.same_path)), 4),
+                match=hit.match, scores={k: round(v, 6) for k, v in hit.scores.items()},
+                matched_photos=[photo_out(i) for i in hit.matched_image_ids],
+                highlight=None if marks is None else HighlightOut(
+                    title=marks.title, snippet=SnippetOut(text=marks.snippet_text, spans=marks.snippet_spans)),
+                duplicates=DuplicatesOut(count=len(hit.duplicates), listing_ids=list(hit.duplicates))
+                if hit.duplicates else None, buying=hit.buying)
 
 
 class Correction(BaseModel):
@@ -322,7 +327,7 @@ class RecommendHitOut(SearchHitOut):
     @classmethod
     def of_reason(cls, hit: Hit, reason: tuple[str, str, str] | None) -> RecommendHitOut:
         because = None if reason is None else BecauseOut(listing_id=reason[0], title=reason[1], event=reason[2])
-        return cls(**SearchHitOut.of_hit(hit).model_dump(), because=because)
+        return cls(**hit_fields(hit), because=because)
 
 
 class RecommendOut(BaseModel):
