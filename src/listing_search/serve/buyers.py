@@ -37,8 +37,9 @@ def owner_of(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def buyer(token: Annotated[str | None, Security(TOKEN_HEADER)] = None) -> str:
-    """The owner id of the request's token; 401 without one, 422 for one that cannot be random enough."""
+async def buyer(token: Annotated[str | None, Security(TOKEN_HEADER)] = None) -> str:
+    """The owner id of the request's token; 401 without one, 422 for one that cannot be random enough
+    (``async``: a hash, run on the event loop rather than through the thread pool)."""
     if not token:
         raise HTTPException(401, MISSING, headers={"WWW-Authenticate": "X-Buyer-Token"})
     if not TOKEN.fullmatch(token) or len(set(token)) < MIN_DISTINCT:

@@ -62,8 +62,9 @@ class BodyDeadlineMiddleware:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise BodyTimeout(self.seconds)
-        try:
-            return await asyncio.wait_for(receive(), remaining)
+        try:  # asyncio.timeout, not wait_for: wait_for wraps each receive in a task of its own (3.11)
+            async with asyncio.timeout(remaining):
+                return await receive()
         except TimeoutError:
             raise BodyTimeout(self.seconds) from None
 

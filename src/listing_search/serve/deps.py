@@ -18,11 +18,16 @@ API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
 READ_CHUNK = 1 << 20
 
 
-def get_settings(request: Request) -> Settings:
+# The dependencies below only read the app's state: ``async def``, so FastAPI calls them on the event
+# loop. A plain ``def`` dependency is run through the thread pool, a hop there and back per dependency
+# per request (two on every search, beside the route's own) for a dictionary lookup.
+
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> SearchEngine:
+def engine_of(request: Request) -> SearchEngine:
     """The engine loaded at start-up; 503 with the reason while it is missing (no path: /health's detail
     and the log have those)."""
     engine = getattr(request.app.state, "engine", None)
@@ -32,9 +37,14 @@ def get_engine(request: Request) -> SearchEngine:
     return engine
 
 
-def get_writer(request: Request) -> CatalogWriter:
+async def get_engine(request: Request) -> SearchEngine:
+    """``engine_of`` as a dependency."""
+    return engine_of(request)
+
+
+async def get_writer(request: Request) -> CatalogWriter:
     """The catalogue writer of the loaded engine; 503 while the engine is missing."""
-    get_engine(request)
+    engine_of(request)
     return request.app.state.writer
 
 
@@ -43,7 +53,7 @@ EngineDep = Annotated[SearchEngine, Depends(get_engine)]
 WriterDep = Annotated[CatalogWriter, Depends(get_writer)]
 
 
-def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(API_KEY_HEADER)] = None) -> None:
+async def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(API_KEY_HEADER)] = None) -> None:
     """The ApiKeyMiddleware's check again, so a route cannot be mounted without it; documents the header."""
     refused = refusal(key.encode() if key else None, settings.serve.write_keys())
     if refused is not None:

@@ -29,7 +29,7 @@ from listing_search.search.engine import SearchEngine
 from listing_search.serve.buyers import (
     COOKIE, COOKIE_PATH, SECRET, BuyerDep, client_address, cookie_value, owner_of_cookie,
 )
-from listing_search.serve.deps import EngineDep, SettingsDep, get_engine, read_upload
+from listing_search.serve.deps import EngineDep, SettingsDep, engine_of, read_upload
 from listing_search.serve.errors import ERROR_RESPONSES
 from listing_search.serve.ratelimit import WindowLimit
 from listing_search.serve.schemas import AlertOut, AlertsOut, ListingOut, SavedSearchesOut, SavedSearchOut
@@ -138,7 +138,7 @@ async def alert_stream(request: Request, settings: SettingsDep,
                        last_event_id: Annotated[str | None, Header(max_length=20)] = None) -> StreamingResponse:
     """``event: alerts`` with the body of ``GET /v1/alerts`` whenever the buyer has new ones; the event id
     is the last alert's, so a reconnecting EventSource goes on after it."""
-    engine = get_engine(request)
+    engine = engine_of(request)
     owner = owner_of_cookie(request.cookies.get(COOKIE), await run_in_threadpool(_secret, request, engine))
     if owner is None:
         raise HTTPException(401, "no valid alert session: POST /v1/alerts/session with X-Buyer-Token first")
