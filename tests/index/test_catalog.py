@@ -3,6 +3,8 @@ and rows that never change under a reader."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -185,3 +187,19 @@ def test_flat_rows_owners_gathers_the_rows_values_with_their_positions():
     want = [(i, v) for i, r in enumerate(rows) for v in ints[int(r)]]
     assert list(zip(pos.tolist(), values.tolist())) == want
     assert [len(a) for a in ints.owners(np.array([0, 3]))] == [0, 0]
+
+
+def test_a_category_filter_asked_before_a_new_path_appears_sees_that_path_after() -> None:
+    """``paths_under`` keeps its answer per prefix: a path first seen later (an added listing) must join it."""
+    items = listings(60)
+    view = CatalogView.build([items])
+    root = items[0].root_category
+    before = set(view.key[np.flatnonzero(view.allowed(Filters(category=root)))].tolist())
+    assert before == brute(items, Filters(category=root)) and view.knows_category(f"{root} / sub 0")
+    assert not view.knows_category(f"{root} / brand new")
+    new = replace(items[0], key=10_000, listing_id="id-new", category_path=f"{root} / Brand New")
+    view.upsert([new])
+    after = set(view.key[np.flatnonzero(view.allowed(Filters(category=root)))].tolist())
+    assert after == before | {10_000}
+    assert view.knows_category(f"{root} / brand new")
+    assert set(view.key[np.flatnonzero(view.allowed(Filters(category=f"{root} / brand new")))].tolist()) == {10_000}

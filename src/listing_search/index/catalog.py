@@ -45,6 +45,7 @@ from listing_search.store.models import Listing
 
 _GROW = 1.5
 NONE = -1  # "no row" in the key -> row lookup
+MAX_KEPT_PREFIXES = 4096  # category prefixes whose path codes are kept (paths_under)
 PRECISION_CODE = {p: i for i, p in enumerate(PRECISIONS)}  # geo_precision -> the ``geo`` column's code
 _COLUMNS = ("key", "price", "posted_at", "root", "path", "location", "label", "alive", "lat", "lon", "geo",
             "buying", "point")
@@ -164,6 +165,8 @@ class CatalogView:
         self.n = 0
         self.live = 0
         self.paths, self.roots, self.locations = Codes(), Codes(), Codes()
+        self._segments: tuple[tuple[str, ...], ...] = ()  # per path code (paths_under)
+        self._under: dict[str, tuple[int, np.ndarray]] = {}  # prefix -> (paths seen, codes)
         self.points = Points()
         self._lock = threading.Lock()  # one writer at a time (the log applier holds its own lock too)
         self._alloc(capacity)
@@ -378,10 +381,30 @@ class CatalogView:
         return haversine_km(near.lat, near.lon, self.lat[rows], self.lon[rows])
 
     def paths_under(self, prefix: str) -> np.ndarray:
-        """Codes of the category paths that start with ``prefix``'s whole segments (case folded)."""
+        """Codes of the category paths that start with ``prefix``'s whole segments (case folded).
+
+        Kept per prefix until a new path is seen (codes are only ever appended): a category filter asks
+        this for every search, and the facets' re-runs ask again (~1.5 ms each over 400 paths)."""
+        n = len(self.paths)
+        kept = self._under.get(prefix)
+        if kept is not None and kept[0] == n:
+            return kept[1]
         want = path_segments(prefix)
-        return np.array([c for c, p in enumerate(self.paths.values) if want and path_segments(p)[:len(want)] == want],
-                        np.int32)
+        segments = self._path_segments(n)
+        codes = np.array([c for c, seg in enumerate(segments) if want and seg[:len(want)] == want], np.int32)
+        codes.flags.writeable = False  # shared by every caller
+        if len(self._under) >= MAX_KEPT_PREFIXES:
+            self._under.clear()
+        self._under[prefix] = (n, codes)
+        return codes
+
+    def _path_segments(self, n: int) -> tuple[tuple[str, ...], ...]:
+        """``path_segments`` of the first ``n`` paths, computed once per path."""
+        kept = self._segments
+        if len(kept) < n:
+            values = self.paths.values
+            kept = self._segments = kept + tuple(path_segments(values[c]) for c in range(len(kept), n))
+        return kept[:n]
 
     def allowed_count(self, prefix: str) -> int:
         """How many live listings are in the category path ``prefix``."""
