@@ -30,8 +30,9 @@ from __future__ import annotations
 import math
 import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ from listing_search.store.models import Listing
 
 _GROW = 1.5
 NONE = -1  # "no row" in the key -> row lookup
-MAX_KEPT_PREFIXES = 4096  # category prefixes whose path codes are kept (paths_under)
+MAX_KEPT = 4096  # what Codes.kept holds at most (its keys may come from requests: category prefixes)
 PRECISION_CODE = {p: i for i, p in enumerate(PRECISIONS)}  # geo_precision -> the ``geo`` column's code
 _COLUMNS = ("key", "price", "posted_at", "root", "path", "location", "label", "alive", "lat", "lon", "geo",
             "buying", "point")
@@ -57,6 +58,7 @@ class Codes:
     def __init__(self) -> None:
         self.values: list[str] = []
         self._code: dict[str, int] = {}
+        self._kept: dict[object, tuple[int, Any]] = {}  # key -> (values seen, what was derived)
 
     def code(self, value: str) -> int:
         c = self._code.get(value)
@@ -67,6 +69,19 @@ class Codes:
 
     def find(self, value: str) -> int | None:
         return self._code.get(value)
+
+    def kept(self, key: object, derive: Callable[[list[str]], Any]) -> Any:
+        """``derive(values)``, kept under ``key`` until a value is added (values are only ever appended):
+        what is worked out from every path (facet levels, a category prefix's codes) is worked out once."""
+        n = len(self.values)
+        held = self._kept.get(key)
+        if held is not None and held[0] == n:
+            return held[1]
+        derived = derive(self.values[:n])
+        if len(self._kept) >= MAX_KEPT:
+            self._kept.clear()
+        self._kept[key] = (n, derived)
+        return derived
 
     def __len__(self) -> int:
         return len(self.values)
@@ -165,8 +180,6 @@ class CatalogView:
         self.n = 0
         self.live = 0
         self.paths, self.roots, self.locations = Codes(), Codes(), Codes()
-        self._segments: tuple[tuple[str, ...], ...] = ()  # per path code (paths_under)
-        self._under: dict[str, tuple[int, np.ndarray]] = {}  # prefix -> (paths seen, codes)
         self.points = Points()
         self._lock = threading.Lock()  # one writer at a time (the log applier holds its own lock too)
         self._alloc(capacity)
@@ -381,30 +394,18 @@ class CatalogView:
         return haversine_km(near.lat, near.lon, self.lat[rows], self.lon[rows])
 
     def paths_under(self, prefix: str) -> np.ndarray:
-        """Codes of the category paths that start with ``prefix``'s whole segments (case folded).
-
-        Kept per prefix until a new path is seen (codes are only ever appended): a category filter asks
-        this for every search, and the facets' re-runs ask again (~1.5 ms each over 400 paths)."""
-        n = len(self.paths)
-        kept = self._under.get(prefix)
-        if kept is not None and kept[0] == n:
-            return kept[1]
+        """Codes of the category paths that start with ``prefix``'s whole segments (case folded); kept
+        per prefix until a new path is seen: a category filter asks for every search, and the facets'
+        re-runs ask again (~1.5 ms each over 400 paths)."""
         want = path_segments(prefix)
-        segments = self._path_segments(n)
-        codes = np.array([c for c, seg in enumerate(segments) if want and seg[:len(want)] == want], np.int32)
-        codes.flags.writeable = False  # shared by every caller
-        if len(self._under) >= MAX_KEPT_PREFIXES:
-            self._under.clear()
-        self._under[prefix] = (n, codes)
-        return codes
 
-    def _path_segments(self, n: int) -> tuple[tuple[str, ...], ...]:
-        """``path_segments`` of the first ``n`` paths, computed once per path."""
-        kept = self._segments
-        if len(kept) < n:
-            values = self.paths.values
-            kept = self._segments = kept + tuple(path_segments(values[c]) for c in range(len(kept), n))
-        return kept[:n]
+        def under(values: list[str]) -> np.ndarray:
+            codes = np.array([c for c, p in enumerate(values) if want and path_segments(p)[:len(want)] == want],
+                             np.int32)
+            codes.flags.writeable = False  # shared by every caller
+            return codes
+
+        return self.paths.kept(("under", prefix), under)
 
     def allowed_count(self, prefix: str) -> int:
         """How many live listings are in the category path ``prefix``."""

@@ -21,7 +21,6 @@ settlement up to ~10 km off (docs/geocoding-check.md).
 
 from __future__ import annotations
 
-import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -67,25 +66,19 @@ def category_facet(catalog: CatalogView, rows: np.ndarray, labels: np.ndarray | 
             for root, n in _ranked(roots)]
 
 
-_LEVELS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def _path_levels(catalog: CatalogView) -> tuple[list[str], tuple[np.ndarray, np.ndarray]]:
     """Facet value names, and per category path code the index of its root's and its "Root / Sub"
     name (-1 for none): worked out once per path, kept while the catalogue's paths stay as many."""
-    paths = catalog.paths
-    held = _LEVELS.get(paths)
-    if held is not None and held[0] == len(paths):
-        return held[1], held[2]
-    values = list(paths.values)
+    return catalog.paths.kept("facet levels", _levels_of)
+
+
+def _levels_of(values: list[str]) -> tuple[list[str], tuple[np.ndarray, np.ndarray]]:
     at: dict[str, int] = {}  # facet value name -> its index, in order of first sight
     levels = (np.full(len(values) + 1, -1, np.int64), np.full(len(values) + 1, -1, np.int64))
     for code, path in enumerate(values):
         for depth, name in enumerate(_levels(path)):
             levels[depth][code] = at.setdefault(name, len(at))
-    names = list(at)
-    _LEVELS[paths] = (len(values), names, levels)
-    return names, levels
+    return list(at), levels
 
 
 def price_facet(catalog: CatalogView, rows: np.ndarray, labels: np.ndarray | None = None) -> list[dict]:
