@@ -59,23 +59,22 @@ def rrf(channel_scores: dict[str, np.ndarray], channels: Sequence[str], n: int) 
     return out
 
 
-def votes(groups: Sequence[object] | np.ndarray, weights: np.ndarray, voters: int = VOTERS) -> np.ndarray:
+def votes(groups: np.ndarray, weights: np.ndarray, voters: int = VOTERS) -> np.ndarray:
     """For each candidate: the weight of the top ``voters`` OTHER candidates in its group, over theirs.
 
     A listing whose category the best candidates agree on is likelier to be what was meant, whatever
-    channel found it (pseudo-relevance feedback on categories). ``groups``: any hashable labels (None:
-    in no group), or a 1-D integer array of codes, counted in numpy: each group's weight summed in the
-    top's order, as the loop over labels does, so both give the same floats.
+    channel found it (pseudo-relevance feedback on categories). ``groups``: a 1-D array of integer codes
+    (a root category's or a category path's); each group's weight is summed in the top's order.
     """
-    n = len(groups)
+    codes = np.asarray(groups)
+    if codes.ndim != 1 or (len(codes) and codes.dtype.kind not in "iu"):
+        raise TypeError(f"votes groups by a 1-D array of integer codes, not {codes.dtype} of shape {codes.shape}")
+    n = len(codes)
     if n == 0:
         return np.zeros(0, np.float32)
     weights = np.asarray(weights, np.float64)
     top = np.argsort(-weights, kind="stable")[:voters]
     total = float(weights[top].sum())
-    codes = groups if isinstance(groups, np.ndarray) else None
-    if codes is None or codes.ndim != 1 or codes.dtype.kind not in "iu":
-        return _votes_loop(list(groups), weights, top, total)
     labels, inverse = np.unique(codes, return_inverse=True)
     mass = np.zeros(len(labels), np.float64)
     np.add.at(mass, inverse[top], weights[top])  # unbuffered, in the top's order
@@ -85,19 +84,6 @@ def votes(groups: Sequence[object] | np.ndarray, weights: np.ndarray, voters: in
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(rest > 0, (mass[inverse] - own) / rest, 0.0)
     return out.astype(np.float32)
-
-
-def _votes_loop(groups: list, weights: np.ndarray, top: np.ndarray, total: float) -> np.ndarray:
-    mass: dict[object, float] = {}
-    for j in top:
-        mass[groups[j]] = mass.get(groups[j], 0.0) + float(weights[j])
-    out = np.zeros(len(groups), np.float32)
-    in_top = set(top.tolist())
-    for i, g in enumerate(groups):
-        own = float(weights[i]) if i in in_top else 0.0
-        rest = total - own
-        out[i] = (mass.get(g, 0.0) - own) / rest if rest > 0 and g is not None else 0.0
-    return out
 
 
 def stack_features(n: int, **columns) -> np.ndarray:
